@@ -1,0 +1,289 @@
+//! The stored model: everything scoring needs (feature schema, predictor, tiers) in one
+//! self-describing byte string.
+//!
+//! Layout (little endian):
+//! ```text
+//! offset 0  magic            8 bytes  "CVMODEL\0"
+//! offset 8  format version   u16      FORMAT_VERSION
+//! offset 10 reserved         u16      0
+//! offset 12 payload length   u32
+//! offset 16 CRC-32 (IEEE)    u32      of the payload
+//! offset 20 payload          postcard encoding of ModelArtifact
+//! ```
+//! Decoding checks every field before trusting the payload, then validates the structure
+//! (lengths, tree indices), so a corrupted, truncated or foreign byte string is a clean error —
+//! never a crash and never a silently wrong prediction. A newer format version is refused with a
+//! message that says what to do; older versions stay readable (there is only version 1 so far).
+
+use serde::{Deserialize, Serialize};
+
+use super::error::{EngineError, ErrorKind, Result};
+use super::features::FeatureSpec;
+use super::models::{Algorithm, Predictor};
+use super::tiers::TierScheme;
+
+pub const MAGIC: &[u8; 8] = b"CVMODEL\0";
+pub const FORMAT_VERSION: u16 = 1;
+pub const HEADER_LEN: usize = 20;
+
+/// What a model predicts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Task {
+    Regression,
+}
+
+impl Task {
+    pub fn name(self) -> &'static str {
+        match self {
+            Task::Regression => "regression",
+        }
+    }
+}
+
+/// A trained model as stored in `customer_value.models.model`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelArtifact {
+    pub algorithm: Algorithm,
+    pub task: Task,
+    pub target: Option<String>,
+    pub features: Vec<FeatureSpec>,
+    pub predictor: Predictor,
+    pub tiers: TierScheme,
+}
+
+impl ModelArtifact {
+    /// Predicts from encoded feature values (one per feature, in feature order).
+    #[inline]
+    pub fn predict(&self, x: &[f64]) -> f64 {
+        self.predictor.predict(x)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if self.features.is_empty() {
+            return Err(EngineError::corrupted("model has no features"));
+        }
+        for (i, f) in self.features.iter().enumerate() {
+            if !f.impute.is_finite() {
+                return Err(EngineError::corrupted(format!(
+                    "feature \"{}\" has a non-finite imputation value",
+                    f.name
+                )));
+            }
+            if self.features[..i].iter().any(|g| g.name == f.name) {
+                return Err(EngineError::corrupted(format!(
+                    "feature \"{}\" appears twice",
+                    f.name
+                )));
+            }
+        }
+        self.predictor.validate(self.features.len())?;
+        self.tiers.validate()
+    }
+
+    pub fn encode(&self) -> Result<Vec<u8>> {
+        let payload = postcard::to_allocvec(self)
+            .map_err(|e| EngineError::new(ErrorKind::Internal, format!("cannot encode model: {e}")))?;
+        let len = u32::try_from(payload.len()).map_err(|_| {
+            EngineError::invalid_parameter(format!(
+                "model is too large to store ({} bytes)",
+                payload.len()
+            ))
+            .with_hint("Use fewer or shallower trees (n_trees, max_depth).")
+        })?;
+        let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        out.extend_from_slice(&0u16.to_le_bytes());
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+        out.extend_from_slice(&payload);
+        Ok(out)
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<ModelArtifact> {
+        if bytes.len() < HEADER_LEN || &bytes[..8] != MAGIC {
+            return Err(EngineError::corrupted(
+                "model bytes are not a customer_value model (bad header)",
+            ));
+        }
+        let u16_at = |i: usize| u16::from_le_bytes([bytes[i], bytes[i + 1]]);
+        let u32_at = |i: usize| u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
+        let version = u16_at(8);
+        if version == 0 {
+            return Err(EngineError::corrupted("model bytes carry format version 0"));
+        }
+        if version > FORMAT_VERSION {
+            return Err(EngineError::new(
+                ErrorKind::NotSupported,
+                format!(
+                    "model format version {version} is newer than this customer_value reads (up to {FORMAT_VERSION})"
+                ),
+            )
+            .with_hint("Upgrade the customer_value extension, or retrain the model with this version."));
+        }
+        let declared = u32_at(12) as usize;
+        let payload = &bytes[HEADER_LEN..];
+        if payload.len() != declared {
+            return Err(EngineError::corrupted(format!(
+                "model bytes are truncated or padded: header says {declared} payload bytes, found {}",
+                payload.len()
+            )));
+        }
+        if crc32fast::hash(payload) != u32_at(16) {
+            return Err(EngineError::corrupted("model bytes fail their checksum"));
+        }
+        let (artifact, rest): (ModelArtifact, &[u8]) = postcard::take_from_bytes(payload)
+            .map_err(|e| EngineError::corrupted(format!("model payload cannot be decoded: {e}")))?;
+        if !rest.is_empty() {
+            return Err(EngineError::corrupted(format!(
+                "model payload has {} unexpected trailing bytes",
+                rest.len()
+            )));
+        }
+        artifact.validate()?;
+        Ok(artifact)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::features::Encoding;
+    use crate::engine::models::forest::{Node, TreeEnsemble, LEAF};
+    use crate::engine::models::LinearModel;
+    use crate::engine::stats::SplitMix64;
+    use crate::engine::tiers::TierSpec;
+
+    fn features(n: usize) -> Vec<FeatureSpec> {
+        (0..n)
+            .map(|i| FeatureSpec {
+                name: format!("f{i}"),
+                sql_type: "double precision".into(),
+                encoding: Encoding::Number,
+                impute: i as f64,
+            })
+            .collect()
+    }
+
+    pub(crate) fn sample_models() -> Vec<ModelArtifact> {
+        let tiers = TierSpec::default().fit(&[1.0, 2.0, 3.0, 4.0]);
+        let leaf = |v| Node { feature: LEAF, left: 0, right: 0, value: v };
+        vec![
+            ModelArtifact {
+                algorithm: Algorithm::Linear,
+                task: Task::Regression,
+                target: Some("spend".into()),
+                features: features(2),
+                predictor: Predictor::Linear(LinearModel { intercept: 1.5, coefficients: vec![2.0, -1.0] }),
+                tiers: tiers.clone(),
+            },
+            ModelArtifact {
+                algorithm: Algorithm::RandomForest,
+                task: Task::Regression,
+                target: Some("spend".into()),
+                features: features(1),
+                predictor: Predictor::Trees(TreeEnsemble {
+                    n_features: 1,
+                    roots: vec![0, 3],
+                    nodes: vec![
+                        Node { feature: 0, left: 1, right: 2, value: 0.5 },
+                        leaf(1.0),
+                        leaf(3.0),
+                        leaf(5.0),
+                    ],
+                    scale: 0.5,
+                    offset: 0.0,
+                }),
+                tiers,
+            },
+        ]
+    }
+
+    #[test]
+    fn round_trip_preserves_every_field_and_prediction() {
+        for model in sample_models() {
+            let bytes = model.encode().unwrap();
+            assert_eq!(&bytes[..8], MAGIC);
+            let back = ModelArtifact::decode(&bytes).unwrap();
+            assert_eq!(back, model);
+        }
+        let forest = &sample_models()[1];
+        // tree 1: x <= 0.5 → 1 else 3; tree 2: 5; mean
+        assert_eq!(forest.predict(&[0.0]), 3.0);
+        assert_eq!(forest.predict(&[1.0]), 4.0);
+    }
+
+    #[test]
+    fn header_faults_are_reported_precisely() {
+        let bytes = sample_models()[0].encode().unwrap();
+        let err = ModelArtifact::decode(b"hello").unwrap_err();
+        assert_eq!(err.kind, ErrorKind::DataCorrupted);
+        assert!(err.message.contains("bad header"));
+
+        let truncated = &bytes[..bytes.len() - 3];
+        let err = ModelArtifact::decode(truncated).unwrap_err();
+        assert!(err.message.contains("truncated"), "{}", err.message);
+
+        let mut flipped = bytes.clone();
+        let last = flipped.len() - 1;
+        flipped[last] ^= 0x40;
+        let err = ModelArtifact::decode(&flipped).unwrap_err();
+        assert_eq!(err.message, "model bytes fail their checksum");
+
+        let mut newer = bytes.clone();
+        newer[8] = 9;
+        let err = ModelArtifact::decode(&newer).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::NotSupported);
+        assert!(err.message.contains("format version 9 is newer"));
+    }
+
+    /// A payload with a valid checksum but a structure that would index out of bounds must be
+    /// refused by validation, not trusted.
+    #[test]
+    fn structurally_invalid_payload_with_valid_checksum_is_refused() {
+        let mut model = sample_models()[1].clone();
+        if let Predictor::Trees(t) = &mut model.predictor {
+            t.nodes[0].right = 42;
+        }
+        let bytes = model.encode().unwrap();
+        let err = ModelArtifact::decode(&bytes).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::DataCorrupted);
+        assert!(err.message.contains("child 42"), "{}", err.message);
+    }
+
+    /// Property: whatever is done to the bytes, decoding returns (never panics), and anything it
+    /// accepts is a valid model.
+    #[test]
+    fn mutated_bytes_never_panic() {
+        let mut rng = SplitMix64::new(2024);
+        for model in sample_models() {
+            let bytes = model.encode().unwrap();
+            for _ in 0..20_000 {
+                let mut b = bytes.clone();
+                match rng.below(4) {
+                    0 => {
+                        let i = rng.below(b.len());
+                        b[i] ^= 1 << rng.below(8);
+                    }
+                    1 => b.truncate(rng.below(b.len())),
+                    2 => {
+                        // corrupt the payload and repair the checksum, to reach the decoder
+                        let i = HEADER_LEN + rng.below(b.len() - HEADER_LEN);
+                        b[i] = rng.next_u64() as u8;
+                        let crc = crc32fast::hash(&b[HEADER_LEN..]).to_le_bytes();
+                        b[16..20].copy_from_slice(&crc);
+                    }
+                    _ => {
+                        let n = rng.below(64);
+                        b = (0..n).map(|_| rng.next_u64() as u8).collect();
+                    }
+                }
+                if let Ok(m) = ModelArtifact::decode(&b) {
+                    m.validate().unwrap();
+                    let x = vec![0.25; m.features.len()];
+                    assert!(m.predict(&x).is_finite());
+                }
+            }
+        }
+    }
+}

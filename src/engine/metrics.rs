@@ -1,0 +1,272 @@
+//! Holdout metrics for value models. Besides the usual error measures, the ranking measures a
+//! marketer cares about (Google's ZILN paper, 2019): Spearman rank correlation, normalized Gini
+//! and the share of value captured by the top decile of predictions.
+//!
+//! Ties in the predictions are handled explicitly: customers with equal predictions are treated
+//! as one block whose actual value is spread evenly, so a model that predicts the same value for
+//! everyone scores a Gini of 0 whatever the row order.
+
+use serde::{Deserialize, Serialize};
+
+use super::stats::{average_ranks, pearson};
+
+/// Regression metrics on a holdout. Ranking metrics are `None` where undefined (e.g. all
+/// actual values equal, or all zero).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegressionMetrics {
+    pub rmse: f64,
+    pub mae: f64,
+    pub r2: Option<f64>,
+    pub spearman: Option<f64>,
+    pub gini: Option<f64>,
+    pub top_decile_capture: Option<f64>,
+    pub n: usize,
+}
+
+impl RegressionMetrics {
+    pub fn compute(actual: &[f64], predicted: &[f64]) -> RegressionMetrics {
+        debug_assert_eq!(actual.len(), predicted.len());
+        let n = actual.len();
+        let nf = n as f64;
+        let mut sse = 0.0;
+        let mut sae = 0.0;
+        for i in 0..n {
+            let e = predicted[i] - actual[i];
+            sse += e * e;
+            sae += e.abs();
+        }
+        let mean = actual.iter().sum::<f64>() / nf;
+        let sst: f64 = actual.iter().map(|a| (a - mean) * (a - mean)).sum();
+        RegressionMetrics {
+            rmse: (sse / nf).sqrt(),
+            mae: sae / nf,
+            r2: (sst > 0.0).then(|| 1.0 - sse / sst),
+            spearman: spearman(actual, predicted),
+            gini: normalized_gini(actual, predicted),
+            top_decile_capture: top_share_capture(actual, predicted, 0.1),
+            n,
+        }
+    }
+
+    /// The value of a metric by its name; `None` for an undefined value.
+    pub fn get(&self, metric: Metric) -> Option<f64> {
+        match metric {
+            Metric::Rmse => Some(self.rmse),
+            Metric::Mae => Some(self.mae),
+            Metric::R2 => self.r2,
+            Metric::Spearman => self.spearman,
+            Metric::Gini => self.gini,
+            Metric::TopDecileCapture => self.top_decile_capture,
+        }
+    }
+}
+
+/// A metric that can rank models (for `auto` and the deploy decision).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Metric {
+    Rmse,
+    Mae,
+    R2,
+    Spearman,
+    Gini,
+    TopDecileCapture,
+}
+
+impl Metric {
+    pub const ALL: [Metric; 6] = [
+        Metric::Rmse,
+        Metric::Mae,
+        Metric::R2,
+        Metric::Spearman,
+        Metric::Gini,
+        Metric::TopDecileCapture,
+    ];
+
+    /// The metric's jsonb key.
+    pub fn key(self) -> &'static str {
+        match self {
+            Metric::Rmse => "rmse",
+            Metric::Mae => "mae",
+            Metric::R2 => "r2",
+            Metric::Spearman => "spearman",
+            Metric::Gini => "gini",
+            Metric::TopDecileCapture => "top_decile_capture",
+        }
+    }
+
+    pub fn from_key(key: &str) -> Option<Metric> {
+        Metric::ALL.into_iter().find(|m| m.key() == key)
+    }
+
+    pub fn lower_is_better(self) -> bool {
+        matches!(self, Metric::Rmse | Metric::Mae)
+    }
+
+    /// Whether `candidate` is at least as good as `incumbent`. An undefined value loses to a
+    /// defined one.
+    pub fn at_least_as_good(self, candidate: Option<f64>, incumbent: Option<f64>) -> bool {
+        match (candidate, incumbent) {
+            (Some(c), Some(i)) => {
+                if self.lower_is_better() {
+                    c <= i
+                } else {
+                    c >= i
+                }
+            }
+            (Some(_), None) | (None, None) => true,
+            (None, Some(_)) => false,
+        }
+    }
+}
+
+/// Spearman rank correlation: Pearson correlation of average ranks.
+pub fn spearman(actual: &[f64], predicted: &[f64]) -> Option<f64> {
+    pearson(&average_ranks(actual), &average_ranks(predicted))
+}
+
+/// Blocks of equal score, best first: (number of customers, their total actual value).
+fn blocks_by_score_desc(actual: &[f64], score: &[f64]) -> Vec<(usize, f64)> {
+    let mut order: Vec<usize> = (0..actual.len()).collect();
+    order.sort_by(|&a, &b| score[b].total_cmp(&score[a]));
+    let mut blocks: Vec<(usize, f64)> = Vec::new();
+    let mut last: Option<f64> = None;
+    for i in order {
+        match (last, blocks.last_mut()) {
+            (Some(s), Some(block)) if s == score[i] => {
+                block.0 += 1;
+                block.1 += actual[i];
+            }
+            _ => blocks.push((1, actual[i])),
+        }
+        last = Some(score[i]);
+    }
+    blocks
+}
+
+/// Unnormalized Gini of `actual` ordered by `score`, descending (the Kaggle definition:
+/// mean of the cumulative share of value minus (n + 1) / 2n).
+fn gini(actual: &[f64], score: &[f64]) -> Option<f64> {
+    let n = actual.len() as f64;
+    let total: f64 = actual.iter().sum();
+    if actual.is_empty() || total == 0.0 {
+        return None;
+    }
+    let mut cumulative = 0.0;
+    let mut sum_of_cumulatives = 0.0;
+    for (m, s) in blocks_by_score_desc(actual, score) {
+        let m = m as f64;
+        // inside a tie block the value is spread evenly: cumulatives C + S/m, C + 2S/m, …, C + S
+        sum_of_cumulatives += m * cumulative + s * (m + 1.0) / 2.0;
+        cumulative += s;
+    }
+    Some((sum_of_cumulatives / total - (n + 1.0) / 2.0) / n)
+}
+
+/// Normalized Gini: the model's Gini divided by the Gini of a perfect ordering. 1 is a perfect
+/// ranking, 0 a random one, negative worse than random.
+pub fn normalized_gini(actual: &[f64], predicted: &[f64]) -> Option<f64> {
+    let perfect = gini(actual, actual)?;
+    if perfect == 0.0 {
+        return None;
+    }
+    Some(gini(actual, predicted)? / perfect)
+}
+
+/// Share of the total actual value held by the top `share` of customers by prediction.
+pub fn top_share_capture(actual: &[f64], predicted: &[f64], share: f64) -> Option<f64> {
+    let total: f64 = actual.iter().sum();
+    if actual.is_empty() || total == 0.0 {
+        return None;
+    }
+    let mut room = share * actual.len() as f64;
+    let mut captured = 0.0;
+    for (m, s) in blocks_by_score_desc(actual, predicted) {
+        if room <= 0.0 {
+            break;
+        }
+        let take = (m as f64).min(room);
+        captured += s * take / m as f64;
+        room -= take;
+    }
+    Some(captured / total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() < 1e-12
+    }
+
+    #[test]
+    fn error_metrics_by_hand() {
+        // errors: +1, -1, +2, 0 → SSE 6, SAE 4; mean actual 2.5, SST = 2.25+.25+.25+2.25 = 5
+        let actual = [1.0, 2.0, 3.0, 4.0];
+        let predicted = [2.0, 1.0, 5.0, 4.0];
+        let m = RegressionMetrics::compute(&actual, &predicted);
+        assert!(close(m.rmse, (6.0f64 / 4.0).sqrt()));
+        assert!(close(m.mae, 1.0));
+        assert!(close(m.r2.unwrap(), 1.0 - 6.0 / 5.0));
+        assert_eq!(m.n, 4);
+    }
+
+    #[test]
+    fn gini_by_hand() {
+        let actual = [1.0, 2.0, 3.0, 4.0];
+        // perfect ordering: cumulative sums 4, 7, 9, 10 → (30/10 − 2.5)/4 = 0.125
+        assert!(close(gini(&actual, &actual).unwrap(), 0.125));
+        assert!(close(normalized_gini(&actual, &actual).unwrap(), 1.0));
+        // reversed ordering: cumulative sums 1, 3, 6, 10 → (20/10 − 2.5)/4 = −0.125
+        assert!(close(normalized_gini(&actual, &[4.0, 3.0, 2.0, 1.0]).unwrap(), -1.0));
+        // order 2, 3, 4, 1: cumulative sums 2, 5, 9, 10 → (26/10 − 2.5)/4 = 0.025 → 0.2
+        assert!(close(normalized_gini(&actual, &[1.0, 4.0, 3.0, 2.0]).unwrap(), 0.2));
+    }
+
+    #[test]
+    fn gini_of_a_constant_prediction_is_zero_whatever_the_row_order() {
+        let actual = [5.0, 0.0, 1.0, 9.0, 3.0];
+        assert!(close(normalized_gini(&actual, &[2.0; 5]).unwrap(), 0.0));
+        let reordered = [9.0, 5.0, 3.0, 1.0, 0.0];
+        assert!(close(normalized_gini(&reordered, &[2.0; 5]).unwrap(), 0.0));
+    }
+
+    #[test]
+    fn gini_is_undefined_without_value_or_spread() {
+        assert_eq!(normalized_gini(&[0.0, 0.0], &[1.0, 2.0]), None);
+        assert_eq!(normalized_gini(&[3.0, 3.0], &[1.0, 2.0]), None);
+    }
+
+    #[test]
+    fn top_decile_capture_by_hand() {
+        // 20 customers, actual = 1..=20, perfect predictions: top 2 hold 19 + 20 of 210
+        let actual: Vec<f64> = (1..=20).map(f64::from).collect();
+        let c = top_share_capture(&actual, &actual, 0.1).unwrap();
+        assert!(close(c, 39.0 / 210.0));
+        // constant predictions capture exactly 10%
+        let c = top_share_capture(&actual, &[1.0; 20], 0.1).unwrap();
+        assert!(close(c, 0.1));
+        // 15 customers: the top 1.5 = the best one and half of the second
+        let actual: Vec<f64> = (1..=15).map(f64::from).collect();
+        let c = top_share_capture(&actual, &actual, 0.1).unwrap();
+        assert!(close(c, (15.0 + 7.0) / 120.0));
+    }
+
+    #[test]
+    fn spearman_by_hand() {
+        // scipy.stats.spearmanr([1,2,3,4,5], [5,6,7,8,7]) = 0.8207826816681233
+        let s = spearman(&[1.0, 2.0, 3.0, 4.0, 5.0], &[5.0, 6.0, 7.0, 8.0, 7.0]).unwrap();
+        assert!((s - 0.820_782_681_668_123_3).abs() < 1e-12);
+    }
+
+    #[test]
+    fn metric_comparison_respects_direction() {
+        assert!(Metric::Rmse.at_least_as_good(Some(1.0), Some(1.0)));
+        assert!(Metric::Rmse.at_least_as_good(Some(0.5), Some(1.0)));
+        assert!(!Metric::Rmse.at_least_as_good(Some(1.5), Some(1.0)));
+        assert!(Metric::Gini.at_least_as_good(Some(0.6), Some(0.5)));
+        assert!(!Metric::Gini.at_least_as_good(None, Some(0.5)));
+        assert_eq!(Metric::from_key("top_decile_capture"), Some(Metric::TopDecileCapture));
+        assert_eq!(Metric::from_key("accuracy"), None);
+    }
+}

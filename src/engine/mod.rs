@@ -1,0 +1,14 @@
+//! The customer_value engine: features, models, metrics, tiers and the model codec, in pure Rust.
+//! Nothing here knows about Postgres; the `pg` module turns SQL values into these types and
+//! [`error::EngineError`]s into `ereport`s.
+
+pub mod codec;
+pub mod error;
+pub mod features;
+mod guard;
+pub mod metrics;
+pub mod models;
+pub mod options;
+pub mod stats;
+pub mod tiers;
+pub mod train;

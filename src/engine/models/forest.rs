@@ -1,0 +1,340 @@
+//! Tree ensembles in our own flat format, and random-forest training with smartcore.
+//!
+//! All trees of an ensemble live in one node array; a node is 24 bytes (split feature, two child
+//! indices and a value that is the threshold of a split or the output of a leaf). Scoring walks
+//! `x[feature] <= threshold → left` like smartcore does, so predictions are identical to the
+//! library's, but without its per-call matrix allocation. Children always sit after their parent,
+//! which [`TreeEnsemble::validate`] checks: a decoded model can neither index out of bounds nor
+//! loop.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use smartcore::ensemble::random_forest_regressor::{
+    RandomForestRegressor, RandomForestRegressorParameters,
+};
+use smartcore::linalg::basic::matrix::DenseMatrix;
+
+use crate::engine::error::{EngineError, ErrorKind, Result};
+use crate::engine::features::Dataset;
+use crate::engine::guard::catch_library_panic;
+
+use super::linear::matrix;
+
+/// Marks a leaf in [`Node::feature`].
+pub const LEAF: u32 = u32::MAX;
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Node {
+    /// Split feature, or [`LEAF`].
+    pub feature: u32,
+    /// Child for `x[feature] <= value`.
+    pub left: u32,
+    /// Child for `x[feature] > value`.
+    pub right: u32,
+    /// Threshold of a split, output of a leaf.
+    pub value: f64,
+}
+
+/// `prediction = offset + scale · Σ_trees leaf(tree, x)`: a forest averages (scale = 1/trees),
+/// boosting adds (scale = 1, offset = base score).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TreeEnsemble {
+    pub n_features: u32,
+    pub roots: Vec<u32>,
+    pub nodes: Vec<Node>,
+    pub scale: f64,
+    pub offset: f64,
+}
+
+impl TreeEnsemble {
+    pub fn n_trees(&self) -> usize {
+        self.roots.len()
+    }
+
+    pub fn n_nodes(&self) -> usize {
+        self.nodes.len()
+    }
+
+    #[inline]
+    pub fn predict(&self, x: &[f64]) -> f64 {
+        let nodes = &self.nodes[..];
+        let mut sum = 0.0;
+        for &root in &self.roots {
+            let mut node = &nodes[root as usize];
+            while node.feature != LEAF {
+                let next = if x[node.feature as usize] <= node.value {
+                    node.left
+                } else {
+                    node.right
+                };
+                node = &nodes[next as usize];
+            }
+            sum += node.value;
+        }
+        self.offset + self.scale * sum
+    }
+
+    pub fn validate(&self, n_features: usize) -> Result<()> {
+        let bad = |why: String| Err(EngineError::corrupted(format!("tree ensemble is invalid: {why}")));
+        if self.n_features as usize != n_features {
+            return bad(format!("built for {} features, model has {n_features}", self.n_features));
+        }
+        if self.roots.is_empty() {
+            return bad("it has no trees".into());
+        }
+        if !self.scale.is_finite() || !self.offset.is_finite() {
+            return bad("non-finite scale or offset".into());
+        }
+        let len = self.nodes.len();
+        for &root in &self.roots {
+            if root as usize >= len {
+                return bad(format!("root {root} is outside {len} nodes"));
+            }
+        }
+        for (i, node) in self.nodes.iter().enumerate() {
+            if !node.value.is_finite() {
+                return bad(format!("node {i} holds a non-finite value"));
+            }
+            if node.feature == LEAF {
+                continue;
+            }
+            if node.feature as usize >= n_features {
+                return bad(format!("node {i} splits on feature {} of {n_features}", node.feature));
+            }
+            for child in [node.left, node.right] {
+                if child as usize <= i || child as usize >= len {
+                    return bad(format!("node {i} has child {child}"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Random-forest hyperparameters (names as in scikit-learn / the option names).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ForestParams {
+    pub n_trees: usize,
+    pub max_depth: u16,
+    pub min_samples_leaf: usize,
+    pub min_samples_split: usize,
+    /// Features tried at each split; `None` = a third of the features (at least one).
+    pub max_features: Option<usize>,
+    pub seed: u64,
+}
+
+impl Default for ForestParams {
+    fn default() -> Self {
+        ForestParams {
+            n_trees: 100,
+            max_depth: 10,
+            min_samples_leaf: 5,
+            min_samples_split: 10,
+            max_features: None,
+            seed: 42,
+        }
+    }
+}
+
+/// Trains a random forest one tree at a time, calling `between_trees` before each tree so the
+/// caller can honour cancellation and `statement_timeout`.
+pub fn fit_random_forest(
+    data: &Dataset,
+    params: &ForestParams,
+    between_trees: &mut dyn FnMut(),
+) -> Result<TreeEnsemble> {
+    if data.n_rows < 2 * params.min_samples_leaf.max(1) {
+        return Err(EngineError::insufficient_data(format!(
+            "random_forest needs at least {} training rows with min_samples_leaf = {}, got {}",
+            2 * params.min_samples_leaf.max(1),
+            params.min_samples_leaf,
+            data.n_rows
+        )));
+    }
+    let mtry = params
+        .max_features
+        .unwrap_or_else(|| data.n_features.div_ceil(3))
+        .max(1);
+    if mtry > data.n_features {
+        return Err(EngineError::invalid_parameter(format!(
+            "max_features = {mtry} is more than the {} features",
+            data.n_features
+        )));
+    }
+    let x: DenseMatrix<f64> = matrix(data)?;
+    let mut ensemble = TreeEnsemble {
+        n_features: data.n_features as u32,
+        roots: Vec::with_capacity(params.n_trees),
+        nodes: Vec::new(),
+        scale: 1.0 / params.n_trees as f64,
+        offset: 0.0,
+    };
+    for t in 0..params.n_trees {
+        between_trees();
+        let tree_params = RandomForestRegressorParameters {
+            max_depth: Some(params.max_depth),
+            min_samples_leaf: params.min_samples_leaf,
+            min_samples_split: params.min_samples_split,
+            n_trees: 1,
+            m: Some(mtry),
+            keep_samples: false,
+            seed: params.seed.wrapping_add(t as u64),
+        };
+        let fitted = catch_library_panic("random_forest", || {
+            RandomForestRegressor::fit(&x, &data.y, tree_params)
+        })?
+        .map_err(|e| {
+            EngineError::new(
+                ErrorKind::FitFailed,
+                format!("random_forest could not be fitted: {e}"),
+            )
+        })?;
+        append_smartcore_trees(&mut ensemble, &fitted)?;
+    }
+    ensemble.validate(data.n_features)?;
+    Ok(ensemble)
+}
+
+/// Copies the trees of a fitted smartcore forest into `ensemble`. smartcore keeps its nodes
+/// private, so they are read through its serde representation; a layout change in a future
+/// smartcore fails here, at training time, with a clear error — stored models are unaffected.
+fn append_smartcore_trees(
+    ensemble: &mut TreeEnsemble,
+    forest: &RandomForestRegressor<f64, f64, DenseMatrix<f64>, Vec<f64>>,
+) -> Result<()> {
+    let layout = |what: &str| {
+        EngineError::new(
+            ErrorKind::Internal,
+            format!("unexpected smartcore forest layout: {what}"),
+        )
+    };
+    let value = serde_json::to_value(forest).map_err(|e| layout(&e.to_string()))?;
+    let trees = value
+        .pointer("/forest_regressor/trees")
+        .and_then(Value::as_array)
+        .ok_or_else(|| layout("no trees"))?;
+    for tree in trees {
+        let nodes = tree
+            .get("nodes")
+            .and_then(Value::as_array)
+            .ok_or_else(|| layout("tree without nodes"))?;
+        let base = ensemble.nodes.len();
+        ensemble.roots.push(base as u32);
+        for node in nodes {
+            let child = |key: &str| node.get(key).and_then(Value::as_u64);
+            let converted = match (child("true_child"), child("false_child")) {
+                (Some(left), Some(right)) => Node {
+                    feature: node
+                        .get("split_feature")
+                        .and_then(Value::as_u64)
+                        .ok_or_else(|| layout("split without feature"))?
+                        as u32,
+                    left: (base as u64 + left) as u32,
+                    right: (base as u64 + right) as u32,
+                    value: node
+                        .get("split_value")
+                        .and_then(Value::as_f64)
+                        .ok_or_else(|| layout("split without value"))?,
+                },
+                _ => Node {
+                    feature: LEAF,
+                    left: 0,
+                    right: 0,
+                    value: node
+                        .get("output")
+                        .and_then(Value::as_f64)
+                        .ok_or_else(|| layout("leaf without output"))?,
+                },
+            };
+            ensemble.nodes.push(converted);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::stats::SplitMix64;
+    use smartcore::linalg::basic::arrays::Array;
+
+    fn step_data(n: usize) -> Dataset {
+        let mut rng = SplitMix64::new(3);
+        let mut x = Vec::new();
+        let mut y = Vec::new();
+        for _ in 0..n {
+            let a = rng.below(100) as f64;
+            let b = rng.below(100) as f64;
+            x.extend_from_slice(&[a, b]);
+            y.push(if a > 50.0 { 100.0 } else { 10.0 } + b / 10.0);
+        }
+        Dataset { n_rows: n, n_features: 2, x, y, dropped_null_target: 0 }
+    }
+
+    #[test]
+    fn flat_trees_predict_exactly_like_smartcore() {
+        let data = step_data(300);
+        let x = matrix(&data).unwrap();
+        let params = RandomForestRegressorParameters {
+            max_depth: Some(6),
+            min_samples_leaf: 2,
+            min_samples_split: 4,
+            n_trees: 1,
+            m: Some(2),
+            keep_samples: false,
+            seed: 9,
+        };
+        let forest = RandomForestRegressor::fit(&x, &data.y, params).unwrap();
+        let expected = forest.predict(&x).unwrap();
+        let mut ensemble = TreeEnsemble {
+            n_features: 2,
+            roots: vec![],
+            nodes: vec![],
+            scale: 1.0,
+            offset: 0.0,
+        };
+        append_smartcore_trees(&mut ensemble, &forest).unwrap();
+        ensemble.validate(2).unwrap();
+        for i in 0..data.n_rows {
+            assert_eq!(ensemble.predict(data.row(i)), expected[i]);
+        }
+        assert_eq!(x.shape(), (300, 2));
+    }
+
+    #[test]
+    fn forest_learns_a_step_and_checks_for_interrupts_between_trees() {
+        let data = step_data(400);
+        let params = ForestParams { n_trees: 12, ..ForestParams::default() };
+        let mut calls = 0;
+        let model = fit_random_forest(&data, &params, &mut || calls += 1).unwrap();
+        assert_eq!(calls, 12);
+        assert_eq!(model.n_trees(), 12);
+        assert!(model.predict(&[90.0, 50.0]) > 80.0);
+        assert!(model.predict(&[10.0, 50.0]) < 30.0);
+    }
+
+    #[test]
+    fn validation_rejects_cycles_and_out_of_range_indices() {
+        let leaf = Node { feature: LEAF, left: 0, right: 0, value: 1.0 };
+        let ok = TreeEnsemble {
+            n_features: 1,
+            roots: vec![0],
+            nodes: vec![Node { feature: 0, left: 1, right: 2, value: 0.5 }, leaf, leaf],
+            scale: 1.0,
+            offset: 0.0,
+        };
+        ok.validate(1).unwrap();
+        let mut cyclic = ok.clone();
+        cyclic.nodes[0].left = 0;
+        assert_eq!(cyclic.validate(1).unwrap_err().kind, ErrorKind::DataCorrupted);
+        let mut outside = ok.clone();
+        outside.nodes[0].right = 9;
+        assert!(outside.validate(1).is_err());
+        let mut bad_feature = ok.clone();
+        bad_feature.nodes[0].feature = 3;
+        assert!(bad_feature.validate(1).is_err());
+        let mut bad_root = ok;
+        bad_root.roots = vec![7];
+        assert!(bad_root.validate(1).is_err());
+    }
+}

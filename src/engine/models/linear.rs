@@ -1,0 +1,186 @@
+//! Ordinary least squares and ridge regression, fitted by smartcore and stored as an intercept
+//! and one coefficient per feature (on the original feature scale).
+
+use serde::{Deserialize, Serialize};
+use smartcore::linalg::basic::matrix::DenseMatrix;
+use smartcore::linalg::basic::arrays::Array;
+use smartcore::linear::linear_regression::{
+    LinearRegression, LinearRegressionParameters, LinearRegressionSolverName,
+};
+use smartcore::linear::ridge_regression::{
+    RidgeRegression, RidgeRegressionParameters, RidgeRegressionSolverName,
+};
+
+use crate::engine::error::{EngineError, ErrorKind, Result};
+use crate::engine::features::Dataset;
+
+use super::super::guard::catch_library_panic;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LinearModel {
+    pub intercept: f64,
+    pub coefficients: Vec<f64>,
+}
+
+impl LinearModel {
+    #[inline]
+    pub fn predict(&self, x: &[f64]) -> f64 {
+        let mut y = self.intercept;
+        for (c, v) in self.coefficients.iter().zip(x) {
+            y += c * v;
+        }
+        y
+    }
+
+    pub fn validate(&self, n_features: usize) -> Result<()> {
+        if self.coefficients.len() != n_features {
+            return Err(EngineError::corrupted(format!(
+                "linear model has {} coefficients for {} features",
+                self.coefficients.len(),
+                n_features
+            )));
+        }
+        if !self.intercept.is_finite() || self.coefficients.iter().any(|c| !c.is_finite()) {
+            return Err(EngineError::corrupted(
+                "linear model holds a non-finite coefficient",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Ordinary least squares (QR decomposition).
+    pub fn fit_ols(data: &Dataset) -> Result<LinearModel> {
+        need_more_rows_than_features(data, "linear")?;
+        let x = matrix(data)?;
+        let params =
+            LinearRegressionParameters::default().with_solver(LinearRegressionSolverName::QR);
+        let fitted = catch_library_panic("linear", || LinearRegression::fit(&x, &data.y, params))?
+            .map_err(|e| fit_failed("linear", &e.to_string()))?;
+        let model = LinearModel {
+            intercept: *fitted.intercept(),
+            coefficients: column(fitted.coefficients()),
+        };
+        model.check_fit("linear")
+    }
+
+    /// Ridge regression with penalty `alpha` on standardised features (so one alpha suits
+    /// features of any scale); coefficients are mapped back to the original scale.
+    pub fn fit_ridge(data: &Dataset, alpha: f64) -> Result<LinearModel> {
+        need_more_rows_than_features(data, "ridge")?;
+        let x = matrix(data)?;
+        let params = RidgeRegressionParameters {
+            solver: RidgeRegressionSolverName::Cholesky,
+            alpha,
+            normalize: true,
+        };
+        let fitted = catch_library_panic("ridge", || RidgeRegression::fit(&x, &data.y, params))?
+            .map_err(|e| fit_failed("ridge", &e.to_string()))?;
+        let model = LinearModel {
+            intercept: *fitted.intercept(),
+            coefficients: column(fitted.coefficients()),
+        };
+        model.check_fit("ridge")
+    }
+
+    fn check_fit(self, algorithm: &str) -> Result<LinearModel> {
+        if self.intercept.is_finite() && self.coefficients.iter().all(|c| c.is_finite()) {
+            Ok(self)
+        } else {
+            Err(fit_failed(
+                algorithm,
+                "the solution has non-finite coefficients",
+            ))
+        }
+    }
+}
+
+fn need_more_rows_than_features(data: &Dataset, algorithm: &str) -> Result<()> {
+    if data.n_rows <= data.n_features + 1 {
+        return Err(EngineError::insufficient_data(format!(
+            "{algorithm} regression needs more training rows than features + 1, got {} rows for {} features",
+            data.n_rows, data.n_features
+        )));
+    }
+    Ok(())
+}
+
+fn fit_failed(algorithm: &str, why: &str) -> EngineError {
+    EngineError::new(
+        ErrorKind::FitFailed,
+        format!("{algorithm} regression could not be fitted: {why}"),
+    )
+    .with_hint("Features may be collinear (one is a combination of others); try algorithm 'ridge' or exclude the redundant columns.")
+}
+
+pub(crate) fn matrix(data: &Dataset) -> Result<DenseMatrix<f64>> {
+    DenseMatrix::new(data.n_rows, data.n_features, data.x.clone(), false)
+        .map_err(|e| EngineError::new(ErrorKind::Internal, e.to_string()))
+}
+
+fn column(m: &DenseMatrix<f64>) -> Vec<f64> {
+    let (rows, cols) = m.shape();
+    if cols == 1 {
+        (0..rows).map(|i| *m.get((i, 0))).collect()
+    } else {
+        (0..cols).map(|j| *m.get((0, j))).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::stats::SplitMix64;
+
+    /// y = 3 + 2·a − 0.5·b + 0.25·c, exactly, on well-spread inputs.
+    fn exact_data(n: usize) -> Dataset {
+        let mut rng = SplitMix64::new(11);
+        let mut x = Vec::new();
+        let mut y = Vec::new();
+        for _ in 0..n {
+            let a = rng.below(1000) as f64 / 10.0;
+            let b = rng.below(500) as f64;
+            let c = rng.below(77) as f64 - 30.0;
+            x.extend_from_slice(&[a, b, c]);
+            y.push(3.0 + 2.0 * a - 0.5 * b + 0.25 * c);
+        }
+        Dataset { n_rows: n, n_features: 3, x, y, dropped_null_target: 0 }
+    }
+
+    #[test]
+    fn ols_recovers_known_coefficients() {
+        let m = LinearModel::fit_ols(&exact_data(200)).unwrap();
+        assert!((m.intercept - 3.0).abs() < 1e-8, "{m:?}");
+        for (got, want) in m.coefficients.iter().zip([2.0, -0.5, 0.25]) {
+            assert!((got - want).abs() < 1e-9, "{m:?}");
+        }
+        assert!((m.predict(&[10.0, 4.0, 1.0]) - (3.0 + 20.0 - 2.0 + 0.25)).abs() < 1e-8);
+    }
+
+    #[test]
+    fn ridge_shrinks_towards_zero_but_stays_close_with_small_alpha() {
+        let data = exact_data(500);
+        let small = LinearModel::fit_ridge(&data, 1e-6).unwrap();
+        for (got, want) in small.coefficients.iter().zip([2.0, -0.5, 0.25]) {
+            assert!((got - want).abs() < 1e-4, "{small:?}");
+        }
+        let big = LinearModel::fit_ridge(&data, 1e4).unwrap();
+        let norm = |m: &LinearModel| m.coefficients.iter().map(|c| c * c).sum::<f64>();
+        assert!(norm(&big) < norm(&small));
+    }
+
+    #[test]
+    fn too_few_rows_is_a_clear_error() {
+        let err = LinearModel::fit_ols(&exact_data(4)).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InsufficientData);
+        assert!(err.message.contains("got 4 rows for 3 features"));
+    }
+
+    #[test]
+    fn validation_rejects_wrong_lengths_and_non_finite_values() {
+        let m = LinearModel { intercept: 1.0, coefficients: vec![1.0, 2.0] };
+        assert!(m.validate(2).is_ok());
+        assert_eq!(m.validate(3).unwrap_err().kind, ErrorKind::DataCorrupted);
+        let m = LinearModel { intercept: f64::NAN, coefficients: vec![1.0] };
+        assert_eq!(m.validate(1).unwrap_err().kind, ErrorKind::DataCorrupted);
+    }
+}

@@ -1,0 +1,119 @@
+//! The algorithms. Each one trains with a library (smartcore, the client's choice) and is then
+//! stored in **our own** compact representation — coefficients for linear models, flat node
+//! arrays for tree ensembles — so scoring is fast, does not depend on a crate's serde layout, and
+//! old models keep loading when a crate changes.
+
+pub mod forest;
+pub mod linear;
+
+use serde::{Deserialize, Serialize};
+
+use super::error::{EngineError, Result};
+pub use forest::TreeEnsemble;
+pub use linear::LinearModel;
+
+/// The algorithms a user can name in `customer_value.train`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Algorithm {
+    Linear,
+    Ridge,
+    RandomForest,
+    /// Tries every concrete algorithm and keeps the best on holdout.
+    Auto,
+}
+
+impl Algorithm {
+    pub const ALL: [Algorithm; 4] = [
+        Algorithm::Linear,
+        Algorithm::Ridge,
+        Algorithm::RandomForest,
+        Algorithm::Auto,
+    ];
+
+    /// The concrete algorithms `auto` chooses among.
+    pub const CANDIDATES: [Algorithm; 3] =
+        [Algorithm::Linear, Algorithm::Ridge, Algorithm::RandomForest];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::Linear => "linear",
+            Algorithm::Ridge => "ridge",
+            Algorithm::RandomForest => "random_forest",
+            Algorithm::Auto => "auto",
+        }
+    }
+
+    pub fn parse(name: &str) -> Result<Algorithm> {
+        Algorithm::ALL
+            .into_iter()
+            .find(|a| a.name() == name)
+            .ok_or_else(|| {
+                EngineError::invalid_parameter(format!("unknown algorithm \"{name}\""))
+                    .with_hint(format!(
+                        "Valid algorithms are: {}.",
+                        Algorithm::ALL.map(|a| a.name()).join(", ")
+                    ))
+            })
+    }
+}
+
+/// A fitted predictor in the stored representation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Predictor {
+    Linear(LinearModel),
+    Trees(TreeEnsemble),
+}
+
+impl Predictor {
+    /// Predicts one row; `x` holds one encoded value per feature, in feature order.
+    #[inline]
+    pub fn predict(&self, x: &[f64]) -> f64 {
+        match self {
+            Predictor::Linear(m) => m.predict(x),
+            Predictor::Trees(m) => m.predict(x),
+        }
+    }
+
+    /// Checks the structural invariants scoring relies on (lengths, node indices), so that a
+    /// model decoded from bytes can never index out of bounds or loop.
+    pub fn validate(&self, n_features: usize) -> Result<()> {
+        match self {
+            Predictor::Linear(m) => m.validate(n_features),
+            Predictor::Trees(m) => m.validate(n_features),
+        }
+    }
+
+    /// Model parameters for `model_params`-style inspection.
+    pub fn summary(&self) -> serde_json::Value {
+        match self {
+            Predictor::Linear(m) => serde_json::json!({
+                "intercept": m.intercept,
+                "coefficients": m.coefficients,
+            }),
+            Predictor::Trees(m) => serde_json::json!({
+                "trees": m.n_trees(),
+                "nodes": m.n_nodes(),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::error::ErrorKind;
+
+    #[test]
+    fn algorithm_names_round_trip_and_unknown_names_list_the_valid_ones() {
+        for a in Algorithm::ALL {
+            assert_eq!(Algorithm::parse(a.name()).unwrap(), a);
+        }
+        let err = Algorithm::parse("xgboost").unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidParameter);
+        assert_eq!(err.message, "unknown algorithm \"xgboost\"");
+        assert_eq!(
+            err.hint.as_deref(),
+            Some("Valid algorithms are: linear, ridge, random_forest, auto.")
+        );
+    }
+}

@@ -1,0 +1,331 @@
+//! Training options (`options jsonb` of `customer_value.train`): parsed once, strictly. An
+//! unknown key, a key that does not apply to the chosen algorithm, or a value of the wrong type
+//! is an error that names the key and lists the valid ones — a typo must never be silently
+//! ignored.
+
+use serde_json::{Map, Value};
+
+use super::error::{EngineError, Result};
+use super::metrics::Metric;
+use super::models::forest::ForestParams;
+use super::models::Algorithm;
+use super::tiers::TierSpec;
+
+/// When a newly trained version becomes the deployed one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeployPolicy {
+    /// Deploy if at least as good on holdout as the deployed version (or if none is deployed).
+    Auto,
+    Always,
+    Never,
+}
+
+impl DeployPolicy {
+    pub fn name(self) -> &'static str {
+        match self {
+            DeployPolicy::Auto => "auto",
+            DeployPolicy::Always => "always",
+            DeployPolicy::Never => "never",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainOptions {
+    pub test_size: f64,
+    pub seed: u64,
+    /// Exactly these feature columns, in this order.
+    pub features: Option<Vec<String>>,
+    /// Columns never used as features.
+    pub exclude: Vec<String>,
+    pub deploy: DeployPolicy,
+    /// Metric that picks the best `auto` candidate and decides deployment.
+    pub metric: Metric,
+    pub tiers: TierSpec,
+    /// Ridge penalty.
+    pub alpha: f64,
+    pub forest: ForestParams,
+    /// Algorithms `auto` tries.
+    pub candidates: Vec<Algorithm>,
+}
+
+impl Default for TrainOptions {
+    fn default() -> Self {
+        TrainOptions {
+            test_size: 0.2,
+            seed: 42,
+            features: None,
+            exclude: Vec::new(),
+            deploy: DeployPolicy::Auto,
+            metric: Metric::Rmse,
+            tiers: TierSpec::default(),
+            alpha: 1.0,
+            forest: ForestParams::default(),
+            candidates: Algorithm::CANDIDATES.to_vec(),
+        }
+    }
+}
+
+const COMMON_KEYS: [&str; 7] = [
+    "test_size", "seed", "features", "exclude", "deploy", "metric", "tiers",
+];
+const RIDGE_KEYS: [&str; 1] = ["alpha"];
+const FOREST_KEYS: [&str; 5] = [
+    "n_trees",
+    "max_depth",
+    "min_samples_leaf",
+    "min_samples_split",
+    "max_features",
+];
+const AUTO_KEYS: [&str; 1] = ["candidates"];
+
+/// Option keys that apply to `algorithm`.
+pub fn valid_keys(algorithm: Algorithm) -> Vec<&'static str> {
+    let mut keys: Vec<&str> = COMMON_KEYS.to_vec();
+    match algorithm {
+        Algorithm::Linear => {}
+        Algorithm::Ridge => keys.extend(RIDGE_KEYS),
+        Algorithm::RandomForest => keys.extend(FOREST_KEYS),
+        Algorithm::Auto => {
+            keys.extend(RIDGE_KEYS);
+            keys.extend(FOREST_KEYS);
+            keys.extend(AUTO_KEYS);
+        }
+    }
+    keys
+}
+
+fn option_error(key: &str, expected: &str, got: &Value) -> EngineError {
+    EngineError::invalid_parameter(format!("option \"{key}\" must be {expected}, got {got}"))
+}
+
+fn number(map: &Map<String, Value>, key: &str, lo: f64, hi: f64, bounds: &str) -> Result<Option<f64>> {
+    match map.get(key) {
+        None => Ok(None),
+        Some(v) => {
+            let f = v
+                .as_f64()
+                .filter(|f| f.is_finite() && *f >= lo && *f <= hi)
+                .ok_or_else(|| option_error(key, bounds, v))?;
+            Ok(Some(f))
+        }
+    }
+}
+
+fn integer(map: &Map<String, Value>, key: &str, lo: u64, hi: u64) -> Result<Option<u64>> {
+    match map.get(key) {
+        None => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .filter(|i| *i >= lo && *i <= hi)
+            .map(Some)
+            .ok_or_else(|| option_error(key, &format!("an integer from {lo} to {hi}"), v)),
+    }
+}
+
+fn string_list(map: &Map<String, Value>, key: &str) -> Result<Option<Vec<String>>> {
+    match map.get(key) {
+        None => Ok(None),
+        Some(v) => {
+            let items = v
+                .as_array()
+                .ok_or_else(|| option_error(key, "an array of column names", v))?;
+            items
+                .iter()
+                .map(|item| {
+                    item.as_str()
+                        .map(str::to_string)
+                        .ok_or_else(|| option_error(key, "an array of column names", v))
+                })
+                .collect::<Result<Vec<_>>>()
+                .map(Some)
+        }
+    }
+}
+
+impl TrainOptions {
+    /// Parses `options` for `algorithm`. `null` means no options.
+    pub fn parse(options: &Value, algorithm: Algorithm) -> Result<TrainOptions> {
+        let empty = Map::new();
+        let map = match options {
+            Value::Null => &empty,
+            Value::Object(map) => map,
+            other => {
+                return Err(EngineError::invalid_parameter(format!(
+                    "options must be a JSON object, got {other}"
+                ))
+                .with_hint("Pass options like '{\"test_size\": 0.25, \"seed\": 7}'::jsonb."))
+            }
+        };
+        let valid = valid_keys(algorithm);
+        for key in map.keys() {
+            if valid.contains(&key.as_str()) {
+                continue;
+            }
+            let applies_elsewhere = valid_keys(Algorithm::Auto).contains(&key.as_str());
+            let message = if applies_elsewhere {
+                format!(
+                    "option \"{key}\" does not apply to algorithm \"{}\"",
+                    algorithm.name()
+                )
+            } else {
+                format!("unknown option \"{key}\"")
+            };
+            return Err(EngineError::invalid_parameter(message).with_hint(format!(
+                "Valid options for algorithm \"{}\" are: {}.",
+                algorithm.name(),
+                valid.join(", ")
+            )));
+        }
+
+        let mut o = TrainOptions::default();
+        if let Some(t) = number(map, "test_size", 0.0, 1.0, "a number between 0 and 1 (exclusive)")? {
+            if t <= 0.0 || t >= 1.0 {
+                return Err(option_error("test_size", "a number between 0 and 1 (exclusive)", &map["test_size"]));
+            }
+            o.test_size = t;
+        }
+        if let Some(seed) = integer(map, "seed", 0, i64::MAX as u64)? {
+            o.seed = seed;
+        }
+        o.forest.seed = o.seed;
+        o.features = string_list(map, "features")?;
+        o.exclude = string_list(map, "exclude")?.unwrap_or_default();
+        if o.features.is_some() && !o.exclude.is_empty() {
+            return Err(EngineError::invalid_parameter(
+                "options \"features\" and \"exclude\" cannot be combined",
+            )
+            .with_hint("Use \"features\" to name every feature, or \"exclude\" to drop some."));
+        }
+        if let Some(features) = &o.features {
+            if features.is_empty() {
+                return Err(option_error("features", "a non-empty array of column names", &map["features"]));
+            }
+        }
+        if let Some(v) = map.get("deploy") {
+            o.deploy = match v.as_str() {
+                Some("auto") => DeployPolicy::Auto,
+                Some("always") => DeployPolicy::Always,
+                Some("never") => DeployPolicy::Never,
+                _ => return Err(option_error("deploy", "one of \"auto\", \"always\", \"never\"", v)),
+            };
+        }
+        if let Some(v) = map.get("metric") {
+            o.metric = v.as_str().and_then(Metric::from_key).ok_or_else(|| {
+                option_error(
+                    "metric",
+                    &format!("one of {}", Metric::ALL.map(|m| format!("\"{}\"", m.key())).join(", ")),
+                    v,
+                )
+            })?;
+        }
+        if let Some(v) = map.get("tiers") {
+            o.tiers = TierSpec::from_json(v)?;
+        }
+        if let Some(alpha) = number(map, "alpha", 0.0, f64::MAX, "a non-negative number")? {
+            o.alpha = alpha;
+        }
+        if let Some(n) = integer(map, "n_trees", 1, 10_000)? {
+            o.forest.n_trees = n as usize;
+        }
+        if let Some(d) = integer(map, "max_depth", 1, 64)? {
+            o.forest.max_depth = d as u16;
+        }
+        if let Some(n) = integer(map, "min_samples_leaf", 1, 1_000_000)? {
+            o.forest.min_samples_leaf = n as usize;
+            if !map.contains_key("min_samples_split") {
+                o.forest.min_samples_split = 2 * n as usize;
+            }
+        }
+        if let Some(n) = integer(map, "min_samples_split", 2, 2_000_000)? {
+            o.forest.min_samples_split = n as usize;
+        }
+        if let Some(n) = integer(map, "max_features", 1, 100_000)? {
+            o.forest.max_features = Some(n as usize);
+        }
+        if let Some(v) = map.get("candidates") {
+            let names = string_list(map, "candidates")?.unwrap_or_default();
+            if names.is_empty() {
+                return Err(option_error("candidates", "a non-empty array of algorithm names", v));
+            }
+            let mut candidates = Vec::new();
+            for name in names {
+                let a = Algorithm::parse(&name)?;
+                if a == Algorithm::Auto {
+                    return Err(option_error("candidates", "concrete algorithms (not \"auto\")", v));
+                }
+                if !candidates.contains(&a) {
+                    candidates.push(a);
+                }
+            }
+            o.candidates = candidates;
+        }
+        Ok(o)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::error::ErrorKind;
+    use serde_json::json;
+
+    #[test]
+    fn defaults_apply_when_options_are_empty_or_null() {
+        let o = TrainOptions::parse(&json!({}), Algorithm::Linear).unwrap();
+        assert_eq!(o, TrainOptions::default());
+        let o = TrainOptions::parse(&Value::Null, Algorithm::Linear).unwrap();
+        assert_eq!(o.test_size, 0.2);
+    }
+
+    #[test]
+    fn options_are_parsed() {
+        let o = TrainOptions::parse(
+            &json!({"test_size": 0.3, "seed": 7, "exclude": ["x"], "deploy": "never",
+                    "metric": "gini", "n_trees": 10, "max_depth": 4, "min_samples_leaf": 3}),
+            Algorithm::RandomForest,
+        )
+        .unwrap();
+        assert_eq!(o.test_size, 0.3);
+        assert_eq!(o.seed, 7);
+        assert_eq!(o.forest.seed, 7);
+        assert_eq!(o.exclude, vec!["x".to_string()]);
+        assert_eq!(o.deploy, DeployPolicy::Never);
+        assert_eq!(o.metric, Metric::Gini);
+        assert_eq!(o.forest.n_trees, 10);
+        assert_eq!(o.forest.max_depth, 4);
+        assert_eq!(o.forest.min_samples_leaf, 3);
+        assert_eq!(o.forest.min_samples_split, 6);
+    }
+
+    #[test]
+    fn unknown_and_misplaced_options_are_named() {
+        let err = TrainOptions::parse(&json!({"n_tree": 5}), Algorithm::RandomForest).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidParameter);
+        assert_eq!(err.message, "unknown option \"n_tree\"");
+        assert!(err.hint.unwrap().contains("n_trees"));
+        let err = TrainOptions::parse(&json!({"n_trees": 5}), Algorithm::Linear).unwrap_err();
+        assert_eq!(err.message, "option \"n_trees\" does not apply to algorithm \"linear\"");
+    }
+
+    #[test]
+    fn wrong_values_are_refused() {
+        let cases = [
+            (json!([1, 2]), "options must be a JSON object"),
+            (json!({"test_size": 1.5}), "\"test_size\" must be a number between 0 and 1"),
+            (json!({"test_size": 0}), "\"test_size\" must be"),
+            (json!({"test_size": "0.2"}), "\"test_size\" must be"),
+            (json!({"seed": -1}), "\"seed\" must be an integer"),
+            (json!({"deploy": "sometimes"}), "\"deploy\" must be one of"),
+            (json!({"metric": "accuracy"}), "\"metric\" must be one of"),
+            (json!({"exclude": "a"}), "\"exclude\" must be an array"),
+            (json!({"features": ["a"], "exclude": ["b"]}), "cannot be combined"),
+            (json!({"candidates": ["auto"]}), "\"candidates\" must be concrete"),
+            (json!({"max_depth": 0}), "\"max_depth\" must be an integer from 1 to 64"),
+        ];
+        for (value, expected) in cases {
+            let err = TrainOptions::parse(&value, Algorithm::Auto).unwrap_err();
+            assert!(err.message.contains(expected), "{value}: {}", err.message);
+        }
+    }
+}

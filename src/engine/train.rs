@@ -1,0 +1,329 @@
+//! Training: seeded holdout split, fitting, holdout metrics, `auto` selection and tier cuts.
+
+use serde_json::{json, Value};
+use std::time::Instant;
+
+use super::codec::{ModelArtifact, Task};
+use super::error::{EngineError, ErrorKind, Result};
+use super::features::{Dataset, FeatureSpec};
+use super::metrics::RegressionMetrics;
+use super::models::forest::fit_random_forest;
+use super::models::{Algorithm, LinearModel, Predictor};
+use super::options::TrainOptions;
+use super::stats::SplitMix64;
+
+/// Fewest usable rows any algorithm is trained on: below this a holdout says nothing.
+pub const MIN_TRAINING_ROWS: usize = 10;
+
+/// One candidate fitted by `auto` (or the only one for a concrete algorithm).
+#[derive(Debug, Clone)]
+pub struct Trial {
+    pub algorithm: Algorithm,
+    pub outcome: std::result::Result<RegressionMetrics, EngineError>,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct TrainOutcome {
+    pub artifact: ModelArtifact,
+    /// Holdout metrics of the kept model.
+    pub metrics: RegressionMetrics,
+    pub trials: Vec<Trial>,
+    pub n_train: usize,
+    pub n_test: usize,
+    pub dropped_null_target: usize,
+}
+
+/// Train/test row indices for a seeded split; `test_size` of the rows (at least one) go to test.
+pub fn holdout_split(n: usize, test_size: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
+    let mut order: Vec<usize> = (0..n).collect();
+    SplitMix64::new(seed).shuffle(&mut order);
+    let n_test = ((n as f64 * test_size).round() as usize).clamp(1, n.saturating_sub(1));
+    let test = order[..n_test].to_vec();
+    let train = order[n_test..].to_vec();
+    (train, test)
+}
+
+fn fit(
+    algorithm: Algorithm,
+    train: &Dataset,
+    options: &TrainOptions,
+    interrupt: &mut dyn FnMut(),
+) -> Result<Predictor> {
+    match algorithm {
+        Algorithm::Linear => LinearModel::fit_ols(train).map(Predictor::Linear),
+        Algorithm::Ridge => LinearModel::fit_ridge(train, options.alpha).map(Predictor::Linear),
+        Algorithm::RandomForest => {
+            fit_random_forest(train, &options.forest, interrupt).map(Predictor::Trees)
+        }
+        Algorithm::Auto => Err(EngineError::new(
+            ErrorKind::Internal,
+            "auto is not a concrete algorithm",
+        )),
+    }
+}
+
+fn predict_all(predictor: &Predictor, data: &Dataset) -> Result<Vec<f64>> {
+    let predictions: Vec<f64> = (0..data.n_rows).map(|i| predictor.predict(data.row(i))).collect();
+    if let Some(i) = predictions.iter().position(|p| !p.is_finite()) {
+        return Err(EngineError::new(
+            ErrorKind::NonFiniteValue,
+            format!("the fitted model predicts {} for a training row", predictions[i]),
+        )
+        .with_hint("Features may have extreme values; try ridge or scale the inputs."));
+    }
+    Ok(predictions)
+}
+
+/// Trains `algorithm` on `data` as `options` say. `interrupt` is called between units of work
+/// (trees, candidates) so the caller can cancel.
+pub fn train(
+    features: Vec<FeatureSpec>,
+    data: &Dataset,
+    algorithm: Algorithm,
+    target: Option<&str>,
+    options: &TrainOptions,
+    interrupt: &mut dyn FnMut(),
+) -> Result<TrainOutcome> {
+    if data.n_rows < MIN_TRAINING_ROWS {
+        return Err(EngineError::insufficient_data(format!(
+            "the source has {} usable rows; training needs at least {MIN_TRAINING_ROWS}",
+            data.n_rows
+        ))
+        .with_detail(format!(
+            "Rows whose target is NULL are not used ({} of them).",
+            data.dropped_null_target
+        )));
+    }
+    let (train_idx, test_idx) = holdout_split(data.n_rows, options.test_size, options.seed);
+    let train_set = data.subset(&train_idx);
+    let test_set = data.subset(&test_idx);
+
+    let candidates: Vec<Algorithm> = if algorithm == Algorithm::Auto {
+        options.candidates.clone()
+    } else {
+        vec![algorithm]
+    };
+    let mut trials = Vec::new();
+    let mut best: Option<(Algorithm, Predictor, RegressionMetrics)> = None;
+    let mut first_error: Option<EngineError> = None;
+    for candidate in candidates {
+        interrupt();
+        let started = Instant::now();
+        let fitted = fit(candidate, &train_set, options, interrupt).and_then(|predictor| {
+            let predictions = predict_all(&predictor, &test_set)?;
+            Ok((predictor, RegressionMetrics::compute(&test_set.y, &predictions)))
+        });
+        let seconds = started.elapsed().as_secs_f64();
+        match fitted {
+            Ok((predictor, metrics)) => {
+                trials.push(Trial { algorithm: candidate, outcome: Ok(metrics.clone()), seconds });
+                let better = match &best {
+                    None => true,
+                    Some((_, _, incumbent)) => {
+                        let m = options.metric;
+                        // strictly better replaces; ties keep the earlier (simpler) candidate
+                        !m.at_least_as_good(incumbent.get(m), metrics.get(m))
+                    }
+                };
+                if better {
+                    best = Some((candidate, predictor, metrics));
+                }
+            }
+            Err(e) if algorithm == Algorithm::Auto && e.kind != ErrorKind::Internal => {
+                trials.push(Trial { algorithm: candidate, outcome: Err(e.clone()), seconds });
+                first_error.get_or_insert(e);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let (chosen, predictor, metrics) = match best {
+        Some(b) => b,
+        None => {
+            return Err(first_error.unwrap_or_else(|| {
+                EngineError::new(ErrorKind::Internal, "no candidate algorithm to train")
+            }))
+        }
+    };
+    // Tiers are cut on the whole training population (train and holdout rows).
+    let population = predict_all(&predictor, data)?;
+    let tiers = options.tiers.fit(&population);
+    let artifact = ModelArtifact {
+        algorithm: chosen,
+        task: Task::Regression,
+        target: target.map(str::to_string),
+        features,
+        predictor,
+        tiers,
+    };
+    artifact.validate()?;
+    Ok(TrainOutcome {
+        artifact,
+        metrics,
+        trials,
+        n_train: train_idx.len(),
+        n_test: test_idx.len(),
+        dropped_null_target: data.dropped_null_target,
+    })
+}
+
+fn metrics_object(m: &RegressionMetrics) -> serde_json::Map<String, Value> {
+    let mut map = serde_json::Map::new();
+    map.insert("rmse".into(), json!(m.rmse));
+    map.insert("mae".into(), json!(m.mae));
+    map.insert("r2".into(), json!(m.r2));
+    map.insert("spearman".into(), json!(m.spearman));
+    map.insert("gini".into(), json!(m.gini));
+    map.insert("top_decile_capture".into(), json!(m.top_decile_capture));
+    map
+}
+
+impl TrainOutcome {
+    /// The `metrics` jsonb stored with the model.
+    pub fn metrics_json(&self, options: &TrainOptions) -> Value {
+        let mut map = metrics_object(&self.metrics);
+        map.insert("n_train".into(), json!(self.n_train));
+        map.insert("n_test".into(), json!(self.n_test));
+        map.insert("dropped_null_target".into(), json!(self.dropped_null_target));
+        map.insert("selection_metric".into(), json!(options.metric.key()));
+        if self.trials.len() > 1 {
+            let trials: Vec<Value> = self
+                .trials
+                .iter()
+                .map(|t| {
+                    let mut obj = match &t.outcome {
+                        Ok(m) => metrics_object(m),
+                        Err(e) => {
+                            let mut o = serde_json::Map::new();
+                            o.insert("error".into(), json!(e.message));
+                            o
+                        }
+                    };
+                    obj.insert("algorithm".into(), json!(t.algorithm.name()));
+                    obj.insert("seconds".into(), json!((t.seconds * 1000.0).round() / 1000.0));
+                    Value::Object(obj)
+                })
+                .collect();
+            map.insert("trials".into(), Value::Array(trials));
+        }
+        Value::Object(map)
+    }
+}
+
+/// The `features` jsonb: the schema a scoring row must match.
+pub fn features_json(features: &[FeatureSpec]) -> Value {
+    Value::Array(
+        features
+            .iter()
+            .map(|f| {
+                json!({
+                    "name": f.name,
+                    "type": f.sql_type,
+                    "encoding": f.encoding.name(),
+                    "impute": "median",
+                    "impute_value": f.impute,
+                })
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::features::{RawTable, SqlType};
+    use crate::engine::metrics::Metric;
+    use serde_json::json;
+
+    /// spend = 5 + 3·visits + 10·is_member + noise; `noise_col` is pure noise.
+    fn table(n: usize) -> RawTable {
+        let mut t = RawTable::new(
+            "spend",
+            vec![
+                ("visits".into(), SqlType::Integer),
+                ("is_member".into(), SqlType::Boolean),
+                ("noise_col".into(), SqlType::Double),
+            ],
+        )
+        .unwrap();
+        let mut rng = SplitMix64::new(5);
+        for _ in 0..n {
+            let visits = rng.below(20) as f64;
+            let member = rng.below(2) as f64;
+            let noise = rng.below(1000) as f64 / 1000.0 - 0.5;
+            let other = rng.below(100) as f64;
+            t.push_row(&[Some(visits), Some(member), Some(other)], Some(5.0 + 3.0 * visits + 10.0 * member + noise))
+                .unwrap();
+        }
+        t
+    }
+
+    #[test]
+    fn split_is_seeded_disjoint_and_sized() {
+        let (train, test) = holdout_split(100, 0.2, 1);
+        assert_eq!((train.len(), test.len()), (80, 20));
+        let mut all: Vec<usize> = train.iter().chain(&test).copied().collect();
+        all.sort();
+        assert_eq!(all, (0..100).collect::<Vec<_>>());
+        assert_eq!(holdout_split(100, 0.2, 1), (train, test));
+        assert_ne!(holdout_split(100, 0.2, 2).1, holdout_split(100, 0.2, 1).1);
+        assert_eq!(holdout_split(10, 0.01, 1).1.len(), 1);
+    }
+
+    #[test]
+    fn linear_training_recovers_the_formula_and_reports_metrics() {
+        let (specs, data) = table(500).into_dataset().unwrap();
+        let options = TrainOptions::default();
+        let out = train(specs, &data, Algorithm::Linear, Some("spend"), &options, &mut || {}).unwrap();
+        let Predictor::Linear(m) = &out.artifact.predictor else { panic!("not linear") };
+        assert!((m.coefficients[0] - 3.0).abs() < 0.01, "{m:?}");
+        assert!((m.coefficients[1] - 10.0).abs() < 0.1, "{m:?}");
+        assert!(m.coefficients[2].abs() < 0.01, "{m:?}");
+        assert!((m.intercept - 5.0).abs() < 0.1, "{m:?}");
+        assert!(out.metrics.r2.unwrap() > 0.99);
+        assert!(out.metrics.rmse < 0.35);
+        assert_eq!((out.n_train, out.n_test), (400, 100));
+        let j = out.metrics_json(&options);
+        for key in ["rmse", "mae", "r2", "spearman", "gini", "top_decile_capture"] {
+            assert!(j[key].is_number(), "{key} in {j}");
+        }
+    }
+
+    #[test]
+    fn auto_keeps_the_best_candidate_and_records_every_trial() {
+        let (specs, data) = table(400).into_dataset().unwrap();
+        let mut options = TrainOptions::parse(&json!({"n_trees": 10}), Algorithm::Auto).unwrap();
+        options.metric = Metric::Rmse;
+        let out = train(specs, &data, Algorithm::Auto, Some("spend"), &options, &mut || {}).unwrap();
+        assert_eq!(out.trials.len(), 3);
+        let best = out
+            .trials
+            .iter()
+            .map(|t| t.outcome.as_ref().unwrap().rmse)
+            .fold(f64::INFINITY, f64::min);
+        assert_eq!(out.metrics.rmse, best);
+        // the data are linear: a linear model wins
+        assert!(matches!(out.artifact.algorithm, Algorithm::Linear | Algorithm::Ridge));
+        assert_eq!(out.metrics_json(&options)["trials"].as_array().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn too_few_rows_is_refused() {
+        let (specs, data) = table(9).into_dataset().unwrap();
+        let err = train(specs, &data, Algorithm::Linear, None, &TrainOptions::default(), &mut || {})
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InsufficientData);
+        assert!(err.message.contains("9 usable rows"));
+    }
+
+    #[test]
+    fn tiers_are_cut_on_the_training_population() {
+        let (specs, data) = table(1000).into_dataset().unwrap();
+        let out = train(specs, &data, Algorithm::Linear, None, &TrainOptions::default(), &mut || {})
+            .unwrap();
+        let a = &out.artifact;
+        let counts = |name: &str| (0..data.n_rows).filter(|&i| a.tiers.assign(a.predict(data.row(i))) == name).count();
+        assert!((45..=55).contains(&counts("VIP")), "{}", counts("VIP"));
+        assert!((480..=520).contains(&counts("low")), "{}", counts("low"));
+    }
+}
