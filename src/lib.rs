@@ -4,3 +4,40 @@
 //! decoding, SPI reading, the model store and cache, GUCs and the error mapping.
 
 pub mod engine;
+mod pg;
+
+pgrx::pg_module_magic!();
+
+/// Schema `customer_value` holds the model store and every function but the two scoring
+/// functions, which live in the extension's schema (public by default) so that
+/// `customer_value(c)` and `customer_tier(c)` resolve unqualified.
+#[pgrx::pg_schema]
+mod customer_value {}
+
+pgrx::extension_sql_file!(
+    "../sql/schema.sql",
+    name = "schema",
+    requires = [customer_value]
+);
+pgrx::extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
+
+#[pgrx::pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    pg::guc::register();
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pgrx::pg_schema]
+mod tests {
+    include!("pg_tests.rs");
+}
+
+/// Required by `cargo pgrx test`.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![]
+    }
+}

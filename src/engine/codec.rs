@@ -81,8 +81,9 @@ impl ModelArtifact {
     }
 
     pub fn encode(&self) -> Result<Vec<u8>> {
-        let payload = postcard::to_allocvec(self)
-            .map_err(|e| EngineError::new(ErrorKind::Internal, format!("cannot encode model: {e}")))?;
+        let payload = postcard::to_allocvec(self).map_err(|e| {
+            EngineError::new(ErrorKind::Internal, format!("cannot encode model: {e}"))
+        })?;
         let len = u32::try_from(payload.len()).map_err(|_| {
             EngineError::invalid_parameter(format!(
                 "model is too large to store ({} bytes)",
@@ -107,7 +108,8 @@ impl ModelArtifact {
             ));
         }
         let u16_at = |i: usize| u16::from_le_bytes([bytes[i], bytes[i + 1]]);
-        let u32_at = |i: usize| u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
+        let u32_at =
+            |i: usize| u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
         let version = u16_at(8);
         if version == 0 {
             return Err(EngineError::corrupted("model bytes carry format version 0"));
@@ -167,14 +169,22 @@ mod tests {
 
     pub(crate) fn sample_models() -> Vec<ModelArtifact> {
         let tiers = TierSpec::default().fit(&[1.0, 2.0, 3.0, 4.0]);
-        let leaf = |v| Node { feature: LEAF, left: 0, right: 0, value: v };
+        let leaf = |v| Node {
+            feature: LEAF,
+            left: 0,
+            right: 0,
+            value: v,
+        };
         vec![
             ModelArtifact {
                 algorithm: Algorithm::Linear,
                 task: Task::Regression,
                 target: Some("spend".into()),
                 features: features(2),
-                predictor: Predictor::Linear(LinearModel { intercept: 1.5, coefficients: vec![2.0, -1.0] }),
+                predictor: Predictor::Linear(LinearModel {
+                    intercept: 1.5,
+                    coefficients: vec![2.0, -1.0],
+                }),
                 tiers: tiers.clone(),
             },
             ModelArtifact {
@@ -186,7 +196,12 @@ mod tests {
                     n_features: 1,
                     roots: vec![0, 3],
                     nodes: vec![
-                        Node { feature: 0, left: 1, right: 2, value: 0.5 },
+                        Node {
+                            feature: 0,
+                            left: 1,
+                            right: 2,
+                            value: 0.5,
+                        },
                         leaf(1.0),
                         leaf(3.0),
                         leaf(5.0),

@@ -26,6 +26,12 @@ pub enum ErrorKind {
     DataCorrupted,
     /// A model named by the user does not exist (42704).
     UndefinedObject,
+    /// A source relation does not exist (42P01).
+    UndefinedTable,
+    /// A source has two columns of the same name (42701).
+    DuplicateColumn,
+    /// A required argument is NULL (22004).
+    NullValue,
     /// A numerical procedure failed on valid input, e.g. collinear features (22000).
     FitFailed,
     /// A bug: an invariant of the engine itself was broken (XX000).

@@ -339,32 +339,46 @@ mod tests {
         t.push_row(&[Some(2.0), None], Some(2.0)).unwrap();
         let err = t.into_dataset().unwrap_err();
         assert_eq!(err.kind, ErrorKind::InsufficientData);
-        assert!(err.message.contains("\"b\" is NULL in every"), "{}", err.message);
+        assert!(
+            err.message.contains("\"b\" is NULL in every"),
+            "{}",
+            err.message
+        );
 
         let mut t = table();
         t.push_row(&[Some(7.0), Some(1.0)], Some(1.0)).unwrap();
         t.push_row(&[Some(7.0), Some(0.0)], Some(2.0)).unwrap();
         let err = t.into_dataset().unwrap_err();
-        assert!(err.message.contains("\"a\" is constant (7)"), "{}", err.message);
+        assert!(
+            err.message.contains("\"a\" is constant (7)"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]
     fn non_finite_values_name_column_and_row() {
         let mut t = table();
         t.push_row(&[Some(1.0), Some(1.0)], Some(1.0)).unwrap();
-        let err = t.push_row(&[Some(f64::NAN), Some(1.0)], Some(1.0)).unwrap_err();
+        let err = t
+            .push_row(&[Some(f64::NAN), Some(1.0)], Some(1.0))
+            .unwrap_err();
         assert_eq!(err.kind, ErrorKind::NonFiniteValue);
         assert_eq!(err.message, "column \"a\" holds NaN in row 2 of the source");
         let err = t
             .push_row(&[Some(1.0), Some(1.0)], Some(f64::INFINITY))
             .unwrap_err();
-        assert!(err.message.contains("\"spend\" holds inf"), "{}", err.message);
+        assert!(
+            err.message.contains("\"spend\" holds inf"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]
     fn unsupported_types_are_refused_with_the_column_named() {
-        let err = RawTable::new("y", vec![("city".into(), SqlType::Other("text".into()))])
-            .unwrap_err();
+        let err =
+            RawTable::new("y", vec![("city".into(), SqlType::Other("text".into()))]).unwrap_err();
         assert_eq!(err.kind, ErrorKind::NotSupported);
         assert!(err.message.contains("\"city\" has type text"));
     }

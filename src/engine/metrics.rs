@@ -218,9 +218,15 @@ mod tests {
         assert!(close(gini(&actual, &actual).unwrap(), 0.125));
         assert!(close(normalized_gini(&actual, &actual).unwrap(), 1.0));
         // reversed ordering: cumulative sums 1, 3, 6, 10 → (20/10 − 2.5)/4 = −0.125
-        assert!(close(normalized_gini(&actual, &[4.0, 3.0, 2.0, 1.0]).unwrap(), -1.0));
+        assert!(close(
+            normalized_gini(&actual, &[4.0, 3.0, 2.0, 1.0]).unwrap(),
+            -1.0
+        ));
         // order 2, 3, 4, 1: cumulative sums 2, 5, 9, 10 → (26/10 − 2.5)/4 = 0.025 → 0.2
-        assert!(close(normalized_gini(&actual, &[1.0, 4.0, 3.0, 2.0]).unwrap(), 0.2));
+        assert!(close(
+            normalized_gini(&actual, &[1.0, 4.0, 3.0, 2.0]).unwrap(),
+            0.2
+        ));
     }
 
     #[test]
@@ -266,7 +272,10 @@ mod tests {
         assert!(!Metric::Rmse.at_least_as_good(Some(1.5), Some(1.0)));
         assert!(Metric::Gini.at_least_as_good(Some(0.6), Some(0.5)));
         assert!(!Metric::Gini.at_least_as_good(None, Some(0.5)));
-        assert_eq!(Metric::from_key("top_decile_capture"), Some(Metric::TopDecileCapture));
+        assert_eq!(
+            Metric::from_key("top_decile_capture"),
+            Some(Metric::TopDecileCapture)
+        );
         assert_eq!(Metric::from_key("accuracy"), None);
     }
 }

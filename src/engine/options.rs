@@ -67,7 +67,13 @@ impl Default for TrainOptions {
 }
 
 const COMMON_KEYS: [&str; 7] = [
-    "test_size", "seed", "features", "exclude", "deploy", "metric", "tiers",
+    "test_size",
+    "seed",
+    "features",
+    "exclude",
+    "deploy",
+    "metric",
+    "tiers",
 ];
 const RIDGE_KEYS: [&str; 1] = ["alpha"];
 const FOREST_KEYS: [&str; 5] = [
@@ -99,7 +105,13 @@ fn option_error(key: &str, expected: &str, got: &Value) -> EngineError {
     EngineError::invalid_parameter(format!("option \"{key}\" must be {expected}, got {got}"))
 }
 
-fn number(map: &Map<String, Value>, key: &str, lo: f64, hi: f64, bounds: &str) -> Result<Option<f64>> {
+fn number(
+    map: &Map<String, Value>,
+    key: &str,
+    lo: f64,
+    hi: f64,
+    bounds: &str,
+) -> Result<Option<f64>> {
     match map.get(key) {
         None => Ok(None),
         Some(v) => {
@@ -179,9 +191,19 @@ impl TrainOptions {
         }
 
         let mut o = TrainOptions::default();
-        if let Some(t) = number(map, "test_size", 0.0, 1.0, "a number between 0 and 1 (exclusive)")? {
+        if let Some(t) = number(
+            map,
+            "test_size",
+            0.0,
+            1.0,
+            "a number between 0 and 1 (exclusive)",
+        )? {
             if t <= 0.0 || t >= 1.0 {
-                return Err(option_error("test_size", "a number between 0 and 1 (exclusive)", &map["test_size"]));
+                return Err(option_error(
+                    "test_size",
+                    "a number between 0 and 1 (exclusive)",
+                    &map["test_size"],
+                ));
             }
             o.test_size = t;
         }
@@ -199,7 +221,11 @@ impl TrainOptions {
         }
         if let Some(features) = &o.features {
             if features.is_empty() {
-                return Err(option_error("features", "a non-empty array of column names", &map["features"]));
+                return Err(option_error(
+                    "features",
+                    "a non-empty array of column names",
+                    &map["features"],
+                ));
             }
         }
         if let Some(v) = map.get("deploy") {
@@ -207,14 +233,23 @@ impl TrainOptions {
                 Some("auto") => DeployPolicy::Auto,
                 Some("always") => DeployPolicy::Always,
                 Some("never") => DeployPolicy::Never,
-                _ => return Err(option_error("deploy", "one of \"auto\", \"always\", \"never\"", v)),
+                _ => {
+                    return Err(option_error(
+                        "deploy",
+                        "one of \"auto\", \"always\", \"never\"",
+                        v,
+                    ))
+                }
             };
         }
         if let Some(v) = map.get("metric") {
             o.metric = v.as_str().and_then(Metric::from_key).ok_or_else(|| {
                 option_error(
                     "metric",
-                    &format!("one of {}", Metric::ALL.map(|m| format!("\"{}\"", m.key())).join(", ")),
+                    &format!(
+                        "one of {}",
+                        Metric::ALL.map(|m| format!("\"{}\"", m.key())).join(", ")
+                    ),
                     v,
                 )
             })?;
@@ -246,13 +281,21 @@ impl TrainOptions {
         if let Some(v) = map.get("candidates") {
             let names = string_list(map, "candidates")?.unwrap_or_default();
             if names.is_empty() {
-                return Err(option_error("candidates", "a non-empty array of algorithm names", v));
+                return Err(option_error(
+                    "candidates",
+                    "a non-empty array of algorithm names",
+                    v,
+                ));
             }
             let mut candidates = Vec::new();
             for name in names {
                 let a = Algorithm::parse(&name)?;
                 if a == Algorithm::Auto {
-                    return Err(option_error("candidates", "concrete algorithms (not \"auto\")", v));
+                    return Err(option_error(
+                        "candidates",
+                        "concrete algorithms (not \"auto\")",
+                        v,
+                    ));
                 }
                 if !candidates.contains(&a) {
                     candidates.push(a);
@@ -305,23 +348,38 @@ mod tests {
         assert_eq!(err.message, "unknown option \"n_tree\"");
         assert!(err.hint.unwrap().contains("n_trees"));
         let err = TrainOptions::parse(&json!({"n_trees": 5}), Algorithm::Linear).unwrap_err();
-        assert_eq!(err.message, "option \"n_trees\" does not apply to algorithm \"linear\"");
+        assert_eq!(
+            err.message,
+            "option \"n_trees\" does not apply to algorithm \"linear\""
+        );
     }
 
     #[test]
     fn wrong_values_are_refused() {
         let cases = [
             (json!([1, 2]), "options must be a JSON object"),
-            (json!({"test_size": 1.5}), "\"test_size\" must be a number between 0 and 1"),
+            (
+                json!({"test_size": 1.5}),
+                "\"test_size\" must be a number between 0 and 1",
+            ),
             (json!({"test_size": 0}), "\"test_size\" must be"),
             (json!({"test_size": "0.2"}), "\"test_size\" must be"),
             (json!({"seed": -1}), "\"seed\" must be an integer"),
             (json!({"deploy": "sometimes"}), "\"deploy\" must be one of"),
             (json!({"metric": "accuracy"}), "\"metric\" must be one of"),
             (json!({"exclude": "a"}), "\"exclude\" must be an array"),
-            (json!({"features": ["a"], "exclude": ["b"]}), "cannot be combined"),
-            (json!({"candidates": ["auto"]}), "\"candidates\" must be concrete"),
-            (json!({"max_depth": 0}), "\"max_depth\" must be an integer from 1 to 64"),
+            (
+                json!({"features": ["a"], "exclude": ["b"]}),
+                "cannot be combined",
+            ),
+            (
+                json!({"candidates": ["auto"]}),
+                "\"candidates\" must be concrete",
+            ),
+            (
+                json!({"max_depth": 0}),
+                "\"max_depth\" must be an integer from 1 to 64",
+            ),
         ];
         for (value, expected) in cases {
             let err = TrainOptions::parse(&value, Algorithm::Auto).unwrap_err();

@@ -87,9 +87,13 @@ impl TierSpec {
             let number = |key: &str| -> Result<Option<f64>> {
                 match obj.get(key) {
                     None | Some(Value::Null) => Ok(None),
-                    Some(v) => v.as_f64().filter(|f| f.is_finite()).map(Some).ok_or_else(|| {
-                        tier_error(format!("\"{key}\" of tier \"{name}\" must be a number"))
-                    }),
+                    Some(v) => v
+                        .as_f64()
+                        .filter(|f| f.is_finite())
+                        .map(Some)
+                        .ok_or_else(|| {
+                            tier_error(format!("\"{key}\" of tier \"{name}\" must be a number"))
+                        }),
                 }
             };
             shares.push(number("share")?);
@@ -98,13 +102,15 @@ impl TierSpec {
         let any_share = shares.iter().any(Option::is_some);
         let any_min = mins.iter().any(Option::is_some);
         if any_share && any_min {
-            return Err(tier_error("tiers mix \"share\" and \"min\"; use one or the other"));
+            return Err(tier_error(
+                "tiers mix \"share\" and \"min\"; use one or the other",
+            ));
         }
         if any_share {
             let mut out = Vec::new();
             for (name, share) in names.into_iter().zip(shares) {
-                let share = share
-                    .ok_or_else(|| tier_error(format!("tier \"{name}\" has no \"share\"")))?;
+                let share =
+                    share.ok_or_else(|| tier_error(format!("tier \"{name}\" has no \"share\"")))?;
                 if share <= 0.0 || share > 1.0 {
                     return Err(tier_error(format!(
                         "share of tier \"{name}\" must be in (0, 1], got {share}"
@@ -155,7 +161,11 @@ impl TierSpec {
             TierSpec::Thresholds(items) => TierScheme {
                 tiers: items
                     .iter()
-                    .map(|(name, min)| Tier { name: name.clone(), min: *min, share: None })
+                    .map(|(name, min)| Tier {
+                        name: name.clone(),
+                        min: *min,
+                        share: None,
+                    })
                     .collect(),
             },
             TierSpec::Shares(items) => {
@@ -169,7 +179,11 @@ impl TierSpec {
                     .map(|(i, (name, share))| {
                         cumulative += share;
                         let min = (i < last).then(|| quantile_sorted(&sorted, 1.0 - cumulative));
-                        Tier { name: name.clone(), min, share: Some(*share) }
+                        Tier {
+                            name: name.clone(),
+                            min,
+                            share: Some(*share),
+                        }
                     })
                     .collect();
                 TierScheme { tiers }
@@ -225,7 +239,12 @@ mod tests {
         assert!((mins[1].unwrap() - 80.2).abs() < 1e-9);
         assert!((mins[2].unwrap() - 50.5).abs() < 1e-9);
         assert_eq!(mins[3], None);
-        let counts = |name: &str| predictions.iter().filter(|&&p| scheme.assign(p) == name).count();
+        let counts = |name: &str| {
+            predictions
+                .iter()
+                .filter(|&&p| scheme.assign(p) == name)
+                .count()
+        };
         assert_eq!(counts("VIP"), 5);
         assert_eq!(counts("high"), 15);
         assert_eq!(counts("medium"), 30);
@@ -253,13 +272,34 @@ mod tests {
         let cases = [
             (json!({"VIP": 0.1}), "must be a JSON array"),
             (json!([{"name": "a", "share": 1.0}]), "at least two tiers"),
-            (json!([{"name": "a", "share": 0.5}, {"name": "b", "share": 0.4}]), "sum to 0.9"),
-            (json!([{"name": "a", "share": 0.5}, {"name": "a", "share": 0.5}]), "appears twice"),
-            (json!([{"name": "a", "min": 1}, {"name": "b", "min": 5}, {"name": "c"}]), "must decrease"),
-            (json!([{"name": "a", "min": 1}, {"name": "b", "min": 0}]), "must not have a \"min\""),
-            (json!([{"name": "a", "share": 0.5}, {"name": "b", "min": 1}]), "mix"),
-            (json!([{"name": "a", "share": "x"}, {"name": "b"}]), "must be a number"),
-            (json!([{"name": "a", "weight": 1}, {"name": "b"}]), "unknown key \"weight\""),
+            (
+                json!([{"name": "a", "share": 0.5}, {"name": "b", "share": 0.4}]),
+                "sum to 0.9",
+            ),
+            (
+                json!([{"name": "a", "share": 0.5}, {"name": "a", "share": 0.5}]),
+                "appears twice",
+            ),
+            (
+                json!([{"name": "a", "min": 1}, {"name": "b", "min": 5}, {"name": "c"}]),
+                "must decrease",
+            ),
+            (
+                json!([{"name": "a", "min": 1}, {"name": "b", "min": 0}]),
+                "must not have a \"min\"",
+            ),
+            (
+                json!([{"name": "a", "share": 0.5}, {"name": "b", "min": 1}]),
+                "mix",
+            ),
+            (
+                json!([{"name": "a", "share": "x"}, {"name": "b"}]),
+                "must be a number",
+            ),
+            (
+                json!([{"name": "a", "weight": 1}, {"name": "b"}]),
+                "unknown key \"weight\"",
+            ),
         ];
         for (value, expected) in cases {
             let err = TierSpec::from_json(&value).unwrap_err();

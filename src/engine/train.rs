@@ -64,11 +64,16 @@ fn fit(
 }
 
 fn predict_all(predictor: &Predictor, data: &Dataset) -> Result<Vec<f64>> {
-    let predictions: Vec<f64> = (0..data.n_rows).map(|i| predictor.predict(data.row(i))).collect();
+    let predictions: Vec<f64> = (0..data.n_rows)
+        .map(|i| predictor.predict(data.row(i)))
+        .collect();
     if let Some(i) = predictions.iter().position(|p| !p.is_finite()) {
         return Err(EngineError::new(
             ErrorKind::NonFiniteValue,
-            format!("the fitted model predicts {} for a training row", predictions[i]),
+            format!(
+                "the fitted model predicts {} for a training row",
+                predictions[i]
+            ),
         )
         .with_hint("Features may have extreme values; try ridge or scale the inputs."));
     }
@@ -112,12 +117,19 @@ pub fn train(
         let started = Instant::now();
         let fitted = fit(candidate, &train_set, options, interrupt).and_then(|predictor| {
             let predictions = predict_all(&predictor, &test_set)?;
-            Ok((predictor, RegressionMetrics::compute(&test_set.y, &predictions)))
+            Ok((
+                predictor,
+                RegressionMetrics::compute(&test_set.y, &predictions),
+            ))
         });
         let seconds = started.elapsed().as_secs_f64();
         match fitted {
             Ok((predictor, metrics)) => {
-                trials.push(Trial { algorithm: candidate, outcome: Ok(metrics.clone()), seconds });
+                trials.push(Trial {
+                    algorithm: candidate,
+                    outcome: Ok(metrics.clone()),
+                    seconds,
+                });
                 let better = match &best {
                     None => true,
                     Some((_, _, incumbent)) => {
@@ -131,7 +143,11 @@ pub fn train(
                 }
             }
             Err(e) if algorithm == Algorithm::Auto && e.kind != ErrorKind::Internal => {
-                trials.push(Trial { algorithm: candidate, outcome: Err(e.clone()), seconds });
+                trials.push(Trial {
+                    algorithm: candidate,
+                    outcome: Err(e.clone()),
+                    seconds,
+                });
                 first_error.get_or_insert(e);
             }
             Err(e) => return Err(e),
@@ -184,7 +200,10 @@ impl TrainOutcome {
         let mut map = metrics_object(&self.metrics);
         map.insert("n_train".into(), json!(self.n_train));
         map.insert("n_test".into(), json!(self.n_test));
-        map.insert("dropped_null_target".into(), json!(self.dropped_null_target));
+        map.insert(
+            "dropped_null_target".into(),
+            json!(self.dropped_null_target),
+        );
         map.insert("selection_metric".into(), json!(options.metric.key()));
         if self.trials.len() > 1 {
             let trials: Vec<Value> = self
@@ -200,7 +219,10 @@ impl TrainOutcome {
                         }
                     };
                     obj.insert("algorithm".into(), json!(t.algorithm.name()));
-                    obj.insert("seconds".into(), json!((t.seconds * 1000.0).round() / 1000.0));
+                    obj.insert(
+                        "seconds".into(),
+                        json!((t.seconds * 1000.0).round() / 1000.0),
+                    );
                     Value::Object(obj)
                 })
                 .collect();
@@ -252,8 +274,11 @@ mod tests {
             let member = rng.below(2) as f64;
             let noise = rng.below(1000) as f64 / 1000.0 - 0.5;
             let other = rng.below(100) as f64;
-            t.push_row(&[Some(visits), Some(member), Some(other)], Some(5.0 + 3.0 * visits + 10.0 * member + noise))
-                .unwrap();
+            t.push_row(
+                &[Some(visits), Some(member), Some(other)],
+                Some(5.0 + 3.0 * visits + 10.0 * member + noise),
+            )
+            .unwrap();
         }
         t
     }
@@ -274,8 +299,18 @@ mod tests {
     fn linear_training_recovers_the_formula_and_reports_metrics() {
         let (specs, data) = table(500).into_dataset().unwrap();
         let options = TrainOptions::default();
-        let out = train(specs, &data, Algorithm::Linear, Some("spend"), &options, &mut || {}).unwrap();
-        let Predictor::Linear(m) = &out.artifact.predictor else { panic!("not linear") };
+        let out = train(
+            specs,
+            &data,
+            Algorithm::Linear,
+            Some("spend"),
+            &options,
+            &mut || {},
+        )
+        .unwrap();
+        let Predictor::Linear(m) = &out.artifact.predictor else {
+            panic!("not linear")
+        };
         assert!((m.coefficients[0] - 3.0).abs() < 0.01, "{m:?}");
         assert!((m.coefficients[1] - 10.0).abs() < 0.1, "{m:?}");
         assert!(m.coefficients[2].abs() < 0.01, "{m:?}");
@@ -284,7 +319,14 @@ mod tests {
         assert!(out.metrics.rmse < 0.35);
         assert_eq!((out.n_train, out.n_test), (400, 100));
         let j = out.metrics_json(&options);
-        for key in ["rmse", "mae", "r2", "spearman", "gini", "top_decile_capture"] {
+        for key in [
+            "rmse",
+            "mae",
+            "r2",
+            "spearman",
+            "gini",
+            "top_decile_capture",
+        ] {
             assert!(j[key].is_number(), "{key} in {j}");
         }
     }
@@ -294,7 +336,15 @@ mod tests {
         let (specs, data) = table(400).into_dataset().unwrap();
         let mut options = TrainOptions::parse(&json!({"n_trees": 10}), Algorithm::Auto).unwrap();
         options.metric = Metric::Rmse;
-        let out = train(specs, &data, Algorithm::Auto, Some("spend"), &options, &mut || {}).unwrap();
+        let out = train(
+            specs,
+            &data,
+            Algorithm::Auto,
+            Some("spend"),
+            &options,
+            &mut || {},
+        )
+        .unwrap();
         assert_eq!(out.trials.len(), 3);
         let best = out
             .trials
@@ -303,15 +353,31 @@ mod tests {
             .fold(f64::INFINITY, f64::min);
         assert_eq!(out.metrics.rmse, best);
         // the data are linear: a linear model wins
-        assert!(matches!(out.artifact.algorithm, Algorithm::Linear | Algorithm::Ridge));
-        assert_eq!(out.metrics_json(&options)["trials"].as_array().unwrap().len(), 3);
+        assert!(matches!(
+            out.artifact.algorithm,
+            Algorithm::Linear | Algorithm::Ridge
+        ));
+        assert_eq!(
+            out.metrics_json(&options)["trials"]
+                .as_array()
+                .unwrap()
+                .len(),
+            3
+        );
     }
 
     #[test]
     fn too_few_rows_is_refused() {
         let (specs, data) = table(9).into_dataset().unwrap();
-        let err = train(specs, &data, Algorithm::Linear, None, &TrainOptions::default(), &mut || {})
-            .unwrap_err();
+        let err = train(
+            specs,
+            &data,
+            Algorithm::Linear,
+            None,
+            &TrainOptions::default(),
+            &mut || {},
+        )
+        .unwrap_err();
         assert_eq!(err.kind, ErrorKind::InsufficientData);
         assert!(err.message.contains("9 usable rows"));
     }
@@ -319,10 +385,21 @@ mod tests {
     #[test]
     fn tiers_are_cut_on_the_training_population() {
         let (specs, data) = table(1000).into_dataset().unwrap();
-        let out = train(specs, &data, Algorithm::Linear, None, &TrainOptions::default(), &mut || {})
-            .unwrap();
+        let out = train(
+            specs,
+            &data,
+            Algorithm::Linear,
+            None,
+            &TrainOptions::default(),
+            &mut || {},
+        )
+        .unwrap();
         let a = &out.artifact;
-        let counts = |name: &str| (0..data.n_rows).filter(|&i| a.tiers.assign(a.predict(data.row(i))) == name).count();
+        let counts = |name: &str| {
+            (0..data.n_rows)
+                .filter(|&i| a.tiers.assign(a.predict(data.row(i))) == name)
+                .count()
+        };
         assert!((45..=55).contains(&counts("VIP")), "{}", counts("VIP"));
         assert!((480..=520).contains(&counts("low")), "{}", counts("low"));
     }

@@ -75,9 +75,16 @@ impl TreeEnsemble {
     }
 
     pub fn validate(&self, n_features: usize) -> Result<()> {
-        let bad = |why: String| Err(EngineError::corrupted(format!("tree ensemble is invalid: {why}")));
+        let bad = |why: String| {
+            Err(EngineError::corrupted(format!(
+                "tree ensemble is invalid: {why}"
+            )))
+        };
         if self.n_features as usize != n_features {
-            return bad(format!("built for {} features, model has {n_features}", self.n_features));
+            return bad(format!(
+                "built for {} features, model has {n_features}",
+                self.n_features
+            ));
         }
         if self.roots.is_empty() {
             return bad("it has no trees".into());
@@ -99,7 +106,10 @@ impl TreeEnsemble {
                 continue;
             }
             if node.feature as usize >= n_features {
-                return bad(format!("node {i} splits on feature {} of {n_features}", node.feature));
+                return bad(format!(
+                    "node {i} splits on feature {} of {n_features}",
+                    node.feature
+                ));
             }
             for child in [node.left, node.right] {
                 if child as usize <= i || child as usize >= len {
@@ -268,7 +278,13 @@ mod tests {
             x.extend_from_slice(&[a, b]);
             y.push(if a > 50.0 { 100.0 } else { 10.0 } + b / 10.0);
         }
-        Dataset { n_rows: n, n_features: 2, x, y, dropped_null_target: 0 }
+        Dataset {
+            n_rows: n,
+            n_features: 2,
+            x,
+            y,
+            dropped_null_target: 0,
+        }
     }
 
     #[test]
@@ -304,7 +320,10 @@ mod tests {
     #[test]
     fn forest_learns_a_step_and_checks_for_interrupts_between_trees() {
         let data = step_data(400);
-        let params = ForestParams { n_trees: 12, ..ForestParams::default() };
+        let params = ForestParams {
+            n_trees: 12,
+            ..ForestParams::default()
+        };
         let mut calls = 0;
         let model = fit_random_forest(&data, &params, &mut || calls += 1).unwrap();
         assert_eq!(calls, 12);
@@ -315,18 +334,35 @@ mod tests {
 
     #[test]
     fn validation_rejects_cycles_and_out_of_range_indices() {
-        let leaf = Node { feature: LEAF, left: 0, right: 0, value: 1.0 };
+        let leaf = Node {
+            feature: LEAF,
+            left: 0,
+            right: 0,
+            value: 1.0,
+        };
         let ok = TreeEnsemble {
             n_features: 1,
             roots: vec![0],
-            nodes: vec![Node { feature: 0, left: 1, right: 2, value: 0.5 }, leaf, leaf],
+            nodes: vec![
+                Node {
+                    feature: 0,
+                    left: 1,
+                    right: 2,
+                    value: 0.5,
+                },
+                leaf,
+                leaf,
+            ],
             scale: 1.0,
             offset: 0.0,
         };
         ok.validate(1).unwrap();
         let mut cyclic = ok.clone();
         cyclic.nodes[0].left = 0;
-        assert_eq!(cyclic.validate(1).unwrap_err().kind, ErrorKind::DataCorrupted);
+        assert_eq!(
+            cyclic.validate(1).unwrap_err().kind,
+            ErrorKind::DataCorrupted
+        );
         let mut outside = ok.clone();
         outside.nodes[0].right = 9;
         assert!(outside.validate(1).is_err());

@@ -2,8 +2,8 @@
 //! and one coefficient per feature (on the original feature scale).
 
 use serde::{Deserialize, Serialize};
-use smartcore::linalg::basic::matrix::DenseMatrix;
 use smartcore::linalg::basic::arrays::Array;
+use smartcore::linalg::basic::matrix::DenseMatrix;
 use smartcore::linear::linear_regression::{
     LinearRegression, LinearRegressionParameters, LinearRegressionSolverName,
 };
@@ -143,7 +143,13 @@ mod tests {
             x.extend_from_slice(&[a, b, c]);
             y.push(3.0 + 2.0 * a - 0.5 * b + 0.25 * c);
         }
-        Dataset { n_rows: n, n_features: 3, x, y, dropped_null_target: 0 }
+        Dataset {
+            n_rows: n,
+            n_features: 3,
+            x,
+            y,
+            dropped_null_target: 0,
+        }
     }
 
     #[test]
@@ -177,10 +183,16 @@ mod tests {
 
     #[test]
     fn validation_rejects_wrong_lengths_and_non_finite_values() {
-        let m = LinearModel { intercept: 1.0, coefficients: vec![1.0, 2.0] };
+        let m = LinearModel {
+            intercept: 1.0,
+            coefficients: vec![1.0, 2.0],
+        };
         assert!(m.validate(2).is_ok());
         assert_eq!(m.validate(3).unwrap_err().kind, ErrorKind::DataCorrupted);
-        let m = LinearModel { intercept: f64::NAN, coefficients: vec![1.0] };
+        let m = LinearModel {
+            intercept: f64::NAN,
+            coefficients: vec![1.0],
+        };
         assert_eq!(m.validate(1).unwrap_err().kind, ErrorKind::DataCorrupted);
     }
 }

@@ -48,11 +48,12 @@ impl Algorithm {
             .into_iter()
             .find(|a| a.name() == name)
             .ok_or_else(|| {
-                EngineError::invalid_parameter(format!("unknown algorithm \"{name}\""))
-                    .with_hint(format!(
+                EngineError::invalid_parameter(format!("unknown algorithm \"{name}\"")).with_hint(
+                    format!(
                         "Valid algorithms are: {}.",
                         Algorithm::ALL.map(|a| a.name()).join(", ")
-                    ))
+                    ),
+                )
             })
     }
 }

@@ -1,0 +1,91 @@
+# Shared set-up for the demo, test and benchmark scripts: installs what is missing (apt packages,
+# the pinned cargo-pgrx, pgrx's registration of the system PostgreSQL 15), builds and installs the
+# extension, and runs a throwaway PostgreSQL cluster as an unprivileged user. Idempotent: every
+# step checks first and skips what is already there.
+# shellcheck shell=bash
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PG_MAJOR=15
+PG_BIN=/usr/lib/postgresql/$PG_MAJOR/bin
+PG_CONFIG=$PG_BIN/pg_config
+CARGO_PGRX_VERSION=0.18.0
+APT_PACKAGES=(postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR postgresql-$PG_MAJOR-cron
+              libclang-dev clang sudo)
+
+if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO=sudo; fi
+export PATH="$HOME/.cargo/bin:$PATH"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+ensure_packages() {
+    local missing=() p
+    for p in "${APT_PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        step "installing apt packages: ${missing[*]}"
+        $SUDO apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    fi
+}
+
+ensure_cargo_pgrx() {
+    if ! cargo pgrx --version 2>/dev/null | grep -q "cargo-pgrx $CARGO_PGRX_VERSION"; then
+        step "installing cargo-pgrx $CARGO_PGRX_VERSION (once; about 12 minutes on 2 cores)"
+        cargo install cargo-pgrx --version "$CARGO_PGRX_VERSION" --locked
+    fi
+    if ! grep -qs "^pg$PG_MAJOR *= *\"$PG_CONFIG\"" "${PGRX_HOME:-$HOME/.pgrx}/config.toml"; then
+        step "registering PostgreSQL $PG_MAJOR with pgrx"
+        cargo pgrx init --pg$PG_MAJOR "$PG_CONFIG"
+    fi
+}
+
+ensure_toolchain() {
+    ensure_packages
+    ensure_cargo_pgrx
+}
+
+install_extension() {
+    step "building and installing the extension (release)"
+    (cd "$ROOT" && cargo pgrx install --release --pg-config "$PG_CONFIG" ${SUDO:+--sudo})
+}
+
+# Runs a command as the cluster's OS user: postgres when we are root (initdb refuses root).
+as_db_user() {
+    if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+# start_cluster [extra postgresql.conf lines…]: a fresh cluster on a Unix socket in a temp dir,
+# stopped and removed when the calling script exits.
+start_cluster() {
+    # The server inherits our environment: a Rust backtrace in every error DETAIL helps nobody.
+    unset RUST_BACKTRACE RUST_LIB_BACKTRACE
+    CLUSTER_DIR=$(mktemp -d /tmp/customer_value_pg.XXXXXX)
+    chmod 755 "$CLUSTER_DIR"
+    if [ "$(id -u)" -eq 0 ]; then chown postgres: "$CLUSTER_DIR"; fi
+    as_db_user "$PG_BIN/initdb" -D "$CLUSTER_DIR/data" -U postgres -A trust -E UTF8 --locale=C --no-sync >/dev/null
+    {
+        echo "listen_addresses = ''"
+        echo "unix_socket_directories = '$CLUSTER_DIR'"
+        echo "port = 5499"
+        echo "fsync = off"
+        echo "max_parallel_workers_per_gather = 2"
+        local line
+        for line in "$@"; do echo "$line"; done
+    } | as_db_user tee -a "$CLUSTER_DIR/data/postgresql.conf" >/dev/null
+    as_db_user "$PG_BIN/pg_ctl" -D "$CLUSTER_DIR/data" -l "$CLUSTER_DIR/server.log" -w start >/dev/null
+    export PGHOST=$CLUSTER_DIR PGPORT=5499 PGUSER=postgres PGDATABASE=postgres
+    trap stop_cluster EXIT
+}
+
+stop_cluster() {
+    if [ -n "${CLUSTER_DIR:-}" ] && [ -d "$CLUSTER_DIR" ]; then
+        as_db_user "$PG_BIN/pg_ctl" -D "$CLUSTER_DIR/data" -m fast -w stop >/dev/null 2>&1 || true
+        rm -rf "$CLUSTER_DIR"
+    fi
+}
+
+psql_run() {
+    "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 "$@"
+}

@@ -1,0 +1,45 @@
+-- customer_value: scoring functions and documentation. Runs last when the extension is created.
+--
+-- The scoring functions take a whole row (`record`) and read it in place; they are declared
+-- here rather than generated, because pgrx would copy every row before the call. They are
+-- created unqualified, in the extension's schema (public by default), so analysts and BI tools
+-- call customer_value(c) and customer_tier(c) without a schema.
+
+CREATE FUNCTION customer_value("row" record) RETURNS float8
+    LANGUAGE c STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_value_default_wrapper';
+CREATE FUNCTION customer_value("row" record, model text) RETURNS float8
+    LANGUAGE c STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_value_named_wrapper';
+-- A model id names one immutable version, so this variant is honestly IMMUTABLE (Citus can push
+-- it down to shards and use it in UPDATE ... SET).
+CREATE FUNCTION customer_value("row" record, model_id bigint) RETURNS float8
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_value_by_id_wrapper';
+
+CREATE FUNCTION customer_tier("row" record) RETURNS text
+    LANGUAGE c STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_tier_default_wrapper';
+CREATE FUNCTION customer_tier("row" record, model text) RETURNS text
+    LANGUAGE c STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_tier_named_wrapper';
+CREATE FUNCTION customer_tier("row" record, model_id bigint) RETURNS text
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_tier_by_id_wrapper';
+
+COMMENT ON FUNCTION customer_value(record) IS
+    'Predicted value of a customer row with the default model (customer_value.model, else the only deployed model); features are matched by column name';
+COMMENT ON FUNCTION customer_value(record, text) IS
+    'Predicted value of a customer row with the deployed version of the named model, or name@version for a pinned version';
+COMMENT ON FUNCTION customer_value(record, bigint) IS
+    'Predicted value of a customer row with the model of this id (immutable: one fixed version)';
+COMMENT ON FUNCTION customer_tier(record) IS
+    'Value tier (e.g. VIP/high/medium/low) of a customer row with the default model';
+COMMENT ON FUNCTION customer_tier(record, text) IS
+    'Value tier of a customer row with the deployed version of the named model, or name@version';
+COMMENT ON FUNCTION customer_tier(record, bigint) IS
+    'Value tier of a customer row with the model of this id (immutable: one fixed version)';
+COMMENT ON FUNCTION customer_value.train(text, text, text, text, jsonb) IS
+    'Trains a new version of a model from a table, view or SELECT, stores it with holdout metrics and tiers, and deploys it if at least as good as the deployed version; returns name, version, algorithm, metrics, deployed, id';
+COMMENT ON FUNCTION customer_value.deploy(text, int) IS
+    'Makes a stored version the deployed version of its model (also used to roll back); returns the previously deployed version';

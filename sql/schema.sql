@@ -1,0 +1,84 @@
+-- customer_value: the model store. Runs right after schema customer_value is created.
+
+COMMENT ON SCHEMA customer_value IS
+    'customer_value extension: the model store and every function except the scoring functions customer_value(row) and customer_tier(row)';
+
+CREATE SEQUENCE customer_value.models_id_seq;
+
+CREATE TABLE customer_value.models (
+    id          bigint      NOT NULL DEFAULT nextval('customer_value.models_id_seq') PRIMARY KEY,
+    name        text        NOT NULL,
+    version     int         NOT NULL,
+    algorithm   text        NOT NULL,
+    task        text        NOT NULL,
+    target      text,
+    source      text        NOT NULL,
+    features    jsonb       NOT NULL,
+    options     jsonb       NOT NULL DEFAULT '{}',
+    metrics     jsonb       NOT NULL,
+    tiers       jsonb       NOT NULL,
+    model       bytea       NOT NULL,
+    trained_by  name        NOT NULL DEFAULT current_user,
+    trained_at  timestamptz NOT NULL DEFAULT now(),
+    deployed    boolean     NOT NULL DEFAULT false,
+    CONSTRAINT models_name_version_key UNIQUE (name, version),
+    CONSTRAINT models_name_check CHECK (name <> '' AND strpos(name, '@') = 0),
+    CONSTRAINT models_version_check CHECK (version >= 1)
+);
+ALTER SEQUENCE customer_value.models_id_seq OWNED BY customer_value.models.id;
+
+-- At most one deployed version per model name, enforced by the database.
+CREATE UNIQUE INDEX models_one_deployed_per_name ON customer_value.models (name) WHERE deployed;
+
+-- Models are user data: pg_dump must keep them.
+SELECT pg_catalog.pg_extension_config_dump('customer_value.models', '');
+SELECT pg_catalog.pg_extension_config_dump('customer_value.models_id_seq', '');
+
+COMMENT ON TABLE customer_value.models IS
+    'Trained models, one row per (name, version). Versions are immutable; "deployed" marks the version customer_value(row, name) uses.';
+COMMENT ON COLUMN customer_value.models.id IS 'Immutable model id, usable with customer_value(row, model_id)';
+COMMENT ON COLUMN customer_value.models.name IS 'Model name (no "@": name@version pins a version)';
+COMMENT ON COLUMN customer_value.models.version IS 'Version number within the name, from 1';
+COMMENT ON COLUMN customer_value.models.algorithm IS 'Algorithm that produced the model (auto resolves to the chosen one)';
+COMMENT ON COLUMN customer_value.models.task IS 'What the model predicts: regression';
+COMMENT ON COLUMN customer_value.models.target IS 'Target column the model learned';
+COMMENT ON COLUMN customer_value.models.source IS 'Source table, view or query it was trained on';
+COMMENT ON COLUMN customer_value.models.features IS 'Feature schema: name, SQL type, encoding and imputation of each input column';
+COMMENT ON COLUMN customer_value.models.options IS 'Training options as given';
+COMMENT ON COLUMN customer_value.models.metrics IS 'Holdout metrics: rmse, mae, r2, spearman, gini, top_decile_capture, n_train, n_test (and trials for auto)';
+COMMENT ON COLUMN customer_value.models.tiers IS 'Tier cut points, best tier first: name, min (lowest prediction in the tier), share';
+COMMENT ON COLUMN customer_value.models.model IS 'Self-describing model bytes: magic, format version, length, CRC-32, payload';
+COMMENT ON COLUMN customer_value.models.trained_by IS 'Role that trained the model';
+COMMENT ON COLUMN customer_value.models.trained_at IS 'When the model was trained';
+COMMENT ON COLUMN customer_value.models.deployed IS 'Whether this is the deployed version of its name (at most one per name)';
+
+CREATE VIEW customer_value.model_summary AS
+SELECT m.id,
+       m.name,
+       m.version,
+       m.deployed,
+       m.algorithm,
+       m.task,
+       m.target,
+       (m.metrics ->> 'rmse')::float8               AS rmse,
+       (m.metrics ->> 'mae')::float8                AS mae,
+       (m.metrics ->> 'r2')::float8                 AS r2,
+       (m.metrics ->> 'spearman')::float8           AS spearman,
+       (m.metrics ->> 'gini')::float8               AS gini,
+       (m.metrics ->> 'top_decile_capture')::float8 AS top_decile_capture,
+       (m.metrics ->> 'n_train')::bigint            AS n_train,
+       (m.metrics ->> 'n_test')::bigint             AS n_test,
+       ARRAY(SELECT f ->> 'name'
+               FROM jsonb_array_elements(m.features) WITH ORDINALITY AS e(f, n)
+              ORDER BY n)                           AS features,
+       ARRAY(SELECT t ->> 'name'
+               FROM jsonb_array_elements(m.tiers) WITH ORDINALITY AS e(t, n)
+              ORDER BY n)                           AS tiers,
+       octet_length(m.model)                        AS model_bytes,
+       m.source,
+       m.trained_by,
+       m.trained_at
+  FROM customer_value.models AS m;
+
+COMMENT ON VIEW customer_value.model_summary IS
+    'One row per model version with its holdout metrics flattened into columns, for BI tools';

@@ -1,0 +1,72 @@
+//! Model administration: deploying (and rolling back to) a version.
+
+use pgrx::prelude::*;
+
+use crate::engine::error::{EngineError, ErrorKind};
+
+use super::errors::{raise, OrRaise};
+
+/// Makes `version` the deployed version of `name`; returns the previously deployed version.
+#[pg_extern(schema = "customer_value", volatile, parallel_unsafe)]
+fn deploy(name: &str, version: i32) -> Option<i32> {
+    Spi::connect_mut(|client| {
+        client
+            .update(
+                "SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('customer_value.models:' || $1))",
+                None,
+                &[name.into()],
+            )
+            .or_raise();
+        let exists = client
+            .select(
+                "SELECT 1 FROM customer_value.models WHERE name = $1 AND version = $2",
+                None,
+                &[name.into(), version.into()],
+            )
+            .or_raise()
+            .len()
+            == 1;
+        if !exists {
+            let any: bool = client
+                .select(
+                    "SELECT 1 FROM customer_value.models WHERE name = $1",
+                    None,
+                    &[name.into()],
+                )
+                .or_raise()
+                .len()
+                > 0;
+            raise(if any {
+                EngineError::new(
+                    ErrorKind::UndefinedObject,
+                    format!("model \"{name}\" has no version {version}"),
+                )
+                .with_hint("See customer_value.model_summary for its versions.")
+            } else {
+                EngineError::new(
+                    ErrorKind::UndefinedObject,
+                    format!("model \"{name}\" does not exist"),
+                )
+            });
+        }
+        let previous: Option<i32> = client
+            .update(
+                "UPDATE customer_value.models SET deployed = false
+                  WHERE name = $1 AND deployed RETURNING version",
+                None,
+                &[name.into()],
+            )
+            .or_raise()
+            .into_iter()
+            .next()
+            .and_then(|row| row.get::<i32>(1).or_raise());
+        client
+            .update(
+                "UPDATE customer_value.models SET deployed = true WHERE name = $1 AND version = $2",
+                None,
+                &[name.into(), version.into()],
+            )
+            .or_raise();
+        previous
+    })
+}

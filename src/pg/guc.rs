@@ -1,0 +1,30 @@
+//! Configuration parameters (GUCs), all under the reserved prefix `customer_value.`.
+
+use std::ffi::CString;
+
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
+use pgrx::pg_sys;
+
+/// `customer_value.model`: the model `customer_value(row)` uses when no model is given.
+pub static DEFAULT_MODEL: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+
+pub fn register() {
+    GucRegistry::define_string_guc(
+        c"customer_value.model",
+        c"Model used by customer_value(row) and customer_tier(row) when no model is named.",
+        c"A model name, or name@version for a pinned version. Empty: the only deployed model.",
+        &DEFAULT_MODEL,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    unsafe { pg_sys::MarkGUCPrefixReserved(c"customer_value".as_ptr()) };
+}
+
+/// The configured default model, if set and not empty.
+pub fn default_model() -> Option<String> {
+    DEFAULT_MODEL
+        .get()
+        .and_then(|s| s.into_string().ok())
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}

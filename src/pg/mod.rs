@@ -1,0 +1,11 @@
+//! The Postgres layer: SQL functions, row decoding, SPI reading, the model store and cache,
+//! GUCs and the mapping of engine errors to SQLSTATEs.
+
+pub mod admin;
+pub mod cache;
+pub mod errors;
+pub mod guc;
+pub mod score;
+pub mod store;
+pub mod train;
+pub mod types;

@@ -1,0 +1,382 @@
+//! Scoring: `customer_value(row [, model])` and `customer_tier(row [, model])`.
+//!
+//! This is the hot path. A query calls these once per row, so everything that does not change
+//! between rows is done once per query and kept in the call site's `fn_extra`:
+//! - the model is resolved (one small SPI query) and decoded (through the backend cache);
+//! - the row type's descriptor is looked up and the feature → attribute map built, with each
+//!   attribute's reader chosen from its type.
+//!
+//! Per row, the composite datum is deformed in place (no tuple copy), the feature values are read
+//! and imputed, and the model predicts. Keeping the model
+//! fixed for the whole query also means every row of one statement is scored by one version,
+//! even if another session redeploys meanwhile.
+
+use std::ffi::CStr;
+use std::rc::Rc;
+
+use pgrx::prelude::*;
+use pgrx::{pg_getarg, pg_getarg_datum_raw, pg_sys};
+
+use crate::engine::codec::ModelArtifact;
+use crate::engine::error::{EngineError, ErrorKind, Result};
+use crate::engine::features::SqlType;
+
+use super::errors::OrRaise;
+use super::store::{self, ModelRow};
+use super::types::sql_type_of;
+
+/// How the model was named in the call.
+#[derive(Debug, Clone, PartialEq)]
+enum ModelKey {
+    Default,
+    Name(String),
+    Id(i64),
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Reader {
+    Float8,
+    Float4,
+    Int2,
+    Int4,
+    Int8,
+    Numeric,
+    Bool,
+}
+
+impl Reader {
+    fn for_type(sql_type: &SqlType) -> Option<Reader> {
+        Some(match sql_type {
+            SqlType::Double => Reader::Float8,
+            SqlType::Real => Reader::Float4,
+            SqlType::SmallInt => Reader::Int2,
+            SqlType::Integer => Reader::Int4,
+            SqlType::BigInt => Reader::Int8,
+            SqlType::Numeric => Reader::Numeric,
+            SqlType::Boolean => Reader::Bool,
+            SqlType::Other(_) => return None,
+        })
+    }
+
+    #[inline]
+    unsafe fn read(self, datum: pg_sys::Datum) -> f64 {
+        match self {
+            Reader::Float8 => f64::from_bits(datum.value() as u64),
+            Reader::Float4 => f32::from_bits(datum.value() as u32) as f64,
+            Reader::Int2 => datum.value() as i16 as f64,
+            Reader::Int4 => datum.value() as i32 as f64,
+            Reader::Int8 => datum.value() as i64 as f64,
+            Reader::Bool => {
+                if datum.value() & 0xff != 0 {
+                    1.0
+                } else {
+                    0.0
+                }
+            }
+            Reader::Numeric => unsafe {
+                pgrx::direct_function_call::<f64>(pg_sys::numeric_float8, &[Some(datum)])
+                    .unwrap_or(f64::NAN)
+            },
+        }
+    }
+}
+
+struct FeatureSlot {
+    /// 0-based attribute index in the row.
+    attribute: usize,
+    reader: Reader,
+    impute: f64,
+}
+
+struct RowLayout {
+    type_id: pg_sys::Oid,
+    type_mod: i32,
+    /// Copy of the row descriptor in the call site's memory context. (It is used whole: this
+    /// PostgreSQL build versions descriptor attributes, so a descriptor cut short is refused.)
+    tupdesc: pg_sys::TupleDesc,
+    slots: Vec<FeatureSlot>,
+}
+
+struct LoadedModel {
+    key: ModelKey,
+    row: ModelRow,
+    model: Rc<ModelArtifact>,
+}
+
+/// Per-call-site state, owned by `flinfo->fn_extra`, freed with `fn_mcxt`.
+struct CallSite {
+    memory: pg_sys::MemoryContext,
+    model: Option<LoadedModel>,
+    layout: Option<RowLayout>,
+    values: Vec<pg_sys::Datum>,
+    nulls: Vec<bool>,
+    x: Vec<f64>,
+}
+
+unsafe extern "C-unwind" fn drop_call_site(arg: *mut std::ffi::c_void) {
+    drop(unsafe { Box::from_raw(arg as *mut CallSite) });
+}
+
+unsafe fn call_site<'a>(fcinfo: pg_sys::FunctionCallInfo) -> &'a mut CallSite {
+    unsafe {
+        let flinfo = (*fcinfo).flinfo;
+        if (*flinfo).fn_extra.is_null() {
+            let memory = (*flinfo).fn_mcxt;
+            let site = Box::into_raw(Box::new(CallSite {
+                memory,
+                model: None,
+                layout: None,
+                values: Vec::new(),
+                nulls: Vec::new(),
+                x: Vec::new(),
+            }));
+            let callback = pg_sys::MemoryContextAlloc(
+                memory,
+                std::mem::size_of::<pg_sys::MemoryContextCallback>(),
+            ) as *mut pg_sys::MemoryContextCallback;
+            (*callback).func = Some(drop_call_site);
+            (*callback).arg = site as *mut std::ffi::c_void;
+            (*callback).next = std::ptr::null_mut();
+            pg_sys::MemoryContextRegisterResetCallback(memory, callback);
+            (*flinfo).fn_extra = site as *mut std::ffi::c_void;
+        }
+        &mut *((*flinfo).fn_extra as *mut CallSite)
+    }
+}
+
+fn load_model(key: &ModelKey) -> Result<LoadedModel> {
+    let row = match key {
+        ModelKey::Default => store::resolve_default()?,
+        ModelKey::Name(spec) => store::resolve(spec)?,
+        ModelKey::Id(id) => store::resolve_id(*id)?,
+    };
+    let model = store::load(&row)?;
+    Ok(LoadedModel {
+        key: key.clone(),
+        row,
+        model,
+    })
+}
+
+unsafe fn attribute_name(attr: &pg_sys::FormData_pg_attribute) -> &str {
+    unsafe { CStr::from_ptr(attr.attname.data.as_ptr()) }
+        .to_str()
+        .unwrap_or("")
+}
+
+/// Builds the feature → attribute map for rows of `(type_id, type_mod)`.
+unsafe fn build_layout(
+    memory: pg_sys::MemoryContext,
+    loaded: &LoadedModel,
+    type_id: pg_sys::Oid,
+    type_mod: i32,
+) -> Result<RowLayout> {
+    unsafe {
+        let old = pg_sys::MemoryContextSwitchTo(memory);
+        let tupdesc = pg_sys::lookup_rowtype_tupdesc_copy(type_id, type_mod);
+        pg_sys::MemoryContextSwitchTo(old);
+        let natts = (*tupdesc).natts as usize;
+        let attrs = (*tupdesc).attrs.as_slice(natts);
+        let mut slots = Vec::with_capacity(loaded.model.features.len());
+        for feature in &loaded.model.features {
+            let found = attrs
+                .iter()
+                .position(|a| !a.attisdropped && attribute_name(a) == feature.name);
+            let Some(attribute) = found else {
+                let present: Vec<&str> = attrs
+                    .iter()
+                    .filter(|a| !a.attisdropped)
+                    .map(|a| attribute_name(a))
+                    .collect();
+                return Err(EngineError::new(
+                    ErrorKind::UndefinedColumn,
+                    format!(
+                        "the scored row has no column \"{}\", which {} needs",
+                        feature.name,
+                        loaded.row.label()
+                    ),
+                )
+                .with_detail(format!(
+                    "The model's features are: {}. The row's columns are: {}.",
+                    loaded.model.features.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", "),
+                    present.join(", ")
+                ))
+                .with_hint("Features are matched by column name; alias the column (… AS name) in a subquery."));
+            };
+            let sql_type = sql_type_of(attrs[attribute].atttypid);
+            let reader =
+                Reader::for_type(&sql_type).filter(|_| feature.encoding.accepts(&sql_type));
+            let Some(reader) = reader else {
+                return Err(EngineError::new(
+                    ErrorKind::DatatypeMismatch,
+                    format!(
+                        "column \"{}\" has type {}, but {} was trained with it as {}",
+                        feature.name,
+                        sql_type.sql_name(),
+                        loaded.row.label(),
+                        feature.sql_type
+                    ),
+                )
+                .with_hint(format!(
+                    "Cast the column: {}::{}.",
+                    feature.name, feature.sql_type
+                )));
+            };
+            slots.push(FeatureSlot {
+                attribute,
+                reader,
+                impute: feature.impute,
+            });
+        }
+        Ok(RowLayout {
+            type_id,
+            type_mod,
+            tupdesc,
+            slots,
+        })
+    }
+}
+
+/// Scores the row in argument 0 with the model named as `key`. Returns the prediction and the
+/// model used.
+unsafe fn score_row<'a>(
+    fcinfo: pg_sys::FunctionCallInfo,
+    key: ModelKey,
+) -> (f64, &'a ModelArtifact) {
+    unsafe {
+        let site = call_site(fcinfo);
+        if site.model.as_ref().map(|m| &m.key) != Some(&key) {
+            site.model = Some(load_model(&key).or_raise());
+            site.layout = None;
+        }
+        let Some(loaded) = site.model.as_ref() else {
+            unreachable!("model loaded above")
+        };
+
+        let raw = pg_getarg_datum_raw(fcinfo, 0);
+        let header = pg_sys::pg_detoast_datum(raw.cast_mut_ptr()) as pg_sys::HeapTupleHeader;
+        let type_id = (*header).t_choice.t_datum.datum_typeid;
+        let type_mod = (*header).t_choice.t_datum.datum_typmod;
+        let stale = site
+            .layout
+            .as_ref()
+            .is_none_or(|l| l.type_id != type_id || l.type_mod != type_mod);
+        if stale {
+            let layout = build_layout(site.memory, loaded, type_id, type_mod).or_raise();
+            let natts = (*layout.tupdesc).natts as usize;
+            site.values = vec![pg_sys::Datum::from(0usize); natts];
+            site.nulls = vec![false; natts];
+            site.x = vec![0.0; layout.slots.len()];
+            site.layout = Some(layout);
+        }
+        let Some(layout) = site.layout.as_ref() else {
+            unreachable!("layout built above")
+        };
+
+        let mut tuple = pg_sys::HeapTupleData {
+            t_len: pgrx::varsize_any(header as *const pg_sys::varlena) as u32,
+            t_self: pg_sys::ItemPointerData::default(),
+            t_tableOid: pg_sys::InvalidOid,
+            t_data: header,
+        };
+        pg_sys::heap_deform_tuple(
+            &mut tuple,
+            layout.tupdesc,
+            site.values.as_mut_ptr(),
+            site.nulls.as_mut_ptr(),
+        );
+        for (j, slot) in layout.slots.iter().enumerate() {
+            let i = slot.attribute;
+            let v = if site.nulls[i] {
+                slot.impute
+            } else {
+                slot.reader.read(site.values[i])
+            };
+            if !v.is_finite() {
+                non_finite(loaded, j, v);
+            }
+            site.x[j] = v;
+        }
+        let model: &ModelArtifact = &loaded.model;
+        (model.predict(&site.x), model)
+    }
+}
+
+#[cold]
+fn non_finite(loaded: &LoadedModel, feature: usize, value: f64) -> ! {
+    super::errors::raise(
+        EngineError::new(
+            ErrorKind::NonFiniteValue,
+            format!(
+                "column \"{}\" holds {value}, which {} cannot score",
+                loaded.model.features[feature].name,
+                loaded.row.label()
+            ),
+        )
+        .with_hint("Replace NaN and infinite values, e.g. with NULL, which is imputed."),
+    )
+}
+
+unsafe fn model_name_arg(fcinfo: pg_sys::FunctionCallInfo) -> ModelKey {
+    match unsafe { pg_getarg::<&str>(fcinfo, 1) } {
+        Some(name) => ModelKey::Name(name.to_string()),
+        None => ModelKey::Default,
+    }
+}
+
+unsafe fn model_id_arg(fcinfo: pg_sys::FunctionCallInfo) -> ModelKey {
+    ModelKey::Id(unsafe { pg_getarg::<i64>(fcinfo, 1) }.unwrap_or(0))
+}
+
+/// Reuses the cached key when the name argument has not changed, to avoid a String per row.
+unsafe fn named_key(fcinfo: pg_sys::FunctionCallInfo) -> ModelKey {
+    unsafe {
+        let site = call_site(fcinfo);
+        if let (Some(loaded), Some(name)) = (site.model.as_ref(), pg_getarg::<&str>(fcinfo, 1)) {
+            if let ModelKey::Name(cached) = &loaded.key {
+                if cached == name {
+                    return loaded.key.clone();
+                }
+            }
+        }
+        model_name_arg(fcinfo)
+    }
+}
+
+// The SQL declarations of these functions are in sql/finalize.sql: they take a `record`,
+// which they read in place through `fcinfo` instead of letting pgrx copy the tuple.
+
+#[pg_extern(sql = false)]
+fn cv_value_default(fcinfo: pg_sys::FunctionCallInfo) -> f64 {
+    unsafe { score_row(fcinfo, ModelKey::Default).0 }
+}
+
+#[pg_extern(sql = false)]
+fn cv_value_named(fcinfo: pg_sys::FunctionCallInfo) -> f64 {
+    unsafe { score_row(fcinfo, named_key(fcinfo)).0 }
+}
+
+#[pg_extern(sql = false)]
+fn cv_value_by_id(fcinfo: pg_sys::FunctionCallInfo) -> f64 {
+    unsafe { score_row(fcinfo, model_id_arg(fcinfo)).0 }
+}
+
+fn tier_of(scored: (f64, &ModelArtifact)) -> String {
+    let (prediction, model) = scored;
+    model.tiers.assign(prediction).to_string()
+}
+
+#[pg_extern(sql = false)]
+fn cv_tier_default(fcinfo: pg_sys::FunctionCallInfo) -> String {
+    unsafe { tier_of(score_row(fcinfo, ModelKey::Default)) }
+}
+
+#[pg_extern(sql = false)]
+fn cv_tier_named(fcinfo: pg_sys::FunctionCallInfo) -> String {
+    unsafe { tier_of(score_row(fcinfo, named_key(fcinfo))) }
+}
+
+#[pg_extern(sql = false)]
+fn cv_tier_by_id(fcinfo: pg_sys::FunctionCallInfo) -> String {
+    unsafe { tier_of(score_row(fcinfo, model_id_arg(fcinfo))) }
+}

@@ -1,0 +1,216 @@
+//! The model store (`customer_value.models`): finding a model by name, `name@version` or id,
+//! and loading its decoded form through the backend cache.
+
+use std::rc::Rc;
+
+use pgrx::prelude::*;
+use pgrx::spi::SpiClient;
+
+use crate::engine::codec::ModelArtifact;
+use crate::engine::error::{EngineError, ErrorKind, Result};
+
+use super::cache;
+use super::errors::OrRaise;
+
+/// One row of `customer_value.models`, enough to load and to name it in messages.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelRow {
+    pub id: i64,
+    pub name: String,
+    pub version: i32,
+    pub xmin: u32,
+}
+
+impl ModelRow {
+    pub fn label(&self) -> String {
+        format!("model \"{}\" version {}", self.name, self.version)
+    }
+}
+
+/// Splits `name@version`; a bare name means the deployed version.
+pub fn parse_spec(spec: &str) -> Result<(String, Option<i32>)> {
+    match spec.rsplit_once('@') {
+        None => Ok((spec.to_string(), None)),
+        Some((name, version)) => {
+            let v = version.parse::<i32>().ok().filter(|v| *v >= 1).ok_or_else(|| {
+                EngineError::invalid_parameter(format!(
+                    "invalid model reference \"{spec}\": the version after '@' must be a positive integer"
+                ))
+            })?;
+            Ok((name.to_string(), Some(v)))
+        }
+    }
+}
+
+const ROW_COLUMNS: &str = "id, name, version, xmin::text::bigint";
+
+fn read_row(
+    client: &SpiClient<'_>,
+    query: &str,
+    args: Vec<pgrx::datum::DatumWithOid<'_>>,
+) -> Option<ModelRow> {
+    let table = client.select(query, Some(1), &args).or_raise();
+    let row = table.into_iter().next()?;
+    Some(ModelRow {
+        id: row.get::<i64>(1).or_raise()?,
+        name: row.get::<String>(2).or_raise()?,
+        version: row.get::<i32>(3).or_raise()?,
+        xmin: row.get::<i64>(4).or_raise()? as u32,
+    })
+}
+
+fn existing_names(client: &SpiClient<'_>) -> Vec<String> {
+    let table = client
+        .select(
+            "SELECT DISTINCT name FROM customer_value.models ORDER BY name LIMIT 20",
+            None,
+            &[],
+        )
+        .or_raise();
+    table
+        .into_iter()
+        .filter_map(|r| r.get::<String>(1).ok().flatten())
+        .collect()
+}
+
+fn no_such_model(client: &SpiClient<'_>, name: &str) -> EngineError {
+    let names = existing_names(client);
+    let err = EngineError::new(
+        ErrorKind::UndefinedObject,
+        format!("model \"{name}\" does not exist"),
+    );
+    if names.is_empty() {
+        err.with_hint("No model has been trained yet; train one with customer_value.train(...).")
+    } else {
+        err.with_hint(format!("Existing models: {}.", names.join(", ")))
+    }
+}
+
+/// Resolves `name` (deployed version) or `name@version`.
+pub fn resolve(spec: &str) -> Result<ModelRow> {
+    let (name, version) = parse_spec(spec)?;
+    Spi::connect(|client| {
+        let found = match version {
+            Some(v) => read_row(
+                &client,
+                &format!("SELECT {ROW_COLUMNS} FROM customer_value.models WHERE name = $1 AND version = $2"),
+                vec![name.as_str().into(), v.into()],
+            ),
+            None => read_row(
+                &client,
+                &format!("SELECT {ROW_COLUMNS} FROM customer_value.models WHERE name = $1 AND deployed"),
+                vec![name.as_str().into()],
+            ),
+        };
+        if let Some(row) = found {
+            return Ok(row);
+        }
+        let versions: Option<i64> = client
+            .select(
+                "SELECT count(*) FROM customer_value.models WHERE name = $1",
+                None,
+                &[name.as_str().into()],
+            )
+            .or_raise()
+            .first()
+            .get_one::<i64>()
+            .or_raise();
+        match (versions.unwrap_or(0), version) {
+            (0, _) => Err(no_such_model(&client, &name)),
+            (n, Some(v)) => Err(EngineError::new(
+                ErrorKind::UndefinedObject,
+                format!("model \"{name}\" has no version {v}"),
+            )
+            .with_hint(format!("It has {n} version(s); see customer_value.model_summary."))),
+            (_, None) => Err(EngineError::new(
+                ErrorKind::UndefinedObject,
+                format!("model \"{name}\" has no deployed version"),
+            )
+            .with_hint(format!(
+                "Deploy one with customer_value.deploy('{name}', <version>), or name a version as '{name}@<version>'."
+            ))),
+        }
+    })
+}
+
+/// Resolves a model by its immutable id.
+pub fn resolve_id(id: i64) -> Result<ModelRow> {
+    Spi::connect(|client| {
+        read_row(
+            &client,
+            &format!("SELECT {ROW_COLUMNS} FROM customer_value.models WHERE id = $1"),
+            vec![id.into()],
+        )
+        .ok_or_else(|| {
+            EngineError::new(
+                ErrorKind::UndefinedObject,
+                format!("model id {id} does not exist"),
+            )
+        })
+    })
+}
+
+/// The model `customer_value(row)` uses without a model argument: `customer_value.model` if
+/// set, else the only deployed model.
+pub fn resolve_default() -> Result<ModelRow> {
+    if let Some(spec) = super::guc::default_model() {
+        return resolve(&spec);
+    }
+    let deployed: Vec<String> = Spi::connect(|client| {
+        client
+            .select(
+                "SELECT name FROM customer_value.models WHERE deployed ORDER BY name",
+                None,
+                &[],
+            )
+            .or_raise()
+            .into_iter()
+            .filter_map(|r| r.get::<String>(1).ok().flatten())
+            .collect()
+    });
+    match deployed.as_slice() {
+        [] => Err(EngineError::new(ErrorKind::UndefinedObject, "no model is deployed")
+            .with_hint("Train one with customer_value.train(...), or name a model as the second argument.")),
+        [only] => resolve(only),
+        many => Err(EngineError::invalid_parameter(format!(
+            "no model named and {} models are deployed: {}",
+            many.len(),
+            many.join(", ")
+        ))
+        .with_hint(format!(
+            "Name the model as the second argument, e.g. customer_value(c, '{}'), or SET customer_value.model = '{}'.",
+            many[0], many[0]
+        ))),
+    }
+}
+
+/// The decoded model for `row`, from the backend cache or decoded now.
+pub fn load(row: &ModelRow) -> Result<Rc<ModelArtifact>> {
+    if let Some(model) = cache::get(row.id, row.xmin) {
+        return Ok(model);
+    }
+    let bytes: Vec<u8> = Spi::get_one_with_args::<Vec<u8>>(
+        "SELECT model FROM customer_value.models WHERE id = $1",
+        &[row.id.into()],
+    )
+    .or_raise()
+    .ok_or_else(|| {
+        EngineError::new(
+            ErrorKind::UndefinedObject,
+            format!("{} has no model bytes", row.label()),
+        )
+    })?;
+    let model = ModelArtifact::decode(&bytes).map_err(|mut e| {
+        e.message = format!("{} cannot be loaded: {}", row.label(), e.message);
+        if e.kind == ErrorKind::DataCorrupted && e.hint.is_none() {
+            e.hint = Some(format!(
+                "The stored bytes were damaged; deploy another version with customer_value.deploy('{}', <version>) or retrain.",
+                row.name
+            ));
+        }
+        e
+    })?;
+    let model = Rc::new(model);
+    cache::put(row.id, row.xmin, Rc::clone(&model));
+    Ok(model)
+}

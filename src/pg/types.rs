@@ -1,0 +1,30 @@
+//! SQL type identification shared by training and scoring.
+
+use std::ffi::CStr;
+
+use pgrx::pg_sys;
+
+use crate::engine::features::SqlType;
+
+/// The engine's view of a column type (domains resolve to their base type).
+pub fn sql_type_of(type_oid: pg_sys::Oid) -> SqlType {
+    let base = unsafe { pg_sys::getBaseType(type_oid) };
+    match base {
+        pg_sys::INT2OID => SqlType::SmallInt,
+        pg_sys::INT4OID => SqlType::Integer,
+        pg_sys::INT8OID => SqlType::BigInt,
+        pg_sys::FLOAT4OID => SqlType::Real,
+        pg_sys::FLOAT8OID => SqlType::Double,
+        pg_sys::NUMERICOID => SqlType::Numeric,
+        pg_sys::BOOLOID => SqlType::Boolean,
+        other => SqlType::Other(type_name(other)),
+    }
+}
+
+/// `format_type_be`: the SQL spelling of a type.
+pub fn type_name(type_oid: pg_sys::Oid) -> String {
+    unsafe {
+        let name = pg_sys::format_type_be(type_oid);
+        CStr::from_ptr(name).to_string_lossy().into_owned()
+    }
+}

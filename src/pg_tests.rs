@@ -1,0 +1,1 @@
+// glue tests; filled below
