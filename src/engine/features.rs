@@ -195,6 +195,11 @@ impl RawTable {
             .filter(|&i| self.target[i].is_some())
             .collect();
         let dropped_null_target = self.target.len() - keep.len();
+        if self.target.is_empty() {
+            return Err(EngineError::insufficient_data(
+                "the source has no rows to train on",
+            ));
+        }
         if keep.is_empty() {
             return Err(EngineError::insufficient_data(format!(
                 "no rows to train on: the target column \"{}\" is NULL in all {} rows",

@@ -27,15 +27,14 @@ fn deploy(name: &str, version: i32) -> Option<i32> {
             .len()
             == 1;
         if !exists {
-            let any: bool = client
+            let any: bool = !client
                 .select(
                     "SELECT 1 FROM customer_value.models WHERE name = $1",
                     None,
                     &[name.into()],
                 )
                 .or_raise()
-                .len()
-                > 0;
+                .is_empty();
             raise(if any {
                 EngineError::new(
                     ErrorKind::UndefinedObject,
@@ -57,7 +56,6 @@ fn deploy(name: &str, version: i32) -> Option<i32> {
                 &[name.into()],
             )
             .or_raise()
-            .into_iter()
             .next()
             .and_then(|row| row.get::<i32>(1).or_raise());
         client

@@ -1,9 +1,9 @@
 //! Backend-local cache of decoded models.
 //!
 //! Decoding a 100-tree forest takes milliseconds; a query scoring one row per call must not pay
-//! that per row, nor per query. Entries are keyed by model id *and* the row's `xmin`, so a model
-//! row that was rewritten (it should never be: versions are immutable) is decoded afresh instead
-//! of served stale. The cache is small and evicts the least recently used model.
+//! that per row, nor per query. Entries are keyed by model id *and* the row's physical version
+//! (`xmin`/`ctid`), so a model row that was rewritten (it should never be: versions are
+//! immutable) is decoded afresh instead of served stale. The cache is small and evicts the least recently used model.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -14,7 +14,7 @@ const CAPACITY: usize = 32;
 
 struct Entry {
     id: i64,
-    xmin: u32,
+    row_version: String,
     model: Rc<ModelArtifact>,
 }
 
@@ -22,10 +22,12 @@ thread_local! {
     static CACHE: RefCell<Vec<Entry>> = const { RefCell::new(Vec::new()) };
 }
 
-pub fn get(id: i64, xmin: u32) -> Option<Rc<ModelArtifact>> {
+pub fn get(id: i64, row_version: &str) -> Option<Rc<ModelArtifact>> {
     CACHE.with(|cache| {
         let mut cache = cache.borrow_mut();
-        let pos = cache.iter().position(|e| e.id == id && e.xmin == xmin)?;
+        let pos = cache
+            .iter()
+            .position(|e| e.id == id && e.row_version == row_version)?;
         // most recently used last
         let entry = cache.remove(pos);
         let model = Rc::clone(&entry.model);
@@ -34,13 +36,17 @@ pub fn get(id: i64, xmin: u32) -> Option<Rc<ModelArtifact>> {
     })
 }
 
-pub fn put(id: i64, xmin: u32, model: Rc<ModelArtifact>) {
+pub fn put(id: i64, row_version: &str, model: Rc<ModelArtifact>) {
     CACHE.with(|cache| {
         let mut cache = cache.borrow_mut();
         cache.retain(|e| e.id != id);
         if cache.len() >= CAPACITY {
             cache.remove(0);
         }
-        cache.push(Entry { id, xmin, model });
+        cache.push(Entry {
+            id,
+            row_version: row_version.to_string(),
+            model,
+        });
     })
 }

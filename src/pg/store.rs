@@ -18,7 +18,9 @@ pub struct ModelRow {
     pub id: i64,
     pub name: String,
     pub version: i32,
-    pub xmin: u32,
+    /// Identifies this physical row version (`xmin` and `ctid`): changes whenever the row is
+    /// rewritten, even within one transaction, so the cache can never serve stale bytes.
+    pub row_version: String,
 }
 
 impl ModelRow {
@@ -42,7 +44,7 @@ pub fn parse_spec(spec: &str) -> Result<(String, Option<i32>)> {
     }
 }
 
-const ROW_COLUMNS: &str = "id, name, version, xmin::text::bigint";
+const ROW_COLUMNS: &str = "id, name, version, xmin::text || '/' || ctid::text";
 
 fn read_row(
     client: &SpiClient<'_>,
@@ -55,7 +57,7 @@ fn read_row(
         id: row.get::<i64>(1).or_raise()?,
         name: row.get::<String>(2).or_raise()?,
         version: row.get::<i32>(3).or_raise()?,
-        xmin: row.get::<i64>(4).or_raise()? as u32,
+        row_version: row.get::<String>(4).or_raise()?,
     })
 }
 
@@ -92,12 +94,12 @@ pub fn resolve(spec: &str) -> Result<ModelRow> {
     Spi::connect(|client| {
         let found = match version {
             Some(v) => read_row(
-                &client,
+                client,
                 &format!("SELECT {ROW_COLUMNS} FROM customer_value.models WHERE name = $1 AND version = $2"),
                 vec![name.as_str().into(), v.into()],
             ),
             None => read_row(
-                &client,
+                client,
                 &format!("SELECT {ROW_COLUMNS} FROM customer_value.models WHERE name = $1 AND deployed"),
                 vec![name.as_str().into()],
             ),
@@ -116,7 +118,7 @@ pub fn resolve(spec: &str) -> Result<ModelRow> {
             .get_one::<i64>()
             .or_raise();
         match (versions.unwrap_or(0), version) {
-            (0, _) => Err(no_such_model(&client, &name)),
+            (0, _) => Err(no_such_model(client, &name)),
             (n, Some(v)) => Err(EngineError::new(
                 ErrorKind::UndefinedObject,
                 format!("model \"{name}\" has no version {v}"),
@@ -137,7 +139,7 @@ pub fn resolve(spec: &str) -> Result<ModelRow> {
 pub fn resolve_id(id: i64) -> Result<ModelRow> {
     Spi::connect(|client| {
         read_row(
-            &client,
+            client,
             &format!("SELECT {ROW_COLUMNS} FROM customer_value.models WHERE id = $1"),
             vec![id.into()],
         )
@@ -164,7 +166,6 @@ pub fn resolve_default() -> Result<ModelRow> {
                 &[],
             )
             .or_raise()
-            .into_iter()
             .filter_map(|r| r.get::<String>(1).ok().flatten())
             .collect()
     });
@@ -186,7 +187,7 @@ pub fn resolve_default() -> Result<ModelRow> {
 
 /// The decoded model for `row`, from the backend cache or decoded now.
 pub fn load(row: &ModelRow) -> Result<Rc<ModelArtifact>> {
-    if let Some(model) = cache::get(row.id, row.xmin) {
+    if let Some(model) = cache::get(row.id, &row.row_version) {
         return Ok(model);
     }
     let bytes: Vec<u8> = Spi::get_one_with_args::<Vec<u8>>(
@@ -211,6 +212,6 @@ pub fn load(row: &ModelRow) -> Result<Rc<ModelArtifact>> {
         e
     })?;
     let model = Rc::new(model);
-    cache::put(row.id, row.xmin, Rc::clone(&model));
+    cache::put(row.id, &row.row_version, Rc::clone(&model));
     Ok(model)
 }

@@ -26,7 +26,7 @@ struct Source {
     primary_key: Vec<String>,
 }
 
-fn looks_like_query(source: &str) -> bool {
+pub(crate) fn looks_like_query(source: &str) -> bool {
     let first = source
         .trim_start()
         .trim_start_matches('(')
@@ -66,7 +66,6 @@ fn resolve_source(source: &str) -> Result<Source> {
                 &[oid.into()],
             )
             .or_raise()
-            .into_iter()
             .filter_map(|r| r.get::<String>(1).ok().flatten())
             .collect::<Vec<_>>()
     });
@@ -236,6 +235,15 @@ fn required<'a>(value: Option<&'a str>, what: &str) -> Result<&'a str> {
     value.ok_or_else(|| EngineError::new(ErrorKind::NullValue, format!("{what} must not be NULL")))
 }
 
+/// A metric for a message: six decimals, or scientific notation for tiny values.
+fn format_metric(value: Option<f64>) -> String {
+    match value {
+        None => "null".into(),
+        Some(v) if v == 0.0 || v.abs() >= 1e-3 => format!("{v:.6}"),
+        Some(v) => format!("{v:.3e}"),
+    }
+}
+
 struct Stored {
     id: i64,
     version: i32,
@@ -279,7 +287,6 @@ fn store(
                 &[name.into()],
             )
             .or_raise()
-            .into_iter()
             .next()
             .map(|row| (row.get::<i32>(1).or_raise(), row.get::<JsonB>(2).or_raise()))
             .unwrap_or((None, None));
@@ -299,8 +306,8 @@ fn store(
                     pgrx::notice!(
                         "model \"{name}\" version {version} is not deployed: holdout {} {} is worse than deployed version {serving_version}'s {}",
                         metric.key(),
-                        new_value.map_or("null".into(), |v| format!("{v:.6}")),
-                        old_value.map_or("null".into(), |v| format!("{v:.6}")),
+                        format_metric(new_value),
+                        format_metric(old_value),
                     );
                 }
                 better

@@ -311,8 +311,8 @@ mod tests {
         };
         append_smartcore_trees(&mut ensemble, &forest).unwrap();
         ensemble.validate(2).unwrap();
-        for i in 0..data.n_rows {
-            assert_eq!(ensemble.predict(data.row(i)), expected[i]);
+        for (i, want) in expected.iter().enumerate() {
+            assert_eq!(ensemble.predict(data.row(i)), *want);
         }
         assert_eq!(x.shape(), (300, 2));
     }

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Golden SQL tests: installs the extension (release build), starts a throwaway cluster and runs
+# tests/pg_regress/sql/*.sql with pg_regress, comparing with tests/pg_regress/expected/*.out.
+# Usage: scripts/regress.sh [--debug] [--accept] [test …]
+#   --debug   install a debug build (faster to build while developing)
+#   --accept  copy the actual outputs over the expected ones (then review the git diff!)
+source "$(dirname "$0")/common.sh"
+cd "$ROOT"
+profile=--release accept=0 tests=()
+for arg in "$@"; do
+    case "$arg" in
+        --debug) profile="" ;;
+        --accept) accept=1 ;;
+        *) tests+=("$arg") ;;
+    esac
+done
+ensure_toolchain
+step "building and installing the extension (${profile:-debug})"
+cargo pgrx install $profile --pg-config "$PG_CONFIG" ${SUDO:+--sudo} >/dev/null
+if [ ${#tests[@]} -eq 0 ]; then
+    mapfile -t tests < <(cd tests/pg_regress/sql && ls -- *.sql | sed 's/\.sql$//' | grep -v '^setup$' | sort)
+fi
+step "golden SQL tests: ${tests[*]}"
+start_cluster
+OUT=$(mktemp -d /tmp/customer_value_regress.XXXXXX)
+chmod 777 "$OUT"
+PG_REGRESS="$(dirname "$("$PG_CONFIG" --pgxs)")/../test/regress/pg_regress"
+status=0
+as_db_user "$PG_REGRESS" --host="$PGHOST" --port="$PGPORT" --user=postgres --bindir="$PG_BIN" \
+    --inputdir=tests/pg_regress --outputdir="$OUT" --dbname=customer_value_regress \
+    setup "${tests[@]}" || status=$?
+if [ $accept -eq 1 ]; then
+    mkdir -p tests/pg_regress/expected
+    cp "$OUT"/results/*.out tests/pg_regress/expected/
+    echo "accepted outputs into tests/pg_regress/expected (review with git diff)"
+elif [ $status -ne 0 ]; then
+    cat "$OUT/regression.diffs" 2>/dev/null || true
+fi
+rm -rf "$OUT"
+exit $status

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Runs every test: formatting and lints, engine unit tests and #[pg_test]s (cargo pgrx test),
+# then the golden SQL files in tests/pg_regress against a release build in a throwaway cluster.
+# Installs whatever is missing first (see common.sh); idempotent.
+source "$(dirname "$0")/common.sh"
+cd "$ROOT"
+SECONDS=0
+ensure_toolchain
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy -D warnings"
+cargo clippy --all-targets --features "pg15 pg_test" --no-default-features -- -D warnings
+
+step "engine unit tests and #[pg_test]s (cargo pgrx test)"
+PGRX_TEST_DIR=$(mktemp -d /tmp/customer_value_pgtest.XXXXXX)
+chmod 755 "$PGRX_TEST_DIR"
+[ "$(id -u)" -eq 0 ] && chown postgres: "$PGRX_TEST_DIR"
+(unset RUST_BACKTRACE; cargo pgrx test pg$PG_MAJOR --runas postgres --pgdata "$PGRX_TEST_DIR/data")
+rm -rf "$PGRX_TEST_DIR"
+
+bash "$ROOT/scripts/regress.sh"
+step "all tests passed in ${SECONDS}s"
