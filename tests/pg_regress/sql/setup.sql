@@ -4,12 +4,12 @@ CREATE EXTENSION customer_value;
 SELECT p.oid::regprocedure AS function, p.provolatile AS volatility, p.proparallel AS parallel, p.proisstrict AS strict
   FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
  WHERE n.nspname = 'public' AND p.proname IN ('customer_value', 'customer_tier')
- ORDER BY 1::text;
+ ORDER BY p.oid::regprocedure::text;
 -- … and everything else lives in schema customer_value.
 SELECT p.oid::regprocedure AS function
   FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
  WHERE n.nspname = 'customer_value'
- ORDER BY 1::text;
+ ORDER BY p.oid::regprocedure::text;
 -- Every public function and the model store are documented.
 SELECT p.oid::regprocedure AS undocumented
   FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid AND d.deptype = 'e'

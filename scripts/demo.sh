@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The demo, end to end: installs what is missing, builds and installs the extension, starts a
+# throwaway PostgreSQL, loads the CDNOW transaction log shipped in data/cdnow, trains a model of
+# each customer's spend in the 39-week holdout and prints metrics, tiers and the top customers.
+source "$(dirname "$0")/common.sh"
+cd "$ROOT"
+ensure_toolchain
+install_extension
+step "starting a throwaway PostgreSQL $PG_MAJOR"
+start_cluster
+psql_run -c "CREATE EXTENSION customer_value"
+psql_run -c "CREATE TABLE cdnow_transactions (customer_id int, purchase_date date, cds int, amount numeric)"
+step "loading data/cdnow/CDNOW_master.txt"
+awk 'NR > 1 { printf "%d,%s,%s,%s\n", $1, $2, $3, $4 }' data/cdnow/CDNOW_master.txt |
+    psql_run -c "COPY cdnow_transactions FROM STDIN (FORMAT csv)"
+psql_run -c "SELECT count(*) AS transactions, count(DISTINCT customer_id) AS customers, min(purchase_date), max(purchase_date) FROM cdnow_transactions"
+step "running demo/cdnow.sql"
+psql_run -f demo/cdnow.sql
