@@ -11,6 +11,7 @@ for arg in "$@"; do
     case "$arg" in
         --debug) profile="" ;;
         --accept) accept=1 ;;
+        setup) ;;   # always runs first
         *) tests+=("$arg") ;;
     esac
 done
