@@ -190,11 +190,20 @@ pub fn load(row: &ModelRow) -> Result<Rc<ModelArtifact>> {
     if let Some(model) = cache::get(row.id, &row.row_version) {
         return Ok(model);
     }
-    let bytes: Vec<u8> = Spi::get_one_with_args::<Vec<u8>>(
-        "SELECT model FROM customer_value.models WHERE id = $1",
-        &[row.id.into()],
-    )
-    .or_raise()
+    // A read-only SELECT through `client.select`: `Spi::get_one*` would mark the transaction
+    // mutable (assign an xid), which a parallel worker must never do.
+    let bytes: Vec<u8> = Spi::connect(|client| {
+        client
+            .select(
+                "SELECT model FROM customer_value.models WHERE id = $1",
+                Some(1),
+                &[row.id.into()],
+            )
+            .or_raise()
+            .into_iter()
+            .next()
+            .and_then(|r| r.get::<Vec<u8>>(1).or_raise())
+    })
     .ok_or_else(|| {
         EngineError::new(
             ErrorKind::UndefinedObject,

@@ -44,8 +44,14 @@ fn resolve_source(source: &str) -> Result<Source> {
             primary_key: vec![],
         });
     }
-    let oid: Option<pg_sys::Oid> =
-        Spi::get_one_with_args("SELECT to_regclass($1)::oid", &[source.into()]).or_raise();
+    let oid: Option<pg_sys::Oid> = Spi::connect(|client| {
+        client
+            .select("SELECT to_regclass($1)::oid", Some(1), &[source.into()])
+            .or_raise()
+            .first()
+            .get_one::<pg_sys::Oid>()
+            .or_raise()
+    });
     let Some(oid) = oid else {
         return Err(EngineError::new(
             ErrorKind::UndefinedTable,
@@ -53,9 +59,15 @@ fn resolve_source(source: &str) -> Result<Source> {
         )
         .with_hint("Give a table or view name (schema-qualified if needed) or a SELECT query."));
     };
-    let name: String = Spi::get_one_with_args("SELECT $1::regclass::text", &[oid.into()])
-        .or_raise()
-        .unwrap_or_default();
+    let name: String = Spi::connect(|client| {
+        client
+            .select("SELECT $1::regclass::text", Some(1), &[oid.into()])
+            .or_raise()
+            .first()
+            .get_one::<String>()
+            .or_raise()
+            .unwrap_or_default()
+    });
     let primary_key = Spi::connect(|client| {
         client
             .select(
