@@ -53,3 +53,23 @@ SET customer_value.modle = 'spend';
 SELECT count(*) FILTER (WHERE abs(customer_value(c, 'spend') - (10 + 2 * orders + 0.5 * avg_basket)) > 1e-9) AS wrong
   FROM customers c;
 ROLLBACK;
+
+-- Parallel workers score too (the functions are PARALLEL SAFE and read models read-only).
+-- Outside a transaction block, so the workers start from a transaction without an xid.
+CREATE TABLE many AS SELECT i AS customer_id, (i * 37) % 23 AS orders, ((i * 53) % 97) / 4.0::float8 AS avg_basket
+  FROM generate_series(1, 20000) AS i;
+SELECT version FROM customer_value.train('par',
+       'SELECT orders, avg_basket, 10 + 2 * orders + 0.5 * avg_basket AS spend FROM many', 'spend', 'linear');
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+SET min_parallel_table_scan_size = 0;
+SET max_parallel_workers_per_gather = 2;
+EXPLAIN (COSTS OFF)
+SELECT sum(customer_value(m, 'par')), sum((customer_tier(m, 'par') = 'VIP')::int) FROM many m;
+SELECT round(sum(customer_value(m, 'par'))::numeric, 3) AS parallel_sum,
+       round(sum(10 + 2 * orders + 0.5 * avg_basket)::numeric, 3) AS expected,
+       sum((customer_tier(m, 'par') = 'VIP')::int) AS vip
+  FROM many m;
+RESET ALL;
+DROP TABLE many;
+DELETE FROM customer_value.models WHERE name = 'par';
