@@ -39,7 +39,8 @@ SELECT count(*) AS customers,
   FROM cdnow_customers;
 
 \echo
-\echo '== 2. Train: one call; auto tries linear, ridge and random_forest, keeps the best on holdout'
+\echo '== 2. Train on 4 of every 5 customers; the 5th are kept aside for an honest evaluation'
+\echo '   One call: auto tries linear, ridge and random_forest and keeps the best on its own holdout.'
 SELECT name, version, algorithm, deployed,
        round((metrics ->> 'rmse')::numeric, 2) AS rmse,
        round((metrics ->> 'mae')::numeric, 2) AS mae,
@@ -47,10 +48,12 @@ SELECT name, version, algorithm, deployed,
        round((metrics ->> 'spearman')::numeric, 3) AS spearman,
        round((metrics ->> 'gini')::numeric, 3) AS gini,
        round((metrics ->> 'top_decile_capture')::numeric, 3) AS top_decile_capture
-  FROM customer_value.train('cdnow_spend', 'cdnow_customers', 'holdout_spend', 'auto');
+  FROM customer_value.train('cdnow_spend',
+                            'SELECT * FROM cdnow_customers WHERE customer_id % 5 <> 0',
+                            'holdout_spend', 'auto', '{"exclude": ["customer_id"]}');
 
 \echo
-\echo '   every candidate, on the same 20 % holdout of customers:'
+\echo '   every candidate, on the same internal holdout:'
 SELECT t ->> 'algorithm' AS algorithm,
        round((t ->> 'rmse')::numeric, 2) AS rmse,
        round((t ->> 'r2')::numeric, 3) AS r2,
@@ -62,7 +65,34 @@ SELECT t ->> 'algorithm' AS algorithm,
  ORDER BY (t ->> 'rmse')::float8;
 
 \echo
-\echo '== 3. Score every customer in place, by column name; tier sizes and what each tier really spent'
+\echo '== 3. Evaluation on the customers the model never saw (customer_id % 5 = 0)'
+CREATE TEMP TABLE unseen AS
+SELECT customer_id, customer_value(c) AS predicted, holdout_spend AS actual
+  FROM cdnow_customers c WHERE customer_id % 5 = 0;
+SELECT count(*) AS customers,
+       round(sum(predicted)::numeric) AS predicted_total,
+       round(sum(actual)::numeric) AS actual_total,
+       round(sqrt(avg((predicted - actual) ^ 2))::numeric, 2) AS rmse,
+       round(avg(abs(predicted - actual))::numeric, 2) AS mae,
+       round(corr(predicted, actual)::numeric, 3) AS pearson
+  FROM unseen;
+\echo '   lift by decile of predicted value (decile 1 = highest predicted):'
+CREATE TEMP TABLE lift AS
+SELECT decile, count(*) AS customers,
+       round(avg(predicted)::numeric, 2) AS mean_predicted,
+       round(avg(actual)::numeric, 2) AS mean_actual,
+       round((100 * sum(actual) / sum(sum(actual)) OVER ())::numeric, 1) AS pct_of_actual
+  FROM (SELECT ntile(10) OVER (ORDER BY predicted DESC, customer_id) AS decile, predicted, actual FROM unseen) d
+ GROUP BY decile;
+SELECT * FROM lift ORDER BY decile;
+\if :{?lift_csv}
+\o :lift_csv
+COPY (SELECT * FROM lift ORDER BY decile) TO STDOUT WITH (FORMAT csv, HEADER);
+\o
+\endif
+
+\echo
+\echo '== 4. Score every customer in place, by column name; tier sizes and what each tier really spent'
 SELECT customer_tier(c) AS tier,
        count(*) AS customers,
        round(avg(customer_value(c))::numeric, 2) AS mean_predicted,
@@ -73,7 +103,7 @@ SELECT customer_tier(c) AS tier,
  ORDER BY mean_predicted DESC;
 
 \echo
-\echo '== 4. The top 10 customers by predicted 39-week spend'
+\echo '== 5. The top 10 customers by predicted 39-week spend'
 SELECT customer_id, frequency, round(recency, 1) AS recency, round(total_spend::numeric, 2) AS calibration_spend,
        round(customer_value(c)::numeric, 2) AS predicted, customer_tier(c) AS tier,
        round(holdout_spend::numeric, 2) AS actual
@@ -82,6 +112,6 @@ SELECT customer_id, frequency, round(recency, 1) AS recency, round(total_spend::
  LIMIT 10;
 
 \echo
-\echo '== 5. The model store'
+\echo '== 6. The model store'
 SELECT name, version, deployed, algorithm, n_train, n_test, features, model_bytes
   FROM customer_value.model_summary;

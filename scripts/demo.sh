@@ -15,4 +15,5 @@ awk 'NR > 1 { printf "%d,%s,%s,%s\n", $1, $2, $3, $4 }' data/cdnow/CDNOW_master.
     psql_run -c "COPY cdnow_transactions FROM STDIN (FORMAT csv)"
 psql_run -c "SELECT count(*) AS transactions, count(DISTINCT customer_id) AS customers, min(purchase_date), max(purchase_date) FROM cdnow_transactions"
 step "running demo/cdnow.sql"
-psql_run -f demo/cdnow.sql
+# DEMO_OUT=dir also writes the lift table as CSV there (used by scripts/plots.sh).
+psql_run ${DEMO_OUT:+-v lift_csv="$DEMO_OUT/cdnow_lift.csv"} -f demo/cdnow.sql

@@ -3,7 +3,8 @@
 # Usage: scripts/sql.sh [psql args…]
 source "$(dirname "$0")/common.sh"
 ensure_toolchain
-(cd "$ROOT" && cargo pgrx install --pg-config "$PG_CONFIG" ${SUDO:+--sudo} >/dev/null)
+# SQL_PROFILE=release for timings; debug builds faster.
+(cd "$ROOT" && cargo pgrx install ${SQL_PROFILE:+--$SQL_PROFILE} --pg-config "$PG_CONFIG" ${SUDO:+--sudo} >/dev/null)
 start_cluster
 psql_run -c "CREATE EXTENSION customer_value" 
 psql_run "$@"

@@ -33,6 +33,34 @@ enum ModelKey {
     Id(i64),
 }
 
+/// The model argument of one call, borrowed: compared with the call site's model without
+/// allocating, turned into an owned [`ModelKey`] only when the model must be (re)loaded.
+#[derive(Clone, Copy)]
+enum KeyArg<'a> {
+    Default,
+    Name(&'a [u8]),
+    Id(i64),
+}
+
+impl ModelKey {
+    fn matches(&self, arg: KeyArg<'_>) -> bool {
+        match (self, arg) {
+            (ModelKey::Default, KeyArg::Default) => true,
+            (ModelKey::Name(name), KeyArg::Name(bytes)) => name.as_bytes() == bytes,
+            (ModelKey::Id(id), KeyArg::Id(arg)) => *id == arg,
+            _ => false,
+        }
+    }
+
+    fn from_arg(arg: KeyArg<'_>) -> ModelKey {
+        match arg {
+            KeyArg::Default => ModelKey::Default,
+            KeyArg::Name(bytes) => ModelKey::Name(String::from_utf8_lossy(bytes).into_owned()),
+            KeyArg::Id(id) => ModelKey::Id(id),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 enum Reader {
     Float8,
@@ -241,12 +269,12 @@ unsafe fn build_layout(
 /// model used.
 unsafe fn score_row<'a>(
     fcinfo: pg_sys::FunctionCallInfo,
-    key: ModelKey,
+    key: KeyArg<'_>,
 ) -> (f64, &'a ModelArtifact) {
     unsafe {
         let site = call_site(fcinfo);
-        if site.model.as_ref().map(|m| &m.key) != Some(&key) {
-            site.model = Some(load_model(&key).or_raise());
+        if !site.model.as_ref().is_some_and(|m| m.key.matches(key)) {
+            site.model = Some(load_model(&ModelKey::from_arg(key)).or_raise());
             site.layout = None;
         }
         let Some(loaded) = site.model.as_ref() else {
@@ -317,30 +345,17 @@ fn non_finite(loaded: &LoadedModel, feature: usize, value: f64) -> ! {
     )
 }
 
-unsafe fn model_name_arg(fcinfo: pg_sys::FunctionCallInfo) -> ModelKey {
-    match unsafe { pg_getarg::<&str>(fcinfo, 1) } {
-        Some(name) => ModelKey::Name(name.to_string()),
-        None => ModelKey::Default,
-    }
-}
-
-unsafe fn model_id_arg(fcinfo: pg_sys::FunctionCallInfo) -> ModelKey {
-    ModelKey::Id(unsafe { pg_getarg::<i64>(fcinfo, 1) }.unwrap_or(0))
-}
-
-/// Reuses the cached key when the name argument has not changed, to avoid a String per row.
-unsafe fn named_key(fcinfo: pg_sys::FunctionCallInfo) -> ModelKey {
+/// The text model argument as bytes, without copying or UTF-8 validation (compared bytewise).
+unsafe fn name_arg<'a>(fcinfo: pg_sys::FunctionCallInfo) -> KeyArg<'a> {
     unsafe {
-        let site = call_site(fcinfo);
-        if let (Some(loaded), Some(name)) = (site.model.as_ref(), pg_getarg::<&str>(fcinfo, 1)) {
-            if let ModelKey::Name(cached) = &loaded.key {
-                if cached == name {
-                    return loaded.key.clone();
-                }
-            }
-        }
-        model_name_arg(fcinfo)
+        let raw = pg_getarg_datum_raw(fcinfo, 1);
+        let text = pg_sys::pg_detoast_datum_packed(raw.cast_mut_ptr());
+        KeyArg::Name(pgrx::varlena::varlena_to_byte_slice(text))
     }
+}
+
+unsafe fn id_arg<'a>(fcinfo: pg_sys::FunctionCallInfo) -> KeyArg<'a> {
+    KeyArg::Id(unsafe { pg_getarg::<i64>(fcinfo, 1) }.unwrap_or(0))
 }
 
 // The SQL declarations of these functions are in sql/finalize.sql: they take a `record`,
@@ -348,17 +363,17 @@ unsafe fn named_key(fcinfo: pg_sys::FunctionCallInfo) -> ModelKey {
 
 #[pg_extern(sql = false)]
 fn cv_value_default(fcinfo: pg_sys::FunctionCallInfo) -> f64 {
-    unsafe { score_row(fcinfo, ModelKey::Default).0 }
+    unsafe { score_row(fcinfo, KeyArg::Default).0 }
 }
 
 #[pg_extern(sql = false)]
 fn cv_value_named(fcinfo: pg_sys::FunctionCallInfo) -> f64 {
-    unsafe { score_row(fcinfo, named_key(fcinfo)).0 }
+    unsafe { score_row(fcinfo, name_arg(fcinfo)).0 }
 }
 
 #[pg_extern(sql = false)]
 fn cv_value_by_id(fcinfo: pg_sys::FunctionCallInfo) -> f64 {
-    unsafe { score_row(fcinfo, model_id_arg(fcinfo)).0 }
+    unsafe { score_row(fcinfo, id_arg(fcinfo)).0 }
 }
 
 fn tier_of(scored: (f64, &ModelArtifact)) -> String {
@@ -368,15 +383,15 @@ fn tier_of(scored: (f64, &ModelArtifact)) -> String {
 
 #[pg_extern(sql = false)]
 fn cv_tier_default(fcinfo: pg_sys::FunctionCallInfo) -> String {
-    unsafe { tier_of(score_row(fcinfo, ModelKey::Default)) }
+    unsafe { tier_of(score_row(fcinfo, KeyArg::Default)) }
 }
 
 #[pg_extern(sql = false)]
 fn cv_tier_named(fcinfo: pg_sys::FunctionCallInfo) -> String {
-    unsafe { tier_of(score_row(fcinfo, named_key(fcinfo))) }
+    unsafe { tier_of(score_row(fcinfo, name_arg(fcinfo))) }
 }
 
 #[pg_extern(sql = false)]
 fn cv_tier_by_id(fcinfo: pg_sys::FunctionCallInfo) -> String {
-    unsafe { tier_of(score_row(fcinfo, model_id_arg(fcinfo))) }
+    unsafe { tier_of(score_row(fcinfo, id_arg(fcinfo))) }
 }

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Regenerates the README's pictures from real runs: the CDNOW demo's lift table and the scoring
+# benchmark. Writes docs/*.svg and docs/data/*.csv.
+source "$(dirname "$0")/common.sh"
+cd "$ROOT"
+mkdir -p docs/data
+DEMO_OUT="$ROOT/docs/data" bash scripts/demo.sh
+bash bench/scoring.sh
+cp bench/results/scoring.csv docs/data/scoring.csv
+python3 scripts/svg_charts.py lift docs/data/cdnow_lift.csv docs/cdnow_lift.svg
+python3 scripts/svg_charts.py scoring docs/data/scoring.csv docs/scoring.svg
+echo "wrote docs/cdnow_lift.svg docs/scoring.svg"
