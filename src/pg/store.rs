@@ -200,7 +200,6 @@ pub fn load(row: &ModelRow) -> Result<Rc<ModelArtifact>> {
                 &[row.id.into()],
             )
             .or_raise()
-            .into_iter()
             .next()
             .and_then(|r| r.get::<Vec<u8>>(1).or_raise())
     })
