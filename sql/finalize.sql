@@ -43,3 +43,5 @@ COMMENT ON FUNCTION customer_value.train(text, text, text, text, jsonb) IS
     'Trains a new version of a model from a table, view or SELECT, stores it with holdout metrics and tiers, and deploys it if at least as good as the deployed version; returns name, version, algorithm, metrics, deployed, id';
 COMMENT ON FUNCTION customer_value.deploy(text, int) IS
     'Makes a stored version the deployed version of its model (also used to roll back); returns the previously deployed version';
+COMMENT ON FUNCTION customer_value.model_params(text) IS
+    'Fitted parameters of a model (name or name@version): intercept and coefficients by feature for linear models, size for tree ensembles';

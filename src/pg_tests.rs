@@ -19,7 +19,7 @@ fn make_customers() {
 }
 
 #[pg_test]
-fn sql_scoring_equals_the_engine_prediction_of_the_stored_model() {
+fn sql_scoring_equals_the_decoded_model_prediction() {
     make_customers();
     let row = store::resolve("t").unwrap();
     let model = store::load(&row).unwrap();

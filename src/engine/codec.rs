@@ -58,6 +58,16 @@ impl ModelArtifact {
         self.predictor.predict(x)
     }
 
+    /// The fitted parameters, as `customer_value.model_params` returns them.
+    pub fn params(&self) -> serde_json::Value {
+        let names: Vec<&str> = self.features.iter().map(|f| f.name.as_str()).collect();
+        let mut params = self.predictor.params(&names);
+        if let Some(map) = params.as_object_mut() {
+            map.insert("algorithm".into(), serde_json::json!(self.algorithm.name()));
+        }
+        params
+    }
+
     pub fn validate(&self) -> Result<()> {
         if self.features.is_empty() {
             return Err(EngineError::corrupted("model has no features"));
@@ -222,6 +232,10 @@ mod tests {
             let back = ModelArtifact::decode(&bytes).unwrap();
             assert_eq!(back, model);
         }
+        let linear = sample_models()[0].params();
+        assert_eq!(linear["intercept"], 1.5);
+        assert_eq!(linear["coefficients"]["f1"], -1.0);
+        assert_eq!(sample_models()[1].params()["max_depth"], 1);
         let forest = &sample_models()[1];
         // tree 1: x <= 0.5 → 1 else 3; tree 2: 5; mean
         assert_eq!(forest.predict(&[0.0]), 3.0);

@@ -5,6 +5,7 @@ use pgrx::prelude::*;
 use crate::engine::error::{EngineError, ErrorKind};
 
 use super::errors::{raise, OrRaise};
+use super::store;
 
 /// Makes `version` the deployed version of `name`; returns the previously deployed version.
 #[pg_extern(schema = "customer_value", volatile, parallel_unsafe)]
@@ -67,4 +68,18 @@ fn deploy(name: &str, version: i32) -> Option<i32> {
             .or_raise();
         previous
     })
+}
+
+/// The fitted parameters of a model (`name`, `name@version`): for linear models the intercept
+/// and one coefficient per feature; for tree ensembles their size.
+#[pg_extern(schema = "customer_value", stable, parallel_safe)]
+fn model_params(model: &str) -> pgrx::JsonB {
+    let row = store::resolve(model).or_raise();
+    let loaded = store::load(&row).or_raise();
+    let mut params = loaded.params();
+    if let Some(map) = params.as_object_mut() {
+        map.insert("model".into(), serde_json::json!(row.name));
+        map.insert("version".into(), serde_json::json!(row.version));
+    }
+    pgrx::JsonB(params)
 }

@@ -55,6 +55,25 @@ impl TreeEnsemble {
         self.nodes.len()
     }
 
+    /// Depth of the deepest tree (a single leaf has depth 0).
+    pub fn max_depth(&self) -> usize {
+        // children always follow their parent, so one forward pass assigns every depth
+        let mut depth = vec![0usize; self.nodes.len()];
+        let mut deepest = 0;
+        for (i, node) in self.nodes.iter().enumerate() {
+            let here = depth[i];
+            deepest = deepest.max(here);
+            if node.feature != LEAF {
+                for child in [node.left as usize, node.right as usize] {
+                    if let Some(d) = depth.get_mut(child) {
+                        *d = here + 1;
+                    }
+                }
+            }
+        }
+        deepest
+    }
+
     #[inline]
     pub fn predict(&self, x: &[f64]) -> f64 {
         let nodes = &self.nodes[..];
@@ -182,7 +201,9 @@ pub fn fit_random_forest(
     for t in 0..params.n_trees {
         between_trees();
         let tree_params = RandomForestRegressorParameters {
-            max_depth: Some(params.max_depth),
+            // smartcore counts levels (a lone root is depth 1); our max_depth counts splits on
+            // the longest path, as scikit-learn and LightGBM do
+            max_depth: Some(params.max_depth.saturating_add(1)),
             min_samples_leaf: params.min_samples_leaf,
             min_samples_split: params.min_samples_split,
             n_trees: 1,
@@ -315,6 +336,22 @@ mod tests {
             assert_eq!(ensemble.predict(data.row(i)), *want);
         }
         assert_eq!(x.shape(), (300, 2));
+    }
+
+    #[test]
+    fn max_depth_counts_splits_like_scikit_learn() {
+        let data = step_data(400);
+        for depth in [1u16, 3] {
+            let params = ForestParams {
+                n_trees: 3,
+                max_depth: depth,
+                min_samples_leaf: 1,
+                min_samples_split: 2,
+                ..ForestParams::default()
+            };
+            let model = fit_random_forest(&data, &params, &mut || {}).unwrap();
+            assert_eq!(model.max_depth(), depth as usize);
+        }
     }
 
     #[test]

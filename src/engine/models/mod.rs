@@ -84,16 +84,21 @@ impl Predictor {
         }
     }
 
-    /// Model parameters for `model_params`-style inspection.
-    pub fn summary(&self) -> serde_json::Value {
+    /// Fitted parameters for `customer_value.model_params`, with coefficients keyed by feature.
+    pub fn params(&self, feature_names: &[&str]) -> serde_json::Value {
         match self {
-            Predictor::Linear(m) => serde_json::json!({
-                "intercept": m.intercept,
-                "coefficients": m.coefficients,
-            }),
+            Predictor::Linear(m) => {
+                let coefficients: serde_json::Map<String, serde_json::Value> = feature_names
+                    .iter()
+                    .zip(&m.coefficients)
+                    .map(|(name, c)| (name.to_string(), serde_json::json!(c)))
+                    .collect();
+                serde_json::json!({"intercept": m.intercept, "coefficients": coefficients})
+            }
             Predictor::Trees(m) => serde_json::json!({
                 "trees": m.n_trees(),
                 "nodes": m.n_nodes(),
+                "max_depth": m.max_depth(),
             }),
         }
     }

@@ -28,7 +28,13 @@ SELECT name, version, algorithm, task, target, source, deployed, trained_by = cu
 SELECT n_train, n_test, round(rmse::numeric, 6) AS rmse, round(r2::numeric, 6) AS r2,
        round(spearman::numeric, 4) AS spearman, round(gini::numeric, 4) AS gini, features
   FROM customer_value.model_summary;
--- Recovered formula: the model's predictions equal the generating formula on every row.
+-- Recovered formula: the fitted coefficients are the generating ones …
+SELECT key AS feature, round(value::numeric, 6) AS coefficient
+  FROM jsonb_each_text(customer_value.model_params('spend') -> 'coefficients')
+UNION ALL
+SELECT 'intercept', round((customer_value.model_params('spend') ->> 'intercept')::numeric, 6)
+ORDER BY 1;
+-- … and the model's predictions equal the formula on every row.
 SELECT max(abs(customer_value(c) - (12 + 4.5 * orders + 1.2 * avg_basket::float8
                                     + 20 * is_member::int - 0.03 * days_since_last))) < 1e-6 AS recovered
   FROM customers c;
@@ -59,6 +65,7 @@ SELECT f ->> 'name' AS feature, f ->> 'impute' AS impute, f ->> 'impute_value' A
 SELECT name, version, algorithm, round((metrics ->> 'r2')::numeric, 3) AS r2
   FROM customer_value.train('forest', 'customers', 'spend', 'random_forest',
        '{"n_trees": 25, "max_depth": 8, "min_samples_leaf": 2}');
+SELECT customer_value.model_params('forest');
 SELECT name, algorithm, jsonb_array_length(metrics -> 'trials') AS trials,
        (SELECT array_agg(t ->> 'algorithm' ORDER BY t ->> 'algorithm') FROM jsonb_array_elements(metrics -> 'trials') t) AS tried
   FROM customer_value.train('best', 'customers', 'spend', 'auto', '{"n_trees": 10}');
