@@ -1,0 +1,183 @@
+//! The RFM summary the CLV models are fitted on, validated and compressed.
+
+use crate::engine::error::{EngineError, ErrorKind, Result};
+
+/// One customer's calibration summary (the literature's x, t_x, T and mean repeat spend).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Customer {
+    pub frequency: f64,
+    pub recency: f64,
+    pub t: f64,
+    pub monetary_value: f64,
+}
+
+/// Checks the relations every RFM summary obeys; the error names the row and the value.
+pub fn validate(customers: &[Customer]) -> Result<()> {
+    if customers.is_empty() {
+        return Err(EngineError::insufficient_data(
+            "the RFM summary has no customers",
+        ));
+    }
+    for (i, c) in customers.iter().enumerate() {
+        let row = i + 1;
+        let bad = |what: String| {
+            Err(EngineError::new(ErrorKind::InvalidParameter, format!("row {row} of the RFM summary: {what}"))
+                .with_hint("frequency counts repeat purchases (≥ 0), recency is the age at the last purchase (0 ≤ recency ≤ t), t the age at the end of calibration (> 0); customer_value.rfm() builds such a summary."))
+        };
+        if !(c.frequency >= 0.0) || c.frequency.fract() != 0.0 {
+            return bad(format!(
+                "frequency must be a whole number ≥ 0, got {}",
+                c.frequency
+            ));
+        }
+        if !(c.t > 0.0) || !c.t.is_finite() {
+            return bad(format!("t must be positive, got {}", c.t));
+        }
+        if !(c.recency >= 0.0) || c.recency > c.t * (1.0 + 1e-9) + 1e-9 {
+            return bad(format!(
+                "recency must be between 0 and t = {}, got {}",
+                c.t, c.recency
+            ));
+        }
+        if c.frequency > 0.0 && c.recency <= 0.0 {
+            return bad(format!(
+                "a customer with {} repeat purchases must have recency > 0",
+                c.frequency
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Identical (frequency, recency, t) customers collapsed into one weighted entry: the
+/// likelihood is evaluated once per distinct triple.
+#[derive(Debug, Clone)]
+pub struct CountData {
+    pub x: Vec<f64>,
+    pub t_x: Vec<f64>,
+    pub t: Vec<f64>,
+    pub weight: Vec<f64>,
+    /// Index of each entry's x in `distinct_x`.
+    pub x_index: Vec<usize>,
+    pub distinct_x: Vec<f64>,
+    pub n_customers: f64,
+}
+
+impl CountData {
+    pub fn new(customers: &[Customer]) -> CountData {
+        let mut keyed: Vec<(u64, u64, u64)> = customers
+            .iter()
+            .map(|c| (c.frequency.to_bits(), c.recency.to_bits(), c.t.to_bits()))
+            .collect();
+        keyed.sort_unstable();
+        let mut data = CountData {
+            x: vec![],
+            t_x: vec![],
+            t: vec![],
+            weight: vec![],
+            x_index: vec![],
+            distinct_x: vec![],
+            n_customers: customers.len() as f64,
+        };
+        for key in keyed {
+            let same = data.x.last().map(|x| x.to_bits()) == Some(key.0)
+                && data.t_x.last().map(|v| v.to_bits()) == Some(key.1)
+                && data.t.last().map(|v| v.to_bits()) == Some(key.2);
+            if same {
+                if let Some(w) = data.weight.last_mut() {
+                    *w += 1.0;
+                }
+                continue;
+            }
+            data.x.push(f64::from_bits(key.0));
+            data.t_x.push(f64::from_bits(key.1));
+            data.t.push(f64::from_bits(key.2));
+            data.weight.push(1.0);
+        }
+        let mut distinct: Vec<f64> = data.x.clone();
+        distinct.sort_by(f64::total_cmp);
+        distinct.dedup();
+        data.x_index = data
+            .x
+            .iter()
+            .map(|x| distinct.partition_point(|d| d < x))
+            .collect();
+        data.distinct_x = distinct;
+        data
+    }
+
+    pub fn repeaters(&self) -> f64 {
+        self.x
+            .iter()
+            .zip(&self.weight)
+            .filter(|(x, _)| **x > 0.0)
+            .map(|(_, w)| w)
+            .sum()
+    }
+}
+
+/// ln(eᵃ + eᵇ) without overflow.
+#[inline]
+pub fn log_add_exp(a: f64, b: f64) -> f64 {
+    if a == f64::NEG_INFINITY {
+        return b;
+    }
+    if b == f64::NEG_INFINITY {
+        return a;
+    }
+    let m = a.max(b);
+    m + ((a - m).exp() + (b - m).exp()).ln()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(frequency: f64, recency: f64, t: f64) -> Customer {
+        Customer {
+            frequency,
+            recency,
+            t,
+            monetary_value: 0.0,
+        }
+    }
+
+    #[test]
+    fn duplicates_are_weighted_and_x_indexed() {
+        let d = CountData::new(&[
+            c(0.0, 0.0, 5.0),
+            c(2.0, 3.0, 5.0),
+            c(0.0, 0.0, 5.0),
+            c(2.0, 1.0, 4.0),
+        ]);
+        assert_eq!(d.x.len(), 3);
+        assert_eq!(d.weight.iter().sum::<f64>(), 4.0);
+        assert_eq!(d.distinct_x, vec![0.0, 2.0]);
+        for (i, x) in d.x.iter().enumerate() {
+            assert_eq!(d.distinct_x[d.x_index[i]], *x);
+        }
+        assert_eq!(d.repeaters(), 2.0);
+    }
+
+    #[test]
+    fn impossible_summaries_are_refused_with_the_row() {
+        let err = validate(&[c(1.0, 2.0, 3.0), c(1.0, 5.0, 3.0)]).unwrap_err();
+        assert!(
+            err.message.starts_with("row 2 of the RFM summary: recency"),
+            "{}",
+            err.message
+        );
+        assert!(validate(&[c(-1.0, 0.0, 3.0)]).is_err());
+        assert!(validate(&[c(1.5, 1.0, 3.0)]).is_err());
+        assert!(validate(&[c(1.0, 0.0, 3.0)]).is_err());
+        assert!(validate(&[c(0.0, 0.0, 0.0)]).is_err());
+        assert!(validate(&[]).is_err());
+        assert!(validate(&[c(0.0, 0.0, 3.0), c(3.0, 2.5, 3.0)]).is_ok());
+    }
+
+    #[test]
+    fn log_add_exp_is_stable() {
+        assert!((log_add_exp(1000.0, 1000.0) - (1000.0 + 2f64.ln())).abs() < 1e-12);
+        assert_eq!(log_add_exp(f64::NEG_INFINITY, -3.0), -3.0);
+    }
+}

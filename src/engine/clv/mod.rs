@@ -1,0 +1,8 @@
+//! Customer-lifetime-value models: BG/NBD and Pareto/NBD for purchase counts, Gamma-Gamma for
+//! spend, and their combination into a discounted CLV. Maximum-likelihood fits on a log scale
+//! with Nelder–Mead; special functions in `special`.
+
+pub mod bgnbd;
+pub mod data;
+pub mod optimize;
+pub mod special;
