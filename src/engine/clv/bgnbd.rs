@@ -195,13 +195,13 @@ pub(crate) mod tests {
         assert_eq!(m.p_alive(0.0, 0.0, 10.0), 1.0);
     }
 
-    fn gamma(rng: &mut SplitMix64, shape: f64, rate: f64) -> f64 {
+    pub(crate) fn gamma_for_tests(rng: &mut SplitMix64, shape: f64, rate: f64) -> f64 {
         // Marsaglia & Tsang (2000), with the shape < 1 boost
         let uniform =
             |rng: &mut SplitMix64| (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 + 1e-300;
         if shape < 1.0 {
             let u = uniform(rng);
-            return gamma(rng, shape + 1.0, rate) * u.powf(1.0 / shape);
+            return gamma_for_tests(rng, shape + 1.0, rate) * u.powf(1.0 / shape);
         }
         let d = shape - 1.0 / 3.0;
         let c = 1.0 / (9.0 * d).sqrt();
@@ -228,9 +228,9 @@ pub(crate) mod tests {
         (0..n)
             .map(|_| {
                 let t = 20.0 + 20.0 * uniform(&mut rng);
-                let lambda = gamma(&mut rng, truth.r, truth.alpha);
-                let pa = gamma(&mut rng, truth.a, 1.0);
-                let p = pa / (pa + gamma(&mut rng, truth.b, 1.0));
+                let lambda = gamma_for_tests(&mut rng, truth.r, truth.alpha);
+                let pa = gamma_for_tests(&mut rng, truth.a, 1.0);
+                let p = pa / (pa + gamma_for_tests(&mut rng, truth.b, 1.0));
                 let (mut x, mut t_x, mut now) = (0.0, 0.0, 0.0);
                 loop {
                     now += -(1.0 - uniform(&mut rng)).ln() / lambda;

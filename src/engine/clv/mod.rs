@@ -4,5 +4,7 @@
 
 pub mod bgnbd;
 pub mod data;
+pub mod gamma_gamma;
 pub mod optimize;
+pub mod pareto_nbd;
 pub mod special;
