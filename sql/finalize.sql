@@ -45,3 +45,36 @@ COMMENT ON FUNCTION customer_value.deploy(text, int) IS
     'Makes a stored version the deployed version of its model (also used to roll back); returns the previously deployed version';
 COMMENT ON FUNCTION customer_value.model_params(text) IS
     'Fitted parameters of a model (name or name@version): intercept and coefficients by feature for linear models, size for tree ensembles';
+
+-- CLV quantities of one customer row (frequency, recency, t [, monetary_value] by name).
+CREATE FUNCTION customer_value.expected_purchases("row" record, periods float8) RETURNS float8
+    LANGUAGE c STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_expected_purchases_default_wrapper';
+CREATE FUNCTION customer_value.expected_purchases("row" record, periods float8, model text) RETURNS float8
+    LANGUAGE c STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_expected_purchases_named_wrapper';
+CREATE FUNCTION customer_value.p_alive("row" record) RETURNS float8
+    LANGUAGE c STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_p_alive_default_wrapper';
+CREATE FUNCTION customer_value.p_alive("row" record, model text) RETURNS float8
+    LANGUAGE c STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_p_alive_named_wrapper';
+CREATE FUNCTION customer_value.expected_spend("row" record) RETURNS float8
+    LANGUAGE c STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_expected_spend_default_wrapper';
+CREATE FUNCTION customer_value.expected_spend("row" record, model text) RETURNS float8
+    LANGUAGE c STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_expected_spend_named_wrapper';
+
+COMMENT ON FUNCTION customer_value.expected_purchases(record, float8) IS
+    'Expected repeat purchases of a customer in the next `periods` time units, with the default CLV model (bgnbd, pareto_nbd or clv)';
+COMMENT ON FUNCTION customer_value.expected_purchases(record, float8, text) IS
+    'Expected repeat purchases of a customer in the next `periods` time units, with the named CLV model';
+COMMENT ON FUNCTION customer_value.p_alive(record) IS
+    'Probability that the customer is still active (alive) at the end of calibration, with the default CLV model';
+COMMENT ON FUNCTION customer_value.p_alive(record, text) IS
+    'Probability that the customer is still active (alive) at the end of calibration, with the named CLV model';
+COMMENT ON FUNCTION customer_value.expected_spend(record) IS
+    'Expected value of the customer''s future purchases (Gamma-Gamma), with the default spend or clv model';
+COMMENT ON FUNCTION customer_value.expected_spend(record, text) IS
+    'Expected value of the customer''s future purchases (Gamma-Gamma), with the named spend or clv model';

@@ -17,6 +17,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::clv::model::ClvQuantity;
 use super::error::{EngineError, ErrorKind, Result};
 use super::features::FeatureSpec;
 use super::models::{Algorithm, Predictor};
@@ -30,12 +31,15 @@ pub const HEADER_LEN: usize = 20;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Task {
     Regression,
+    /// A probabilistic customer-lifetime-value model.
+    Clv,
 }
 
 impl Task {
     pub fn name(self) -> &'static str {
         match self {
             Task::Regression => "regression",
+            Task::Clv => "clv",
         }
     }
 }
@@ -58,6 +62,18 @@ impl ModelArtifact {
         self.predictor.predict(x)
     }
 
+    /// A CLV quantity (expected purchases, P(alive), expected spend) for encoded inputs.
+    pub fn clv_quantity(&self, quantity: ClvQuantity, x: &[f64]) -> Result<f64> {
+        match &self.predictor {
+            Predictor::Clv(m) => m.quantity(quantity, x, &format!("this {} model", self.algorithm.name())),
+            _ => Err(EngineError::invalid_parameter(format!(
+                "this {} model is not a CLV model",
+                self.algorithm.name()
+            ))
+            .with_hint("expected_purchases, p_alive and expected_spend need a model trained with bgnbd, pareto_nbd, gamma_gamma or clv.")),
+        }
+    }
+
     /// The fitted parameters, as `customer_value.model_params` returns them.
     pub fn params(&self) -> serde_json::Value {
         let names: Vec<&str> = self.features.iter().map(|f| f.name.as_str()).collect();
@@ -73,7 +89,7 @@ impl ModelArtifact {
             return Err(EngineError::corrupted("model has no features"));
         }
         for (i, f) in self.features.iter().enumerate() {
-            if !f.impute.is_finite() {
+            if f.impute.is_some_and(|v| !v.is_finite()) {
                 return Err(EngineError::corrupted(format!(
                     "feature \"{}\" has a non-finite imputation value",
                     f.name
@@ -172,7 +188,7 @@ mod tests {
                 name: format!("f{i}"),
                 sql_type: "double precision".into(),
                 encoding: Encoding::Number,
-                impute: i as f64,
+                impute: Some(i as f64),
             })
             .collect()
     }

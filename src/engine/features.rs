@@ -106,8 +106,9 @@ pub struct FeatureSpec {
     /// SQL type of the column at training time, for messages and the `features` jsonb.
     pub sql_type: String,
     pub encoding: Encoding,
-    /// Value used for SQL NULL: the training median of the column.
-    pub impute: f64,
+    /// Value used for SQL NULL (the training median of the column), or `None` when a NULL
+    /// cannot be given a meaning and is refused (the CLV models' RFM columns).
+    pub impute: Option<f64>,
 }
 
 /// A training table as read from Postgres: feature columns and the target, NULL kept as `None`.
@@ -240,7 +241,7 @@ impl RawTable {
                 name: name.clone(),
                 sql_type: self.types[j].sql_name().to_string(),
                 encoding: Encoding::for_column(name, &self.types[j])?,
-                impute,
+                impute: Some(impute),
             });
         }
         let y = keep.iter().filter_map(|&i| self.target[i]).collect();
@@ -329,8 +330,8 @@ mod tests {
         assert_eq!(data.n_rows, 4);
         assert_eq!(data.dropped_null_target, 1);
         // median of a over kept rows {1, 5, 2} = 2; of b over {1, 0, 1} = 1
-        assert_eq!(specs[0].impute, 2.0);
-        assert_eq!(specs[1].impute, 1.0);
+        assert_eq!(specs[0].impute, Some(2.0));
+        assert_eq!(specs[1].impute, Some(1.0));
         assert_eq!(data.row(1), &[2.0, 0.0]);
         assert_eq!(data.row(2), &[5.0, 1.0]);
         assert_eq!(data.y, vec![10.0, 20.0, 30.0, 40.0]);

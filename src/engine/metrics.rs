@@ -61,6 +61,28 @@ impl RegressionMetrics {
     }
 }
 
+/// Totals of a whole relation: what a marketer checks first.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Totals {
+    pub predicted: f64,
+    pub actual: f64,
+    /// (predicted − actual) / actual, in percent; `None` when the actual total is 0.
+    pub error_pct: Option<f64>,
+}
+
+impl Totals {
+    pub fn compute(actual: &[f64], predicted: &[f64]) -> Totals {
+        let actual_total: f64 = actual.iter().sum();
+        let predicted_total: f64 = predicted.iter().sum();
+        Totals {
+            predicted: predicted_total,
+            actual: actual_total,
+            error_pct: (actual_total != 0.0)
+                .then(|| 100.0 * (predicted_total - actual_total) / actual_total),
+        }
+    }
+}
+
 /// A metric that can rank models (for `auto` and the deploy decision).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Metric {

@@ -47,6 +47,7 @@ pub struct TrainOptions {
     pub forest: ForestParams,
     /// Algorithms `auto` tries.
     pub candidates: Vec<Algorithm>,
+    pub clv: ClvOptions,
 }
 
 impl Default for TrainOptions {
@@ -62,6 +63,7 @@ impl Default for TrainOptions {
             alpha: 1.0,
             forest: ForestParams::default(),
             candidates: Algorithm::CANDIDATES.to_vec(),
+            clv: ClvOptions::default(),
         }
     }
 }
@@ -84,12 +86,26 @@ const FOREST_KEYS: [&str; 5] = [
     "max_features",
 ];
 const AUTO_KEYS: [&str; 1] = ["candidates"];
+const CLV_KEYS: [&str; 7] = [
+    "deploy",
+    "metric",
+    "tiers",
+    "columns",
+    "horizon",
+    "penalizer",
+    "time_unit_days",
+];
+const CLV_COMBINED_KEYS: [&str; 2] = ["discount_rate", "count_model"];
 
 /// Option keys that apply to `algorithm`.
 pub fn valid_keys(algorithm: Algorithm) -> Vec<&'static str> {
-    let mut keys: Vec<&str> = COMMON_KEYS.to_vec();
+    let mut keys: Vec<&str> = if algorithm.is_clv() {
+        CLV_KEYS.to_vec()
+    } else {
+        COMMON_KEYS.to_vec()
+    };
     match algorithm {
-        Algorithm::Linear => {}
+        Algorithm::Linear | Algorithm::BgNbd | Algorithm::ParetoNbd | Algorithm::GammaGamma => {}
         Algorithm::Ridge => keys.extend(RIDGE_KEYS),
         Algorithm::RandomForest => keys.extend(FOREST_KEYS),
         Algorithm::Auto => {
@@ -97,8 +113,54 @@ pub fn valid_keys(algorithm: Algorithm) -> Vec<&'static str> {
             keys.extend(FOREST_KEYS);
             keys.extend(AUTO_KEYS);
         }
+        Algorithm::Clv => keys.extend(CLV_COMBINED_KEYS),
     }
     keys
+}
+
+/// The columns of an RFM summary the CLV models read (`options->'columns'` renames them).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RfmColumns {
+    pub frequency: String,
+    pub recency: String,
+    pub t: String,
+    pub monetary_value: String,
+}
+
+impl Default for RfmColumns {
+    fn default() -> Self {
+        RfmColumns {
+            frequency: "frequency".into(),
+            recency: "recency".into(),
+            t: "t".into(),
+            monetary_value: "monetary_value".into(),
+        }
+    }
+}
+
+/// Settings of the CLV models.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClvOptions {
+    pub columns: RfmColumns,
+    /// Horizon of `customer_value(row)` in the summary's time unit.
+    pub horizon: f64,
+    pub discount_rate: f64,
+    pub unit_days: f64,
+    pub penalizer: f64,
+    pub count_model: Algorithm,
+}
+
+impl Default for ClvOptions {
+    fn default() -> Self {
+        ClvOptions {
+            columns: RfmColumns::default(),
+            horizon: 52.0,
+            discount_rate: 0.1,
+            unit_days: 7.0,
+            penalizer: 0.0,
+            count_model: Algorithm::BgNbd,
+        }
+    }
 }
 
 fn option_error(key: &str, expected: &str, got: &Value) -> EngineError {
@@ -174,7 +236,9 @@ impl TrainOptions {
             if valid.contains(&key.as_str()) {
                 continue;
             }
-            let applies_elsewhere = valid_keys(Algorithm::Auto).contains(&key.as_str());
+            let applies_elsewhere = Algorithm::ALL
+                .iter()
+                .any(|a| valid_keys(*a).contains(&key.as_str()));
             let message = if applies_elsewhere {
                 format!(
                     "option \"{key}\" does not apply to algorithm \"{}\"",
@@ -302,6 +366,70 @@ impl TrainOptions {
                 }
             }
             o.candidates = candidates;
+        }
+        if let Some(h) = number(map, "horizon", 0.0, 1e6, "a number of time units ≥ 0")? {
+            o.clv.horizon = h;
+        }
+        if let Some(d) = number(
+            map,
+            "discount_rate",
+            0.0,
+            10.0,
+            "a yearly rate from 0 to 10 (0.1 = 10 %)",
+        )? {
+            o.clv.discount_rate = d;
+        }
+        if let Some(u) = number(
+            map,
+            "time_unit_days",
+            1e-6,
+            1e6,
+            "the length of the summary's time unit in days (7 for weeks)",
+        )? {
+            o.clv.unit_days = u;
+        }
+        if let Some(p) = number(map, "penalizer", 0.0, 1e6, "a non-negative number")? {
+            o.clv.penalizer = p;
+        }
+        if let Some(v) = map.get("count_model") {
+            o.clv.count_model = match v.as_str() {
+                Some("bgnbd") => Algorithm::BgNbd,
+                Some("pareto_nbd") => Algorithm::ParetoNbd,
+                _ => {
+                    return Err(option_error(
+                        "count_model",
+                        "\"bgnbd\" or \"pareto_nbd\"",
+                        v,
+                    ))
+                }
+            };
+        }
+        if let Some(v) = map.get("columns") {
+            let obj = v.as_object().ok_or_else(|| {
+                option_error(
+                    "columns",
+                    "an object like {\"frequency\": \"x\", \"recency\": \"t_x\", \"t\": \"T\"}",
+                    v,
+                )
+            })?;
+            for (role, column) in obj {
+                let column = column
+                    .as_str()
+                    .ok_or_else(|| option_error("columns", "an object of column names", v))?
+                    .to_string();
+                match role.as_str() {
+                    "frequency" => o.clv.columns.frequency = column,
+                    "recency" => o.clv.columns.recency = column,
+                    "t" => o.clv.columns.t = column,
+                    "monetary_value" => o.clv.columns.monetary_value = column,
+                    other => {
+                        return Err(EngineError::invalid_parameter(format!(
+                            "unknown key \"{other}\" in option \"columns\""
+                        ))
+                        .with_hint("Valid keys are frequency, recency, t, monetary_value."))
+                    }
+                }
+            }
         }
         Ok(o)
     }

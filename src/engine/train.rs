@@ -3,10 +3,16 @@
 use serde_json::{json, Value};
 use std::time::Instant;
 
+use super::clv::bgnbd::BgNbd;
+use super::clv::data::{self as clv_data, Customer};
+use super::clv::gamma_gamma::GammaGamma;
+use super::clv::model::{ClvModel, CountModel};
+use super::clv::pareto_nbd::ParetoNbd;
 use super::codec::{ModelArtifact, Task};
 use super::error::{EngineError, ErrorKind, Result};
 use super::features::{Dataset, FeatureSpec};
 use super::metrics::RegressionMetrics;
+use super::metrics::Totals;
 use super::models::forest::fit_random_forest;
 use super::models::{Algorithm, LinearModel, Predictor};
 use super::options::TrainOptions;
@@ -26,8 +32,10 @@ pub struct Trial {
 #[derive(Debug, Clone)]
 pub struct TrainOutcome {
     pub artifact: ModelArtifact,
-    /// Holdout metrics of the kept model.
-    pub metrics: RegressionMetrics,
+    /// Holdout metrics of the kept model (CLV models: against the target, when one is given).
+    pub metrics: Option<RegressionMetrics>,
+    /// Further facts stored in the `metrics` jsonb (e.g. a CLV fit's log-likelihood).
+    pub extra: serde_json::Map<String, Value>,
     pub trials: Vec<Trial>,
     pub n_train: usize,
     pub n_test: usize,
@@ -56,9 +64,9 @@ fn fit(
         Algorithm::RandomForest => {
             fit_random_forest(train, &options.forest, interrupt).map(Predictor::Trees)
         }
-        Algorithm::Auto => Err(EngineError::new(
+        other => Err(EngineError::new(
             ErrorKind::Internal,
-            "auto is not a concrete algorithm",
+            format!("{} is not a regression algorithm", other.name()),
         )),
     }
 }
@@ -175,11 +183,147 @@ pub fn train(
     artifact.validate()?;
     Ok(TrainOutcome {
         artifact,
-        metrics,
+        metrics: Some(metrics),
+        extra: serde_json::Map::new(),
         trials,
         n_train: train_idx.len(),
         n_test: test_idx.len(),
         dropped_null_target: data.dropped_null_target,
+    })
+}
+
+/// Fits a CLV model (`bgnbd`, `pareto_nbd`, `gamma_gamma` or `clv`) on an RFM summary.
+/// `features` name the summary's columns (frequency, recency, t and, for spend models,
+/// monetary_value); `target`, if given, is compared with each customer's value (e.g. the
+/// holdout purchases or spend) — these models are evaluated over time, not on a row holdout.
+pub fn train_clv(
+    features: Vec<FeatureSpec>,
+    customers: &[Customer],
+    target: Option<(&str, &[Option<f64>])>,
+    algorithm: Algorithm,
+    options: &TrainOptions,
+    interrupt: &mut dyn FnMut(),
+) -> Result<TrainOutcome> {
+    clv_data::validate(customers)?;
+    let o = &options.clv;
+    let count_algorithm = match algorithm {
+        Algorithm::Clv => Some(o.count_model),
+        Algorithm::BgNbd | Algorithm::ParetoNbd => Some(algorithm),
+        _ => None,
+    };
+    let mut extra = serde_json::Map::new();
+    extra.insert("customers".into(), json!(customers.len()));
+    extra.insert(
+        "customers_with_repeats".into(),
+        json!(customers.iter().filter(|c| c.frequency > 0.0).count()),
+    );
+    let count = match count_algorithm {
+        Some(Algorithm::BgNbd) => {
+            let (m, ll) = BgNbd::fit(customers, o.penalizer, interrupt)?;
+            extra.insert("log_likelihood".into(), json!(ll));
+            Some(CountModel::BgNbd(m))
+        }
+        Some(Algorithm::ParetoNbd) => {
+            let (m, ll) = ParetoNbd::fit(customers, o.penalizer, interrupt)?;
+            extra.insert("log_likelihood".into(), json!(ll));
+            Some(CountModel::ParetoNbd(m))
+        }
+        _ => None,
+    };
+    let spend = if matches!(algorithm, Algorithm::GammaGamma | Algorithm::Clv) {
+        let fit = GammaGamma::fit(customers, o.penalizer, interrupt)?;
+        if fit.model.q <= 1.0 {
+            return Err(EngineError::new(
+                ErrorKind::FitFailed,
+                format!(
+                    "gamma_gamma fitted q = {:.4} ≤ 1, for which the mean spend is infinite",
+                    fit.model.q
+                ),
+            )
+            .with_hint("Add a penalty with options => '{\"penalizer\": 0.01}', or check the spend data for extreme values."));
+        }
+        let key = if count.is_some() {
+            "spend_log_likelihood"
+        } else {
+            "log_likelihood"
+        };
+        extra.insert(key.into(), json!(fit.log_likelihood));
+        extra.insert("spend_customers".into(), json!(fit.customers_used));
+        extra.insert(
+            "excluded_nonpositive_spend".into(),
+            json!(fit.excluded_nonpositive),
+        );
+        Some(fit.model)
+    } else {
+        None
+    };
+    let model = ClvModel {
+        count,
+        spend,
+        horizon: o.horizon,
+        discount_rate: o.discount_rate,
+        unit_days: o.unit_days,
+    };
+    let n_inputs = model.n_inputs();
+    let predictions: Vec<f64> = customers
+        .iter()
+        .map(|c| model.value(&[c.frequency, c.recency, c.t, c.monetary_value][..n_inputs]))
+        .collect();
+    if let Some(i) = predictions.iter().position(|p| !p.is_finite()) {
+        return Err(EngineError::new(
+            ErrorKind::FitFailed,
+            format!(
+                "the fitted {} model gives {} for row {} of the summary",
+                algorithm.name(),
+                predictions[i],
+                i + 1
+            ),
+        ));
+    }
+    let mut dropped_null_target = 0;
+    let metrics = match target {
+        None => None,
+        Some((name, values)) => {
+            let (mut actual, mut predicted) = (Vec::new(), Vec::new());
+            for (v, p) in values.iter().zip(&predictions) {
+                match v {
+                    Some(v) => {
+                        actual.push(*v);
+                        predicted.push(*p);
+                    }
+                    None => dropped_null_target += 1,
+                }
+            }
+            if actual.is_empty() {
+                return Err(EngineError::insufficient_data(format!(
+                    "the target column \"{name}\" is NULL in every row"
+                )));
+            }
+            let totals = Totals::compute(&actual, &predicted);
+            extra.insert("predicted_total".into(), json!(totals.predicted));
+            extra.insert("actual_total".into(), json!(totals.actual));
+            extra.insert("total_error_pct".into(), json!(totals.error_pct));
+            Some(RegressionMetrics::compute(&actual, &predicted))
+        }
+    };
+    let tiers = options.tiers.fit(&predictions);
+    let artifact = ModelArtifact {
+        algorithm,
+        task: Task::Clv,
+        target: target.map(|(name, _)| name.to_string()),
+        features,
+        predictor: Predictor::Clv(model),
+        tiers,
+    };
+    artifact.validate()?;
+    Ok(TrainOutcome {
+        artifact,
+        metrics,
+        extra,
+        trials: Vec::new(),
+        n_train: customers.len(),
+        n_test: 0,
+        dropped_null_target,
     })
 }
 
@@ -197,7 +341,11 @@ fn metrics_object(m: &RegressionMetrics) -> serde_json::Map<String, Value> {
 impl TrainOutcome {
     /// The `metrics` jsonb stored with the model.
     pub fn metrics_json(&self, options: &TrainOptions) -> Value {
-        let mut map = metrics_object(&self.metrics);
+        let mut map = self
+            .metrics
+            .as_ref()
+            .map(metrics_object)
+            .unwrap_or_default();
         map.insert("n_train".into(), json!(self.n_train));
         map.insert("n_test".into(), json!(self.n_test));
         map.insert(
@@ -205,6 +353,9 @@ impl TrainOutcome {
             json!(self.dropped_null_target),
         );
         map.insert("selection_metric".into(), json!(options.metric.key()));
+        for (k, v) in &self.extra {
+            map.insert(k.clone(), v.clone());
+        }
         if self.trials.len() > 1 {
             let trials: Vec<Value> = self
                 .trials
@@ -242,7 +393,7 @@ pub fn features_json(features: &[FeatureSpec]) -> Value {
                     "name": f.name,
                     "type": f.sql_type,
                     "encoding": f.encoding.name(),
-                    "impute": "median",
+                    "impute": if f.impute.is_some() { "median" } else { "refuse" },
                     "impute_value": f.impute,
                 })
             })
@@ -315,8 +466,9 @@ mod tests {
         assert!((m.coefficients[1] - 10.0).abs() < 0.1, "{m:?}");
         assert!(m.coefficients[2].abs() < 0.01, "{m:?}");
         assert!((m.intercept - 5.0).abs() < 0.1, "{m:?}");
-        assert!(out.metrics.r2.unwrap() > 0.99);
-        assert!(out.metrics.rmse < 0.35);
+        let metrics = out.metrics.clone().unwrap();
+        assert!(metrics.r2.unwrap() > 0.99);
+        assert!(metrics.rmse < 0.35);
         assert_eq!((out.n_train, out.n_test), (400, 100));
         let j = out.metrics_json(&options);
         for key in [
@@ -351,7 +503,7 @@ mod tests {
             .iter()
             .map(|t| t.outcome.as_ref().unwrap().rmse)
             .fold(f64::INFINITY, f64::min);
-        assert_eq!(out.metrics.rmse, best);
+        assert_eq!(out.metrics.as_ref().unwrap().rmse, best);
         // the data are linear: a linear model wins
         assert!(matches!(
             out.artifact.algorithm,

@@ -17,6 +17,7 @@ use std::rc::Rc;
 use pgrx::prelude::*;
 use pgrx::{pg_getarg, pg_getarg_datum_raw, pg_sys};
 
+use crate::engine::clv::model::ClvQuantity;
 use crate::engine::codec::ModelArtifact;
 use crate::engine::error::{EngineError, ErrorKind, Result};
 use crate::engine::features::SqlType;
@@ -113,7 +114,8 @@ struct FeatureSlot {
     /// 0-based attribute index in the row.
     attribute: usize,
     reader: Reader,
-    impute: f64,
+    /// `None`: a NULL is refused (the model gives it no meaning).
+    impute: Option<f64>,
 }
 
 struct RowLayout {
@@ -265,12 +267,12 @@ unsafe fn build_layout(
     }
 }
 
-/// Scores the row in argument 0 with the model named as `key`. Returns the prediction and the
-/// model used.
-unsafe fn score_row<'a>(
+/// Reads the row in argument 0 for the model named as `key`: returns the encoded feature values
+/// (one per feature, in the model's order) and the model.
+unsafe fn read_row<'a>(
     fcinfo: pg_sys::FunctionCallInfo,
     key: KeyArg<'_>,
-) -> (f64, &'a ModelArtifact) {
+) -> (&'a [f64], &'a ModelArtifact) {
     unsafe {
         let site = call_site(fcinfo);
         if !site.model.as_ref().is_some_and(|m| m.key.matches(key)) {
@@ -316,7 +318,10 @@ unsafe fn score_row<'a>(
         for (j, slot) in layout.slots.iter().enumerate() {
             let i = slot.attribute;
             let v = if site.nulls[i] {
-                slot.impute
+                match slot.impute {
+                    Some(v) => v,
+                    None => null_refused(loaded, j),
+                }
             } else {
                 slot.reader.read(site.values[i])
             };
@@ -325,9 +330,23 @@ unsafe fn score_row<'a>(
             }
             site.x[j] = v;
         }
-        let model: &ModelArtifact = &loaded.model;
-        (model.predict(&site.x), model)
+        (&site.x, &loaded.model)
     }
+}
+
+#[cold]
+fn null_refused(loaded: &LoadedModel, feature: usize) -> ! {
+    super::errors::raise(
+        EngineError::new(
+            ErrorKind::NullValue,
+            format!(
+                "column \"{}\" is NULL, which {} cannot score",
+                loaded.model.features[feature].name,
+                loaded.row.label()
+            ),
+        )
+        .with_hint("The CLV models need frequency, recency and t for every customer; customer_value.rfm() never leaves them NULL."),
+    )
 }
 
 #[cold]
@@ -346,52 +365,113 @@ fn non_finite(loaded: &LoadedModel, feature: usize, value: f64) -> ! {
 }
 
 /// The text model argument as bytes, without copying or UTF-8 validation (compared bytewise).
-unsafe fn name_arg<'a>(fcinfo: pg_sys::FunctionCallInfo) -> KeyArg<'a> {
+unsafe fn name_arg<'a>(fcinfo: pg_sys::FunctionCallInfo, index: usize) -> KeyArg<'a> {
     unsafe {
-        let raw = pg_getarg_datum_raw(fcinfo, 1);
+        let raw = pg_getarg_datum_raw(fcinfo, index);
         let text = pg_sys::pg_detoast_datum_packed(raw.cast_mut_ptr());
         KeyArg::Name(pgrx::varlena::varlena_to_byte_slice(text))
     }
 }
 
-unsafe fn id_arg<'a>(fcinfo: pg_sys::FunctionCallInfo) -> KeyArg<'a> {
-    KeyArg::Id(unsafe { pg_getarg::<i64>(fcinfo, 1) }.unwrap_or(0))
+unsafe fn id_arg<'a>(fcinfo: pg_sys::FunctionCallInfo, index: usize) -> KeyArg<'a> {
+    KeyArg::Id(unsafe { pg_getarg::<i64>(fcinfo, index) }.unwrap_or(0))
 }
 
 // The SQL declarations of these functions are in sql/finalize.sql: they take a `record`,
 // which they read in place through `fcinfo` instead of letting pgrx copy the tuple.
 
+unsafe fn value(fcinfo: pg_sys::FunctionCallInfo, key: KeyArg<'_>) -> f64 {
+    let (x, model) = unsafe { read_row(fcinfo, key) };
+    model.predict(x)
+}
+
+unsafe fn tier(fcinfo: pg_sys::FunctionCallInfo, key: KeyArg<'_>) -> String {
+    let (x, model) = unsafe { read_row(fcinfo, key) };
+    model.tiers.assign(model.predict(x)).to_string()
+}
+
 #[pg_extern(sql = false)]
 fn cv_value_default(fcinfo: pg_sys::FunctionCallInfo) -> f64 {
-    unsafe { score_row(fcinfo, KeyArg::Default).0 }
+    unsafe { value(fcinfo, KeyArg::Default) }
 }
 
 #[pg_extern(sql = false)]
 fn cv_value_named(fcinfo: pg_sys::FunctionCallInfo) -> f64 {
-    unsafe { score_row(fcinfo, name_arg(fcinfo)).0 }
+    unsafe { value(fcinfo, name_arg(fcinfo, 1)) }
 }
 
 #[pg_extern(sql = false)]
 fn cv_value_by_id(fcinfo: pg_sys::FunctionCallInfo) -> f64 {
-    unsafe { score_row(fcinfo, id_arg(fcinfo)).0 }
-}
-
-fn tier_of(scored: (f64, &ModelArtifact)) -> String {
-    let (prediction, model) = scored;
-    model.tiers.assign(prediction).to_string()
+    unsafe { value(fcinfo, id_arg(fcinfo, 1)) }
 }
 
 #[pg_extern(sql = false)]
 fn cv_tier_default(fcinfo: pg_sys::FunctionCallInfo) -> String {
-    unsafe { tier_of(score_row(fcinfo, KeyArg::Default)) }
+    unsafe { tier(fcinfo, KeyArg::Default) }
 }
 
 #[pg_extern(sql = false)]
 fn cv_tier_named(fcinfo: pg_sys::FunctionCallInfo) -> String {
-    unsafe { tier_of(score_row(fcinfo, name_arg(fcinfo))) }
+    unsafe { tier(fcinfo, name_arg(fcinfo, 1)) }
 }
 
 #[pg_extern(sql = false)]
 fn cv_tier_by_id(fcinfo: pg_sys::FunctionCallInfo) -> String {
-    unsafe { tier_of(score_row(fcinfo, id_arg(fcinfo))) }
+    unsafe { tier(fcinfo, id_arg(fcinfo, 1)) }
+}
+
+// CLV quantities: expected_purchases(row, periods [, model]), p_alive(row [, model]),
+// expected_spend(row [, model]). Which model parts they need is checked by the engine.
+
+unsafe fn clv_quantity(
+    fcinfo: pg_sys::FunctionCallInfo,
+    key: KeyArg<'_>,
+    quantity: ClvQuantity,
+) -> f64 {
+    let (x, model) = unsafe { read_row(fcinfo, key) };
+    model.clv_quantity(quantity, x).or_raise()
+}
+
+#[pg_extern(sql = false)]
+fn cv_expected_purchases_default(fcinfo: pg_sys::FunctionCallInfo) -> f64 {
+    let periods = unsafe { pg_getarg::<f64>(fcinfo, 1) }.unwrap_or(0.0);
+    unsafe {
+        clv_quantity(
+            fcinfo,
+            KeyArg::Default,
+            ClvQuantity::ExpectedPurchases(periods),
+        )
+    }
+}
+
+#[pg_extern(sql = false)]
+fn cv_expected_purchases_named(fcinfo: pg_sys::FunctionCallInfo) -> f64 {
+    let periods = unsafe { pg_getarg::<f64>(fcinfo, 1) }.unwrap_or(0.0);
+    unsafe {
+        clv_quantity(
+            fcinfo,
+            name_arg(fcinfo, 2),
+            ClvQuantity::ExpectedPurchases(periods),
+        )
+    }
+}
+
+#[pg_extern(sql = false)]
+fn cv_p_alive_default(fcinfo: pg_sys::FunctionCallInfo) -> f64 {
+    unsafe { clv_quantity(fcinfo, KeyArg::Default, ClvQuantity::ProbabilityAlive) }
+}
+
+#[pg_extern(sql = false)]
+fn cv_p_alive_named(fcinfo: pg_sys::FunctionCallInfo) -> f64 {
+    unsafe { clv_quantity(fcinfo, name_arg(fcinfo, 1), ClvQuantity::ProbabilityAlive) }
+}
+
+#[pg_extern(sql = false)]
+fn cv_expected_spend_default(fcinfo: pg_sys::FunctionCallInfo) -> f64 {
+    unsafe { clv_quantity(fcinfo, KeyArg::Default, ClvQuantity::ExpectedSpend) }
+}
+
+#[pg_extern(sql = false)]
+fn cv_expected_spend_named(fcinfo: pg_sys::FunctionCallInfo) -> f64 {
+    unsafe { clv_quantity(fcinfo, name_arg(fcinfo, 1), ClvQuantity::ExpectedSpend) }
 }

@@ -8,11 +8,12 @@ use pgrx::spi::quote_identifier;
 use pgrx::JsonB;
 use serde_json::Value;
 
+use crate::engine::clv::data::Customer;
 use crate::engine::error::{EngineError, ErrorKind, Result};
-use crate::engine::features::{RawTable, SqlType};
+use crate::engine::features::{Encoding, FeatureSpec, RawTable, SqlType};
 use crate::engine::models::Algorithm;
 use crate::engine::options::{DeployPolicy, TrainOptions};
-use crate::engine::train::{features_json, train as train_model, TrainOutcome};
+use crate::engine::train::{features_json, train as train_model, train_clv, TrainOutcome};
 
 use super::errors::OrRaise;
 use super::types::sql_type_of;
@@ -198,16 +199,17 @@ fn as_float8(column: &str, sql_type: &SqlType) -> String {
     }
 }
 
-/// Reads target and features through a cursor, `BATCH_ROWS` at a time, checking for interrupts
-/// between batches.
-fn read_table(source: &Source, target: &str, features: Vec<(String, SqlType)>) -> Result<RawTable> {
-    let mut select: Vec<String> = vec![format!("({})::float8", quote_identifier(target))];
-    select.extend(features.iter().map(|(n, t)| as_float8(n, t)));
-    let query = format!("SELECT {} FROM {}", select.join(", "), source.from_clause);
-    let mut table = RawTable::new(target, features)?;
-    let width = table.feature_names().len();
+/// Streams `SELECT <columns> FROM <source>` through a cursor, `BATCH_ROWS` at a time, each
+/// value cast to float8 (NULL as `None`), checking for interrupts between batches. This module's
+/// one reader of user data: memory stays bounded by the batch, whatever the source's size.
+pub(crate) fn scan_columns(
+    from_clause: &str,
+    columns: &[String],
+    on_row: &mut dyn FnMut(&[Option<f64>]) -> Result<()>,
+) -> Result<()> {
+    let query = format!("SELECT {} FROM {}", columns.join(", "), from_clause);
     let cursor = Spi::connect(|client| client.open_cursor(query.as_str(), &[]).detach_into_name());
-    let mut row_values: Vec<Option<f64>> = vec![None; width];
+    let mut values: Vec<Option<f64>> = vec![None; columns.len()];
     loop {
         pgrx::check_for_interrupts!();
         let fetched = Spi::connect(|client| -> Result<usize> {
@@ -215,11 +217,10 @@ fn read_table(source: &Source, target: &str, features: Vec<(String, SqlType)>) -
             let batch = cursor.fetch(BATCH_ROWS).or_raise();
             let n = batch.len();
             for row in batch {
-                let y = row.get::<f64>(1).or_raise();
-                for (j, slot) in row_values.iter_mut().enumerate() {
-                    *slot = row.get::<f64>(j + 2).or_raise();
+                for (j, slot) in values.iter_mut().enumerate() {
+                    *slot = row.get::<f64>(j + 1).or_raise();
                 }
-                table.push_row(&row_values, y)?;
+                on_row(&values)?;
             }
             if n > 0 {
                 cursor.detach_into_name();
@@ -227,10 +228,120 @@ fn read_table(source: &Source, target: &str, features: Vec<(String, SqlType)>) -
             Ok(n)
         })?;
         if fetched == 0 {
-            break;
+            return Ok(());
         }
     }
+}
+
+/// Reads target and features into a [`RawTable`].
+fn read_table(source: &Source, target: &str, features: Vec<(String, SqlType)>) -> Result<RawTable> {
+    let mut select: Vec<String> = vec![format!("({})::float8", quote_identifier(target))];
+    select.extend(features.iter().map(|(n, t)| as_float8(n, t)));
+    let mut table = RawTable::new(target, features)?;
+    scan_columns(&source.from_clause, &select, &mut |values| {
+        table.push_row(&values[1..], values[0])
+    })?;
     Ok(table)
+}
+
+/// An RFM summary as read: feature specs, customers, and the target column's values if any.
+type RfmRead = (Vec<FeatureSpec>, Vec<Customer>, Option<Vec<Option<f64>>>);
+
+/// Reads an RFM summary for the CLV models: the columns `options->'columns'` names (frequency,
+/// recency, t and for spend models monetary_value), and the target if one is given.
+fn read_rfm(
+    source: &Source,
+    columns: &[(String, pg_sys::Oid)],
+    algorithm: Algorithm,
+    target: Option<&str>,
+    options: &TrainOptions,
+) -> Result<RfmRead> {
+    let c = &options.clv.columns;
+    let mut roles: Vec<&str> = vec![&c.frequency, &c.recency, &c.t];
+    if matches!(algorithm, Algorithm::GammaGamma | Algorithm::Clv) {
+        roles.push(&c.monetary_value);
+    }
+    let mut specs = Vec::new();
+    for name in &roles {
+        let Some((_, oid)) = columns.iter().find(|(n, _)| n == name) else {
+            return Err(missing_column("RFM", name, columns).with_hint(
+                "The CLV models read frequency, recency, t (and monetary_value) as customer_value.rfm() returns them; map other names with options => '{\"columns\": {\"frequency\": \"x\", …}}'.",
+            ));
+        };
+        let sql_type = sql_type_of(*oid);
+        if !sql_type.is_number() {
+            return Err(EngineError::new(
+                ErrorKind::DatatypeMismatch,
+                format!(
+                    "RFM column \"{name}\" has type {}; it must be numeric",
+                    sql_type.sql_name()
+                ),
+            ));
+        }
+        specs.push(FeatureSpec {
+            name: name.to_string(),
+            sql_type: sql_type.sql_name().to_string(),
+            encoding: Encoding::Number,
+            impute: None,
+        });
+    }
+    let mut select: Vec<String> = roles
+        .iter()
+        .map(|n| format!("({})::float8", quote_identifier(n)))
+        .collect();
+    if let Some(t) = target {
+        select.push(format!("({})::float8", quote_identifier(t)));
+    }
+    let mut customers = Vec::new();
+    let mut actual: Vec<Option<f64>> = Vec::new();
+    let mut row = 0usize;
+    scan_columns(&source.from_clause, &select, &mut |values| {
+        row += 1;
+        for (i, v) in values[..roles.len()].iter().enumerate() {
+            match v {
+                None => {
+                    return Err(EngineError::new(
+                        ErrorKind::NullValue,
+                        format!(
+                            "RFM column \"{}\" is NULL in row {row} of the source",
+                            roles[i]
+                        ),
+                    ))
+                }
+                Some(v) if !v.is_finite() => {
+                    return Err(EngineError::new(
+                        ErrorKind::NonFiniteValue,
+                        format!(
+                            "RFM column \"{}\" holds {v} in row {row} of the source",
+                            roles[i]
+                        ),
+                    ))
+                }
+                _ => {}
+            }
+        }
+        let get = |i: usize| values[i].unwrap_or(0.0);
+        customers.push(Customer {
+            frequency: get(0),
+            recency: get(1),
+            t: get(2),
+            monetary_value: if roles.len() > 3 { get(3) } else { 0.0 },
+        });
+        if target.is_some() {
+            let v = values[roles.len()];
+            if let Some(v) = v {
+                if !v.is_finite() {
+                    return Err(EngineError::new(
+                        ErrorKind::NonFiniteValue,
+                        format!("target column holds {v} in row {row} of the source"),
+                    ));
+                }
+            }
+            actual.push(v);
+        }
+        Ok(())
+    })?;
+    Ok((specs, customers, target.map(|_| actual)))
 }
 
 fn check_name(name: &str) -> Result<()> {
@@ -303,7 +414,7 @@ fn store(
             .map(|row| (row.get::<i32>(1).or_raise(), row.get::<JsonB>(2).or_raise()))
             .unwrap_or((None, None));
         let metric = options.metric;
-        let new_value = outcome.metrics.get(metric);
+        let new_value = outcome.metrics.as_ref().and_then(|m| m.get(metric));
         let deploy = match (options.deploy, &serving) {
             (DeployPolicy::Always, _) => true,
             (DeployPolicy::Never, _) => false,
@@ -391,43 +502,67 @@ fn train(
     let name = required(name, "model name").or_raise();
     check_name(name).or_raise();
     let source_text = required(source, "source").or_raise();
-    let target = required(target, "target column").or_raise();
     let algorithm = Algorithm::parse(algorithm.unwrap_or("auto")).or_raise();
     let options_json = options.map(|j| j.0).unwrap_or(Value::Null);
     let parsed = TrainOptions::parse(&options_json, algorithm).or_raise();
+    // CLV models learn from an RFM summary; a target is optional and only evaluates them.
+    let target = if algorithm.is_clv() {
+        target
+    } else {
+        Some(required(target, "target column").or_raise())
+    };
 
     let source = resolve_source(source_text).or_raise();
     let columns = source_columns(&source).or_raise();
-    let Some((_, target_type)) = columns.iter().find(|(n, _)| n == target) else {
-        super::errors::raise(missing_column("target", target, &columns));
-    };
-    let target_sql_type = sql_type_of(*target_type);
-    if !target_sql_type.is_number() {
-        super::errors::raise(
-            EngineError::new(
-                ErrorKind::DatatypeMismatch,
-                format!(
-                    "target column \"{target}\" has type {}; a value model needs a numeric target",
-                    target_sql_type.sql_name()
-                ),
-            )
-            .with_hint("Use an integer, floating-point or numeric column (e.g. spend), or cast it in a SELECT source."),
-        );
+    if let Some(target) = target {
+        let Some((_, target_type)) = columns.iter().find(|(n, _)| n == target) else {
+            super::errors::raise(missing_column("target", target, &columns));
+        };
+        let target_sql_type = sql_type_of(*target_type);
+        if !target_sql_type.is_number() {
+            super::errors::raise(
+                EngineError::new(
+                    ErrorKind::DatatypeMismatch,
+                    format!(
+                        "target column \"{target}\" has type {}; a value model needs a numeric target",
+                        target_sql_type.sql_name()
+                    ),
+                )
+                .with_hint("Use an integer, floating-point or numeric column (e.g. spend), or cast it in a SELECT source."),
+            );
+        }
     }
-    let features = choose_features(&columns, target, &source, &parsed).or_raise();
-    let raw = read_table(&source, target, features).or_raise();
-    let (specs, dataset) = raw.into_dataset().or_raise();
-    let outcome = train_model(
-        specs,
-        &dataset,
-        algorithm,
-        Some(target),
-        &parsed,
-        &mut || {
-            pgrx::check_for_interrupts!();
-        },
-    )
-    .or_raise();
+    let mut interrupt = || {
+        pgrx::check_for_interrupts!();
+    };
+    let outcome = if algorithm.is_clv() {
+        let (specs, customers, actual) =
+            read_rfm(&source, &columns, algorithm, target, &parsed).or_raise();
+        let target = target.zip(actual.as_deref());
+        train_clv(
+            specs,
+            &customers,
+            target,
+            algorithm,
+            &parsed,
+            &mut interrupt,
+        )
+        .or_raise()
+    } else {
+        let target = target.unwrap_or_default();
+        let features = choose_features(&columns, target, &source, &parsed).or_raise();
+        let raw = read_table(&source, target, features).or_raise();
+        let (specs, dataset) = raw.into_dataset().or_raise();
+        train_model(
+            specs,
+            &dataset,
+            algorithm,
+            Some(target),
+            &parsed,
+            &mut interrupt,
+        )
+        .or_raise()
+    };
     let stored = store(name, source_text, &options_json, &outcome, &parsed).or_raise();
     let metrics = outcome.metrics_json(&parsed);
     TableIterator::once((

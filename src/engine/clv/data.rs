@@ -24,16 +24,16 @@ pub fn validate(customers: &[Customer]) -> Result<()> {
             Err(EngineError::new(ErrorKind::InvalidParameter, format!("row {row} of the RFM summary: {what}"))
                 .with_hint("frequency counts repeat purchases (≥ 0), recency is the age at the last purchase (0 ≤ recency ≤ t), t the age at the end of calibration (> 0); customer_value.rfm() builds such a summary."))
         };
-        if !(c.frequency >= 0.0) || c.frequency.fract() != 0.0 {
+        if !c.frequency.is_finite() || c.frequency < 0.0 || c.frequency.fract() != 0.0 {
             return bad(format!(
                 "frequency must be a whole number ≥ 0, got {}",
                 c.frequency
             ));
         }
-        if !(c.t > 0.0) || !c.t.is_finite() {
+        if !c.t.is_finite() || c.t <= 0.0 {
             return bad(format!("t must be positive, got {}", c.t));
         }
-        if !(c.recency >= 0.0) || c.recency > c.t * (1.0 + 1e-9) + 1e-9 {
+        if !c.recency.is_finite() || c.recency < 0.0 || c.recency > c.t * (1.0 + 1e-9) + 1e-9 {
             return bad(format!(
                 "recency must be between 0 and t = {}, got {}",
                 c.t, c.recency

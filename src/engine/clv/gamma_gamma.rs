@@ -109,7 +109,7 @@ impl GammaGamma {
     /// E[Z | x, z̄]: expected value of the customer's future transactions. Customers without
     /// repeat purchases, or with a mean repeat spend ≤ 0, get the population mean.
     pub fn expected_spend(&self, x: f64, mean: f64) -> f64 {
-        if x <= 0.0 || !(mean > 0.0) {
+        if x <= 0.0 || mean.is_nan() || mean <= 0.0 {
             return self.population_mean();
         }
         let GammaGamma { p, q, gamma } = *self;

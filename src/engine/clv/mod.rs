@@ -5,6 +5,7 @@
 pub mod bgnbd;
 pub mod data;
 pub mod gamma_gamma;
+pub mod model;
 pub mod optimize;
 pub mod pareto_nbd;
 pub mod special;

@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{EngineError, Result};
 pub use forest::TreeEnsemble;
+
+use crate::engine::clv::model::ClvModel;
 pub use linear::LinearModel;
 
 /// The algorithms a user can name in `customer_value.train`.
@@ -20,14 +22,26 @@ pub enum Algorithm {
     RandomForest,
     /// Tries every concrete algorithm and keeps the best on holdout.
     Auto,
+    /// BG/NBD purchase-count model (CLV, fitted on an RFM summary).
+    BgNbd,
+    /// Pareto/NBD purchase-count model.
+    ParetoNbd,
+    /// Gamma-Gamma spend model.
+    GammaGamma,
+    /// A count model and Gamma-Gamma together: discounted expected spend.
+    Clv,
 }
 
 impl Algorithm {
-    pub const ALL: [Algorithm; 4] = [
+    pub const ALL: [Algorithm; 8] = [
         Algorithm::Linear,
         Algorithm::Ridge,
         Algorithm::RandomForest,
         Algorithm::Auto,
+        Algorithm::BgNbd,
+        Algorithm::ParetoNbd,
+        Algorithm::GammaGamma,
+        Algorithm::Clv,
     ];
 
     /// The concrete algorithms `auto` chooses among.
@@ -40,7 +54,19 @@ impl Algorithm {
             Algorithm::Ridge => "ridge",
             Algorithm::RandomForest => "random_forest",
             Algorithm::Auto => "auto",
+            Algorithm::BgNbd => "bgnbd",
+            Algorithm::ParetoNbd => "pareto_nbd",
+            Algorithm::GammaGamma => "gamma_gamma",
+            Algorithm::Clv => "clv",
         }
+    }
+
+    /// The probabilistic CLV models, fitted on an RFM summary rather than learned from a target.
+    pub fn is_clv(self) -> bool {
+        matches!(
+            self,
+            Algorithm::BgNbd | Algorithm::ParetoNbd | Algorithm::GammaGamma | Algorithm::Clv
+        )
     }
 
     pub fn parse(name: &str) -> Result<Algorithm> {
@@ -63,6 +89,7 @@ impl Algorithm {
 pub enum Predictor {
     Linear(LinearModel),
     Trees(TreeEnsemble),
+    Clv(ClvModel),
 }
 
 impl Predictor {
@@ -72,6 +99,7 @@ impl Predictor {
         match self {
             Predictor::Linear(m) => m.predict(x),
             Predictor::Trees(m) => m.predict(x),
+            Predictor::Clv(m) => m.value(x),
         }
     }
 
@@ -81,6 +109,7 @@ impl Predictor {
         match self {
             Predictor::Linear(m) => m.validate(n_features),
             Predictor::Trees(m) => m.validate(n_features),
+            Predictor::Clv(m) => m.validate(n_features),
         }
     }
 
@@ -100,6 +129,7 @@ impl Predictor {
                 "nodes": m.n_nodes(),
                 "max_depth": m.max_depth(),
             }),
+            Predictor::Clv(m) => m.params(),
         }
     }
 }
@@ -119,7 +149,7 @@ mod tests {
         assert_eq!(err.message, "unknown algorithm \"xgboost\"");
         assert_eq!(
             err.hint.as_deref(),
-            Some("Valid algorithms are: linear, ridge, random_forest, auto.")
+            Some("Valid algorithms are: linear, ridge, random_forest, auto, bgnbd, pareto_nbd, gamma_gamma, clv.")
         );
     }
 }
