@@ -78,3 +78,28 @@ COMMENT ON FUNCTION customer_value.expected_spend(record) IS
     'Expected value of the customer''s future purchases (Gamma-Gamma), with the default spend or clv model';
 COMMENT ON FUNCTION customer_value.expected_spend(record, text) IS
     'Expected value of the customer''s future purchases (Gamma-Gamma), with the named spend or clv model';
+
+-- The RFM summary: Rust validates and writes the query, Postgres runs it set-based.
+CREATE FUNCTION customer_value.rfm(
+    source text, customer_column text, time_column text, amount_column text,
+    calibration_end timestamptz, options jsonb DEFAULT '{}')
+RETURNS TABLE (customer text, frequency int, recency float8, t float8, monetary_value float8,
+               first_purchase timestamptz, last_purchase timestamptz, total_spend float8,
+               purchases int, transactions bigint, holdout_purchases int, holdout_spend float8)
+LANGUAGE plpgsql STABLE PARALLEL UNSAFE
+AS $fn$
+BEGIN
+    IF calibration_end IS NULL THEN
+        RAISE EXCEPTION 'calibration_end must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    RETURN QUERY EXECUTE customer_value.rfm_query(source, customer_column, time_column, amount_column, options)
+        USING calibration_end, (options ->> 'holdout_end')::timestamptz;
+END
+$fn$;
+
+COMMENT ON FUNCTION customer_value.rfm(text, text, text, text, timestamptz, jsonb) IS
+    'RFM summary of a transaction log, one row per customer: frequency (repeat purchase periods), recency (age at last purchase), t (age at calibration end), monetary_value (mean repeat purchase value), first/last purchase, total spend, purchases, transactions, and holdout purchases/spend up to options->>''holdout_end''';
+COMMENT ON FUNCTION customer_value.rfm_query(text, text, text, text, jsonb) IS
+    'The SQL that customer_value.rfm() runs for these arguments ($1 = calibration_end, $2 = holdout_end)';
+COMMENT ON FUNCTION customer_value.create_rfm(text, text, text, text, text, timestamptz, jsonb) IS
+    'Creates a table holding customer_value.rfm(...) with the customer key under its source column name and type, as primary key; returns the number of customers';

@@ -5,7 +5,7 @@ use pgrx::prelude::*;
 use std::rc::Rc;
 
 use crate::engine::features::SqlType;
-use crate::pg::{store, train::looks_like_query, types::sql_type_of};
+use crate::pg::{source::looks_like_query, store, types::sql_type_of};
 
 fn make_customers() {
     Spi::run(

@@ -1,0 +1,286 @@
+//! `customer_value.rfm(...)`: from a transaction log to the RFM summary the CLV models use,
+//! computed set-based by Postgres. Rust validates the inputs (with clear errors) and writes the
+//! query (`customer_value.rfm_query`); a PL/pgSQL wrapper runs it with `RETURN QUERY EXECUTE`,
+//! so millions of transactions stream through Postgres' executor into a tuplestore.
+//!
+//! Definitions (documented in the README):
+//! - purchases are collapsed to one per customer per `period` (day by default), values summed
+//!   (refunds included);
+//! - `frequency` = purchase periods in calibration − 1 (the first purchase is not a repeat);
+//! - `recency` = time from the first to the last purchase period, `t` = time from the first
+//!   purchase period to `calibration_end`, in `time_unit`s (weeks by default);
+//! - `monetary_value` = mean value of the repeat purchase periods (0 without repeats);
+//! - `calibration_end` is inclusive: a value at midnight means that whole day.
+
+use pgrx::prelude::*;
+use pgrx::spi::quote_identifier;
+use pgrx::JsonB;
+use serde_json::{Map, Value};
+
+use crate::engine::error::{EngineError, ErrorKind, Result};
+use crate::engine::features::SqlType;
+
+use super::errors::OrRaise;
+use super::source::{missing_column, resolve_source, source_columns};
+use super::types::{sql_type_of, type_name};
+
+struct RfmOptions {
+    period: &'static str,
+    unit_days: f64,
+}
+
+fn parse_options(options: &Value) -> Result<RfmOptions> {
+    let empty = Map::new();
+    let map = match options {
+        Value::Null => &empty,
+        Value::Object(m) => m,
+        other => {
+            return Err(EngineError::invalid_parameter(format!(
+                "options must be a JSON object, got {other}"
+            )))
+        }
+    };
+    let mut o = RfmOptions {
+        period: "day",
+        unit_days: 7.0,
+    };
+    for (key, value) in map {
+        match key.as_str() {
+            "period" => {
+                o.period = match value.as_str() {
+                    Some("day") => "day",
+                    Some("week") => "week",
+                    Some("month") => "month",
+                    _ => {
+                        return Err(EngineError::invalid_parameter(format!(
+                            "option \"period\" must be \"day\", \"week\" or \"month\", got {value}"
+                        )))
+                    }
+                }
+            }
+            "time_unit" => {
+                o.unit_days = match value.as_str() {
+                    Some("day") => 1.0,
+                    Some("week") => 7.0,
+                    Some("month") => crate::engine::clv::model::MONTH_DAYS,
+                    _ => return Err(EngineError::invalid_parameter(format!(
+                        "option \"time_unit\" must be \"day\", \"week\" or \"month\", got {value}"
+                    ))),
+                }
+            }
+            // used by rfm() itself (a parameter of the query), validated there by Postgres
+            "holdout_end" => {
+                if !value.is_string() {
+                    return Err(EngineError::invalid_parameter(format!(
+                        "option \"holdout_end\" must be a timestamp string, got {value}"
+                    )));
+                }
+            }
+            other => {
+                return Err(
+                    EngineError::invalid_parameter(format!("unknown option \"{other}\""))
+                        .with_hint("Valid options are: period, time_unit, holdout_end."),
+                )
+            }
+        }
+    }
+    Ok(o)
+}
+
+/// Builds the summary query. `$1` is calibration_end (timestamptz), `$2` holdout_end (or NULL).
+fn build_query(
+    source: &str,
+    customer_column: &str,
+    time_column: &str,
+    amount_column: &str,
+    options: &Value,
+) -> Result<String> {
+    let o = parse_options(options)?;
+    let source = resolve_source(source)?;
+    let columns = source_columns(&source)?;
+    let type_of = |what: &str, name: &str| -> Result<pg_sys::Oid> {
+        columns
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, t)| *t)
+            .ok_or_else(|| missing_column(what, name, &columns))
+    };
+    type_of("customer", customer_column)?;
+    let time_type = unsafe { pg_sys::getBaseType(type_of("time", time_column)?) };
+    if ![
+        pg_sys::DATEOID,
+        pg_sys::TIMESTAMPOID,
+        pg_sys::TIMESTAMPTZOID,
+    ]
+    .contains(&time_type)
+    {
+        return Err(EngineError::new(
+            ErrorKind::DatatypeMismatch,
+            format!(
+                "time column \"{time_column}\" has type {}; it must be a date or timestamp",
+                type_name(time_type)
+            ),
+        )
+        .with_hint(format!("Convert it in a SELECT source, e.g. to_date({time_column}::text, 'YYYYMMDD') AS {time_column}.")));
+    }
+    let amount_type = sql_type_of(type_of("amount", amount_column)?);
+    if !amount_type.is_number() || amount_type == SqlType::Boolean {
+        return Err(EngineError::new(
+            ErrorKind::DatatypeMismatch,
+            format!(
+                "amount column \"{amount_column}\" has type {}; it must be numeric",
+                amount_type.sql_name()
+            ),
+        ));
+    }
+    let (c, t, a) = (
+        quote_identifier(customer_column),
+        quote_identifier(time_column),
+        quote_identifier(amount_column),
+    );
+    let period = o.period;
+    let unit_seconds = o.unit_days * 86_400.0;
+    // "whole day" rule: a bound at midnight includes that day
+    let cutoff = |bound: &str| {
+        format!("CASE WHEN {bound} = date_trunc('day', {bound}) THEN {bound} + interval '1 day' ELSE {bound} + interval '1 microsecond' END")
+    };
+    Ok(format!(
+        "WITH bounds AS (
+    SELECT $1::timestamptz AS calibration_end,
+           {cal_cut} AS calibration_cut,
+           {hold_cut} AS holdout_cut
+      FROM (SELECT $1::timestamptz AS c, $2::timestamptz AS h) AS given
+), tx AS (
+    SELECT ({c})::text AS customer, ({t})::timestamptz AS ts, coalesce(({a})::float8, 0) AS amount
+      FROM {from} , bounds
+     WHERE ({c}) IS NOT NULL AND ({t}) IS NOT NULL
+       AND ({t})::timestamptz < coalesce(bounds.holdout_cut, bounds.calibration_cut)
+), periods AS (
+    SELECT tx.customer, date_trunc('{period}', tx.ts) AS period_start, sum(tx.amount) AS amount,
+           count(*) AS transactions, min(tx.ts) AS first_ts, max(tx.ts) AS last_ts
+      FROM tx, bounds WHERE tx.ts < bounds.calibration_cut
+     GROUP BY 1, 2
+), firsts AS (
+    SELECT customer, min(period_start) AS first_period FROM periods GROUP BY 1
+), calibration AS (
+    SELECT p.customer,
+           (count(*) - 1)::int AS frequency,
+           extract(epoch FROM max(p.period_start) - f.first_period)::float8 / {unit_seconds} AS recency,
+           extract(epoch FROM min(b.calibration_end) - f.first_period)::float8 / {unit_seconds} AS t,
+           coalesce(avg(p.amount) FILTER (WHERE p.period_start > f.first_period), 0)::float8 AS monetary_value,
+           min(p.first_ts) AS first_purchase,
+           max(p.last_ts) AS last_purchase,
+           sum(p.amount)::float8 AS total_spend,
+           count(*)::int AS purchases,
+           sum(p.transactions)::bigint AS transactions
+      FROM periods p JOIN firsts f USING (customer) CROSS JOIN bounds b
+     GROUP BY p.customer, f.first_period
+), holdout AS (
+    SELECT tx.customer, count(DISTINCT date_trunc('{period}', tx.ts))::int AS purchases, sum(tx.amount)::float8 AS spend
+      FROM tx, bounds WHERE bounds.holdout_cut IS NOT NULL AND tx.ts >= bounds.calibration_cut
+     GROUP BY 1
+)
+SELECT c.customer, c.frequency, c.recency, c.t, c.monetary_value, c.first_purchase, c.last_purchase,
+       c.total_spend, c.purchases, c.transactions,
+       CASE WHEN b.holdout_cut IS NULL THEN NULL ELSE coalesce(h.purchases, 0) END AS holdout_purchases,
+       CASE WHEN b.holdout_cut IS NULL THEN NULL ELSE coalesce(h.spend, 0) END AS holdout_spend
+  FROM calibration c CROSS JOIN bounds b LEFT JOIN holdout h USING (customer)",
+        cal_cut = cutoff("given.c"),
+        hold_cut = cutoff("given.h"),
+        from = source.from_clause,
+    ))
+}
+
+/// The SQL `customer_value.rfm()` runs for these arguments ($1 = calibration_end,
+/// $2 = holdout_end). Validates the columns and options with clear errors.
+#[pg_extern(schema = "customer_value", stable, parallel_unsafe)]
+fn rfm_query(
+    source: &str,
+    customer_column: &str,
+    time_column: &str,
+    amount_column: &str,
+    options: default!(Option<JsonB>, "'{}'"),
+) -> String {
+    let options = options.map(|j| j.0).unwrap_or(Value::Null);
+    build_query(
+        source,
+        customer_column,
+        time_column,
+        amount_column,
+        &options,
+    )
+    .or_raise()
+}
+
+/// Materialises an RFM summary as a table whose key column keeps its source name and type
+/// (a set-returning function cannot name its columns after its arguments). Returns the number
+/// of customers.
+#[pg_extern(schema = "customer_value", volatile, parallel_unsafe)]
+fn create_rfm(
+    table_name: &str,
+    source: &str,
+    customer_column: &str,
+    time_column: &str,
+    amount_column: &str,
+    calibration_end: pgrx::datum::TimestampWithTimeZone,
+    options: default!(Option<JsonB>, "'{}'"),
+) -> i64 {
+    let options = options.map(|j| j.0).unwrap_or(Value::Null);
+    // validates everything first, with the same messages as rfm()
+    build_query(
+        source,
+        customer_column,
+        time_column,
+        amount_column,
+        &options,
+    )
+    .or_raise();
+    let resolved = resolve_source(source).or_raise();
+    let columns = source_columns(&resolved).or_raise();
+    let key_type = columns
+        .iter()
+        .find(|(n, _)| n == customer_column)
+        .map(|(_, t)| type_name(*t))
+        .unwrap_or_else(|| "text".into());
+    let key = quote_identifier(customer_column);
+    let holdout = ["holdout_purchases", "holdout_spend"]
+        .iter()
+        .map(|c| format!(", r.{c}"))
+        .collect::<String>();
+    let sql = format!(
+        "CREATE TABLE {table_name} AS
+         SELECT r.customer::{key_type} AS {key}, r.frequency, r.recency, r.t, r.monetary_value,
+                r.first_purchase, r.last_purchase, r.total_spend, r.purchases, r.transactions{holdout}
+           FROM customer_value.rfm($1, $2, $3, $4, $5, $6) AS r"
+    );
+    Spi::connect_mut(|client| {
+        client
+            .update(
+                &sql,
+                None,
+                &[
+                    source.into(),
+                    customer_column.into(),
+                    time_column.into(),
+                    amount_column.into(),
+                    calibration_end.into(),
+                    JsonB(options.clone()).into(),
+                ],
+            )
+            .or_raise();
+        client
+            .update(
+                &format!("ALTER TABLE {table_name} ADD PRIMARY KEY ({key})"),
+                None,
+                &[],
+            )
+            .or_raise();
+        client
+            .select(&format!("SELECT count(*) FROM {table_name}"), None, &[])
+            .or_raise()
+            .first()
+            .get_one::<i64>()
+            .or_raise()
+            .unwrap_or(0)
+    })
+}

@@ -1,0 +1,159 @@
+//! Sources of data: a table, view or query named by the user, its columns, and the one cursor
+//! reader that streams its rows in bounded batches.
+
+use pgrx::prelude::*;
+
+use crate::engine::error::{EngineError, ErrorKind, Result};
+
+use super::errors::OrRaise;
+
+/// Rows fetched per batch: bounds the memory of the SPI tuple table.
+const BATCH_ROWS: i64 = 10_000;
+
+/// A source relation or query, ready to be put after FROM.
+pub struct Source {
+    pub from_clause: String,
+    pub primary_key: Vec<String>,
+}
+
+pub fn looks_like_query(source: &str) -> bool {
+    let first = source
+        .trim_start()
+        .trim_start_matches('(')
+        .split(|c: char| c.is_whitespace() || c == '(')
+        .next()
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    matches!(first.as_str(), "select" | "with" | "values" | "table")
+}
+
+pub fn resolve_source(source: &str) -> Result<Source> {
+    if looks_like_query(source) {
+        return Ok(Source {
+            from_clause: format!("({source}) AS cv_source"),
+            primary_key: vec![],
+        });
+    }
+    let oid: Option<pg_sys::Oid> = Spi::connect(|client| {
+        client
+            .select("SELECT to_regclass($1)::oid", Some(1), &[source.into()])
+            .or_raise()
+            .first()
+            .get_one::<pg_sys::Oid>()
+            .or_raise()
+    });
+    let Some(oid) = oid else {
+        return Err(EngineError::new(
+            ErrorKind::UndefinedTable,
+            format!("source relation \"{source}\" does not exist"),
+        )
+        .with_hint("Give a table or view name (schema-qualified if needed) or a SELECT query."));
+    };
+    let name: String = Spi::connect(|client| {
+        client
+            .select("SELECT $1::regclass::text", Some(1), &[oid.into()])
+            .or_raise()
+            .first()
+            .get_one::<String>()
+            .or_raise()
+            .unwrap_or_default()
+    });
+    let primary_key = Spi::connect(|client| {
+        client
+            .select(
+                "SELECT a.attname::text FROM pg_catalog.pg_index i
+                   JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+                  WHERE i.indrelid = $1 AND i.indisprimary",
+                None,
+                &[oid.into()],
+            )
+            .or_raise()
+            .filter_map(|r| r.get::<String>(1).ok().flatten())
+            .collect::<Vec<_>>()
+    });
+    Ok(Source {
+        from_clause: name,
+        primary_key,
+    })
+}
+
+/// Column names and types of the source, from a plan that returns no rows.
+pub fn source_columns(source: &Source) -> Result<Vec<(String, pg_sys::Oid)>> {
+    let columns = Spi::connect(|client| {
+        let table = client
+            .select(
+                &format!("SELECT * FROM {} LIMIT 0", source.from_clause),
+                None,
+                &[],
+            )
+            .or_raise();
+        let n = table.columns().or_raise();
+        (1..=n)
+            .map(|i| {
+                (
+                    table.column_name(i).or_raise(),
+                    table.column_type_oid(i).or_raise().value(),
+                )
+            })
+            .collect::<Vec<_>>()
+    });
+    for (i, (name, _)) in columns.iter().enumerate() {
+        if columns[..i].iter().any(|(n, _)| n == name) {
+            return Err(EngineError::new(
+                ErrorKind::DuplicateColumn,
+                format!("source has more than one column named \"{name}\""),
+            )
+            .with_hint("Give every column a distinct name (… AS name) in the SELECT."));
+        }
+    }
+    Ok(columns)
+}
+
+pub fn missing_column(what: &str, name: &str, columns: &[(String, pg_sys::Oid)]) -> EngineError {
+    EngineError::new(
+        ErrorKind::UndefinedColumn,
+        format!("{what} column \"{name}\" does not exist in the source"),
+    )
+    .with_detail(format!(
+        "The source's columns are: {}.",
+        columns
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
+}
+
+/// Streams `SELECT <columns> FROM <source>` through a cursor, `BATCH_ROWS` at a time, each
+/// value cast to float8 (NULL as `None`), checking for interrupts between batches. This module's
+/// one reader of user data: memory stays bounded by the batch, whatever the source's size.
+pub fn scan_columns(
+    from_clause: &str,
+    columns: &[String],
+    on_row: &mut dyn FnMut(&[Option<f64>]) -> Result<()>,
+) -> Result<()> {
+    let query = format!("SELECT {} FROM {}", columns.join(", "), from_clause);
+    let cursor = Spi::connect(|client| client.open_cursor(query.as_str(), &[]).detach_into_name());
+    let mut values: Vec<Option<f64>> = vec![None; columns.len()];
+    loop {
+        pgrx::check_for_interrupts!();
+        let fetched = Spi::connect(|client| -> Result<usize> {
+            let mut cursor = client.find_cursor(&cursor).or_raise();
+            let batch = cursor.fetch(BATCH_ROWS).or_raise();
+            let n = batch.len();
+            for row in batch {
+                for (j, slot) in values.iter_mut().enumerate() {
+                    *slot = row.get::<f64>(j + 1).or_raise();
+                }
+                on_row(&values)?;
+            }
+            if n > 0 {
+                cursor.detach_into_name();
+            }
+            Ok(n)
+        })?;
+        if fetched == 0 {
+            return Ok(());
+        }
+    }
+}
