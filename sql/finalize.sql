@@ -103,3 +103,8 @@ COMMENT ON FUNCTION customer_value.rfm_query(text, text, text, text, jsonb) IS
     'The SQL that customer_value.rfm() runs for these arguments ($1 = calibration_end, $2 = holdout_end)';
 COMMENT ON FUNCTION customer_value.create_rfm(text, text, text, text, text, timestamptz, jsonb) IS
     'Creates a table holding customer_value.rfm(...) with the customer key under its source column name and type, as primary key; returns the number of customers';
+
+COMMENT ON FUNCTION customer_value.evaluate(text, text, text) IS
+    'Metrics of a model on any relation against its column `actual`: n, predicted/actual totals and % error, MAE, RMSE, R², Pearson, Spearman, normalized Gini, top-decile capture';
+COMMENT ON FUNCTION customer_value.lift(text, text, text, int) IS
+    'Lift table of a model on a relation: customers ranked by prediction in `buckets` groups (best first) with mean predicted, mean actual and share of actual value';

@@ -61,6 +61,50 @@ impl RegressionMetrics {
     }
 }
 
+/// One bucket of a lift table: customers ranked by prediction, best first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiftBucket {
+    pub bucket: usize,
+    pub customers: usize,
+    pub mean_predicted: f64,
+    pub mean_actual: f64,
+    /// Share of the total actual value held by this bucket (`None` if the total is 0).
+    pub share_of_actual: Option<f64>,
+    pub cumulative_share_of_actual: Option<f64>,
+}
+
+/// Splits customers into `buckets` groups by descending prediction (sizes differ by at most one,
+/// larger first, like SQL's ntile; ties keep their input order) and summarises each.
+pub fn lift(actual: &[f64], predicted: &[f64], buckets: usize) -> Vec<LiftBucket> {
+    let n = actual.len();
+    let buckets = buckets.clamp(1, n.max(1));
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&a, &b| predicted[b].total_cmp(&predicted[a]));
+    let total: f64 = actual.iter().sum();
+    let (base, extra) = (n / buckets, n % buckets);
+    let mut out = Vec::with_capacity(buckets);
+    let mut start = 0;
+    let mut cumulative = 0.0;
+    for b in 0..buckets {
+        let size = base + usize::from(b < extra);
+        let members = &order[start..start + size];
+        start += size;
+        let sum_actual: f64 = members.iter().map(|&i| actual[i]).sum();
+        let sum_predicted: f64 = members.iter().map(|&i| predicted[i]).sum();
+        cumulative += sum_actual;
+        let per = |v: f64| if size > 0 { v / size as f64 } else { f64::NAN };
+        out.push(LiftBucket {
+            bucket: b + 1,
+            customers: size,
+            mean_predicted: per(sum_predicted),
+            mean_actual: per(sum_actual),
+            share_of_actual: (total != 0.0).then(|| sum_actual / total),
+            cumulative_share_of_actual: (total != 0.0).then(|| cumulative / total),
+        });
+    }
+    out
+}
+
 /// Totals of a whole relation: what a marketer checks first.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Totals {
@@ -278,6 +322,32 @@ mod tests {
         let actual: Vec<f64> = (1..=15).map(f64::from).collect();
         let c = top_share_capture(&actual, &actual, 0.1).unwrap();
         assert!(close(c, (15.0 + 7.0) / 120.0));
+    }
+
+    #[test]
+    fn lift_splits_like_ntile_and_shares_sum_to_one() {
+        let actual: Vec<f64> = (1..=11).map(f64::from).collect();
+        let predicted = actual.clone();
+        let rows = lift(&actual, &predicted, 3);
+        // ntile(3) over 11 rows: 4, 4, 3
+        assert_eq!(
+            rows.iter().map(|r| r.customers).collect::<Vec<_>>(),
+            vec![4, 4, 3]
+        );
+        assert_eq!(rows[0].mean_actual, (11.0 + 10.0 + 9.0 + 8.0) / 4.0);
+        assert_eq!(rows[2].mean_predicted, 2.0);
+        let shares: f64 = rows.iter().map(|r| r.share_of_actual.unwrap()).sum();
+        assert!(close(shares, 1.0));
+        assert!(close(rows[2].cumulative_share_of_actual.unwrap(), 1.0));
+        assert_eq!(lift(&[1.0], &[1.0], 10).len(), 1);
+    }
+
+    #[test]
+    fn totals_by_hand() {
+        let t = Totals::compute(&[10.0, 30.0], &[15.0, 35.0]);
+        assert_eq!((t.predicted, t.actual), (50.0, 40.0));
+        assert!(close(t.error_pct.unwrap(), 25.0));
+        assert_eq!(Totals::compute(&[0.0], &[1.0]).error_pct, None);
     }
 
     #[test]

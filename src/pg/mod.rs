@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod cache;
 pub mod errors;
+pub mod evaluate;
 pub mod guc;
 pub mod rfm;
 pub mod score;

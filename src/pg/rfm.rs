@@ -63,9 +63,11 @@ fn parse_options(options: &Value) -> Result<RfmOptions> {
                     Some("day") => 1.0,
                     Some("week") => 7.0,
                     Some("month") => crate::engine::clv::model::MONTH_DAYS,
-                    _ => return Err(EngineError::invalid_parameter(format!(
+                    _ => {
+                        return Err(EngineError::invalid_parameter(format!(
                         "option \"time_unit\" must be \"day\", \"week\" or \"month\", got {value}"
-                    ))),
+                    )))
+                    }
                 }
             }
             // used by rfm() itself (a parameter of the query), validated there by Postgres
@@ -133,10 +135,11 @@ fn build_query(
             ),
         ));
     }
+    // qualified: the query joins the source with its own bounds
     let (c, t, a) = (
-        quote_identifier(customer_column),
-        quote_identifier(time_column),
-        quote_identifier(amount_column),
+        format!("cv_source.{}", quote_identifier(customer_column)),
+        format!("cv_source.{}", quote_identifier(time_column)),
+        format!("cv_source.{}", quote_identifier(amount_column)),
     );
     let period = o.period;
     let unit_seconds = o.unit_days * 86_400.0;

@@ -72,7 +72,8 @@ pub fn resolve_source(source: &str) -> Result<Source> {
             .collect::<Vec<_>>()
     });
     Ok(Source {
-        from_clause: name,
+        // the same alias as a query source, so `cv_source` is the whole row in both
+        from_clause: format!("{name} AS cv_source"),
         primary_key,
     })
 }

@@ -1,0 +1,135 @@
+//! Evaluation of any stored model on any relation: `customer_value.evaluate` (metrics) and
+//! `customer_value.lift` (a table ready for a BI chart). The relation is scored with
+//! `customer_value(row, model)` itself, so evaluation sees exactly what scoring gives.
+
+use pgrx::prelude::*;
+use pgrx::spi::{quote_identifier, quote_literal};
+use pgrx::JsonB;
+use serde_json::json;
+
+use crate::engine::error::{EngineError, ErrorKind, Result};
+use crate::engine::metrics::{lift as lift_table, RegressionMetrics, Totals};
+use crate::engine::stats::pearson;
+
+use super::errors::OrRaise;
+use super::source::{missing_column, resolve_source, scan_columns, source_columns};
+use super::store;
+use super::types::sql_type_of;
+
+/// Predictions and actual values for every row of `source` whose actual value is not NULL.
+fn scored_pairs(model: &str, source: &str, actual: &str) -> Result<(Vec<f64>, Vec<f64>, usize)> {
+    // resolve first: a missing model is reported as such, not as a scoring error
+    store::resolve(model)?;
+    let resolved = resolve_source(source)?;
+    let columns = source_columns(&resolved)?;
+    let Some((_, oid)) = columns.iter().find(|(n, _)| n == actual) else {
+        return Err(missing_column("actual", actual, &columns));
+    };
+    let actual_type = sql_type_of(*oid);
+    if !actual_type.is_number() {
+        return Err(EngineError::new(
+            ErrorKind::DatatypeMismatch,
+            format!(
+                "actual column \"{actual}\" has type {}; it must be numeric",
+                actual_type.sql_name()
+            ),
+        ));
+    }
+    let schema: String = Spi::connect(|client| {
+        client
+            .select(
+                "SELECT n.nspname::text FROM pg_catalog.pg_extension e
+                   JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
+                  WHERE e.extname = 'customer_value'",
+                None,
+                &[],
+            )
+            .or_raise()
+            .first()
+            .get_one::<String>()
+            .or_raise()
+            .unwrap_or_else(|| "public".into())
+    });
+    let score = format!(
+        "{}.customer_value(cv_source, {})",
+        quote_identifier(&schema),
+        quote_literal(model)
+    );
+    let exprs = vec![score, format!("({})::float8", quote_identifier(actual))];
+    let (mut predicted, mut observed, mut skipped) = (Vec::new(), Vec::new(), 0usize);
+    scan_columns(&resolved.from_clause, &exprs, &mut |v| {
+        match (v[0], v[1]) {
+            (Some(p), Some(a)) => {
+                predicted.push(p);
+                observed.push(a);
+            }
+            _ => skipped += 1,
+        }
+        Ok(())
+    })?;
+    if observed.is_empty() {
+        return Err(EngineError::insufficient_data(format!(
+            "no rows to evaluate: the source has no row with a non-NULL \"{actual}\""
+        )));
+    }
+    Ok((predicted, observed, skipped))
+}
+
+/// Holdout metrics of `model` on `source` against its column `actual`.
+#[pg_extern(schema = "customer_value", stable, parallel_unsafe)]
+fn evaluate(model: &str, source: &str, actual: &str) -> JsonB {
+    let (predicted, observed, skipped) = scored_pairs(model, source, actual).or_raise();
+    let m = RegressionMetrics::compute(&observed, &predicted);
+    let totals = Totals::compute(&observed, &predicted);
+    JsonB(json!({
+        "n": observed.len(),
+        "skipped_null_actual": skipped,
+        "predicted_total": totals.predicted,
+        "actual_total": totals.actual,
+        "total_error_pct": totals.error_pct,
+        "mae": m.mae,
+        "rmse": m.rmse,
+        "r2": m.r2,
+        "pearson": pearson(&observed, &predicted),
+        "spearman": m.spearman,
+        "gini": m.gini,
+        "top_decile_capture": m.top_decile_capture,
+    }))
+}
+
+/// Lift table: customers ranked by prediction in `buckets` groups, best first.
+#[pg_extern(schema = "customer_value", stable, parallel_unsafe)]
+fn lift(
+    model: &str,
+    source: &str,
+    actual: &str,
+    buckets: default!(i32, 10),
+) -> TableIterator<
+    'static,
+    (
+        name!(bucket, i32),
+        name!(customers, i64),
+        name!(mean_predicted, f64),
+        name!(mean_actual, f64),
+        name!(share_of_actual, Option<f64>),
+        name!(cumulative_share_of_actual, Option<f64>),
+    ),
+> {
+    if !(1..=10_000).contains(&buckets) {
+        super::errors::raise(EngineError::invalid_parameter(format!(
+            "buckets must be between 1 and 10000, got {buckets}"
+        )));
+    }
+    let (predicted, observed, _) = scored_pairs(model, source, actual).or_raise();
+    let rows = lift_table(&observed, &predicted, buckets as usize);
+    TableIterator::new(rows.into_iter().map(|r| {
+        (
+            r.bucket as i32,
+            r.customers as i64,
+            r.mean_predicted,
+            r.mean_actual,
+            r.share_of_actual,
+            r.cumulative_share_of_actual,
+        )
+    }))
+}
