@@ -98,6 +98,8 @@ fn evaluate(model: &str, source: &str, actual: &str) -> JsonB {
 }
 
 /// Lift table: customers ranked by prediction in `buckets` groups, best first.
+// pgrx reads the output column names from this signature, so the row type cannot be an alias.
+#[allow(clippy::type_complexity)]
 #[pg_extern(schema = "customer_value", stable, parallel_unsafe)]
 fn lift(
     model: &str,
