@@ -25,6 +25,9 @@ step "golden SQL tests: ${tests[*]}"
 start_cluster
 OUT=$(mktemp -d /tmp/customer_value_regress.XXXXXX)
 chmod 777 "$OUT"
+# Data files the tests COPY from: a copy the server's OS user can read, wherever the checkout is.
+mkdir -p "$OUT/data" && cp tests/data/*.csv "$OUT/data/" && chmod -R a+rX "$OUT/data"
+export CV_TEST_DATA="$OUT/data"
 PG_REGRESS="$(dirname "$("$PG_CONFIG" --pgxs)")/../test/regress/pg_regress"
 status=0
 as_db_user "$PG_REGRESS" --host="$PGHOST" --port="$PGPORT" --user=postgres --bindir="$PG_BIN" \

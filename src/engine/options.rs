@@ -86,7 +86,8 @@ const FOREST_KEYS: [&str; 5] = [
     "max_features",
 ];
 const AUTO_KEYS: [&str; 1] = ["candidates"];
-const CLV_KEYS: [&str; 7] = [
+const CLV_KEYS: [&str; 8] = [
+    "max_iterations",
     "deploy",
     "metric",
     "tiers",
@@ -147,6 +148,7 @@ pub struct ClvOptions {
     pub discount_rate: f64,
     pub unit_days: f64,
     pub penalizer: f64,
+    pub max_iterations: usize,
     pub count_model: Algorithm,
 }
 
@@ -158,6 +160,7 @@ impl Default for ClvOptions {
             discount_rate: 0.1,
             unit_days: 7.0,
             penalizer: 0.0,
+            max_iterations: 5_000,
             count_model: Algorithm::BgNbd,
         }
     }
@@ -390,6 +393,9 @@ impl TrainOptions {
         }
         if let Some(p) = number(map, "penalizer", 0.0, 1e6, "a non-negative number")? {
             o.clv.penalizer = p;
+        }
+        if let Some(n) = integer(map, "max_iterations", 1, 1_000_000)? {
+            o.clv.max_iterations = n as usize;
         }
         if let Some(v) = map.get("count_model") {
             o.clv.count_model = match v.as_str() {

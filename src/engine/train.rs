@@ -7,6 +7,7 @@ use super::clv::bgnbd::BgNbd;
 use super::clv::data::{self as clv_data, Customer};
 use super::clv::gamma_gamma::GammaGamma;
 use super::clv::model::{ClvModel, CountModel};
+use super::clv::optimize::FitOptions;
 use super::clv::pareto_nbd::ParetoNbd;
 use super::codec::{ModelArtifact, Task};
 use super::error::{EngineError, ErrorKind, Result};
@@ -206,6 +207,10 @@ pub fn train_clv(
 ) -> Result<TrainOutcome> {
     clv_data::validate(customers)?;
     let o = &options.clv;
+    let fit_options = FitOptions {
+        penalizer: o.penalizer,
+        max_iterations: o.max_iterations,
+    };
     let count_algorithm = match algorithm {
         Algorithm::Clv => Some(o.count_model),
         Algorithm::BgNbd | Algorithm::ParetoNbd => Some(algorithm),
@@ -219,19 +224,19 @@ pub fn train_clv(
     );
     let count = match count_algorithm {
         Some(Algorithm::BgNbd) => {
-            let (m, ll) = BgNbd::fit(customers, o.penalizer, interrupt)?;
+            let (m, ll) = BgNbd::fit(customers, &fit_options, interrupt)?;
             extra.insert("log_likelihood".into(), json!(ll));
             Some(CountModel::BgNbd(m))
         }
         Some(Algorithm::ParetoNbd) => {
-            let (m, ll) = ParetoNbd::fit(customers, o.penalizer, interrupt)?;
+            let (m, ll) = ParetoNbd::fit(customers, &fit_options, interrupt)?;
             extra.insert("log_likelihood".into(), json!(ll));
             Some(CountModel::ParetoNbd(m))
         }
         _ => None,
     };
     let spend = if matches!(algorithm, Algorithm::GammaGamma | Algorithm::Clv) {
-        let fit = GammaGamma::fit(customers, o.penalizer, interrupt)?;
+        let fit = GammaGamma::fit(customers, &fit_options, interrupt)?;
         if fit.model.q <= 1.0 {
             return Err(EngineError::new(
                 ErrorKind::FitFailed,

@@ -11,6 +11,9 @@
 //!   purchase period to `calibration_end`, in `time_unit`s (weeks by default);
 //! - `monetary_value` = mean value of the repeat purchase periods (0 without repeats);
 //! - `calibration_end` is inclusive: a value at midnight means that whole day.
+//!
+//! Times are compared as local wall-clock timestamps (in the session's TimeZone): across a
+//! daylight-saving change a day is still one day, so recency and t come out in whole days.
 
 use pgrx::prelude::*;
 use pgrx::spi::quote_identifier;
@@ -149,15 +152,15 @@ fn build_query(
     };
     Ok(format!(
         "WITH bounds AS (
-    SELECT $1::timestamptz AS calibration_end,
+    SELECT given.c AS calibration_end,
            {cal_cut} AS calibration_cut,
            {hold_cut} AS holdout_cut
-      FROM (SELECT $1::timestamptz AS c, $2::timestamptz AS h) AS given
+      FROM (SELECT $1::timestamptz::timestamp AS c, $2::timestamptz::timestamp AS h) AS given
 ), tx AS (
-    SELECT ({c})::text AS customer, ({t})::timestamptz AS ts, coalesce(({a})::float8, 0) AS amount
+    SELECT ({c})::text AS customer, ({t})::timestamp AS ts, coalesce(({a})::float8, 0) AS amount
       FROM {from} , bounds
      WHERE ({c}) IS NOT NULL AND ({t}) IS NOT NULL
-       AND ({t})::timestamptz < coalesce(bounds.holdout_cut, bounds.calibration_cut)
+       AND ({t})::timestamp < coalesce(bounds.holdout_cut, bounds.calibration_cut)
 ), periods AS (
     SELECT tx.customer, date_trunc('{period}', tx.ts) AS period_start, sum(tx.amount) AS amount,
            count(*) AS transactions, min(tx.ts) AS first_ts, max(tx.ts) AS last_ts
@@ -171,8 +174,8 @@ fn build_query(
            extract(epoch FROM max(p.period_start) - f.first_period)::float8 / {unit_seconds} AS recency,
            extract(epoch FROM min(b.calibration_end) - f.first_period)::float8 / {unit_seconds} AS t,
            coalesce(avg(p.amount) FILTER (WHERE p.period_start > f.first_period), 0)::float8 AS monetary_value,
-           min(p.first_ts) AS first_purchase,
-           max(p.last_ts) AS last_purchase,
+           min(p.first_ts)::timestamptz AS first_purchase,
+           max(p.last_ts)::timestamptz AS last_purchase,
            sum(p.amount)::float8 AS total_spend,
            count(*)::int AS purchases,
            sum(p.transactions)::bigint AS transactions

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::data::{log_add_exp, CountData, Customer};
-use super::optimize::{minimize, Settings};
+use super::optimize::{minimize, FitOptions};
 use super::special::{hyp2f1, ln_gamma};
 use crate::engine::error::{EngineError, Result};
 
@@ -67,7 +67,7 @@ impl BgNbd {
     /// log-likelihood (as lifetimes does), which keeps a degenerate fit finite.
     pub fn fit(
         customers: &[Customer],
-        penalizer: f64,
+        fit: &FitOptions,
         interrupt: &mut dyn FnMut(),
     ) -> Result<(BgNbd, f64)> {
         let data = CountData::new(customers);
@@ -86,16 +86,11 @@ impl BgNbd {
             / n;
         let mut objective = |p: &[f64]| {
             let m = BgNbd::from_log(p);
-            -m.log_likelihood(&data) / n + penalizer * m.params().iter().map(|v| v * v).sum::<f64>()
+            -m.log_likelihood(&data) / n
+                + fit.penalizer * m.params().iter().map(|v| v * v).sum::<f64>()
         };
         let start = [0.0, (mean_t / 4.0).max(1e-3).ln(), 0.0, 0.0];
-        let best = minimize(
-            "bgnbd",
-            &mut objective,
-            &start,
-            &Settings::default(),
-            interrupt,
-        )?;
+        let best = minimize("bgnbd", &mut objective, &start, &fit.settings(), interrupt)?;
         let model = BgNbd::from_log(&best.x);
         Ok((model, model.log_likelihood(&data)))
     }
@@ -151,7 +146,7 @@ pub(crate) mod tests {
     /// (Fader, Hardie & Lee 2005, on this very sample).
     #[test]
     fn reproduces_the_published_cdnow_fit() {
-        let (m, ll) = BgNbd::fit(&cdnow_sample(), 0.0, &mut || {}).unwrap();
+        let (m, ll) = BgNbd::fit(&cdnow_sample(), &FitOptions::default(), &mut || {}).unwrap();
         assert_eq!(
             format!("{:.3} {:.3} {:.3} {:.3}", m.r, m.alpha, m.a, m.b),
             "0.243 4.414 0.793 2.426"
@@ -262,7 +257,7 @@ pub(crate) mod tests {
             b: 2.5,
         };
         let customers = simulate(&truth, 100_000, 99);
-        let (m, _) = BgNbd::fit(&customers, 0.0, &mut || {}).unwrap();
+        let (m, _) = BgNbd::fit(&customers, &FitOptions::default(), &mut || {}).unwrap();
         for (got, want) in m.params().iter().zip(truth.params()) {
             assert!(
                 (got / want - 1.0).abs() < 0.1,
@@ -282,7 +277,7 @@ pub(crate) mod tests {
             };
             20
         ];
-        let err = BgNbd::fit(&c, 0.0, &mut || {}).unwrap_err();
+        let err = BgNbd::fit(&c, &FitOptions::default(), &mut || {}).unwrap_err();
         assert!(err.message.contains("every frequency is 0"));
     }
 }

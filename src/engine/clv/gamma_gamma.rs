@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::data::Customer;
-use super::optimize::{minimize, Settings};
+use super::optimize::{minimize, FitOptions};
 use super::special::ln_gamma;
 use crate::engine::error::{EngineError, Result};
 
@@ -53,7 +53,7 @@ impl GammaGamma {
 
     pub fn fit(
         customers: &[Customer],
-        penalizer: f64,
+        fit: &FitOptions,
         interrupt: &mut dyn FnMut(),
     ) -> Result<SpendFit> {
         let repeaters: Vec<&Customer> = customers.iter().filter(|c| c.frequency > 0.0).collect();
@@ -78,14 +78,14 @@ impl GammaGamma {
         let ll = |m: &GammaGamma| used.iter().map(|&(x, z)| m.ln_density(x, z)).sum::<f64>();
         let mut objective = |v: &[f64]| {
             let m = GammaGamma::from_log(v);
-            -ll(&m) / n + penalizer * m.params().iter().map(|p| p * p).sum::<f64>()
+            -ll(&m) / n + fit.penalizer * m.params().iter().map(|p| p * p).sum::<f64>()
         };
         let start = [0.0, 1f64.ln(), mean_spend.max(1e-6).ln()];
         let best = minimize(
             "gamma_gamma",
             &mut objective,
             &start,
-            &Settings::default(),
+            &fit.settings(),
             interrupt,
         )?;
         let model = GammaGamma::from_log(&best.x);
@@ -127,7 +127,7 @@ mod tests {
     /// the same file) finds p = 6.24880, q = 3.74459, γ = 15.44774, LL = −4055.92324.
     #[test]
     fn reproduces_the_published_cdnow_fit() {
-        let fit = GammaGamma::fit(&cdnow_sample(), 0.0, &mut || {}).unwrap();
+        let fit = GammaGamma::fit(&cdnow_sample(), &FitOptions::default(), &mut || {}).unwrap();
         let m = fit.model;
         assert_eq!(format!("{:.2} {:.2}", m.p, m.q), "6.25 3.74");
         assert!((m.gamma - 15.44).abs() < 0.01, "{m:?}");
@@ -183,7 +183,7 @@ mod tests {
         let mut customers = cdnow_sample();
         let repeater = customers.iter().position(|c| c.frequency > 0.0).unwrap();
         customers[repeater].monetary_value = -4.0;
-        let fit = GammaGamma::fit(&customers, 0.0, &mut || {}).unwrap();
+        let fit = GammaGamma::fit(&customers, &FitOptions::default(), &mut || {}).unwrap();
         assert_eq!((fit.customers_used, fit.excluded_nonpositive), (945, 1));
         let none: Vec<Customer> = customers
             .iter()
@@ -192,7 +192,7 @@ mod tests {
                 ..*c
             })
             .collect();
-        let err = GammaGamma::fit(&none, 0.0, &mut || {}).unwrap_err();
+        let err = GammaGamma::fit(&none, &FitOptions::default(), &mut || {}).unwrap_err();
         assert!(err.message.contains("found 0"), "{}", err.message);
     }
 }

@@ -6,6 +6,32 @@
 
 use crate::engine::error::{EngineError, ErrorKind, Result};
 
+/// What the user controls of a maximum-likelihood fit.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FitOptions {
+    /// Adds `penalizer · Σ params²` to the mean negative log-likelihood.
+    pub penalizer: f64,
+    pub max_iterations: usize,
+}
+
+impl Default for FitOptions {
+    fn default() -> Self {
+        FitOptions {
+            penalizer: 0.0,
+            max_iterations: Settings::default().max_iterations,
+        }
+    }
+}
+
+impl FitOptions {
+    pub fn settings(&self) -> Settings {
+        Settings {
+            max_iterations: self.max_iterations,
+            ..Settings::default()
+        }
+    }
+}
+
 pub struct Minimum {
     pub x: Vec<f64>,
     pub value: f64,

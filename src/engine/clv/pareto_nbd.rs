@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::data::{log_add_exp, CountData, Customer};
-use super::optimize::{minimize, Settings};
+use super::optimize::{minimize, FitOptions};
 use super::special::{hyp2f1, ln_gamma};
 use crate::engine::error::{EngineError, Result};
 
@@ -88,7 +88,7 @@ impl ParetoNbd {
 
     pub fn fit(
         customers: &[Customer],
-        penalizer: f64,
+        fit: &FitOptions,
         interrupt: &mut dyn FnMut(),
     ) -> Result<(ParetoNbd, f64)> {
         let data = CountData::new(customers);
@@ -107,7 +107,8 @@ impl ParetoNbd {
             / n;
         let mut objective = |p: &[f64]| {
             let m = ParetoNbd::from_log(p);
-            -m.log_likelihood(&data) / n + penalizer * m.params().iter().map(|v| v * v).sum::<f64>()
+            -m.log_likelihood(&data) / n
+                + fit.penalizer * m.params().iter().map(|v| v * v).sum::<f64>()
         };
         let scale = (mean_t / 4.0).max(1e-3).ln();
         let start = [0.0, scale, 0.0, scale];
@@ -115,7 +116,7 @@ impl ParetoNbd {
             "pareto_nbd",
             &mut objective,
             &start,
-            &Settings::default(),
+            &fit.settings(),
             interrupt,
         )?;
         let model = ParetoNbd::from_log(&best.x);
@@ -160,7 +161,7 @@ mod tests {
     #[test]
     fn reproduces_the_published_cdnow_fit() {
         let sample = cdnow_sample();
-        let (m, ll) = ParetoNbd::fit(&sample, 0.0, &mut || {}).unwrap();
+        let (m, ll) = ParetoNbd::fit(&sample, &FitOptions::default(), &mut || {}).unwrap();
         assert_eq!(
             format!("{:.3} {:.3} {:.3}", m.r, m.alpha, m.s),
             "0.553 10.578 0.606"
@@ -270,7 +271,7 @@ mod tests {
                 }
             })
             .collect();
-        let (m, _) = ParetoNbd::fit(&customers, 0.0, &mut || {}).unwrap();
+        let (m, _) = ParetoNbd::fit(&customers, &FitOptions::default(), &mut || {}).unwrap();
         for (got, want) in m.params().iter().zip(truth.params()) {
             assert!(
                 (got / want - 1.0).abs() < 0.15,
