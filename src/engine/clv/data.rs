@@ -49,18 +49,52 @@ pub fn validate(customers: &[Customer]) -> Result<()> {
     Ok(())
 }
 
-/// Identical (frequency, recency, t) customers collapsed into one weighted entry: the
-/// likelihood is evaluated once per distinct triple.
+/// Identical (frequency, recency, t) customers collapsed into one weighted entry, with indices
+/// into the distinct values of x, t_x, T and of the (x, t_x) and (x, T) pairs. RFM summaries are
+/// day-based, so these sets are small: the models evaluate their expensive terms (logarithms,
+/// 2F1) once per distinct value per likelihood evaluation, and per customer only combine them.
 #[derive(Debug, Clone)]
 pub struct CountData {
     pub x: Vec<f64>,
     pub t_x: Vec<f64>,
     pub t: Vec<f64>,
     pub weight: Vec<f64>,
-    /// Index of each entry's x in `distinct_x`.
-    pub x_index: Vec<usize>,
-    pub distinct_x: Vec<f64>,
     pub n_customers: f64,
+    pub distinct_x: Vec<f64>,
+    pub x_index: Vec<usize>,
+    pub distinct_t_x: Vec<f64>,
+    pub t_x_index: Vec<usize>,
+    pub distinct_t: Vec<f64>,
+    pub t_index: Vec<usize>,
+    /// Distinct (x, t_x) pairs and each entry's index into them.
+    pub x_t_x_pairs: Vec<(f64, f64)>,
+    pub x_t_x_index: Vec<usize>,
+    /// Distinct (x, T) pairs and each entry's index into them.
+    pub x_t_pairs: Vec<(f64, f64)>,
+    pub x_t_index: Vec<usize>,
+}
+
+fn distinct_index(values: &[f64]) -> (Vec<f64>, Vec<usize>) {
+    let mut distinct = values.to_vec();
+    distinct.sort_by(f64::total_cmp);
+    distinct.dedup();
+    let index = values
+        .iter()
+        .map(|v| distinct.partition_point(|d| d < v))
+        .collect();
+    (distinct, index)
+}
+
+fn distinct_pair_index(a: &[f64], b: &[f64]) -> (Vec<(f64, f64)>, Vec<usize>) {
+    let pairs: Vec<(f64, f64)> = a.iter().copied().zip(b.iter().copied()).collect();
+    let mut distinct = pairs.clone();
+    distinct.sort_by(|p, q| p.0.total_cmp(&q.0).then(p.1.total_cmp(&q.1)));
+    distinct.dedup();
+    let index = pairs
+        .iter()
+        .map(|p| distinct.partition_point(|d| d.0 < p.0 || (d.0 == p.0 && d.1 < p.1)))
+        .collect();
+    (distinct, index)
 }
 
 impl CountData {
@@ -70,40 +104,43 @@ impl CountData {
             .map(|c| (c.frequency.to_bits(), c.recency.to_bits(), c.t.to_bits()))
             .collect();
         keyed.sort_unstable();
-        let mut data = CountData {
-            x: vec![],
-            t_x: vec![],
-            t: vec![],
-            weight: vec![],
-            x_index: vec![],
-            distinct_x: vec![],
-            n_customers: customers.len() as f64,
-        };
+        let (mut x, mut t_x, mut t, mut weight) = (vec![], vec![], vec![], vec![]);
+        let mut last: Option<(u64, u64, u64)> = None;
         for key in keyed {
-            let same = data.x.last().map(|x| x.to_bits()) == Some(key.0)
-                && data.t_x.last().map(|v| v.to_bits()) == Some(key.1)
-                && data.t.last().map(|v| v.to_bits()) == Some(key.2);
-            if same {
-                if let Some(w) = data.weight.last_mut() {
+            if last == Some(key) {
+                if let Some(w) = weight.last_mut() {
                     *w += 1.0;
                 }
                 continue;
             }
-            data.x.push(f64::from_bits(key.0));
-            data.t_x.push(f64::from_bits(key.1));
-            data.t.push(f64::from_bits(key.2));
-            data.weight.push(1.0);
+            last = Some(key);
+            x.push(f64::from_bits(key.0));
+            t_x.push(f64::from_bits(key.1));
+            t.push(f64::from_bits(key.2));
+            weight.push(1.0);
         }
-        let mut distinct: Vec<f64> = data.x.clone();
-        distinct.sort_by(f64::total_cmp);
-        distinct.dedup();
-        data.x_index = data
-            .x
-            .iter()
-            .map(|x| distinct.partition_point(|d| d < x))
-            .collect();
-        data.distinct_x = distinct;
-        data
+        let (distinct_x, x_index) = distinct_index(&x);
+        let (distinct_t_x, t_x_index) = distinct_index(&t_x);
+        let (distinct_t, t_index) = distinct_index(&t);
+        let (x_t_x_pairs, x_t_x_index) = distinct_pair_index(&x, &t_x);
+        let (x_t_pairs, x_t_index) = distinct_pair_index(&x, &t);
+        CountData {
+            x,
+            t_x,
+            t,
+            weight,
+            n_customers: customers.len() as f64,
+            distinct_x,
+            x_index,
+            distinct_t_x,
+            t_x_index,
+            distinct_t,
+            t_index,
+            x_t_x_pairs,
+            x_t_x_index,
+            x_t_pairs,
+            x_t_index,
+        }
     }
 
     pub fn repeaters(&self) -> f64 {
@@ -155,6 +192,10 @@ mod tests {
         assert_eq!(d.distinct_x, vec![0.0, 2.0]);
         for (i, x) in d.x.iter().enumerate() {
             assert_eq!(d.distinct_x[d.x_index[i]], *x);
+            assert_eq!(d.distinct_t_x[d.t_x_index[i]], d.t_x[i]);
+            assert_eq!(d.distinct_t[d.t_index[i]], d.t[i]);
+            assert_eq!(d.x_t_x_pairs[d.x_t_x_index[i]], (*x, d.t_x[i]));
+            assert_eq!(d.x_t_pairs[d.x_t_index[i]], (*x, d.t[i]));
         }
         assert_eq!(d.repeaters(), 2.0);
     }

@@ -6,8 +6,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::data::Customer;
-use super::optimize::{minimize, FitOptions};
-use super::special::ln_gamma;
+use super::optimize::{minimize_smooth, FitOptions};
+use super::special::{digamma, ln_gamma};
 use crate::engine::error::{EngineError, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -75,13 +75,60 @@ impl GammaGamma {
         }
         let n = used.len() as f64;
         let mean_spend = used.iter().map(|(_, m)| m).sum::<f64>() / n;
-        let ll = |m: &GammaGamma| used.iter().map(|&(x, z)| m.ln_density(x, z)).sum::<f64>();
-        let mut objective = |v: &[f64]| {
+        // Per customer only (px − 1) ln z̄ − (px + q) ln(γ + z̄ x); the gamma-function terms are
+        // computed once per distinct x (a few dozen), ln z̄ and ln x once for the whole fit.
+        let mut distinct_x: Vec<f64> = used.iter().map(|(x, _)| *x).collect();
+        distinct_x.sort_by(f64::total_cmp);
+        distinct_x.dedup();
+        let rows: Vec<(usize, f64, f64, f64)> = used
+            .iter()
+            .map(|&(x, z)| (distinct_x.partition_point(|d| *d < x), x, z, z.ln()))
+            .collect();
+        let ln_x: Vec<f64> = distinct_x.iter().map(|x| x.ln()).collect();
+        // value and gradient with respect to (p, q, γ)
+        let ll_gradient = |m: &GammaGamma| -> (f64, [f64; 3]) {
+            let GammaGamma { p, q, gamma } = *m;
+            let (ln_gamma_scale, psi_q) = (gamma.ln(), digamma(q));
+            let per_x: Vec<(f64, f64, f64)> = distinct_x
+                .iter()
+                .zip(&ln_x)
+                .map(|(&x, &lx)| {
+                    let px = p * x;
+                    let (psi_pxq, psi_px) = (digamma(px + q), digamma(px));
+                    (
+                        ln_gamma(px + q) - ln_gamma(px) - ln_gamma(q)
+                            + q * ln_gamma_scale
+                            + px * lx,
+                        x * (psi_pxq - psi_px + lx),
+                        psi_pxq - psi_q + ln_gamma_scale,
+                    )
+                })
+                .collect();
+            let mut total = 0.0;
+            let mut g = [0.0; 3];
+            for &(i, x, z, ln_z) in &rows {
+                let px = p * x;
+                let (value, dp, dq) = per_x[i];
+                let ln_scale = (gamma + z * x).ln();
+                total += value + (px - 1.0) * ln_z - (px + q) * ln_scale;
+                g[0] += dp + x * ln_z - x * ln_scale;
+                g[1] += dq - ln_scale;
+                g[2] += q / gamma - (px + q) / (gamma + z * x);
+            }
+            (total, g)
+        };
+        let ll = |m: &GammaGamma| ll_gradient(m).0;
+        let mut objective = |v: &[f64], gradient: &mut [f64]| {
             let m = GammaGamma::from_log(v);
-            -ll(&m) / n + fit.penalizer * m.params().iter().map(|p| p * p).sum::<f64>()
+            let (value, g) = ll_gradient(&m);
+            let params = m.params();
+            for k in 0..3 {
+                gradient[k] = params[k] * (-g[k] / n + 2.0 * fit.penalizer * params[k]);
+            }
+            -value / n + fit.penalizer * params.iter().map(|p| p * p).sum::<f64>()
         };
         let start = [0.0, 1f64.ln(), mean_spend.max(1e-6).ln()];
-        let best = minimize(
+        let best = minimize_smooth(
             "gamma_gamma",
             &mut objective,
             &start,

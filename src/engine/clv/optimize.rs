@@ -38,6 +38,7 @@ pub struct Minimum {
     pub iterations: usize,
 }
 
+#[derive(Debug, Clone, Copy)]
 pub struct Settings {
     pub max_iterations: usize,
     /// Converged when the simplex's values differ by less than this (relative) …
@@ -83,15 +84,22 @@ pub fn minimize(
         value: first,
         iterations: 0,
     };
+    // The first run starts wide; restarts from the optimum use a small simplex, so confirming
+    // convergence costs a few dozen evaluations rather than a whole second run.
+    let mut step = settings.initial_step;
     for _restart in 0..5 {
         let run = nelder_mead(
             model,
             f,
             &best.x,
-            settings,
+            &Settings {
+                initial_step: step,
+                ..*settings
+            },
             best.iterations,
             between_iterations,
         )?;
+        step = (settings.initial_step * 0.05).max(settings.step_tolerance * 100.0);
         let improved = best.value - run.value > settings.value_tolerance * (1.0 + best.value.abs());
         best = run;
         if !improved && best.iterations > 0 {
@@ -210,6 +218,134 @@ fn nelder_mead(
     }
 }
 
+/// Minimises a smooth `f` whose gradient `fg` also returns (into its second argument) with
+/// BFGS and a backtracking Armijo line search: a few dozen iterations where Nelder–Mead needs
+/// hundreds. If the line search stalls away from a stationary point (e.g. a flat region),
+/// Nelder–Mead takes over from where BFGS stopped.
+pub fn minimize_smooth(
+    model: &str,
+    fg: &mut dyn FnMut(&[f64], &mut [f64]) -> f64,
+    start: &[f64],
+    settings: &Settings,
+    between_iterations: &mut dyn FnMut(),
+) -> Result<Minimum> {
+    let n = start.len();
+    let mut x = start.to_vec();
+    let mut g = vec![0.0; n];
+    let mut value = fg(&x, &mut g);
+    if !value.is_finite() || g.iter().any(|v| !v.is_finite()) {
+        return Err(EngineError::new(
+            ErrorKind::FitFailed,
+            format!(
+                "{model} fit cannot start: the likelihood is not finite at the starting values"
+            ),
+        )
+        .with_hint("Check the data for impossible values (e.g. recency greater than T)."));
+    }
+    // inverse Hessian approximation, row-major
+    let mut h = vec![0.0; n * n];
+    for i in 0..n {
+        h[i * n + i] = 1.0;
+    }
+    let mut g_new = vec![0.0; n];
+    let mut x_new = vec![0.0; n];
+    let gradient_tolerance = 1e-9;
+    for iteration in 0..settings.max_iterations {
+        between_iterations();
+        if g.iter().all(|v| v.abs() <= gradient_tolerance) {
+            return Ok(Minimum {
+                x,
+                value,
+                iterations: iteration,
+            });
+        }
+        let direction: Vec<f64> = (0..n)
+            .map(|i| -(0..n).map(|j| h[i * n + j] * g[j]).sum::<f64>())
+            .collect();
+        let slope: f64 = direction.iter().zip(&g).map(|(d, gi)| d * gi).sum();
+        if slope >= 0.0 {
+            // not a descent direction: reset the approximation and retry
+            h.iter_mut()
+                .enumerate()
+                .for_each(|(k, v)| *v = if k % (n + 1) == 0 { 1.0 } else { 0.0 });
+            continue;
+        }
+        let mut step = 1.0;
+        let mut accepted = false;
+        for _ in 0..60 {
+            for i in 0..n {
+                x_new[i] = x[i] + step * direction[i];
+            }
+            let v = fg(&x_new, &mut g_new);
+            if v.is_finite()
+                && v <= value + 1e-4 * step * slope
+                && g_new.iter().all(|d| d.is_finite())
+            {
+                accepted = true;
+                let s: Vec<f64> = (0..n).map(|i| x_new[i] - x[i]).collect();
+                let y: Vec<f64> = (0..n).map(|i| g_new[i] - g[i]).collect();
+                let sy: f64 = s.iter().zip(&y).map(|(a, b)| a * b).sum();
+                let previous = value;
+                x.copy_from_slice(&x_new);
+                g.copy_from_slice(&g_new);
+                value = v;
+                if sy > 1e-16 {
+                    if iteration == 0 {
+                        let yy: f64 = y.iter().map(|v| v * v).sum();
+                        for (k, hk) in h.iter_mut().enumerate() {
+                            *hk = if k % (n + 1) == 0 { sy / yy } else { 0.0 };
+                        }
+                    }
+                    // H ← (I − ρ s yᵀ) H (I − ρ y sᵀ) + ρ s sᵀ
+                    let rho = 1.0 / sy;
+                    let hy: Vec<f64> = (0..n)
+                        .map(|i| (0..n).map(|j| h[i * n + j] * y[j]).sum())
+                        .collect();
+                    let yhy: f64 = y.iter().zip(&hy).map(|(a, b)| a * b).sum();
+                    for i in 0..n {
+                        for j in 0..n {
+                            h[i * n + j] += -rho * (s[i] * hy[j] + hy[i] * s[j])
+                                + (rho * rho * yhy + rho) * s[i] * s[j];
+                        }
+                    }
+                }
+                if (previous - value).abs() <= 1e-15 * (1.0 + value.abs())
+                    && g.iter().all(|v| v.abs() <= 1e-6)
+                {
+                    return Ok(Minimum {
+                        x,
+                        value,
+                        iterations: iteration + 1,
+                    });
+                }
+                break;
+            }
+            step *= 0.5;
+        }
+        if !accepted {
+            // no decrease along the direction: at the optimum up to rounding, or stuck
+            if g.iter().all(|v| v.abs() <= 1e-6) {
+                return Ok(Minimum {
+                    x,
+                    value,
+                    iterations: iteration + 1,
+                });
+            }
+            let mut f_only = |p: &[f64]| {
+                let mut scratch = vec![0.0; p.len()];
+                fg(p, &mut scratch)
+            };
+            return minimize(model, &mut f_only, &x, settings, between_iterations);
+        }
+    }
+    Err(EngineError::new(
+        ErrorKind::FitFailed,
+        format!("{model} fit did not converge after {} iterations", settings.max_iterations),
+    )
+    .with_detail(format!("Best log-likelihood so far {:.6}.", -value))
+    .with_hint("Add a penalty with options => '{\"penalizer\": 0.01}', or check the summary for extreme values."))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,6 +384,29 @@ mod tests {
             err.message,
             "bgnbd fit did not converge after 50 iterations"
         );
+    }
+
+    #[test]
+    fn bfgs_finds_the_minimum_of_rosenbrock_with_its_gradient() {
+        let mut fg = |x: &[f64], g: &mut [f64]| {
+            g[0] = -2.0 * (1.0 - x[0]) - 400.0 * x[0] * (x[1] - x[0] * x[0]);
+            g[1] = 200.0 * (x[1] - x[0] * x[0]);
+            (1.0 - x[0]).powi(2) + 100.0 * (x[1] - x[0] * x[0]).powi(2)
+        };
+        let m = minimize_smooth(
+            "test",
+            &mut fg,
+            &[-1.2, 1.0],
+            &Settings::default(),
+            &mut || {},
+        )
+        .unwrap();
+        assert!(
+            (m.x[0] - 1.0).abs() < 1e-6 && (m.x[1] - 1.0).abs() < 1e-6,
+            "{:?}",
+            m.x
+        );
+        assert!(m.iterations < 100, "{}", m.iterations);
     }
 
     #[test]

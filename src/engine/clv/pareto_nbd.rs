@@ -41,8 +41,8 @@ impl ParetoNbd {
         [self.r, self.alpha, self.s, self.beta]
     }
 
-    /// ln A₀ of the note (the probability mass of dying between t_x and T), or −∞ if t_x = T.
-    fn ln_a0(&self, x: f64, t_x: f64, t: f64) -> f64 {
+    /// ln ₂F₁(…; z(age)) − (r+s+x) ln(max(α,β) + age): one of the two terms of A₀.
+    fn a0_term(&self, x: f64, age: f64) -> f64 {
         let ParetoNbd { r, alpha, s, beta } = *self;
         let rsx = r + s + x;
         let (hi, other_b) = if alpha >= beta {
@@ -51,37 +51,53 @@ impl ParetoNbd {
             (beta, r + x)
         };
         let delta = (alpha - beta).abs();
-        let term = |age: f64| {
-            hyp2f1(rsx, other_b, rsx + 1.0, delta / (hi + age)).ln() - rsx * (hi + age).ln()
-        };
-        let at_last = term(t_x);
-        let at_end = term(t);
+        hyp2f1(rsx, other_b, rsx + 1.0, delta / (hi + age)).ln() - rsx * (hi + age).ln()
+    }
+
+    /// ln A₀ from its two terms, or −∞ if t_x = T.
+    fn ln_a0_from(at_last: f64, at_end: f64) -> f64 {
         if at_end >= at_last {
             return f64::NEG_INFINITY;
         }
         at_last + ln_1m_exp(at_end - at_last)
     }
 
-    /// ln of the bracket of the likelihood: alive until T, or died in (t_x, T].
-    fn ln_bracket(&self, x: f64, t_x: f64, t: f64) -> f64 {
-        let ParetoNbd { r, alpha, s, beta } = *self;
-        let alive = -(r + x) * (alpha + t).ln() - s * (beta + t).ln();
-        let died = (s / (r + s + x)).ln() + self.ln_a0(x, t_x, t);
-        log_add_exp(alive, died)
+    /// ln A₀ of the note (the probability mass of dying between t_x and T), or −∞ if t_x = T.
+    fn ln_a0(&self, x: f64, t_x: f64, t: f64) -> f64 {
+        ParetoNbd::ln_a0_from(self.a0_term(x, t_x), self.a0_term(x, t))
     }
 
     pub fn log_likelihood(&self, data: &CountData) -> f64 {
         let ParetoNbd { r, alpha, s, beta } = *self;
         let base = -ln_gamma(r) + r * alpha.ln() + s * beta.ln();
-        let per_x: Vec<f64> = data
+        // per distinct x: the gamma terms and ln(s / (r+s+x))
+        let per_x: Vec<(f64, f64)> = data
             .distinct_x
             .iter()
-            .map(|&x| ln_gamma(r + x) + base)
+            .map(|&x| (ln_gamma(r + x) + base, (s / (r + s + x)).ln()))
+            .collect();
+        // the 2F1 terms once per distinct (x, age) pair, the "alive" term once per (x, T)
+        let at_last: Vec<f64> = data
+            .x_t_x_pairs
+            .iter()
+            .map(|&(x, t_x)| self.a0_term(x, t_x))
+            .collect();
+        let at_end: Vec<(f64, f64)> = data
+            .x_t_pairs
+            .iter()
+            .map(|&(x, t)| {
+                (
+                    self.a0_term(x, t),
+                    -(r + x) * (alpha + t).ln() - s * (beta + t).ln(),
+                )
+            })
             .collect();
         let mut total = 0.0;
         for i in 0..data.x.len() {
-            let ll = per_x[data.x_index[i]] + self.ln_bracket(data.x[i], data.t_x[i], data.t[i]);
-            total += data.weight[i] * ll;
+            let (g, ln_s_share) = per_x[data.x_index[i]];
+            let (end, alive) = at_end[data.x_t_index[i]];
+            let died = ln_s_share + ParetoNbd::ln_a0_from(at_last[data.x_t_x_index[i]], end);
+            total += data.weight[i] * (g + log_add_exp(alive, died));
         }
         total
     }

@@ -12,6 +12,23 @@ pub fn ln_gamma(x: f64) -> f64 {
     libm::lgamma(x)
 }
 
+/// The digamma function ψ(x) = d/dx ln Γ(x), for x > 0: the recurrence ψ(x) = ψ(x + 1) − 1/x
+/// up to x ≥ 10, then the asymptotic series (Abramowitz & Stegun 6.3.18) to the x⁻¹⁴ term.
+pub fn digamma(mut x: f64) -> f64 {
+    let mut result = 0.0;
+    while x < 10.0 {
+        result -= 1.0 / x;
+        x += 1.0;
+    }
+    let f = 1.0 / (x * x);
+    let series = f
+        * (1.0 / 12.0
+            - f * (1.0 / 120.0
+                - f * (1.0 / 252.0
+                    - f * (1.0 / 240.0 - f * (1.0 / 132.0 - f * (691.0 / 32_760.0 - f / 12.0))))));
+    result + x.ln() - 0.5 / x - series
+}
+
 /// ln |Γ(x)| and the sign of Γ(x), for any real x that is not a non-positive integer.
 fn ln_gamma_signed(x: f64) -> (f64, f64) {
     let (value, sign) = libm::lgamma_r(x);
@@ -115,6 +132,29 @@ mod tests {
         // mpmath.loggamma(0.243) = 1.3180435846996698765; loggamma(123.456) = 469.6055471299294835
         assert!((ln_gamma(0.243) - 1.318_043_584_699_669_9).abs() < 1e-14);
         assert!(rel(ln_gamma(123.456), 469.605_547_129_929_5) < 1e-14);
+    }
+
+    #[test]
+    fn digamma_matches_tables() {
+        // ψ(1) = −γ, ψ(1/2) = −γ − 2 ln 2 (A&S 6.3.2, 6.3.3); mpmath.digamma(10), (0.243), (123.456)
+        let euler = 0.577_215_664_901_532_9;
+        assert!(
+            (digamma(1.0) + euler).abs() < 1e-14,
+            "{}",
+            digamma(1.0) + euler
+        );
+        assert!((digamma(0.5) + euler + 2.0 * 2f64.ln()).abs() < 1e-14);
+        assert!((digamma(10.0) - 2.251_752_589_066_721).abs() < 1e-14);
+        assert!(
+            (digamma(0.243) - -4.351_093_864_423_211).abs() < 1e-12,
+            "{}",
+            digamma(0.243)
+        );
+        assert!(
+            (digamma(123.456) - 4.811_829_323_828_985).abs() < 1e-13,
+            "{}",
+            digamma(123.456)
+        );
     }
 
     #[test]
