@@ -74,12 +74,28 @@ pub struct LiftBucket {
 }
 
 /// Splits customers into `buckets` groups by descending prediction (sizes differ by at most one,
-/// larger first, like SQL's ntile; ties keep their input order) and summarises each.
+/// larger first, like SQL's ntile) and summarises each. Customers with equal predictions cannot
+/// be told apart, so each of them counts with the mean actual value of their tie group: the
+/// result does not depend on row order (the same rule as the Gini and top-decile metrics).
 pub fn lift(actual: &[f64], predicted: &[f64], buckets: usize) -> Vec<LiftBucket> {
     let n = actual.len();
     let buckets = buckets.clamp(1, n.max(1));
     let mut order: Vec<usize> = (0..n).collect();
     order.sort_by(|&a, &b| predicted[b].total_cmp(&predicted[a]));
+    let mut smoothed = vec![0.0; n];
+    let mut start = 0;
+    while start < n {
+        let mut end = start + 1;
+        while end < n && predicted[order[end]] == predicted[order[start]] {
+            end += 1;
+        }
+        let mean = order[start..end].iter().map(|&i| actual[i]).sum::<f64>() / (end - start) as f64;
+        for &i in &order[start..end] {
+            smoothed[i] = mean;
+        }
+        start = end;
+    }
+    let actual = &smoothed[..];
     let total: f64 = actual.iter().sum();
     let (base, extra) = (n / buckets, n % buckets);
     let mut out = Vec::with_capacity(buckets);
@@ -340,6 +356,11 @@ mod tests {
         assert!(close(shares, 1.0));
         assert!(close(rows[2].cumulative_share_of_actual.unwrap(), 1.0));
         assert_eq!(lift(&[1.0], &[1.0], 10).len(), 1);
+        // tied predictions share their group's mean actual, whatever the row order
+        let a = lift(&[10.0, 0.0, 4.0, 2.0], &[1.0, 1.0, 1.0, 0.0], 2);
+        let b = lift(&[0.0, 4.0, 10.0, 2.0], &[1.0, 1.0, 1.0, 0.0], 2);
+        assert_eq!(a, b);
+        assert!(close(a[0].mean_actual, 14.0 / 3.0));
     }
 
     #[test]

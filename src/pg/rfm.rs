@@ -150,47 +150,60 @@ fn build_query(
     let cutoff = |bound: &str| {
         format!("CASE WHEN {bound} = date_trunc('day', {bound}) THEN {bound} + interval '1 day' ELSE {bound} + interval '1 microsecond' END")
     };
+    // Two hash aggregations and no join or sort: transactions → customer-periods (flagged as
+    // calibration or holdout) → customers. The key keeps its own type until the output (grouping
+    // by text would compare with the collation). The first period's value, needed to leave it out
+    // of the repeat mean, is carried by min() over [epoch, amount] arrays.
     Ok(format!(
         "WITH bounds AS (
     SELECT given.c AS calibration_end,
            {cal_cut} AS calibration_cut,
            {hold_cut} AS holdout_cut
       FROM (SELECT $1::timestamptz::timestamp AS c, $2::timestamptz::timestamp AS h) AS given
-), tx AS (
-    SELECT ({c})::text AS customer, ({t})::timestamp AS ts, coalesce(({a})::float8, 0) AS amount
-      FROM {from} , bounds
-     WHERE ({c}) IS NOT NULL AND ({t}) IS NOT NULL
-       AND ({t})::timestamp < coalesce(bounds.holdout_cut, bounds.calibration_cut)
 ), periods AS (
-    SELECT tx.customer, date_trunc('{period}', tx.ts) AS period_start, sum(tx.amount) AS amount,
-           count(*) AS transactions, min(tx.ts) AS first_ts, max(tx.ts) AS last_ts
-      FROM tx, bounds WHERE tx.ts < bounds.calibration_cut
-     GROUP BY 1, 2
-), firsts AS (
-    SELECT customer, min(period_start) AS first_period FROM periods GROUP BY 1
-), calibration AS (
-    SELECT p.customer,
-           (count(*) - 1)::int AS frequency,
-           extract(epoch FROM max(p.period_start) - f.first_period)::float8 / {unit_seconds} AS recency,
-           extract(epoch FROM min(b.calibration_end) - f.first_period)::float8 / {unit_seconds} AS t,
-           coalesce(avg(p.amount) FILTER (WHERE p.period_start > f.first_period), 0)::float8 AS monetary_value,
-           min(p.first_ts)::timestamptz AS first_purchase,
-           max(p.last_ts)::timestamptz AS last_purchase,
-           sum(p.amount)::float8 AS total_spend,
-           count(*)::int AS purchases,
-           sum(p.transactions)::bigint AS transactions
-      FROM periods p JOIN firsts f USING (customer) CROSS JOIN bounds b
-     GROUP BY p.customer, f.first_period
-), holdout AS (
-    SELECT tx.customer, count(DISTINCT date_trunc('{period}', tx.ts))::int AS purchases, sum(tx.amount)::float8 AS spend
-      FROM tx, bounds WHERE bounds.holdout_cut IS NOT NULL AND tx.ts >= bounds.calibration_cut
-     GROUP BY 1
+    SELECT {c} AS customer,
+           date_trunc('{period}', ({t})::timestamp) AS period_start,
+           ({t})::timestamp < bounds.calibration_cut AS calibration,
+           sum(coalesce(({a})::float8, 0)) AS amount,
+           count(*) AS transactions,
+           min(({t})::timestamp) AS first_ts,
+           max(({t})::timestamp) AS last_ts
+      FROM {from}, bounds
+     WHERE {c} IS NOT NULL AND {t} IS NOT NULL
+       AND ({t})::timestamp < coalesce(bounds.holdout_cut, bounds.calibration_cut)
+     GROUP BY 1, 2, 3
+), customers AS (
+    SELECT customer,
+           count(*) FILTER (WHERE calibration) AS purchases,
+           min(period_start) FILTER (WHERE calibration) AS first_period,
+           max(period_start) FILTER (WHERE calibration) AS last_period,
+           sum(amount) FILTER (WHERE calibration) AS total_spend,
+           (min(ARRAY[extract(epoch FROM period_start)::float8, amount]) FILTER (WHERE calibration))[2] AS first_amount,
+           sum(transactions) FILTER (WHERE calibration) AS transactions,
+           min(first_ts) FILTER (WHERE calibration) AS first_purchase,
+           max(last_ts) FILTER (WHERE calibration) AS last_purchase,
+           count(*) FILTER (WHERE NOT calibration) AS holdout_purchases,
+           sum(amount) FILTER (WHERE NOT calibration) AS holdout_spend
+      FROM periods
+     GROUP BY customer
 )
-SELECT c.customer, c.frequency, c.recency, c.t, c.monetary_value, c.first_purchase, c.last_purchase,
-       c.total_spend, c.purchases, c.transactions,
-       CASE WHEN b.holdout_cut IS NULL THEN NULL ELSE coalesce(h.purchases, 0) END AS holdout_purchases,
-       CASE WHEN b.holdout_cut IS NULL THEN NULL ELSE coalesce(h.spend, 0) END AS holdout_spend
-  FROM calibration c CROSS JOIN bounds b LEFT JOIN holdout h USING (customer)",
+SELECT c.customer::text,
+       (c.purchases - 1)::int AS frequency,
+       extract(epoch FROM c.last_period - c.first_period)::float8 / {unit_seconds} AS recency,
+       extract(epoch FROM b.calibration_end - c.first_period)::float8 / {unit_seconds} AS t,
+       -- in numeric: the difference of two float sums would show binary rounding (11.769999…)
+       CASE WHEN c.purchases > 1
+            THEN ((c.total_spend::numeric - c.first_amount::numeric) / (c.purchases - 1))::float8
+            ELSE 0 END AS monetary_value,
+       c.first_purchase::timestamptz,
+       c.last_purchase::timestamptz,
+       c.total_spend::float8,
+       c.purchases::int,
+       c.transactions::bigint,
+       CASE WHEN b.holdout_cut IS NULL THEN NULL ELSE c.holdout_purchases::int END AS holdout_purchases,
+       CASE WHEN b.holdout_cut IS NULL THEN NULL ELSE coalesce(c.holdout_spend, 0)::float8 END AS holdout_spend
+  FROM customers c, bounds b
+ WHERE c.purchases > 0",
         cal_cut = cutoff("given.c"),
         hold_cut = cutoff("given.h"),
         from = source.from_clause,
