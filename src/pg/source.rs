@@ -175,7 +175,7 @@ pub fn scan_columns(
                     }
                 }
             }
-            drop(batch);
+            let _ = &batch; // the tuple table stays valid up to here
             if n > 0 {
                 cursor.detach_into_name();
             }
