@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The demo, end to end: installs what is missing, builds and installs the extension, starts a
 # throwaway PostgreSQL, loads the CDNOW transaction log shipped in data/cdnow, trains a model of
-# each customer's spend in the 39-week holdout and prints metrics, tiers and the top customers.
+# each customer's spend in the 39-week holdout and prints metrics, tiers and the top customers;
+# then the CLV story: RFM summary, BG/NBD x Gamma-Gamma, holdout evaluation, tiers, lift.
 source "$(dirname "$0")/common.sh"
 cd "$ROOT"
 ensure_toolchain
@@ -15,5 +16,5 @@ awk 'NR > 1 { printf "%d,%s,%s,%s\n", $1, $2, $3, $4 }' data/cdnow/CDNOW_master.
     psql_run -c "COPY cdnow_transactions FROM STDIN (FORMAT csv)"
 psql_run -c "SELECT count(*) AS transactions, count(DISTINCT customer_id) AS customers, min(purchase_date), max(purchase_date) FROM cdnow_transactions"
 step "running demo/cdnow.sql"
-# DEMO_OUT=dir also writes the lift table as CSV there (used by scripts/plots.sh).
-psql_run ${DEMO_OUT:+-v lift_csv="$DEMO_OUT/cdnow_lift.csv"} -f demo/cdnow.sql
+# DEMO_OUT=dir also writes the lift tables as CSV there (used by scripts/plots.sh).
+psql_run ${DEMO_OUT:+-v lift_csv="$DEMO_OUT/cdnow_lift.csv" -v clv_lift_csv="$DEMO_OUT/cdnow_clv_lift.csv"} -f demo/cdnow.sql

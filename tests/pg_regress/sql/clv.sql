@@ -102,6 +102,13 @@ SELECT * FROM customer_value.train('m', 'SELECT frequency, recency, t, 0 AS mone
 -- no convergence within the allowed iterations
 SELECT * FROM customer_value.train('m', 'cdnow_rfm', NULL, 'pareto_nbd', '{"max_iterations": 5}');
 \echo :LAST_ERROR_SQLSTATE
+-- cancel and statement_timeout stop a fit between iterations; nothing is stored
+SAVEPOINT before_timeout;
+SET LOCAL statement_timeout = '100ms';
+SELECT * FROM customer_value.train('slow', 'SELECT frequency, recency, t FROM cdnow_rfm, generate_series(1, 100)', NULL, 'pareto_nbd');
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK TO SAVEPOINT before_timeout;
+SELECT count(*) AS stored FROM customer_value.models WHERE name = 'slow';
 -- a summary that breaks the definitions; a missing RFM column; a NULL
 SELECT * FROM customer_value.train('m', 'SELECT frequency, t + 1 AS recency, t FROM cdnow_rfm', NULL, 'bgnbd');
 \echo :LAST_ERROR_SQLSTATE
