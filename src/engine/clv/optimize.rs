@@ -162,7 +162,7 @@ fn nelder_mead(
                 format!("{model} fit did not converge after {iterations} iterations"),
             )
             .with_detail(format!(
-                "Best log-likelihood so far {:.6}; the simplex still spans {size:.3e} in log-parameters.",
+                "Best mean log-likelihood per customer so far {:.6}; the simplex still spans {size:.3e} in log-parameters.",
                 -values[0]
             ))
             .with_hint("Add a penalty with options => '{\"penalizer\": 0.01}', or check the summary for extreme values."));
@@ -342,7 +342,7 @@ pub fn minimize_smooth(
         ErrorKind::FitFailed,
         format!("{model} fit did not converge after {} iterations", settings.max_iterations),
     )
-    .with_detail(format!("Best log-likelihood so far {:.6}.", -value))
+    .with_detail(format!("Best mean log-likelihood per customer so far {:.6}.", -value))
     .with_hint("Add a penalty with options => '{\"penalizer\": 0.01}', or check the summary for extreme values."))
 }
 

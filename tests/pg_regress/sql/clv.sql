@@ -105,7 +105,7 @@ SELECT * FROM customer_value.train('m', 'cdnow_rfm', NULL, 'pareto_nbd', '{"max_
 -- cancel and statement_timeout stop a fit between iterations; nothing is stored
 SAVEPOINT before_timeout;
 SET LOCAL statement_timeout = '100ms';
-SELECT * FROM customer_value.train('slow', 'SELECT frequency, recency, t FROM cdnow_rfm, generate_series(1, 100)', NULL, 'pareto_nbd');
+SELECT * FROM customer_value.train('slow', 'SELECT frequency, recency, t + g / 1000.0 AS t FROM cdnow_rfm, generate_series(1, 100) AS g', NULL, 'pareto_nbd');
 \echo :LAST_ERROR_SQLSTATE
 ROLLBACK TO SAVEPOINT before_timeout;
 SELECT count(*) AS stored FROM customer_value.models WHERE name = 'slow';
