@@ -8,5 +8,7 @@ DEMO_OUT="$ROOT/docs/data" bash scripts/demo.sh
 bash bench/scoring.sh
 cp bench/results/scoring.csv docs/data/scoring.csv
 python3 scripts/svg_charts.py lift docs/data/cdnow_lift.csv docs/cdnow_lift.svg
+python3 scripts/svg_charts.py lift docs/data/cdnow_clv_lift.csv docs/cdnow_clv_lift.svg \
+    "CDNOW: 39-week CLV (BG/NBD x Gamma-Gamma) vs actual holdout spend, by decile"
 python3 scripts/svg_charts.py scoring docs/data/scoring.csv docs/scoring.svg
-echo "wrote docs/cdnow_lift.svg docs/scoring.svg"
+echo "wrote docs/cdnow_lift.svg docs/cdnow_clv_lift.svg docs/scoring.svg"

@@ -2,7 +2,7 @@
 """Draws the README's charts as plain SVG from the CSVs the demo and benchmark write.
 Standard library only (a developer tool; the product never runs Python).
 
-usage: svg_charts.py lift <cdnow_lift.csv> <out.svg>
+usage: svg_charts.py lift <lift.csv> <out.svg> [title]
        svg_charts.py scoring <scoring.csv> <out.svg>
 """
 import csv
@@ -92,10 +92,11 @@ def scoring(rows, title):
 
 def main():
     kind, source, target = sys.argv[1:4]
+    title = sys.argv[4] if len(sys.argv) > 4 else None
     with open(source, newline="") as f:
         rows = list(csv.DictReader(f))
     if kind == "lift":
-        out = lift(rows, "CDNOW: predicted vs actual holdout spend, customers the model never saw")
+        out = lift(rows, title or "CDNOW: predicted vs actual holdout spend, customers the model never saw")
     elif kind == "scoring":
         out = scoring(rows, "Scoring cost inside PostgreSQL 15")
     else:

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::data::{log_add_exp, CountData, Customer};
 use super::optimize::{minimize_smooth, FitOptions};
-use super::special::{digamma, hyp2f1, ln_gamma};
+use super::special::{digamma, hyp2f1, hyp2f1_many, ln_gamma};
 use crate::engine::error::{EngineError, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -188,6 +188,24 @@ impl BgNbd {
         let BgNbd { r, alpha, a, b } = *self;
         let odds_dead = (a / (b + x - 1.0)).ln() + (r + x) * ((alpha + t) / (alpha + t_x)).ln();
         1.0 / (1.0 + odds_dead.exp())
+    }
+
+    /// E[Y(h) | x, t_x, T] for several horizons at once (sharing P(alive) and the 2F1 series).
+    pub fn expected_purchases_many(&self, hs: &[f64], x: f64, t_x: f64, t: f64, out: &mut [f64]) {
+        let BgNbd { r, alpha, a, b } = *self;
+        let zs: Vec<f64> = hs
+            .iter()
+            .map(|h| h.max(0.0) / (alpha + t + h.max(0.0)))
+            .collect();
+        hyp2f1_many(r + x, b + x, a + b + x - 1.0, &zs, out);
+        let head = (a + b + x - 1.0) / (a - 1.0) * self.p_alive(x, t_x, t);
+        for (o, h) in out.iter_mut().zip(hs) {
+            *o = if *h <= 0.0 {
+                0.0
+            } else {
+                head * (1.0 - ((alpha + t) / (alpha + t + h)).powf(r + x) * *o)
+            };
+        }
     }
 
     /// E[Y(h) | x, t_x, T]: expected repeat purchases in the next `h` time units (equation 10).

@@ -31,6 +31,13 @@ impl CountModel {
         }
     }
 
+    pub fn expected_purchases_many(&self, hs: &[f64], x: f64, t_x: f64, t: f64, out: &mut [f64]) {
+        match self {
+            CountModel::BgNbd(m) => m.expected_purchases_many(hs, x, t_x, t, out),
+            CountModel::ParetoNbd(m) => m.expected_purchases_many(hs, x, t_x, t, out),
+        }
+    }
+
     pub fn p_alive(&self, x: f64, t_x: f64, t: f64) -> f64 {
         match self {
             CountModel::BgNbd(m) => m.p_alive(x, t_x, t),
@@ -95,14 +102,17 @@ impl ClvModel {
         let step = MONTH_DAYS / self.unit_days;
         let steps = (self.horizon / step).ceil().max(1.0) as usize;
         let yearly = (1.0 + self.discount_rate).ln();
+        let horizons: Vec<f64> = (1..=steps)
+            .map(|k| (k as f64 * step).min(self.horizon))
+            .collect();
+        let mut expected = vec![0.0; steps];
+        count.expected_purchases_many(&horizons, x, t_x, t, &mut expected);
         let mut total = 0.0;
         let mut previous = 0.0;
-        for k in 1..=steps {
-            let h = (k as f64 * step).min(self.horizon);
-            let expected = count.expected_purchases(h, x, t_x, t);
+        for (h, e) in horizons.iter().zip(&expected) {
             let years = h * self.unit_days / 365.25;
-            total += (expected - previous) * (-yearly * years).exp();
-            previous = expected;
+            total += (e - previous) * (-yearly * years).exp();
+            previous = *e;
         }
         total
     }

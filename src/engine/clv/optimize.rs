@@ -309,8 +309,10 @@ pub fn minimize_smooth(
                         }
                     }
                 }
-                if (previous - value).abs() <= 1e-15 * (1.0 + value.abs())
-                    && g.iter().all(|v| v.abs() <= 1e-6)
+                // converged when the objective stops moving and the gradient is small (the
+                // Pareto/NBD gradient is numerical, with an error near 1e-10)
+                if (previous - value).abs() <= 1e-13 * (1.0 + value.abs())
+                    && g.iter().all(|v| v.abs() <= 1e-5)
                 {
                     return Ok(Minimum {
                         x,
@@ -324,7 +326,7 @@ pub fn minimize_smooth(
         }
         if !accepted {
             // no decrease along the direction: at the optimum up to rounding, or stuck
-            if g.iter().all(|v| v.abs() <= 1e-6) {
+            if g.iter().all(|v| v.abs() <= 1e-5) {
                 return Ok(Minimum {
                     x,
                     value,

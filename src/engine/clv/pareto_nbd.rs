@@ -164,6 +164,28 @@ impl ParetoNbd {
         1.0 / (1.0 + ln_ratio.exp())
     }
 
+    /// E[Y(h) | x, t_x, T] for several horizons at once (P(alive), the costly part, once).
+    pub fn expected_purchases_many(&self, hs: &[f64], x: f64, t_x: f64, t: f64, out: &mut [f64]) {
+        let alive = self.p_alive(x, t_x, t);
+        for (o, h) in out.iter_mut().zip(hs) {
+            *o = self.expected_if_alive(*h, x, t) * alive;
+        }
+    }
+
+    /// E[Y(h) | alive at T, x, T].
+    fn expected_if_alive(&self, h: f64, x: f64, t: f64) -> f64 {
+        if h <= 0.0 {
+            return 0.0;
+        }
+        let ParetoNbd { r, alpha, s, beta } = *self;
+        let horizon_term = if (s - 1.0).abs() < 1e-9 {
+            (beta + t) * ((beta + t + h) / (beta + t)).ln()
+        } else {
+            (beta + t) / (s - 1.0) * (1.0 - ((beta + t) / (beta + t + h)).powf(s - 1.0))
+        };
+        (r + x) / (alpha + t) * horizon_term
+    }
+
     /// E[Y(h) | x, t_x, T]: expected purchases in the next `h` time units.
     pub fn expected_purchases(&self, h: f64, x: f64, t_x: f64, t: f64) -> f64 {
         if h <= 0.0 {

@@ -76,6 +76,48 @@ fn series(a: f64, b: f64, c: f64, z: f64) -> f64 {
     f64::NAN
 }
 
+/// ₂F₁(a, b; c; zₖ) for several z in [0, 0.75] at once: the series coefficients, the costly
+/// part, are shared. Used to value a customer over many horizons. Falls back to [`hyp2f1`] one
+/// by one for arguments outside that range or when the shared series does not converge.
+pub fn hyp2f1_many(a: f64, b: f64, c: f64, zs: &[f64], out: &mut [f64]) {
+    let in_range = zs.iter().all(|z| (0.0..=0.75).contains(z));
+    if in_range {
+        let z_max = zs.iter().copied().fold(0.0, f64::max);
+        let mut coefficient = 1.0; // (a)_n (b)_n / ((c)_n n!)
+        let mut power = vec![1.0; zs.len()];
+        out.iter_mut().for_each(|o| *o = 1.0);
+        for n in 0..MAX_TERMS {
+            let n = n as f64;
+            let denominator = (c + n) * (n + 1.0);
+            if denominator == 0.0 {
+                break;
+            }
+            coefficient *= (a + n) * (b + n) / denominator;
+            let mut largest = 0.0f64;
+            for (k, z) in zs.iter().enumerate() {
+                power[k] *= z;
+                let term = coefficient * power[k];
+                out[k] += term;
+                largest = largest.max((term / out[k]).abs());
+            }
+            let shrinking =
+                ((a + n + 1.0) * (b + n + 1.0) / ((c + n + 1.0) * (n + 2.0)) * z_max).abs() < 1.0;
+            if shrinking && largest <= 1e-17 {
+                if out.iter().all(|v| v.is_finite()) {
+                    return;
+                }
+                break;
+            }
+            if !coefficient.is_finite() {
+                break;
+            }
+        }
+    }
+    for (o, z) in out.iter_mut().zip(zs) {
+        *o = hyp2f1(a, b, c, *z);
+    }
+}
+
 /// The Gauss hypergeometric function ₂F₁(a, b; c; z) for real z < 1.
 pub fn hyp2f1(a: f64, b: f64, c: f64, z: f64) -> f64 {
     if z == 0.0 {
@@ -184,6 +226,21 @@ mod tests {
                 "2F1({a}, {b}; {c}; {z}) = {got}, want {want}"
             );
         }
+    }
+
+    #[test]
+    fn hyp2f1_many_agrees_with_one_at_a_time() {
+        let zs = [0.05, 0.2, 0.474_025_816_175_219_4, 0.7, 0.75];
+        let mut out = [0.0; 5];
+        hyp2f1_many(2.243, 4.426, 4.219, &zs, &mut out);
+        for (z, v) in zs.iter().zip(out) {
+            assert!(rel(v, hyp2f1(2.243, 4.426, 4.219, *z)) < 1e-13, "z = {z}");
+        }
+        // outside the shared range: falls back
+        let zs = [0.5, 0.99];
+        let mut out = [0.0; 2];
+        hyp2f1_many(3.3, 1.6, 4.3, &zs, &mut out);
+        assert!(rel(out[1], 71.303_243_980_495_89) < 1e-11);
     }
 
     #[test]
