@@ -11,13 +11,7 @@ use super::store;
 #[pg_extern(schema = "customer_value", volatile, parallel_unsafe)]
 fn deploy(name: &str, version: i32) -> Option<i32> {
     Spi::connect_mut(|client| {
-        client
-            .update(
-                "SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('customer_value.models:' || $1))",
-                None,
-                &[name.into()],
-            )
-            .or_raise();
+        store::lock_name(client, name);
         let exists = client
             .select(
                 "SELECT 1 FROM customer_value.models WHERE name = $1 AND version = $2",

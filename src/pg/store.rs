@@ -29,6 +29,18 @@ impl ModelRow {
     }
 }
 
+/// Serialises changes to the versions of `name` until the end of the transaction: concurrent
+/// trainings get distinct version numbers, and deployment flips stay consistent.
+pub fn lock_name(client: &mut SpiClient<'_>, name: &str) {
+    client
+        .update(
+            "SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('customer_value.models:' || $1))",
+            None,
+            &[name.into()],
+        )
+        .or_raise();
+}
+
 /// Splits `name@version`; a bare name means the deployed version.
 pub fn parse_spec(spec: &str) -> Result<(String, Option<i32>)> {
     match spec.rsplit_once('@') {

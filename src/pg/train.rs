@@ -17,6 +17,7 @@ use crate::engine::train::{features_json, train as train_model, train_clv, Train
 
 use super::errors::OrRaise;
 use super::source::{missing_column, resolve_source, scan_columns, source_columns, Source};
+use super::store;
 use super::types::sql_type_of;
 
 /// Picks the feature columns: `options->'features'` exactly, or every column but the target,
@@ -235,13 +236,7 @@ fn store(
     let bytes = outcome.artifact.encode()?;
     let metrics = outcome.metrics_json(options);
     Spi::connect_mut(|client| {
-        client
-            .update(
-                "SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('customer_value.models:' || $1))",
-                None,
-                &[name.into()],
-            )
-            .or_raise();
+        store::lock_name(client, name);
         let version: i32 = client
             .select(
                 "SELECT coalesce(max(version), 0) + 1 FROM customer_value.models WHERE name = $1",

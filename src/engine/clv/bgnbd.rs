@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::data::{log_add_exp, CountData, Customer};
 use super::optimize::{minimize_smooth, FitOptions};
 use super::special::{digamma, hyp2f1, hyp2f1_many, ln_gamma};
-use crate::engine::error::{EngineError, Result};
+use crate::engine::error::Result;
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct BgNbd {
@@ -149,20 +149,8 @@ impl BgNbd {
         fit: &FitOptions,
         interrupt: &mut dyn FnMut(),
     ) -> Result<(BgNbd, f64)> {
-        let data = CountData::new(customers);
-        if data.repeaters() == 0.0 {
-            return Err(EngineError::insufficient_data(
-                "bgnbd needs customers with repeat purchases, but every frequency is 0",
-            ));
-        }
+        let (data, mean_t) = CountData::for_count_model(customers, "bgnbd")?;
         let n = data.n_customers;
-        let mean_t = data
-            .t
-            .iter()
-            .zip(&data.weight)
-            .map(|(t, w)| t * w)
-            .sum::<f64>()
-            / n;
         // minimise the mean negative log-likelihood (+ penalty) over log-parameters θ = ln p,
         // with its gradient: ∂/∂θₖ = pₖ ∂/∂pₖ
         let mut objective = |theta: &[f64], gradient: &mut [f64]| {

@@ -143,6 +143,25 @@ impl CountData {
         }
     }
 
+    /// The data a count model is fitted on, with the mean T (a scale for starting values).
+    /// Without any repeat purchase the likelihood has no maximum: that is refused.
+    pub fn for_count_model(customers: &[Customer], model: &str) -> Result<(CountData, f64)> {
+        let data = CountData::new(customers);
+        if data.repeaters() == 0.0 {
+            return Err(EngineError::insufficient_data(format!(
+                "{model} needs customers with repeat purchases, but every frequency is 0"
+            )));
+        }
+        let mean_t = data
+            .t
+            .iter()
+            .zip(&data.weight)
+            .map(|(t, w)| t * w)
+            .sum::<f64>()
+            / data.n_customers;
+        Ok((data, mean_t))
+    }
+
     pub fn repeaters(&self) -> f64 {
         self.x
             .iter()

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::data::{log_add_exp, CountData, Customer};
 use super::optimize::{minimize_smooth, FitOptions};
 use super::special::{hyp2f1, ln_gamma};
-use crate::engine::error::{EngineError, Result};
+use crate::engine::error::Result;
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ParetoNbd {
@@ -107,20 +107,8 @@ impl ParetoNbd {
         fit: &FitOptions,
         interrupt: &mut dyn FnMut(),
     ) -> Result<(ParetoNbd, f64)> {
-        let data = CountData::new(customers);
-        if data.repeaters() == 0.0 {
-            return Err(EngineError::insufficient_data(
-                "pareto_nbd needs customers with repeat purchases, but every frequency is 0",
-            ));
-        }
+        let (data, mean_t) = CountData::for_count_model(customers, "pareto_nbd")?;
         let n = data.n_customers;
-        let mean_t = data
-            .t
-            .iter()
-            .zip(&data.weight)
-            .map(|(t, w)| t * w)
-            .sum::<f64>()
-            / n;
         let value = |p: &[f64]| {
             let m = ParetoNbd::from_log(p);
             -m.log_likelihood(&data) / n
@@ -188,16 +176,7 @@ impl ParetoNbd {
 
     /// E[Y(h) | x, t_x, T]: expected purchases in the next `h` time units.
     pub fn expected_purchases(&self, h: f64, x: f64, t_x: f64, t: f64) -> f64 {
-        if h <= 0.0 {
-            return 0.0;
-        }
-        let ParetoNbd { r, alpha, s, beta } = *self;
-        let horizon_term = if (s - 1.0).abs() < 1e-9 {
-            (beta + t) * ((beta + t + h) / (beta + t)).ln()
-        } else {
-            (beta + t) / (s - 1.0) * (1.0 - ((beta + t) / (beta + t + h)).powf(s - 1.0))
-        };
-        (r + x) / (alpha + t) * horizon_term * self.p_alive(x, t_x, t)
+        self.expected_if_alive(h, x, t) * self.p_alive(x, t_x, t)
     }
 }
 
