@@ -262,6 +262,21 @@ fn create_rfm(
         .map(|(_, t)| type_name(*t))
         .unwrap_or_else(|| "text".into());
     let key = quote_identifier(customer_column);
+    // the table name as Postgres parses an identifier (optionally schema-qualified), each part
+    // quoted: nothing but a name can reach the DDL below
+    let table_name: String = Spi::connect(|client| {
+        client
+            .select(
+                "SELECT string_agg(quote_ident(part), '.' ORDER BY n) FROM unnest(parse_ident($1)) WITH ORDINALITY AS p(part, n)",
+                Some(1),
+                &[table_name.into()],
+            )
+            .or_raise()
+            .first()
+            .get_one::<String>()
+            .or_raise()
+            .unwrap_or_default()
+    });
     let holdout = ["holdout_purchases", "holdout_spend"]
         .iter()
         .map(|c| format!(", r.{c}"))

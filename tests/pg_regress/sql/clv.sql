@@ -87,6 +87,10 @@ SELECT * FROM customer_value.rfm('sample_tx', 'customer_id', 'purchased', 'purch
 \echo :LAST_ERROR_SQLSTATE
 SELECT * FROM customer_value.rfm('sample_tx', 'customer_id', 'purchased', 'dollars', '1997-09-30', '{"period": "year"}');
 \echo :LAST_ERROR_SQLSTATE
+-- create_rfm takes a table name, nothing else
+SELECT customer_value.create_rfm('x; DROP TABLE sample_tx', 'sample_tx', 'customer_id', 'purchased', 'dollars', '1997-09-30');
+\echo :LAST_ERROR_SQLSTATE
+SELECT customer_value.create_rfm('"Odd Name"', 'sample_tx', 'customer_id', 'purchased', 'dollars', '1997-09-30') AS customers;
 -- an empty log gives an empty summary, and nothing to fit
 SELECT count(*) FROM customer_value.rfm('SELECT * FROM sample_tx WHERE false', 'customer_id', 'purchased', 'dollars', '1997-09-30');
 SELECT * FROM customer_value.train('m', 'SELECT * FROM cdnow_rfm WHERE false', NULL, 'bgnbd');
