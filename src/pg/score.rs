@@ -209,9 +209,21 @@ unsafe fn build_layout(
         let attrs = (*tupdesc).attrs.as_slice(natts);
         let mut slots = Vec::with_capacity(loaded.model.features.len());
         for feature in &loaded.model.features {
-            let found = attrs
-                .iter()
-                .position(|a| !a.attisdropped && attribute_name(a) == feature.name);
+            let matches = |a: &pg_sys::FormData_pg_attribute| {
+                !a.attisdropped && attribute_name(a) == feature.name
+            };
+            if attrs.iter().filter(|a| matches(a)).count() > 1 {
+                return Err(EngineError::new(
+                    ErrorKind::DuplicateColumn,
+                    format!(
+                        "the scored row has more than one column named \"{}\", which {} needs",
+                        feature.name,
+                        loaded.row.label()
+                    ),
+                )
+                .with_hint("Give every column a distinct name (… AS name) in the subquery."));
+            }
+            let found = attrs.iter().position(matches);
             let Some(attribute) = found else {
                 let present: Vec<&str> = attrs
                     .iter()
