@@ -32,6 +32,8 @@ pub enum ErrorKind {
     DuplicateColumn,
     /// A required argument is NULL (22004).
     NullValue,
+    /// A configured limit was reached, e.g. customer_value.max_training_rows (54000).
+    TooManyRows,
     /// A numerical procedure failed on valid input, e.g. collinear features (22000).
     FitFailed,
     /// A bug: an invariant of the engine itself was broken (XX000).

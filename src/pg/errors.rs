@@ -20,6 +20,7 @@ pub fn sqlstate(kind: ErrorKind) -> PgSqlErrorCode {
         ErrorKind::UndefinedTable => ERRCODE_UNDEFINED_TABLE,
         ErrorKind::DuplicateColumn => ERRCODE_DUPLICATE_COLUMN,
         ErrorKind::NullValue => ERRCODE_NULL_VALUE_NOT_ALLOWED,
+        ErrorKind::TooManyRows => ERRCODE_PROGRAM_LIMIT_EXCEEDED,
         ErrorKind::FitFailed => ERRCODE_DATA_EXCEPTION,
         ErrorKind::Internal => ERRCODE_INTERNAL_ERROR,
     }

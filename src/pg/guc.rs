@@ -8,7 +8,21 @@ use pgrx::pg_sys;
 /// `customer_value.model`: the model `customer_value(row)` uses when no model is given.
 pub static DEFAULT_MODEL: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
+/// `customer_value.max_training_rows`: training and evaluation hold the rows they read in
+/// memory; past this many rows they stop with a clear error instead of exhausting memory.
+pub static MAX_TRAINING_ROWS: GucSetting<i32> = GucSetting::<i32>::new(20_000_000);
+
 pub fn register() {
+    GucRegistry::define_int_guc(
+        c"customer_value.max_training_rows",
+        c"Most rows train() and evaluate() read from a source.",
+        c"They hold the rows in memory (about 8 bytes per value); past this they stop with an error. Sample larger tables (TABLESAMPLE).",
+        &MAX_TRAINING_ROWS,
+        10,
+        i32::MAX,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
     GucRegistry::define_string_guc(
         c"customer_value.model",
         c"Model used by customer_value(row) and customer_tier(row) when no model is named.",

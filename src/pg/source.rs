@@ -136,12 +136,23 @@ pub fn scan_columns(
     let query = format!("SELECT {} FROM {}", columns.join(", "), from_clause);
     let cursor = Spi::connect(|client| client.open_cursor(query.as_str(), &[]).detach_into_name());
     let mut values: Vec<Option<f64>> = vec![None; columns.len()];
+    let max_rows = super::guc::MAX_TRAINING_ROWS.get().max(0) as usize;
+    let mut rows_read = 0usize;
     loop {
         pgrx::check_for_interrupts!();
         let fetched = Spi::connect(|client| -> Result<usize> {
             let mut cursor = client.find_cursor(&cursor).or_raise();
             let batch = cursor.fetch(BATCH_ROWS).or_raise();
             let n = batch.len();
+            rows_read += n;
+            if rows_read > max_rows {
+                return Err(EngineError::new(
+                    ErrorKind::TooManyRows,
+                    format!("the source has more than {max_rows} rows (customer_value.max_training_rows)"),
+                )
+                .with_detail("Training and evaluation hold the rows they read in memory.")
+                .with_hint("Sample the source, e.g. 'SELECT * FROM customers TABLESAMPLE SYSTEM (10)', or raise customer_value.max_training_rows."));
+            }
             if n > 0 {
                 // Deform each row once, in place: ~4× faster than a typed get per value.
                 // SAFETY: `batch` keeps SPI_tuptable alive; it holds n tuples of `tupdesc`.

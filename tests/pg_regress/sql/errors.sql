@@ -54,6 +54,11 @@ SELECT * FROM customer_value.train('a@b', 'customers', 'spend');
 \echo :LAST_ERROR_SQLSTATE
 SELECT * FROM customer_value.train(NULL, 'customers', 'spend');
 \echo :LAST_ERROR_SQLSTATE
+-- a source larger than customer_value.max_training_rows
+SET customer_value.max_training_rows = 50;
+SELECT * FROM customer_value.train('m', 'customers', 'spend', 'linear', '{"features": ["orders"]}');
+\echo :LAST_ERROR_SQLSTATE
+RESET customer_value.max_training_rows;
 -- a SELECT source with duplicate column names
 SELECT * FROM customer_value.train('m', 'SELECT orders, orders, spend FROM customers', 'spend', 'linear');
 \echo :LAST_ERROR_SQLSTATE
