@@ -42,8 +42,10 @@ pub struct TrainOptions {
     /// Metric that picks the best `auto` candidate and decides deployment.
     pub metric: Metric,
     pub tiers: TierSpec,
-    /// Ridge penalty.
+    /// Penalty of ridge, lasso and elastic net.
     pub alpha: f64,
+    /// Share of the elastic-net penalty that is L1.
+    pub l1_ratio: f64,
     pub forest: ForestParams,
     /// Algorithms `auto` tries.
     pub candidates: Vec<Algorithm>,
@@ -61,6 +63,7 @@ impl Default for TrainOptions {
             metric: Metric::Rmse,
             tiers: TierSpec::default(),
             alpha: 1.0,
+            l1_ratio: 0.5,
             forest: ForestParams::default(),
             candidates: Algorithm::CANDIDATES.to_vec(),
             clv: ClvOptions::default(),
@@ -78,6 +81,7 @@ const COMMON_KEYS: [&str; 7] = [
     "tiers",
 ];
 const RIDGE_KEYS: [&str; 1] = ["alpha"];
+const ELASTIC_NET_KEYS: [&str; 2] = ["alpha", "l1_ratio"];
 const FOREST_KEYS: [&str; 5] = [
     "n_trees",
     "max_depth",
@@ -107,10 +111,11 @@ pub fn valid_keys(algorithm: Algorithm) -> Vec<&'static str> {
     };
     match algorithm {
         Algorithm::Linear | Algorithm::BgNbd | Algorithm::ParetoNbd | Algorithm::GammaGamma => {}
-        Algorithm::Ridge => keys.extend(RIDGE_KEYS),
+        Algorithm::Ridge | Algorithm::Lasso => keys.extend(RIDGE_KEYS),
+        Algorithm::ElasticNet => keys.extend(ELASTIC_NET_KEYS),
         Algorithm::RandomForest => keys.extend(FOREST_KEYS),
         Algorithm::Auto => {
-            keys.extend(RIDGE_KEYS);
+            keys.extend(ELASTIC_NET_KEYS);
             keys.extend(FOREST_KEYS);
             keys.extend(AUTO_KEYS);
         }
@@ -326,6 +331,9 @@ impl TrainOptions {
         }
         if let Some(alpha) = number(map, "alpha", 0.0, f64::MAX, "a non-negative number")? {
             o.alpha = alpha;
+        }
+        if let Some(r) = number(map, "l1_ratio", 0.0, 1.0, "a number from 0 to 1")? {
+            o.l1_ratio = r;
         }
         if let Some(n) = integer(map, "n_trees", 1, 10_000)? {
             o.forest.n_trees = n as usize;

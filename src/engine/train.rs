@@ -62,6 +62,11 @@ fn fit(
     match algorithm {
         Algorithm::Linear => LinearModel::fit_ols(train).map(Predictor::Linear),
         Algorithm::Ridge => LinearModel::fit_ridge(train, options.alpha).map(Predictor::Linear),
+        Algorithm::Lasso => LinearModel::fit_lasso(train, options.alpha).map(Predictor::Linear),
+        Algorithm::ElasticNet => {
+            LinearModel::fit_elastic_net(train, options.alpha, options.l1_ratio)
+                .map(Predictor::Linear)
+        }
         Algorithm::RandomForest => {
             fit_random_forest(train, &options.forest, interrupt).map(Predictor::Trees)
         }

@@ -4,6 +4,8 @@
 use serde::{Deserialize, Serialize};
 use smartcore::linalg::basic::arrays::Array;
 use smartcore::linalg::basic::matrix::DenseMatrix;
+use smartcore::linear::elastic_net::{ElasticNet, ElasticNetParameters};
+use smartcore::linear::lasso::{Lasso, LassoParameters};
 use smartcore::linear::linear_regression::{
     LinearRegression, LinearRegressionParameters, LinearRegressionSolverName,
 };
@@ -80,6 +82,37 @@ impl LinearModel {
             coefficients: column(fitted.coefficients()),
         };
         model.check_fit("ridge")
+    }
+
+    /// Lasso (L1 penalty `alpha` on standardised features; smartcore's interior-point solver,
+    /// so an uninformative coefficient comes out near zero rather than exactly zero).
+    pub fn fit_lasso(data: &Dataset, alpha: f64) -> Result<LinearModel> {
+        need_more_rows_than_features(data, "lasso")?;
+        let x = matrix(data)?;
+        let params = LassoParameters::default().with_alpha(alpha);
+        let fitted = catch_library_panic("lasso", || Lasso::fit(&x, &data.y, params))?
+            .map_err(|e| fit_failed("lasso", &e.to_string()))?;
+        LinearModel {
+            intercept: *fitted.intercept(),
+            coefficients: column(fitted.coefficients()),
+        }
+        .check_fit("lasso")
+    }
+
+    /// Elastic net: penalty `alpha` split into L1 (`l1_ratio`) and L2 (the rest).
+    pub fn fit_elastic_net(data: &Dataset, alpha: f64, l1_ratio: f64) -> Result<LinearModel> {
+        need_more_rows_than_features(data, "elastic_net")?;
+        let x = matrix(data)?;
+        let params = ElasticNetParameters::default()
+            .with_alpha(alpha)
+            .with_l1_ratio(l1_ratio);
+        let fitted = catch_library_panic("elastic_net", || ElasticNet::fit(&x, &data.y, params))?
+            .map_err(|e| fit_failed("elastic_net", &e.to_string()))?;
+        LinearModel {
+            intercept: *fitted.intercept(),
+            coefficients: column(fitted.coefficients()),
+        }
+        .check_fit("elastic_net")
     }
 
     fn check_fit(self, algorithm: &str) -> Result<LinearModel> {
@@ -172,6 +205,27 @@ mod tests {
         let big = LinearModel::fit_ridge(&data, 1e4).unwrap();
         let norm = |m: &LinearModel| m.coefficients.iter().map(|c| c * c).sum::<f64>();
         assert!(norm(&big) < norm(&small));
+    }
+
+    /// y depends on a and b only; lasso with a moderate penalty drives the third coefficient to
+    /// (near) zero and keeps the others close; elastic net keeps the signs.
+    #[test]
+    fn lasso_zeroes_an_uninformative_feature() {
+        let mut data = exact_data(400);
+        for i in 0..data.n_rows {
+            let (a, b) = (data.x[i * 3], data.x[i * 3 + 1]);
+            data.y[i] = 3.0 + 2.0 * a - 0.5 * b;
+        }
+        let m = LinearModel::fit_lasso(&data, 1.0).unwrap();
+        assert!(m.coefficients[2].abs() < 1e-3, "{m:?}");
+        assert!((m.coefficients[0] - 2.0).abs() < 0.05, "{m:?}");
+        assert!((m.coefficients[1] + 0.5).abs() < 0.05, "{m:?}");
+        // a stronger penalty shrinks the coefficients' L1 norm below least squares'
+        let l1 = |m: &LinearModel| m.coefficients.iter().map(|c| c.abs()).sum::<f64>();
+        let ols = LinearModel::fit_ols(&data).unwrap();
+        assert!(l1(&LinearModel::fit_lasso(&data, 50.0).unwrap()) < 0.9 * l1(&ols));
+        let e = LinearModel::fit_elastic_net(&data, 1.0, 0.5).unwrap();
+        assert!(e.coefficients[0] > 0.0 && e.coefficients[1] < 0.0, "{e:?}");
     }
 
     #[test]

@@ -20,6 +20,10 @@ pub enum Algorithm {
     Linear,
     Ridge,
     RandomForest,
+    /// L1-penalised linear regression.
+    Lasso,
+    /// L1 + L2 penalised linear regression.
+    ElasticNet,
     /// Tries every concrete algorithm and keeps the best on holdout.
     Auto,
     /// BG/NBD purchase-count model (CLV, fitted on an RFM summary).
@@ -33,9 +37,11 @@ pub enum Algorithm {
 }
 
 impl Algorithm {
-    pub const ALL: [Algorithm; 8] = [
+    pub const ALL: [Algorithm; 10] = [
         Algorithm::Linear,
         Algorithm::Ridge,
+        Algorithm::Lasso,
+        Algorithm::ElasticNet,
         Algorithm::RandomForest,
         Algorithm::Auto,
         Algorithm::BgNbd,
@@ -53,6 +59,8 @@ impl Algorithm {
             Algorithm::Linear => "linear",
             Algorithm::Ridge => "ridge",
             Algorithm::RandomForest => "random_forest",
+            Algorithm::Lasso => "lasso",
+            Algorithm::ElasticNet => "elastic_net",
             Algorithm::Auto => "auto",
             Algorithm::BgNbd => "bgnbd",
             Algorithm::ParetoNbd => "pareto_nbd",
@@ -149,7 +157,7 @@ mod tests {
         assert_eq!(err.message, "unknown algorithm \"xgboost\"");
         assert_eq!(
             err.hint.as_deref(),
-            Some("Valid algorithms are: linear, ridge, random_forest, auto, bgnbd, pareto_nbd, gamma_gamma, clv.")
+            Some("Valid algorithms are: linear, ridge, lasso, elastic_net, random_forest, auto, bgnbd, pareto_nbd, gamma_gamma, clv.")
         );
     }
 }

@@ -61,6 +61,11 @@ SELECT f ->> 'name' AS feature, f ->> 'impute' AS impute, f ->> 'impute_value' A
   FROM customer_value.models, jsonb_array_elements(features) f
  WHERE name = 'with_nulls';
 
+-- lasso and elastic_net (L1 / L1+L2 penalties on standardised features)
+SELECT name, algorithm, round((metrics ->> 'r2')::numeric, 3) AS r2
+  FROM customer_value.train('sparse', 'customers', 'spend', 'lasso', '{"alpha": 0.1}');
+SELECT name, algorithm, round((metrics ->> 'r2')::numeric, 3) AS r2
+  FROM customer_value.train('mixed', 'customers', 'spend', 'elastic_net', '{"alpha": 0.1, "l1_ratio": 0.7}');
 -- random_forest and auto; auto records every trial and keeps the best on holdout rmse.
 SELECT name, version, algorithm, round((metrics ->> 'r2')::numeric, 3) AS r2
   FROM customer_value.train('forest', 'customers', 'spend', 'random_forest',
