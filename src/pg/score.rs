@@ -394,12 +394,34 @@ unsafe fn id_arg<'a>(fcinfo: pg_sys::FunctionCallInfo, index: usize) -> KeyArg<'
 
 unsafe fn value(fcinfo: pg_sys::FunctionCallInfo, key: KeyArg<'_>) -> f64 {
     let (x, model) = unsafe { read_row(fcinfo, key) };
-    model.predict(x)
+    finite_or_raise(fcinfo, model.predict(x))
 }
 
 unsafe fn tier(fcinfo: pg_sys::FunctionCallInfo, key: KeyArg<'_>) -> String {
     let (x, model) = unsafe { read_row(fcinfo, key) };
-    model.tiers.assign(model.predict(x)).to_string()
+    let prediction = finite_or_raise(fcinfo, model.predict(x));
+    model.tiers.assign(prediction).to_string()
+}
+
+/// A prediction that overflowed (extreme inputs or parameters) is an error, never a silent
+/// Infinity or NaN in the user's results.
+#[inline]
+fn finite_or_raise(fcinfo: pg_sys::FunctionCallInfo, value: f64) -> f64 {
+    if value.is_finite() {
+        return value;
+    }
+    let label = unsafe { call_site(fcinfo) }
+        .model
+        .as_ref()
+        .map(|m| m.row.label())
+        .unwrap_or_else(|| "the model".into());
+    super::errors::raise(
+        EngineError::new(
+            ErrorKind::NonFiniteValue,
+            format!("{label} gives {value} for this row"),
+        )
+        .with_hint("Check the row for extreme values; the model's output overflowed."),
+    )
 }
 
 #[pg_extern(sql = false)]
@@ -441,7 +463,8 @@ unsafe fn clv_quantity(
     quantity: ClvQuantity,
 ) -> f64 {
     let (x, model) = unsafe { read_row(fcinfo, key) };
-    model.clv_quantity(quantity, x).or_raise()
+    let value = model.clv_quantity(quantity, x).or_raise();
+    finite_or_raise(fcinfo, value)
 }
 
 #[pg_extern(sql = false)]

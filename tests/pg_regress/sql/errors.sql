@@ -89,6 +89,9 @@ SELECT customer_value(r, 'm') FROM (SELECT 1 AS orders, 2.0 AS basket, 1 AS acti
 \echo :LAST_ERROR_SQLSTATE
 SELECT customer_value(r, 'm') FROM (SELECT 1 AS orders, 'Infinity'::float8 AS basket, true AS active) r;
 \echo :LAST_ERROR_SQLSTATE
+-- a prediction that overflows is an error, not Infinity
+SELECT customer_value(r, 'm') FROM (SELECT 1e308::float8 AS orders, 2.0 AS basket, true AS active) r;
+\echo :LAST_ERROR_SQLSTATE
 -- two columns of one name: which one was meant cannot be guessed
 SELECT customer_value(r, 'm') FROM (SELECT 1 AS orders, 2.0 AS basket, 3.0 AS basket, true AS active) r;
 \echo :LAST_ERROR_SQLSTATE
