@@ -93,13 +93,19 @@ fn parse_options(options: &Value) -> Result<RfmOptions> {
 }
 
 /// Builds the summary query. `$1` is calibration_end (timestamptz), `$2` holdout_end (or NULL).
+/// The summary query and the SQL type of the customer key it returns as text.
+struct RfmQuery {
+    sql: String,
+    key_type: String,
+}
+
 fn build_query(
     source: &str,
     customer_column: &str,
     time_column: &str,
     amount_column: &str,
     options: &Value,
-) -> Result<String> {
+) -> Result<RfmQuery> {
     let o = parse_options(options)?;
     let source = resolve_source(source)?;
     let columns = source_columns(&source)?;
@@ -110,7 +116,7 @@ fn build_query(
             .map(|(_, t)| *t)
             .ok_or_else(|| missing_column(what, name, &columns))
     };
-    type_of("customer", customer_column)?;
+    let key_type = type_name(type_of("customer", customer_column)?);
     let time_type = unsafe { pg_sys::getBaseType(type_of("time", time_column)?) };
     if ![
         pg_sys::DATEOID,
@@ -154,7 +160,7 @@ fn build_query(
     // calibration or holdout) → customers. The key keeps its own type until the output (grouping
     // by text would compare with the collation). The first period's value, needed to leave it out
     // of the repeat mean, is carried by min() over [epoch, amount] arrays.
-    Ok(format!(
+    let sql = format!(
         "WITH bounds AS (
     SELECT given.c AS calibration_end,
            {cal_cut} AS calibration_cut,
@@ -207,7 +213,8 @@ SELECT c.customer::text,
         cal_cut = cutoff("given.c"),
         hold_cut = cutoff("given.h"),
         from = source.from_clause,
-    ))
+    );
+    Ok(RfmQuery { sql, key_type })
 }
 
 /// The SQL `customer_value.rfm()` runs for these arguments ($1 = calibration_end,
@@ -229,6 +236,7 @@ fn rfm_query(
         &options,
     )
     .or_raise()
+    .sql
 }
 
 /// Materialises an RFM summary as a table whose key column keeps its source name and type
@@ -245,8 +253,7 @@ fn create_rfm(
     options: default!(Option<JsonB>, "'{}'"),
 ) -> i64 {
     let options = options.map(|j| j.0).unwrap_or(Value::Null);
-    // validates everything first, with the same messages as rfm()
-    build_query(
+    let query = build_query(
         source,
         customer_column,
         time_column,
@@ -254,13 +261,10 @@ fn create_rfm(
         &options,
     )
     .or_raise();
-    let resolved = resolve_source(source).or_raise();
-    let columns = source_columns(&resolved).or_raise();
-    let key_type = columns
-        .iter()
-        .find(|(n, _)| n == customer_column)
-        .map(|(_, t)| type_name(*t))
-        .unwrap_or_else(|| "text".into());
+    let holdout_end: Option<String> = options
+        .get("holdout_end")
+        .and_then(Value::as_str)
+        .map(str::to_string);
     let key = quote_identifier(customer_column);
     // the table name as Postgres parses an identifier (optionally schema-qualified), each part
     // quoted: nothing but a name can reach the DDL below
@@ -277,30 +281,18 @@ fn create_rfm(
             .or_raise()
             .unwrap_or_default()
     });
-    let holdout = ["holdout_purchases", "holdout_spend"]
-        .iter()
-        .map(|c| format!(", r.{c}"))
-        .collect::<String>();
     let sql = format!(
         "CREATE TABLE {table_name} AS
          SELECT r.customer::{key_type} AS {key}, r.frequency, r.recency, r.t, r.monetary_value,
-                r.first_purchase, r.last_purchase, r.total_spend, r.purchases, r.transactions{holdout}
-           FROM customer_value.rfm($1, $2, $3, $4, $5, $6) AS r"
+                r.first_purchase, r.last_purchase, r.total_spend, r.purchases, r.transactions,
+                r.holdout_purchases, r.holdout_spend
+           FROM ({query}) AS r",
+        key_type = query.key_type,
+        query = query.sql,
     );
     Spi::connect_mut(|client| {
         client
-            .update(
-                &sql,
-                None,
-                &[
-                    source.into(),
-                    customer_column.into(),
-                    time_column.into(),
-                    amount_column.into(),
-                    calibration_end.into(),
-                    JsonB(options.clone()).into(),
-                ],
-            )
+            .update(&sql, None, &[calibration_end.into(), holdout_end.into()])
             .or_raise();
         client
             .update(
