@@ -108,3 +108,6 @@ COMMENT ON FUNCTION customer_value.evaluate(text, text, text) IS
     'Metrics of a model on any relation against its column `actual`: n, predicted/actual totals and % error, MAE, RMSE, R², Pearson, Spearman, normalized Gini, top-decile capture';
 COMMENT ON FUNCTION customer_value.lift(text, text, text, int) IS
     'Lift table of a model on a relation: customers ranked by prediction in `buckets` groups (best first) with mean predicted, mean actual and share of actual value';
+
+COMMENT ON FUNCTION customer_value.retrain(text, jsonb) IS
+    'Re-runs the serving version''s training spec on today''s data; deploys the new version only if at least as good on the same holdout (champion/challenger), options override the spec (e.g. {"deploy": "always"}); records every run, failed ones too, in customer_value.training_runs';

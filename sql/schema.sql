@@ -21,6 +21,8 @@ CREATE TABLE customer_value.models (
     trained_by  name        NOT NULL DEFAULT current_user,
     trained_at  timestamptz NOT NULL DEFAULT now(),
     deployed    boolean     NOT NULL DEFAULT false,
+    spec        jsonb       NOT NULL,
+    profile     jsonb,
     CONSTRAINT models_name_version_key UNIQUE (name, version),
     CONSTRAINT models_name_check CHECK (name <> '' AND strpos(name, '@') = 0),
     CONSTRAINT models_version_check CHECK (version >= 1)
@@ -51,6 +53,51 @@ COMMENT ON COLUMN customer_value.models.model IS 'Self-describing model bytes: m
 COMMENT ON COLUMN customer_value.models.trained_by IS 'Role that trained the model';
 COMMENT ON COLUMN customer_value.models.trained_at IS 'When the model was trained';
 COMMENT ON COLUMN customer_value.models.deployed IS 'Whether this is the deployed version of its name (at most one per name)';
+COMMENT ON COLUMN customer_value.models.spec IS 'Full training spec, what customer_value.retrain re-runs: source (schema-qualified for a relation), target, algorithm as requested (e.g. auto), options';
+COMMENT ON COLUMN customer_value.models.profile IS 'Distributions seen at training (feature and score deciles, NULL shares), the reference of customer_value.drift';
+
+-- Every training and retraining run, deployed or not, failed or not.
+CREATE SEQUENCE customer_value.training_runs_id_seq;
+CREATE TABLE customer_value.training_runs (
+    id                 bigint      NOT NULL DEFAULT nextval('customer_value.training_runs_id_seq') PRIMARY KEY,
+    model              text        NOT NULL,
+    version            int,
+    kind               text        NOT NULL,
+    started            timestamptz NOT NULL,
+    finished           timestamptz NOT NULL,
+    rows_read          bigint,
+    metrics            jsonb,
+    champion_version   int,
+    champion_metrics   jsonb,
+    decision           text        NOT NULL,
+    reason             text,
+    error              text,
+    sqlstate           text,
+    run_by             name        NOT NULL DEFAULT current_user,
+    CONSTRAINT training_runs_kind_check CHECK (kind IN ('train', 'retrain')),
+    CONSTRAINT training_runs_decision_check CHECK (decision IN ('deployed', 'not_deployed', 'failed'))
+);
+ALTER SEQUENCE customer_value.training_runs_id_seq OWNED BY customer_value.training_runs.id;
+CREATE INDEX training_runs_model_started ON customer_value.training_runs (model, started);
+SELECT pg_catalog.pg_extension_config_dump('customer_value.training_runs', '');
+SELECT pg_catalog.pg_extension_config_dump('customer_value.training_runs_id_seq', '');
+
+COMMENT ON TABLE customer_value.training_runs IS
+    'One row per train/retrain run: what was read, the metrics of the new version and of the serving version on the same holdout, and the decision. A failed retrain is recorded too (a cancelled or killed one rolls back with its transaction).';
+COMMENT ON COLUMN customer_value.training_runs.model IS 'Model name';
+COMMENT ON COLUMN customer_value.training_runs.version IS 'Version the run created (NULL if it failed)';
+COMMENT ON COLUMN customer_value.training_runs.kind IS 'train or retrain';
+COMMENT ON COLUMN customer_value.training_runs.started IS 'Wall-clock start of the run';
+COMMENT ON COLUMN customer_value.training_runs.finished IS 'Wall-clock end of the run';
+COMMENT ON COLUMN customer_value.training_runs.rows_read IS 'Rows read from the source';
+COMMENT ON COLUMN customer_value.training_runs.metrics IS 'Holdout metrics of the new version (the challenger)';
+COMMENT ON COLUMN customer_value.training_runs.champion_version IS 'Version that was serving when the run started';
+COMMENT ON COLUMN customer_value.training_runs.champion_metrics IS 'Metrics of the serving version on the same holdout rows (retrain)';
+COMMENT ON COLUMN customer_value.training_runs.decision IS 'deployed, not_deployed or failed';
+COMMENT ON COLUMN customer_value.training_runs.reason IS 'Why: the comparison, the deploy option, or the error';
+COMMENT ON COLUMN customer_value.training_runs.error IS 'Error message of a failed run';
+COMMENT ON COLUMN customer_value.training_runs.sqlstate IS 'SQLSTATE of a failed run';
+COMMENT ON COLUMN customer_value.training_runs.run_by IS 'Role that ran it';
 
 CREATE VIEW customer_value.model_summary AS
 SELECT m.id,

@@ -62,6 +62,35 @@ impl ModelArtifact {
         self.predictor.predict(x)
     }
 
+    /// Predicts from raw column values (one per feature, `None` for SQL NULL), imputing as
+    /// scoring does; `x` is a reusable buffer. A NULL where the model has no imputation value is
+    /// an error naming the feature.
+    pub fn predict_raw(&self, raw: &[Option<f64>], x: &mut Vec<f64>) -> Result<f64> {
+        if raw.len() != self.features.len() {
+            return Err(EngineError::new(
+                ErrorKind::Internal,
+                format!(
+                    "{} raw values for a model with {} features",
+                    raw.len(),
+                    self.features.len()
+                ),
+            ));
+        }
+        x.clear();
+        for (value, spec) in raw.iter().zip(&self.features) {
+            match value.or(spec.impute) {
+                Some(v) => x.push(v),
+                None => {
+                    return Err(EngineError::new(
+                        ErrorKind::NullValue,
+                        format!("feature \"{}\" is NULL", spec.name),
+                    ))
+                }
+            }
+        }
+        Ok(self.predict(x))
+    }
+
     /// A CLV quantity (expected purchases, P(alive), expected spend) for encoded inputs.
     pub fn clv_quantity(&self, quantity: ClvQuantity, x: &[f64]) -> Result<f64> {
         match &self.predictor {

@@ -41,6 +41,10 @@ pub struct TrainOutcome {
     pub n_train: usize,
     pub n_test: usize,
     pub dropped_null_target: usize,
+    /// The rows the metrics were computed on, as indices into the training rows (regression:
+    /// the holdout; CLV: every customer with a target), so another model can be scored on
+    /// exactly the same rows (champion/challenger).
+    pub evaluation_rows: Vec<usize>,
 }
 
 /// Train/test row indices for a seeded split; `test_size` of the rows (at least one) go to test.
@@ -195,6 +199,7 @@ pub fn train(
         n_train: train_idx.len(),
         n_test: test_idx.len(),
         dropped_null_target: data.dropped_null_target,
+        evaluation_rows: test_idx,
     })
 }
 
@@ -291,13 +296,15 @@ pub fn train_clv(
         ));
     }
     let mut dropped_null_target = 0;
+    let mut evaluation_rows = Vec::new();
     let metrics = match target {
         None => None,
         Some((name, values)) => {
             let (mut actual, mut predicted) = (Vec::new(), Vec::new());
-            for (v, p) in values.iter().zip(&predictions) {
+            for (i, (v, p)) in values.iter().zip(&predictions).enumerate() {
                 match v {
                     Some(v) => {
+                        evaluation_rows.push(i);
                         actual.push(*v);
                         predicted.push(*p);
                     }
@@ -334,10 +341,11 @@ pub fn train_clv(
         n_train: customers.len(),
         n_test: 0,
         dropped_null_target,
+        evaluation_rows,
     })
 }
 
-fn metrics_object(m: &RegressionMetrics) -> serde_json::Map<String, Value> {
+pub fn metrics_object(m: &RegressionMetrics) -> serde_json::Map<String, Value> {
     let mut map = serde_json::Map::new();
     map.insert("rmse".into(), json!(m.rmse));
     map.insert("mae".into(), json!(m.mae));

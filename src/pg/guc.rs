@@ -12,7 +12,21 @@ pub static DEFAULT_MODEL: GucSetting<Option<CString>> = GucSetting::<Option<CStr
 /// memory; past this many rows they stop with a clear error instead of exhausting memory.
 pub static MAX_TRAINING_ROWS: GucSetting<i32> = GucSetting::<i32>::new(20_000_000);
 
+/// `customer_value.progress_interval`: seconds between progress NOTICEs of a long training
+/// (rows read, step, elapsed); 0 turns them off.
+pub static PROGRESS_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(10);
+
 pub fn register() {
+    GucRegistry::define_int_guc(
+        c"customer_value.progress_interval",
+        c"Seconds between progress NOTICEs of a long training run (0: none).",
+        c"A training that reads or fits for longer than this reports rows read, step and elapsed time at this rate.",
+        &PROGRESS_INTERVAL,
+        0,
+        86_400,
+        GucContext::Userset,
+        GucFlags::UNIT_S,
+    );
     GucRegistry::define_int_guc(
         c"customer_value.max_training_rows",
         c"Most rows train() and evaluate() read from a source.",

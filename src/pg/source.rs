@@ -14,6 +14,9 @@ const BATCH_ROWS: i64 = 10_000;
 pub struct Source {
     pub from_clause: String,
     pub primary_key: Vec<String>,
+    /// A relation's schema-qualified name (a query: `None`), so a stored spec resolves the same
+    /// relation whatever the search_path of a later (scheduled) retrain.
+    pub qualified_name: Option<String>,
 }
 
 pub fn looks_like_query(source: &str) -> bool {
@@ -32,6 +35,7 @@ pub fn resolve_source(source: &str) -> Result<Source> {
         return Ok(Source {
             from_clause: format!("({source}) AS cv_source"),
             primary_key: vec![],
+            qualified_name: None,
         });
     }
     let oid: Option<pg_sys::Oid> = Spi::connect(|client| {
@@ -49,6 +53,21 @@ pub fn resolve_source(source: &str) -> Result<Source> {
         )
         .with_hint("Give a table or view name (schema-qualified if needed) or a SELECT query."));
     };
+    let qualified_name: String = Spi::connect(|client| {
+        client
+            .select(
+                "SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname)
+                   FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                  WHERE c.oid = $1",
+                Some(1),
+                &[oid.into()],
+            )
+            .or_raise()
+            .first()
+            .get_one::<String>()
+            .or_raise()
+            .unwrap_or_default()
+    });
     let name: String = Spi::connect(|client| {
         client
             .select("SELECT $1::regclass::text", Some(1), &[oid.into()])
@@ -75,6 +94,7 @@ pub fn resolve_source(source: &str) -> Result<Source> {
         // the same alias as a query source, so `cv_source` is the whole row in both
         from_clause: format!("{name} AS cv_source"),
         primary_key,
+        qualified_name: Some(qualified_name),
     })
 }
 

@@ -3,19 +3,24 @@
 //! it is at least as good as the serving one. Everything happens in the caller's transaction, so
 //! a failed or cancelled training leaves no partial rows and the previous version serving.
 
+use pgrx::datum::TimestampWithTimeZone;
 use pgrx::prelude::*;
 use pgrx::spi::quote_identifier;
 use pgrx::JsonB;
 use serde_json::Value;
 
+use crate::engine::champion::{format_metric, score_champion};
 use crate::engine::clv::data::Customer;
+use crate::engine::codec::ModelArtifact;
 use crate::engine::error::{EngineError, ErrorKind, Result};
 use crate::engine::features::{Encoding, FeatureSpec, RawTable, SqlType};
+use crate::engine::metrics::RegressionMetrics;
 use crate::engine::models::Algorithm;
 use crate::engine::options::{DeployPolicy, TrainOptions};
 use crate::engine::train::{features_json, train as train_model, train_clv, TrainOutcome};
 
-use super::errors::OrRaise;
+use super::errors::{raise, OrRaise};
+use super::progress::Progress;
 use super::source::{missing_column, resolve_source, scan_columns, source_columns, Source};
 use super::store;
 use super::types::sql_type_of;
@@ -84,19 +89,40 @@ fn as_float8(column: &str, sql_type: &SqlType) -> String {
     }
 }
 
-/// Reads target and features into a [`RawTable`].
-fn read_table(source: &Source, target: &str, features: Vec<(String, SqlType)>) -> Result<RawTable> {
+/// Reads target and features into a [`RawTable`], plus the `extra` columns (the serving
+/// model's inputs, for champion/challenger) of every row whose target is not NULL — the rows
+/// the dataset keeps, in the same order.
+fn read_table(
+    source: &Source,
+    target: &str,
+    features: Vec<(String, SqlType)>,
+    extra: &[(String, SqlType)],
+) -> Result<(RawTable, Vec<Vec<Option<f64>>>)> {
     let mut select: Vec<String> = vec![format!("({})::float8", quote_identifier(target))];
     select.extend(features.iter().map(|(n, t)| as_float8(n, t)));
+    select.extend(extra.iter().map(|(n, t)| as_float8(n, t)));
+    let n_features = features.len();
     let mut table = RawTable::new(target, features)?;
+    let mut extra_rows = Vec::new();
+    let mut progress = Progress::new("reading");
     scan_columns(&source.from_clause, &select, &mut |values| {
-        table.push_row(&values[1..], values[0])
+        progress.tick(table.n_rows() + 1);
+        if !extra.is_empty() && values[0].is_some() {
+            extra_rows.push(values[1 + n_features..].to_vec());
+        }
+        table.push_row(&values[1..1 + n_features], values[0])
     })?;
-    Ok(table)
+    Ok((table, extra_rows))
 }
 
-/// An RFM summary as read: feature specs, customers, and the target column's values if any.
-type RfmRead = (Vec<FeatureSpec>, Vec<Customer>, Option<Vec<Option<f64>>>);
+/// An RFM summary as read: feature specs, customers, the target column's values if any, and
+/// the extra columns of every row.
+type RfmRead = (
+    Vec<FeatureSpec>,
+    Vec<Customer>,
+    Option<Vec<Option<f64>>>,
+    Vec<Vec<Option<f64>>>,
+);
 
 /// Reads an RFM summary for the CLV models: the columns `options->'columns'` names (frequency,
 /// recency, t and for spend models monetary_value), and the target if one is given.
@@ -106,6 +132,7 @@ fn read_rfm(
     algorithm: Algorithm,
     target: Option<&str>,
     options: &TrainOptions,
+    extra: &[(String, SqlType)],
 ) -> Result<RfmRead> {
     let c = &options.clv.columns;
     let mut roles: Vec<&str> = vec![&c.frequency, &c.recency, &c.t];
@@ -143,6 +170,9 @@ fn read_rfm(
     if let Some(t) = target {
         select.push(format!("({})::float8", quote_identifier(t)));
     }
+    let first_extra = select.len();
+    select.extend(extra.iter().map(|(n, t)| as_float8(n, t)));
+    let mut extra_rows = Vec::new();
     let mut customers = Vec::new();
     let mut actual: Vec<Option<f64>> = Vec::new();
     let mut row = 0usize;
@@ -178,6 +208,9 @@ fn read_rfm(
             t: get(2),
             monetary_value: if roles.len() > 3 { get(3) } else { 0.0 },
         });
+        if !extra.is_empty() {
+            extra_rows.push(values[first_extra..].to_vec());
+        }
         if target.is_some() {
             let v = values[roles.len()];
             if let Some(v) = v {
@@ -192,10 +225,10 @@ fn read_rfm(
         }
         Ok(())
     })?;
-    Ok((specs, customers, target.map(|_| actual)))
+    Ok((specs, customers, target.map(|_| actual), extra_rows))
 }
 
-fn check_name(name: &str) -> Result<()> {
+pub(crate) fn check_name(name: &str) -> Result<()> {
     if name.trim().is_empty() || name.contains('@') || name.len() > 200 {
         return Err(EngineError::invalid_parameter(format!(
             "invalid model name \"{name}\""
@@ -205,36 +238,106 @@ fn check_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-fn required<'a>(value: Option<&'a str>, what: &str) -> Result<&'a str> {
+pub(crate) fn required<'a>(value: Option<&'a str>, what: &str) -> Result<&'a str> {
     value.ok_or_else(|| EngineError::new(ErrorKind::NullValue, format!("{what} must not be NULL")))
 }
 
-/// A metric for a message: six decimals, or scientific notation for tiny values.
-fn format_metric(value: Option<f64>) -> String {
-    match value {
-        None => "null".into(),
-        Some(v) if v == 0.0 || v.abs() >= 1e-3 => format!("{v:.6}"),
-        Some(v) => format!("{v:.3e}"),
-    }
+/// How [`store`] decides whether the new version is deployed.
+pub(crate) enum DeployDecision {
+    /// `train`: by the deploy option, comparing holdout metrics with the serving version's.
+    VersusServing,
+    /// `retrain`: already decided on a common holdout.
+    Decided { deploy: bool, reason: String },
 }
 
-struct Stored {
-    id: i64,
-    version: i32,
-    deployed: bool,
+pub(crate) struct Stored {
+    pub id: i64,
+    pub version: i32,
+    pub deployed: bool,
+    pub reason: String,
+    pub serving_version: Option<i32>,
+}
+
+/// What a training run wrote and why: one row of `customer_value.training_runs`.
+pub(crate) struct RunRecord<'a> {
+    pub model: &'a str,
+    pub version: Option<i32>,
+    pub kind: &'static str,
+    pub started: TimestampWithTimeZone,
+    pub rows_read: Option<i64>,
+    pub metrics: Option<Value>,
+    pub champion_version: Option<i32>,
+    pub champion_metrics: Option<Value>,
+    pub decision: &'static str,
+    pub reason: Option<String>,
+    pub error: Option<(String, String)>,
+}
+
+pub(crate) fn now() -> TimestampWithTimeZone {
+    Spi::connect(|client| {
+        client
+            .select("SELECT pg_catalog.clock_timestamp()", Some(1), &[])
+            .or_raise()
+            .first()
+            .get_one::<TimestampWithTimeZone>()
+            .or_raise()
+    })
+    .unwrap_or_else(|| {
+        raise(EngineError::new(
+            ErrorKind::Internal,
+            "clock_timestamp() is NULL",
+        ))
+    })
+}
+
+pub(crate) fn record_run(run: &RunRecord<'_>) {
+    let (error, sqlstate) = match &run.error {
+        Some((sqlstate, message)) => (Some(message.clone()), Some(sqlstate.clone())),
+        None => (None, None),
+    };
+    super::privilege::as_extension_owner(|| {
+        Spi::connect_mut(|client| {
+            client
+                .update(
+                    "INSERT INTO customer_value.training_runs
+                       (model, version, kind, started, finished, rows_read, metrics,
+                        champion_version, champion_metrics, decision, reason, error, sqlstate, run_by)
+                     VALUES ($1, $2, $3, $4, pg_catalog.clock_timestamp(), $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                    None,
+                    &[
+                        run.model.into(),
+                        run.version.into(),
+                        run.kind.into(),
+                        run.started.into(),
+                        run.rows_read.into(),
+                        run.metrics.clone().map(JsonB).into(),
+                        run.champion_version.into(),
+                        run.champion_metrics.clone().map(JsonB).into(),
+                        run.decision.into(),
+                        run.reason.clone().into(),
+                        error.into(),
+                        sqlstate.into(),
+                        super::privilege::caller_name().into(),
+                    ],
+                )
+                .or_raise();
+        })
+    });
 }
 
 /// Stores `outcome` as the next version of `name`, deciding deployment under a per-name lock so
 /// concurrent trainings of one name get distinct versions and one deployed row.
-fn store(
+pub(crate) fn store(
     name: &str,
     source: &str,
-    options_json: &Value,
+    spec: &Value,
     outcome: &TrainOutcome,
     options: &TrainOptions,
+    decision: DeployDecision,
 ) -> Result<Stored> {
     let bytes = outcome.artifact.encode()?;
     let metrics = outcome.metrics_json(options);
+    let caller = super::privilege::caller_name();
     Spi::connect_mut(|client| {
         store::lock_name(client, name);
         let version: i32 = client
@@ -259,70 +362,251 @@ fn store(
             .map(|row| (row.get::<i32>(1).or_raise(), row.get::<JsonB>(2).or_raise()))
             .unwrap_or((None, None));
         let metric = options.metric;
-        let new_value = outcome.metrics.as_ref().and_then(|m| m.get(metric));
-        let deploy = match (options.deploy, &serving) {
-            (DeployPolicy::Always, _) => true,
-            (DeployPolicy::Never, _) => false,
-            (DeployPolicy::Auto, (None, _)) => true,
-            (DeployPolicy::Auto, (Some(serving_version), serving_metrics)) => {
-                let old_value = serving_metrics
-                    .as_ref()
-                    .and_then(|m| m.0.get(metric.key()))
-                    .and_then(Value::as_f64);
-                let better = metric.at_least_as_good(new_value, old_value);
-                if !better {
-                    pgrx::notice!(
-                        "model \"{name}\" version {version} is not deployed: holdout {} {} is worse than deployed version {serving_version}'s {}",
-                        metric.key(),
-                        format_metric(new_value),
-                        format_metric(old_value),
-                    );
+        let (deploy, reason) = match decision {
+            DeployDecision::Decided { deploy, reason } => (deploy, reason),
+            DeployDecision::VersusServing => {
+                let new_value = outcome.metrics.as_ref().and_then(|m| m.get(metric));
+                match (options.deploy, &serving) {
+                    (DeployPolicy::Always, _) => (true, "deploy is \"always\"".to_string()),
+                    (DeployPolicy::Never, _) => (false, "deploy is \"never\"".to_string()),
+                    (DeployPolicy::Auto, (None, _)) => {
+                        (true, "no version was deployed".to_string())
+                    }
+                    (DeployPolicy::Auto, (Some(serving_version), serving_metrics)) => {
+                        let old_value = serving_metrics
+                            .as_ref()
+                            .and_then(|m| m.0.get(metric.key()))
+                            .and_then(Value::as_f64);
+                        let better = metric.at_least_as_good(new_value, old_value);
+                        let verdict = if better {
+                            "at least as good as"
+                        } else {
+                            "worse than"
+                        };
+                        (
+                            better,
+                            format!(
+                                "holdout {} {} is {verdict} deployed version {serving_version}'s {}",
+                                metric.key(),
+                                format_metric(new_value),
+                                format_metric(old_value),
+                            ),
+                        )
+                    }
                 }
-                better
             }
         };
-        if deploy {
-            client
-                .update(
-                    "UPDATE customer_value.models SET deployed = false WHERE name = $1 AND deployed",
-                    None,
-                    &[name.into()],
-                )
-                .or_raise();
+        if !deploy {
+            pgrx::notice!("model \"{name}\" version {version} is not deployed: {reason}");
         }
         let a = &outcome.artifact;
-        let id: i64 = client
-            .update(
-                "INSERT INTO customer_value.models
-                   (name, version, algorithm, task, target, source, features, options, metrics, tiers, model, deployed)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-                 RETURNING id",
-                None,
-                &[
-                    name.into(),
-                    version.into(),
-                    a.algorithm.name().into(),
-                    a.task.name().into(),
-                    a.target.clone().into(),
-                    source.into(),
-                    JsonB(features_json(&a.features)).into(),
-                    JsonB(options_json.clone()).into(),
-                    JsonB(metrics).into(),
-                    JsonB(a.tiers.to_json()).into(),
-                    bytes.into(),
-                    deploy.into(),
-                ],
-            )
-            .or_raise()
-            .first()
-            .get_one::<i64>()
-            .or_raise()
-            .unwrap_or(0);
+        let id: i64 = super::privilege::as_extension_owner(|| {
+            if deploy {
+                client
+                    .update(
+                        "UPDATE customer_value.models SET deployed = false WHERE name = $1 AND deployed",
+                        None,
+                        &[name.into()],
+                    )
+                    .or_raise();
+            }
+            client
+                .update(
+                    "INSERT INTO customer_value.models
+                       (name, version, algorithm, task, target, source, features, options, metrics,
+                        tiers, model, deployed, spec, trained_by)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                     RETURNING id",
+                    None,
+                    &[
+                        name.into(),
+                        version.into(),
+                        a.algorithm.name().into(),
+                        a.task.name().into(),
+                        a.target.clone().into(),
+                        source.into(),
+                        JsonB(features_json(&a.features)).into(),
+                        JsonB(spec.get("options").cloned().unwrap_or(Value::Null)).into(),
+                        JsonB(metrics).into(),
+                        JsonB(a.tiers.to_json()).into(),
+                        bytes.into(),
+                        deploy.into(),
+                        JsonB(spec.clone()).into(),
+                        caller.as_str().into(),
+                    ],
+                )
+                .or_raise()
+                .first()
+                .get_one::<i64>()
+                .or_raise()
+                .unwrap_or(0)
+        });
         Ok(Stored {
             id,
             version,
             deployed: deploy,
+            reason,
+            serving_version: serving.0,
         })
+    })
+}
+
+/// A training request: the spec stored with the version (and re-run by `retrain`).
+pub(crate) struct Spec {
+    pub source: String,
+    pub target: Option<String>,
+    pub algorithm: Algorithm,
+    pub options: Value,
+}
+
+impl Spec {
+    pub fn to_json(&self, qualified_source: &str) -> Value {
+        serde_json::json!({
+            "source": qualified_source,
+            "target": self.target,
+            "algorithm": self.algorithm.name(),
+            "options": self.options,
+        })
+    }
+}
+
+/// A model fitted from its source, and (when a serving model was given) that model's metrics
+/// on the same evaluation rows, or why it could not be scored there.
+pub(crate) struct Fitted {
+    pub outcome: TrainOutcome,
+    pub rows_read: usize,
+    pub qualified_source: String,
+    pub champion: Option<std::result::Result<RegressionMetrics, String>>,
+}
+
+/// The serving model's inputs as source columns, or why the source no longer has them.
+fn champion_columns(
+    champion: &ModelArtifact,
+    columns: &[(String, pg_sys::Oid)],
+) -> std::result::Result<Vec<(String, SqlType)>, String> {
+    champion
+        .features
+        .iter()
+        .map(|f| {
+            let Some((_, oid)) = columns.iter().find(|(n, _)| *n == f.name) else {
+                return Err(format!(
+                    "its feature column \"{}\" is missing from the source",
+                    f.name
+                ));
+            };
+            let sql_type = sql_type_of(*oid);
+            if !f.encoding.accepts(&sql_type) {
+                return Err(format!(
+                    "its feature column \"{}\" now has type {}, it was trained on {}",
+                    f.name,
+                    sql_type.sql_name(),
+                    f.sql_type
+                ));
+            }
+            Ok((f.name.clone(), sql_type))
+        })
+        .collect()
+}
+
+/// Reads the source and fits `spec`; with a `champion`, also scores it on the evaluation rows.
+pub(crate) fn fit_from_source(
+    spec: &Spec,
+    parsed: &TrainOptions,
+    champion: Option<&ModelArtifact>,
+) -> Result<Fitted> {
+    let algorithm = spec.algorithm;
+    let target = spec.target.as_deref();
+    let source = resolve_source(&spec.source)?;
+    let columns = source_columns(&source)?;
+    if let Some(target) = target {
+        let Some((_, target_type)) = columns.iter().find(|(n, _)| n == target) else {
+            return Err(missing_column("target", target, &columns));
+        };
+        let target_sql_type = sql_type_of(*target_type);
+        if !target_sql_type.is_number() {
+            return Err(EngineError::new(
+                ErrorKind::DatatypeMismatch,
+                format!(
+                    "target column \"{target}\" has type {}; a value model needs a numeric target",
+                    target_sql_type.sql_name()
+                ),
+            )
+            .with_hint("Use an integer, floating-point or numeric column (e.g. spend), or cast it in a SELECT source."));
+        }
+    }
+    let champion_inputs = champion.map(|c| champion_columns(c, &columns));
+    let extra: &[(String, SqlType)] = match &champion_inputs {
+        Some(Ok(cols)) => cols,
+        _ => &[],
+    };
+    let mut progress = Progress::new("training");
+    let mut interrupt = || {
+        pgrx::check_for_interrupts!();
+        progress.step();
+    };
+    let (outcome, rows_read, actual, champion_raw) = if algorithm.is_clv() {
+        let (specs, customers, actual, extra_rows) =
+            read_rfm(&source, &columns, algorithm, target, parsed, extra)?;
+        let rows_read = customers.len();
+        let target_values = target.zip(actual.as_deref());
+        let outcome = train_clv(
+            specs,
+            &customers,
+            target_values,
+            algorithm,
+            parsed,
+            &mut interrupt,
+        )?;
+        let all_actual: Vec<Option<f64>> = actual.unwrap_or_default();
+        let evaluated: Vec<f64> = outcome
+            .evaluation_rows
+            .iter()
+            .filter_map(|&i| all_actual.get(i).copied().flatten())
+            .collect();
+        let raw: Vec<Vec<Option<f64>>> = outcome
+            .evaluation_rows
+            .iter()
+            .filter_map(|&i| extra_rows.get(i).cloned())
+            .collect();
+        (outcome, rows_read, evaluated, raw)
+    } else {
+        let target = target.unwrap_or_default();
+        let features = choose_features(&columns, target, &source, parsed)?;
+        let (raw, extra_rows) = read_table(&source, target, features, extra)?;
+        let rows_read = raw.n_rows();
+        let (specs, dataset) = raw.into_dataset()?;
+        let outcome = train_model(
+            specs,
+            &dataset,
+            algorithm,
+            Some(target),
+            parsed,
+            &mut interrupt,
+        )?;
+        let evaluated: Vec<f64> = outcome
+            .evaluation_rows
+            .iter()
+            .map(|&i| dataset.y[i])
+            .collect();
+        let raw: Vec<Vec<Option<f64>>> = outcome
+            .evaluation_rows
+            .iter()
+            .filter_map(|&i| extra_rows.get(i).cloned())
+            .collect();
+        (outcome, rows_read, evaluated, raw)
+    };
+    let champion_result = match (champion, champion_inputs) {
+        (Some(model), Some(Ok(_))) => {
+            Some(score_champion(model, &champion_raw, &actual).map_err(|e| e.message))
+        }
+        (_, Some(Err(why))) => Some(Err(why)),
+        _ => None,
+    };
+    Ok(Fitted {
+        outcome,
+        rows_read,
+        qualified_source: source.qualified_name.unwrap_or_else(|| spec.source.clone()),
+        champion: champion_result,
     })
 }
 
@@ -344,6 +628,7 @@ fn train(
         name!(id, i64),
     ),
 > {
+    let started = now();
     let name = required(name, "model name").or_raise();
     check_name(name).or_raise();
     let source_text = required(source, "source").or_raise();
@@ -356,60 +641,45 @@ fn train(
     } else {
         Some(required(target, "target column").or_raise())
     };
-
-    let source = resolve_source(source_text).or_raise();
-    let columns = source_columns(&source).or_raise();
-    if let Some(target) = target {
-        let Some((_, target_type)) = columns.iter().find(|(n, _)| n == target) else {
-            super::errors::raise(missing_column("target", target, &columns));
-        };
-        let target_sql_type = sql_type_of(*target_type);
-        if !target_sql_type.is_number() {
-            super::errors::raise(
-                EngineError::new(
-                    ErrorKind::DatatypeMismatch,
-                    format!(
-                        "target column \"{target}\" has type {}; a value model needs a numeric target",
-                        target_sql_type.sql_name()
-                    ),
-                )
-                .with_hint("Use an integer, floating-point or numeric column (e.g. spend), or cast it in a SELECT source."),
-            );
-        }
-    }
-    let mut interrupt = || {
-        pgrx::check_for_interrupts!();
+    let spec = Spec {
+        source: source_text.to_string(),
+        target: target.map(str::to_string),
+        algorithm,
+        options: if options_json.is_null() {
+            serde_json::json!({})
+        } else {
+            options_json.clone()
+        },
     };
-    let outcome = if algorithm.is_clv() {
-        let (specs, customers, actual) =
-            read_rfm(&source, &columns, algorithm, target, &parsed).or_raise();
-        let target = target.zip(actual.as_deref());
-        train_clv(
-            specs,
-            &customers,
-            target,
-            algorithm,
-            &parsed,
-            &mut interrupt,
-        )
-        .or_raise()
-    } else {
-        let target = target.unwrap_or_default();
-        let features = choose_features(&columns, target, &source, &parsed).or_raise();
-        let raw = read_table(&source, target, features).or_raise();
-        let (specs, dataset) = raw.into_dataset().or_raise();
-        train_model(
-            specs,
-            &dataset,
-            algorithm,
-            Some(target),
-            &parsed,
-            &mut interrupt,
-        )
-        .or_raise()
-    };
-    let stored = store(name, source_text, &options_json, &outcome, &parsed).or_raise();
+    let fitted = fit_from_source(&spec, &parsed, None).or_raise();
+    let outcome = &fitted.outcome;
+    let stored = store(
+        name,
+        source_text,
+        &spec.to_json(&fitted.qualified_source),
+        outcome,
+        &parsed,
+        DeployDecision::VersusServing,
+    )
+    .or_raise();
     let metrics = outcome.metrics_json(&parsed);
+    record_run(&RunRecord {
+        model: name,
+        version: Some(stored.version),
+        kind: "train",
+        started,
+        rows_read: Some(fitted.rows_read as i64),
+        metrics: Some(metrics.clone()),
+        champion_version: stored.serving_version,
+        champion_metrics: None,
+        decision: if stored.deployed {
+            "deployed"
+        } else {
+            "not_deployed"
+        },
+        reason: Some(stored.reason.clone()),
+        error: None,
+    });
     TableIterator::once((
         name.to_string(),
         stored.version,

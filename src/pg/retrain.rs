@@ -1,0 +1,305 @@
+//! `customer_value.retrain(name, options)`: re-runs the serving version's stored spec on
+//! today's data and deploys the new version only if it is at least as good as the serving one
+//! on the same holdout rows (champion/challenger). Every run is recorded in
+//! `customer_value.training_runs` — a failed one too: the attempt runs in a subtransaction, so
+//! its failure is rolled back and written down instead of taking the record with it. A cancel
+//! or statement timeout still aborts the statement (nothing to record: the transaction ends).
+
+use pgrx::prelude::*;
+use pgrx::JsonB;
+use serde_json::Value;
+
+use crate::engine::champion::decide;
+use crate::engine::error::{EngineError, ErrorKind, Result};
+use crate::engine::models::Algorithm;
+use crate::engine::options::TrainOptions;
+use crate::engine::train::metrics_object;
+
+use super::errors::OrRaise;
+use super::store;
+use super::subxact::run_in_subtransaction;
+use super::train::{
+    check_name, fit_from_source, now, record_run, store as store_version, DeployDecision,
+    RunRecord, Spec,
+};
+
+/// The version whose spec is re-run: the deployed one, else the newest.
+struct Basis {
+    version: i32,
+    deployed: bool,
+    spec: Value,
+    row: store::ModelRow,
+}
+
+fn basis(name: &str) -> Result<Basis> {
+    let found = Spi::connect(|client| {
+        client
+            .select(
+                "SELECT version, deployed, spec, id, xmin::text || '/' || ctid::text
+                   FROM customer_value.models WHERE name = $1
+                  ORDER BY deployed DESC, version DESC LIMIT 1",
+                None,
+                &[name.into()],
+            )
+            .or_raise()
+            .next()
+            .map(|row| {
+                let version = row.get::<i32>(1).or_raise().unwrap_or(0);
+                Basis {
+                    version,
+                    deployed: row.get::<bool>(2).or_raise().unwrap_or(false),
+                    spec: row
+                        .get::<JsonB>(3)
+                        .or_raise()
+                        .map(|j| j.0)
+                        .unwrap_or(Value::Null),
+                    row: store::ModelRow {
+                        id: row.get::<i64>(4).or_raise().unwrap_or(0),
+                        name: name.to_string(),
+                        version,
+                        row_version: row.get::<String>(5).or_raise().unwrap_or_default(),
+                    },
+                }
+            })
+    });
+    found.ok_or_else(|| {
+        EngineError::new(
+            ErrorKind::UndefinedObject,
+            format!("model \"{name}\" does not exist"),
+        )
+        .with_hint(
+            "retrain re-runs a stored model's spec; train it first with customer_value.train(...).",
+        )
+    })
+}
+
+/// The stored spec with `overrides` merged into its options (top-level keys replace).
+fn spec_of(name: &str, basis: &Basis, overrides: &Value) -> Result<(Spec, TrainOptions)> {
+    let corrupt = |what: &str| {
+        EngineError::new(
+            ErrorKind::DataCorrupted,
+            format!(
+                "model \"{name}\" version {} has no usable training spec ({what})",
+                basis.version
+            ),
+        )
+        .with_hint("Train it again with customer_value.train(...); retrain works from then on.")
+    };
+    let source = basis
+        .spec
+        .get("source")
+        .and_then(Value::as_str)
+        .ok_or_else(|| corrupt("source"))?;
+    let algorithm = basis
+        .spec
+        .get("algorithm")
+        .and_then(Value::as_str)
+        .ok_or_else(|| corrupt("algorithm"))?;
+    let algorithm = Algorithm::parse(algorithm)?;
+    let target = basis
+        .spec
+        .get("target")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let mut options = match basis.spec.get("options") {
+        Some(Value::Object(map)) => map.clone(),
+        _ => serde_json::Map::new(),
+    };
+    match overrides {
+        Value::Null => {}
+        Value::Object(map) => {
+            for (k, v) in map {
+                options.insert(k.clone(), v.clone());
+            }
+        }
+        other => {
+            return Err(EngineError::invalid_parameter(format!(
+                "options must be a JSON object, not {other}"
+            )))
+        }
+    }
+    let options = Value::Object(options);
+    let parsed = TrainOptions::parse(&options, algorithm)?;
+    Ok((
+        Spec {
+            source: source.to_string(),
+            target,
+            algorithm,
+            options,
+        },
+        parsed,
+    ))
+}
+
+struct Attempt {
+    version: i32,
+    deployed: bool,
+    reason: String,
+    rows_read: usize,
+    metrics: Value,
+    champion_version: Option<i32>,
+    champion_metrics: Option<Value>,
+}
+
+fn attempt(name: &str, basis: &Basis, overrides: &Value) -> Result<Attempt> {
+    let (spec, parsed) = spec_of(name, basis, overrides)?;
+    let champion = if basis.deployed {
+        Some(store::load(&basis.row)?)
+    } else {
+        None
+    };
+    let fitted = fit_from_source(&spec, &parsed, champion.as_deref())?;
+    let outcome = &fitted.outcome;
+    let champion_version = basis.deployed.then_some(basis.version);
+    let champion_eval = fitted
+        .champion
+        .as_ref()
+        .map(|r| r.as_ref().map_err(String::as_str));
+    let (deploy, reason) = decide(
+        parsed.deploy,
+        parsed.metric,
+        outcome.metrics.as_ref(),
+        champion_version.zip(champion_eval),
+    );
+    let stored = store_version(
+        name,
+        &spec.source,
+        &spec.to_json(&fitted.qualified_source),
+        outcome,
+        &parsed,
+        DeployDecision::Decided { deploy, reason },
+    )?;
+    let champion_metrics = match &fitted.champion {
+        Some(Ok(m)) => {
+            let mut obj = metrics_object(m);
+            obj.insert("n".into(), serde_json::json!(m.n));
+            Some(Value::Object(obj))
+        }
+        Some(Err(why)) => Some(serde_json::json!({ "error": why })),
+        None => None,
+    };
+    Ok(Attempt {
+        version: stored.version,
+        deployed: stored.deployed,
+        reason: stored.reason,
+        rows_read: fitted.rows_read,
+        metrics: outcome.metrics_json(&parsed),
+        champion_version,
+        champion_metrics,
+    })
+}
+
+// pgrx reads the output column names from this signature, so the row type cannot be an alias.
+#[allow(clippy::type_complexity)]
+#[pg_extern(schema = "customer_value", volatile, parallel_unsafe)]
+fn retrain(
+    name: &str,
+    options: default!(Option<JsonB>, "'{}'"),
+) -> TableIterator<
+    'static,
+    (
+        name!(name, String),
+        name!(version, Option<i32>),
+        name!(deployed, bool),
+        name!(decision, String),
+        name!(reason, String),
+        name!(metrics, Option<JsonB>),
+        name!(champion_version, Option<i32>),
+        name!(champion_metrics, Option<JsonB>),
+    ),
+> {
+    let started = now();
+    check_name(name).or_raise();
+    let overrides = options.map(|j| j.0).unwrap_or(Value::Null);
+    // An engine error is raised inside the subtransaction too, so it is rolled back like any
+    // other failure (a half-done store must not survive).
+    // A model that does not exist is the caller's error, not a run to record.
+    Spi::connect_mut(|client| store::lock_name(client, name));
+    let basis = basis(name).or_raise();
+    let result = run_in_subtransaction(|| attempt(name, &basis, &overrides).or_raise());
+    let row = match result {
+        Ok(a) => {
+            let decision = if a.deployed {
+                "deployed"
+            } else {
+                "not_deployed"
+            };
+            record_run(&RunRecord {
+                model: name,
+                version: Some(a.version),
+                kind: "retrain",
+                started,
+                rows_read: Some(a.rows_read as i64),
+                metrics: Some(a.metrics.clone()),
+                champion_version: a.champion_version,
+                champion_metrics: a.champion_metrics.clone(),
+                decision,
+                reason: Some(a.reason.clone()),
+                error: None,
+            });
+            (
+                name.to_string(),
+                Some(a.version),
+                a.deployed,
+                decision.to_string(),
+                a.reason,
+                Some(JsonB(a.metrics)),
+                a.champion_version,
+                a.champion_metrics.map(JsonB),
+            )
+        }
+        Err(caught) => failed(
+            name,
+            started,
+            basis.deployed.then_some(basis.version),
+            caught.sqlstate,
+            caught.message,
+        ),
+    };
+    TableIterator::once(row)
+}
+
+type RetrainRow = (
+    String,
+    Option<i32>,
+    bool,
+    String,
+    String,
+    Option<JsonB>,
+    Option<i32>,
+    Option<JsonB>,
+);
+
+/// Records a failed attempt (already rolled back) and reports it.
+fn failed(
+    name: &str,
+    started: pgrx::datum::TimestampWithTimeZone,
+    champion_version: Option<i32>,
+    sqlstate: String,
+    message: String,
+) -> RetrainRow {
+    pgrx::warning!("retraining model \"{name}\" failed ({sqlstate}): {message}; the serving version is unchanged");
+    record_run(&RunRecord {
+        model: name,
+        version: None,
+        kind: "retrain",
+        started,
+        rows_read: None,
+        metrics: None,
+        champion_version,
+        champion_metrics: None,
+        decision: "failed",
+        reason: Some(message.clone()),
+        error: Some((sqlstate, message.clone())),
+    });
+    (
+        name.to_string(),
+        None,
+        false,
+        "failed".to_string(),
+        message,
+        None,
+        None,
+        None,
+    )
+}
