@@ -22,7 +22,10 @@ if [ ${#tests[@]} -eq 0 ]; then
     mapfile -t tests < <(cd tests/pg_regress/sql && ls -- *.sql | sed 's/\.sql$//' | grep -v '^setup$' | sort)
 fi
 step "golden SQL tests: ${tests[*]}"
-start_cluster
+# pg_cron for the scheduling test: preloaded, jobs in the regression database, run by background
+# workers (no TCP connection needed on this socket-only cluster).
+start_cluster "shared_preload_libraries = 'pg_cron'" "cron.database_name = 'customer_value_regress'" \
+    "cron.use_background_workers = on" "max_worker_processes = 24"
 OUT=$(mktemp -d /tmp/customer_value_regress.XXXXXX)
 chmod 777 "$OUT"
 # Data files the tests COPY from: a copy the server's OS user can read, wherever the checkout is.

@@ -111,3 +111,123 @@ COMMENT ON FUNCTION customer_value.lift(text, text, text, int) IS
 
 COMMENT ON FUNCTION customer_value.retrain(text, jsonb) IS
     'Re-runs the serving version''s training spec on today''s data; deploys the new version only if at least as good on the same holdout (champion/challenger), options override the spec (e.g. {"deploy": "always"}); records every run, failed ones too, in customer_value.training_runs';
+COMMENT ON FUNCTION customer_value.restrict_model(text, text[]) IS
+    'Restricts who may see and score a model (all versions) to members of these roles; NULL or an empty array opens it to every customer_value_reader again. Allowed to the model''s owner (who trained its first version) and the store''s owner; returns the number of roles';
+
+-- ---------------------------------------------------------------------------------------------
+-- Privileges: least privilege with two group roles (created once per cluster, kept when they
+-- already exist, e.g. from another database's install). Admin stays with the extension owner.
+-- ---------------------------------------------------------------------------------------------
+DO $roles$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'customer_value_reader') THEN
+        CREATE ROLE customer_value_reader NOLOGIN;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'customer_value_trainer') THEN
+        CREATE ROLE customer_value_trainer NOLOGIN;
+    END IF;
+END
+$roles$;
+COMMENT ON ROLE customer_value_reader IS 'customer_value: may score with customer_value(row)/customer_tier(row) and read model summaries';
+COMMENT ON ROLE customer_value_trainer IS 'customer_value: may also train, retrain, deploy and schedule models (member of customer_value_reader)';
+GRANT customer_value_reader TO customer_value_trainer;
+
+-- The store: readable by readers (scoring reads it with the caller's privileges, so row-level
+-- security below decides which models a role can use); written by nobody directly. train,
+-- retrain, deploy and restrict_model perform their own fixed statements as the owner.
+REVOKE ALL ON ALL TABLES IN SCHEMA customer_value FROM PUBLIC;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA customer_value FROM PUBLIC;
+GRANT USAGE ON SCHEMA customer_value TO customer_value_reader;
+GRANT SELECT ON customer_value.models, customer_value.model_summary, customer_value.training_runs,
+                customer_value.model_access
+   TO customer_value_reader;
+
+ALTER TABLE customer_value.models ENABLE ROW LEVEL SECURITY;
+ALTER TABLE customer_value.training_runs ENABLE ROW LEVEL SECURITY;
+CREATE POLICY models_by_access ON customer_value.models FOR SELECT
+    USING (NOT EXISTS (SELECT 1 FROM customer_value.model_access a WHERE a.name = models.name)
+           OR EXISTS (SELECT 1 FROM customer_value.model_access a
+                        JOIN pg_catalog.pg_roles r ON r.rolname = a.role
+                       WHERE a.name = models.name
+                         AND pg_catalog.pg_has_role(CURRENT_USER, r.oid, 'MEMBER')));
+CREATE POLICY training_runs_by_access ON customer_value.training_runs FOR SELECT
+    USING (NOT EXISTS (SELECT 1 FROM customer_value.model_access a WHERE a.name = training_runs.model)
+           OR EXISTS (SELECT 1 FROM customer_value.model_access a
+                        JOIN pg_catalog.pg_roles r ON r.rolname = a.role
+                       WHERE a.name = training_runs.model
+                         AND pg_catalog.pg_has_role(CURRENT_USER, r.oid, 'MEMBER')));
+
+-- Functions that change the store: trainers only (the owner keeps them as owner).
+REVOKE EXECUTE ON FUNCTION customer_value.train(text, text, text, text, jsonb) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION customer_value.retrain(text, jsonb) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION customer_value.deploy(text, int) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION customer_value.restrict_model(text, text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION customer_value.train(text, text, text, text, jsonb) TO customer_value_trainer;
+GRANT EXECUTE ON FUNCTION customer_value.retrain(text, jsonb) TO customer_value_trainer;
+GRANT EXECUTE ON FUNCTION customer_value.deploy(text, int) TO customer_value_trainer;
+GRANT EXECUTE ON FUNCTION customer_value.restrict_model(text, text[]) TO customer_value_trainer;
+
+-- ---------------------------------------------------------------------------------------------
+-- Scheduled retraining with pg_cron (optional: these functions look for it when called). The
+-- job runs as the role that scheduled it, with that role's privileges, in this database.
+-- ---------------------------------------------------------------------------------------------
+CREATE FUNCTION customer_value.schedule_retraining(name text, cron text, options jsonb DEFAULT '{}')
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    job_id bigint;
+BEGIN
+    IF name IS NULL OR cron IS NULL THEN
+        RAISE EXCEPTION 'model name and cron schedule must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_cron') THEN
+        RAISE EXCEPTION 'extension "pg_cron" is not installed in database "%"', current_database()
+            USING ERRCODE = '42704',
+                  HINT = format('Install the postgresql-15-cron package, set shared_preload_libraries = ''pg_cron'' and cron.database_name = %L in postgresql.conf, restart, then CREATE EXTENSION pg_cron.', current_database());
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM customer_value.models m WHERE m.name = schedule_retraining.name) THEN
+        RAISE EXCEPTION 'model "%" does not exist', name USING ERRCODE = '42704';
+    END IF;
+    -- cron.schedule(job_name, …) replaces an existing job of that name: rescheduling is one call.
+    EXECUTE 'SELECT cron.schedule($1, $2, $3)' INTO job_id
+        USING 'customer_value.retrain:' || name, cron,
+              format('SELECT * FROM customer_value.retrain(%L, %L::jsonb)', name, coalesce(options, '{}'::jsonb));
+    RETURN job_id;
+END
+$fn$;
+
+CREATE FUNCTION customer_value.unschedule_retraining(name text)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    job_name text := 'customer_value.retrain:' || name;
+    found_job boolean;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_cron') THEN
+        RAISE EXCEPTION 'extension "pg_cron" is not installed in database "%"', current_database()
+            USING ERRCODE = '42704',
+                  HINT = 'Retraining can only be scheduled (and unscheduled) with pg_cron.';
+    END IF;
+    EXECUTE 'SELECT EXISTS (SELECT 1 FROM cron.job WHERE jobname = $1 AND username = current_user)'
+        INTO found_job USING job_name;
+    IF NOT found_job THEN
+        RAISE EXCEPTION 'no retraining is scheduled for model "%"', name
+            USING ERRCODE = '42704', HINT = 'Scheduled jobs are listed in cron.job (job names start with customer_value.retrain:).';
+    END IF;
+    EXECUTE 'SELECT cron.unschedule($1)' USING job_name;
+    RETURN true;
+END
+$fn$;
+
+COMMENT ON FUNCTION customer_value.schedule_retraining(text, text, jsonb) IS
+    'Schedules customer_value.retrain(name, options) with pg_cron on a cron schedule (e.g. ''0 3 * * *''); the job is named customer_value.retrain:<name>, runs as the caller, and replaces an earlier schedule of that model; returns the pg_cron job id';
+COMMENT ON FUNCTION customer_value.unschedule_retraining(text) IS
+    'Removes the pg_cron job that retrains the model';
+REVOKE EXECUTE ON FUNCTION customer_value.schedule_retraining(text, text, jsonb) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION customer_value.unschedule_retraining(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION customer_value.schedule_retraining(text, text, jsonb) TO customer_value_trainer;
+GRANT EXECUTE ON FUNCTION customer_value.unschedule_retraining(text) TO customer_value_trainer;

@@ -99,7 +99,7 @@ COMMENT ON COLUMN customer_value.training_runs.error IS 'Error message of a fail
 COMMENT ON COLUMN customer_value.training_runs.sqlstate IS 'SQLSTATE of a failed run';
 COMMENT ON COLUMN customer_value.training_runs.run_by IS 'Role that ran it';
 
-CREATE VIEW customer_value.model_summary AS
+CREATE VIEW customer_value.model_summary WITH (security_invoker = true) AS
 SELECT m.id,
        m.name,
        m.version,
@@ -129,3 +129,21 @@ SELECT m.id,
 
 COMMENT ON VIEW customer_value.model_summary IS
     'One row per model version with its holdout metrics flattened into columns, for BI tools';
+
+-- Per-model access: a model with rows here can be seen and scored only by members of the listed
+-- roles (and the store's owner); a model without rows is open to every customer_value_reader.
+-- Enforced by row-level security on models and training_runs (see the end of finalize.sql).
+CREATE TABLE customer_value.model_access (
+    name        text        NOT NULL,
+    role        name        NOT NULL,
+    granted_by  name        NOT NULL,
+    granted_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (name, role)
+);
+SELECT pg_catalog.pg_extension_config_dump('customer_value.model_access', '');
+COMMENT ON TABLE customer_value.model_access IS
+    'Roles allowed to see and score a model (by name, all versions); no row for a model = every customer_value_reader. Set with customer_value.restrict_model.';
+COMMENT ON COLUMN customer_value.model_access.name IS 'Model name';
+COMMENT ON COLUMN customer_value.model_access.role IS 'A role whose members may see and score the model';
+COMMENT ON COLUMN customer_value.model_access.granted_by IS 'Role that set the restriction';
+COMMENT ON COLUMN customer_value.model_access.granted_at IS 'When it was set';

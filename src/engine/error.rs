@@ -36,6 +36,8 @@ pub enum ErrorKind {
     TooManyRows,
     /// A numerical procedure failed on valid input, e.g. collinear features (22000).
     FitFailed,
+    /// The caller may not use or change this model (42501).
+    InsufficientPrivilege,
     /// A bug: an invariant of the engine itself was broken (XX000).
     Internal,
 }

@@ -1,67 +1,146 @@
-//! Model administration: deploying (and rolling back to) a version.
+//! Model administration: deploying (and rolling back to) a version, and restricting who may
+//! use a model.
 
 use pgrx::prelude::*;
 
 use crate::engine::error::{EngineError, ErrorKind};
 
 use super::errors::{raise, OrRaise};
+use super::privilege::{as_extension_owner, caller_name};
 use super::store;
 
 /// Makes `version` the deployed version of `name`; returns the previously deployed version.
 #[pg_extern(schema = "customer_value", volatile, parallel_unsafe)]
 fn deploy(name: &str, version: i32) -> Option<i32> {
-    Spi::connect_mut(|client| {
-        store::lock_name(client, name);
-        let exists = client
-            .select(
-                "SELECT 1 FROM customer_value.models WHERE name = $1 AND version = $2",
-                None,
-                &[name.into(), version.into()],
-            )
-            .or_raise()
-            .len()
-            == 1;
-        if !exists {
-            let any: bool = !client
+    let exists_at_all = store::check_access(name).or_raise();
+    as_extension_owner(|| {
+        Spi::connect_mut(|client| {
+            store::lock_name(client, name);
+            let exists = client
                 .select(
-                    "SELECT 1 FROM customer_value.models WHERE name = $1",
+                    "SELECT 1 FROM customer_value.models WHERE name = $1 AND version = $2",
+                    None,
+                    &[name.into(), version.into()],
+                )
+                .or_raise()
+                .len()
+                == 1;
+            if !exists {
+                raise(if exists_at_all {
+                    EngineError::new(
+                        ErrorKind::UndefinedObject,
+                        format!("model \"{name}\" has no version {version}"),
+                    )
+                    .with_hint("See customer_value.model_summary for its versions.")
+                } else {
+                    EngineError::new(
+                        ErrorKind::UndefinedObject,
+                        format!("model \"{name}\" does not exist"),
+                    )
+                });
+            }
+            let previous: Option<i32> = client
+                .update(
+                    "UPDATE customer_value.models SET deployed = false
+                      WHERE name = $1 AND deployed RETURNING version",
                     None,
                     &[name.into()],
                 )
                 .or_raise()
-                .is_empty();
-            raise(if any {
-                EngineError::new(
-                    ErrorKind::UndefinedObject,
-                    format!("model \"{name}\" has no version {version}"),
+                .next()
+                .and_then(|row| row.get::<i32>(1).or_raise());
+            client
+                .update(
+                    "UPDATE customer_value.models SET deployed = true WHERE name = $1 AND version = $2",
+                    None,
+                    &[name.into(), version.into()],
                 )
-                .with_hint("See customer_value.model_summary for its versions.")
-            } else {
-                EngineError::new(
-                    ErrorKind::UndefinedObject,
-                    format!("model \"{name}\" does not exist"),
-                )
-            });
-        }
-        let previous: Option<i32> = client
-            .update(
-                "UPDATE customer_value.models SET deployed = false
-                  WHERE name = $1 AND deployed RETURNING version",
-                None,
+                .or_raise();
+            previous
+        })
+    })
+}
+
+/// Restricts `name` to members of `roles` (NULL or empty: open to every reader again).
+#[pg_extern(schema = "customer_value", volatile, parallel_unsafe)]
+fn restrict_model(name: &str, roles: Option<Vec<Option<String>>>) -> i32 {
+    if !store::check_access(name).or_raise() {
+        raise(EngineError::new(
+            ErrorKind::UndefinedObject,
+            format!("model \"{name}\" does not exist"),
+        ));
+    }
+    let caller = caller_name();
+    let roles: Vec<String> = roles.unwrap_or_default().into_iter().flatten().collect();
+    // Allowed: the model's owner (who trained its first version) and whoever owns the store
+    // (or is a member of that role, e.g. a superuser).
+    let allowed = Spi::connect(|client| {
+        client
+            .select(
+                "SELECT pg_catalog.pg_has_role(CURRENT_USER, c.relowner, 'MEMBER')
+                        OR CURRENT_USER = (SELECT m.trained_by FROM customer_value.models m
+                                            WHERE m.name = $1 ORDER BY m.version LIMIT 1)
+                   FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                  WHERE n.nspname = 'customer_value' AND c.relname = 'models'",
+                Some(1),
                 &[name.into()],
             )
             .or_raise()
-            .next()
-            .and_then(|row| row.get::<i32>(1).or_raise());
-        client
-            .update(
-                "UPDATE customer_value.models SET deployed = true WHERE name = $1 AND version = $2",
-                None,
-                &[name.into(), version.into()],
+            .first()
+            .get_one::<bool>()
+            .or_raise()
+            .unwrap_or(false)
+    });
+    if !allowed {
+        raise(
+            EngineError::new(
+                ErrorKind::InsufficientPrivilege,
+                format!("permission denied to restrict model \"{name}\""),
             )
-            .or_raise();
-        previous
-    })
+            .with_detail("Only the role that trained its first version, or the owner of the model store, may change who can use a model."),
+        );
+    }
+    for role in &roles {
+        let exists = Spi::connect(|client| {
+            !client
+                .select(
+                    "SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1",
+                    None,
+                    &[role.as_str().into()],
+                )
+                .or_raise()
+                .is_empty()
+        });
+        if !exists {
+            raise(EngineError::new(
+                ErrorKind::UndefinedObject,
+                format!("role \"{role}\" does not exist"),
+            ));
+        }
+    }
+    as_extension_owner(|| {
+        Spi::connect_mut(|client| {
+            store::lock_name(client, name);
+            client
+                .update(
+                    "DELETE FROM customer_value.model_access WHERE name = $1",
+                    None,
+                    &[name.into()],
+                )
+                .or_raise();
+            for role in &roles {
+                client
+                    .update(
+                        "INSERT INTO customer_value.model_access (name, role, granted_by)
+                         VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                        None,
+                        &[name.into(), role.as_str().into(), caller.as_str().into()],
+                    )
+                    .or_raise();
+            }
+        })
+    });
+    roles.len() as i32
 }
 
 /// The fitted parameters of a model (`name`, `name@version`): for linear models the intercept

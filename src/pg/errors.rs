@@ -22,6 +22,7 @@ pub fn sqlstate(kind: ErrorKind) -> PgSqlErrorCode {
         ErrorKind::NullValue => ERRCODE_NULL_VALUE_NOT_ALLOWED,
         ErrorKind::TooManyRows => ERRCODE_PROGRAM_LIMIT_EXCEEDED,
         ErrorKind::FitFailed => ERRCODE_DATA_EXCEPTION,
+        ErrorKind::InsufficientPrivilege => ERRCODE_INSUFFICIENT_PRIVILEGE,
         ErrorKind::Internal => ERRCODE_INTERNAL_ERROR,
     }
 }

@@ -214,6 +214,7 @@ fn retrain(
     // An engine error is raised inside the subtransaction too, so it is rolled back like any
     // other failure (a half-done store must not survive).
     // A model that does not exist is the caller's error, not a run to record.
+    store::check_access(name).or_raise();
     Spi::connect_mut(|client| store::lock_name(client, name));
     let basis = basis(name).or_raise();
     let result = run_in_subtransaction(|| attempt(name, &basis, &overrides).or_raise());

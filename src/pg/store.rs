@@ -235,3 +235,42 @@ pub fn load(row: &ModelRow) -> Result<Rc<ModelArtifact>> {
     cache::put(row.id, &row.row_version, Rc::clone(&model));
     Ok(model)
 }
+
+/// Versions of `name` the caller can see, and versions that exist (counted as the store's
+/// owner): fewer visible than existing means the model is restricted from the caller.
+fn visible_and_existing(name: &str) -> (i64, i64) {
+    let count = || {
+        Spi::connect(|client| {
+            client
+                .select(
+                    "SELECT count(*) FROM customer_value.models WHERE name = $1",
+                    None,
+                    &[name.into()],
+                )
+                .or_raise()
+                .first()
+                .get_one::<i64>()
+                .or_raise()
+                .unwrap_or(0)
+        })
+    };
+    let visible = count();
+    let existing = super::privilege::as_extension_owner(count);
+    (visible, existing)
+}
+
+/// Refuses (42501) a caller from whom `name` is restricted by `customer_value.model_access`;
+/// returns whether the model exists at all.
+pub fn check_access(name: &str) -> Result<bool> {
+    let (visible, existing) = visible_and_existing(name);
+    if existing > visible {
+        return Err(EngineError::new(
+            ErrorKind::InsufficientPrivilege,
+            format!("permission denied for model \"{name}\""),
+        )
+        .with_detail(
+            "Its owner restricted it to members of certain roles (customer_value.model_access).",
+        ));
+    }
+    Ok(existing > 0)
+}

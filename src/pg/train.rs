@@ -338,9 +338,13 @@ pub(crate) fn store(
     let bytes = outcome.artifact.encode()?;
     let metrics = outcome.metrics_json(options);
     let caller = super::privilege::caller_name();
-    Spi::connect_mut(|client| {
-        store::lock_name(client, name);
-        let version: i32 = client
+    store::check_access(name)?;
+    // Version numbering, the serving version and the writes all see the whole store (as its
+    // owner): a caller's row-level view must not make two versions collide.
+    super::privilege::as_extension_owner(|| {
+        Spi::connect_mut(|client| {
+            store::lock_name(client, name);
+            let version: i32 = client
             .select(
                 "SELECT coalesce(max(version), 0) + 1 FROM customer_value.models WHERE name = $1",
                 None,
@@ -351,7 +355,7 @@ pub(crate) fn store(
             .get_one::<i32>()
             .or_raise()
             .unwrap_or(1);
-        let serving: (Option<i32>, Option<JsonB>) = client
+            let serving: (Option<i32>, Option<JsonB>) = client
             .select(
                 "SELECT version, metrics FROM customer_value.models WHERE name = $1 AND deployed",
                 None,
@@ -361,29 +365,29 @@ pub(crate) fn store(
             .next()
             .map(|row| (row.get::<i32>(1).or_raise(), row.get::<JsonB>(2).or_raise()))
             .unwrap_or((None, None));
-        let metric = options.metric;
-        let (deploy, reason) = match decision {
-            DeployDecision::Decided { deploy, reason } => (deploy, reason),
-            DeployDecision::VersusServing => {
-                let new_value = outcome.metrics.as_ref().and_then(|m| m.get(metric));
-                match (options.deploy, &serving) {
-                    (DeployPolicy::Always, _) => (true, "deploy is \"always\"".to_string()),
-                    (DeployPolicy::Never, _) => (false, "deploy is \"never\"".to_string()),
-                    (DeployPolicy::Auto, (None, _)) => {
-                        (true, "no version was deployed".to_string())
-                    }
-                    (DeployPolicy::Auto, (Some(serving_version), serving_metrics)) => {
-                        let old_value = serving_metrics
-                            .as_ref()
-                            .and_then(|m| m.0.get(metric.key()))
-                            .and_then(Value::as_f64);
-                        let better = metric.at_least_as_good(new_value, old_value);
-                        let verdict = if better {
-                            "at least as good as"
-                        } else {
-                            "worse than"
-                        };
-                        (
+            let metric = options.metric;
+            let (deploy, reason) = match decision {
+                DeployDecision::Decided { deploy, reason } => (deploy, reason),
+                DeployDecision::VersusServing => {
+                    let new_value = outcome.metrics.as_ref().and_then(|m| m.get(metric));
+                    match (options.deploy, &serving) {
+                        (DeployPolicy::Always, _) => (true, "deploy is \"always\"".to_string()),
+                        (DeployPolicy::Never, _) => (false, "deploy is \"never\"".to_string()),
+                        (DeployPolicy::Auto, (None, _)) => {
+                            (true, "no version was deployed".to_string())
+                        }
+                        (DeployPolicy::Auto, (Some(serving_version), serving_metrics)) => {
+                            let old_value = serving_metrics
+                                .as_ref()
+                                .and_then(|m| m.0.get(metric.key()))
+                                .and_then(Value::as_f64);
+                            let better = metric.at_least_as_good(new_value, old_value);
+                            let verdict = if better {
+                                "at least as good as"
+                            } else {
+                                "worse than"
+                            };
+                            (
                             better,
                             format!(
                                 "holdout {} {} is {verdict} deployed version {serving_version}'s {}",
@@ -392,61 +396,62 @@ pub(crate) fn store(
                                 format_metric(old_value),
                             ),
                         )
+                        }
                     }
                 }
+            };
+            if !deploy {
+                pgrx::notice!("model \"{name}\" version {version} is not deployed: {reason}");
             }
-        };
-        if !deploy {
-            pgrx::notice!("model \"{name}\" version {version} is not deployed: {reason}");
-        }
-        let a = &outcome.artifact;
-        let id: i64 = super::privilege::as_extension_owner(|| {
-            if deploy {
-                client
+            let a = &outcome.artifact;
+            let id: i64 = {
+                if deploy {
+                    client
                     .update(
                         "UPDATE customer_value.models SET deployed = false WHERE name = $1 AND deployed",
                         None,
                         &[name.into()],
                     )
                     .or_raise();
-            }
-            client
-                .update(
-                    "INSERT INTO customer_value.models
+                }
+                client
+                    .update(
+                        "INSERT INTO customer_value.models
                        (name, version, algorithm, task, target, source, features, options, metrics,
                         tiers, model, deployed, spec, trained_by)
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
                      RETURNING id",
-                    None,
-                    &[
-                        name.into(),
-                        version.into(),
-                        a.algorithm.name().into(),
-                        a.task.name().into(),
-                        a.target.clone().into(),
-                        source.into(),
-                        JsonB(features_json(&a.features)).into(),
-                        JsonB(spec.get("options").cloned().unwrap_or(Value::Null)).into(),
-                        JsonB(metrics).into(),
-                        JsonB(a.tiers.to_json()).into(),
-                        bytes.into(),
-                        deploy.into(),
-                        JsonB(spec.clone()).into(),
-                        caller.as_str().into(),
-                    ],
-                )
-                .or_raise()
-                .first()
-                .get_one::<i64>()
-                .or_raise()
-                .unwrap_or(0)
-        });
-        Ok(Stored {
-            id,
-            version,
-            deployed: deploy,
-            reason,
-            serving_version: serving.0,
+                        None,
+                        &[
+                            name.into(),
+                            version.into(),
+                            a.algorithm.name().into(),
+                            a.task.name().into(),
+                            a.target.clone().into(),
+                            source.into(),
+                            JsonB(features_json(&a.features)).into(),
+                            JsonB(spec.get("options").cloned().unwrap_or(Value::Null)).into(),
+                            JsonB(metrics).into(),
+                            JsonB(a.tiers.to_json()).into(),
+                            bytes.into(),
+                            deploy.into(),
+                            JsonB(spec.clone()).into(),
+                            caller.as_str().into(),
+                        ],
+                    )
+                    .or_raise()
+                    .first()
+                    .get_one::<i64>()
+                    .or_raise()
+                    .unwrap_or(0)
+            };
+            Ok(Stored {
+                id,
+                version,
+                deployed: deploy,
+                reason,
+                serving_version: serving.0,
+            })
         })
     })
 }

@@ -1,0 +1,110 @@
+-- Least privilege with real roles: readers score, trainers train, nobody writes the store
+-- directly, training reads the source with the trainer's own privileges, per-model access is
+-- enforced by Postgres (row-level security), and no elevated statement can be hijacked
+-- through search_path.
+\set ON_ERROR_ROLLBACK on
+\set VERBOSITY terse
+BEGIN;
+CREATE ROLE cv_alice LOGIN IN ROLE customer_value_reader;     -- an analyst
+CREATE ROLE cv_bob LOGIN IN ROLE customer_value_trainer;      -- a data scientist
+CREATE ROLE cv_carol LOGIN IN ROLE customer_value_trainer;    -- another one
+CREATE ROLE cv_finance NOLOGIN;
+GRANT cv_finance TO cv_alice;
+CREATE ROLE cv_nobody LOGIN;                                  -- neither role
+
+-- What the extension grants: two group roles, nothing security-definer.
+SELECT rolname, rolcanlogin FROM pg_roles WHERE rolname LIKE 'customer\_value\_%' ORDER BY 1;
+SELECT count(*) AS security_definer_functions
+  FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid AND d.deptype = 'e'
+  JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'customer_value'
+ WHERE p.prosecdef;
+SELECT p.proname, has_function_privilege('public', p.oid, 'EXECUTE') AS public_can_execute
+  FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+ WHERE n.nspname = 'customer_value' AND p.proname IN ('train', 'retrain', 'deploy', 'restrict_model', 'evaluate', 'rfm')
+ ORDER BY 1;
+SELECT c.relname, has_table_privilege('cv_alice', c.oid, 'SELECT') AS reader_select,
+       has_table_privilege('cv_bob', c.oid, 'INSERT') OR has_table_privilege('cv_bob', c.oid, 'UPDATE')
+           OR has_table_privilege('cv_bob', c.oid, 'DELETE') AS trainer_writes,
+       c.relrowsecurity AS row_security
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname = 'customer_value' AND c.relkind IN ('r', 'v') ORDER BY 1;
+
+CREATE TABLE public.customers (customer_id int PRIMARY KEY, orders int, tenure float8, spend float8);
+INSERT INTO public.customers
+SELECT i, (i * 37) % 23, ((i * 71) % 13)::float8, 10 + 2 * ((i * 37) % 23) + ((i * 17) % 5)
+  FROM generate_series(1, 300) AS i;
+CREATE TABLE public.secret_customers AS SELECT * FROM public.customers;
+GRANT SELECT ON public.customers TO cv_alice, cv_bob, cv_carol, cv_nobody;
+
+-- A trainer trains on what it can read …
+SET ROLE cv_bob;
+SELECT version, deployed FROM customer_value.train('spend', 'public.customers', 'spend', 'linear');
+SELECT trained_by FROM customer_value.models WHERE name = 'spend';
+-- … and not on what it cannot: the source is read with the caller's privileges.
+SELECT * FROM customer_value.train('leak', 'public.secret_customers', 'spend', 'linear');
+SELECT * FROM customer_value.train('leak', 'SELECT * FROM public.secret_customers', 'spend', 'linear');
+-- The store is never written directly, not even by trainers.
+UPDATE customer_value.models SET deployed = false;
+DELETE FROM customer_value.models;
+INSERT INTO customer_value.training_runs (model, kind, started, finished, decision)
+VALUES ('forged', 'train', now(), now(), 'deployed');
+RESET ROLE;
+
+-- A reader scores and reads summaries, but cannot train, deploy or tamper.
+SET ROLE cv_alice;
+SELECT round(customer_value(c, 'spend')::numeric, 2) AS value FROM public.customers c WHERE customer_id = 7;
+SELECT name, version, deployed FROM customer_value.model_summary;
+SELECT * FROM customer_value.train('mine', 'public.customers', 'spend', 'linear');
+SELECT customer_value.deploy('spend', 1);
+UPDATE customer_value.models SET model = '\x00';
+RESET ROLE;
+
+-- Someone in neither role cannot even read the store.
+SET ROLE cv_nobody;
+SELECT customer_value(c, 'spend') FROM public.customers c WHERE customer_id = 7;
+RESET ROLE;
+
+-- Per-model access: bob (the model's owner) restricts "spend" to cv_finance.
+SET ROLE cv_carol;
+SELECT customer_value.restrict_model('spend', ARRAY['cv_finance']);   -- not the owner
+RESET ROLE;
+SET ROLE cv_bob;
+SELECT customer_value.restrict_model('spend', ARRAY['cv_no_such_role']);
+SELECT customer_value.restrict_model('spend', ARRAY['cv_finance', 'customer_value_trainer']);
+RESET ROLE;
+SET ROLE cv_alice;   -- in cv_finance
+SELECT round(customer_value(c, 'spend')::numeric, 2) AS value FROM public.customers c WHERE customer_id = 7;
+RESET ROLE;
+REVOKE cv_finance FROM cv_alice;
+SET ROLE cv_alice;   -- no longer
+SELECT customer_value(c, 'spend') FROM public.customers c WHERE customer_id = 7;
+SELECT count(*) AS visible_versions FROM customer_value.model_summary WHERE name = 'spend';
+SELECT count(*) AS visible_runs FROM customer_value.training_runs WHERE model = 'spend';
+RESET ROLE;
+-- Trainers outside the list cannot retrain or deploy it either.
+SELECT customer_value.restrict_model('spend', ARRAY['cv_finance']);
+SET ROLE cv_carol;
+SELECT * FROM customer_value.retrain('spend');
+SELECT customer_value.deploy('spend', 1);
+RESET ROLE;
+SELECT customer_value.restrict_model('spend', NULL) AS open_again;
+SET ROLE cv_alice;
+SELECT count(*) AS visible_versions FROM customer_value.model_summary WHERE name = 'spend';
+RESET ROLE;
+
+-- search_path: a trainer's own operator named + on int, put ahead of pg_catalog, must not run
+-- inside the statements train() performs as the store's owner.
+CREATE SCHEMA cv_evil AUTHORIZATION cv_bob;
+SET ROLE cv_bob;
+CREATE FUNCTION cv_evil.plus(a int, b int) RETURNS int LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE NOTICE 'evil + ran as %', current_user;
+    RETURN a OPERATOR(pg_catalog.+) b;
+END $$;
+CREATE OPERATOR cv_evil.+ (LEFTARG = int, RIGHTARG = int, FUNCTION = cv_evil.plus);
+SET search_path = cv_evil, pg_catalog, public;
+SELECT 1 + 1 AS evil_is_live;
+SELECT version FROM customer_value.train('spend', 'public.customers', 'spend', 'linear');
+RESET search_path;
+RESET ROLE;
+ROLLBACK;
