@@ -7,6 +7,7 @@
 #     spend): fit and score times and the backend's peak memory.
 # Usage: bench/clv.sh [--no-python] [--sizes "1000000 10000000"]
 source "$(dirname "$0")/../scripts/common.sh"
+lock_install
 cd "$ROOT"
 python=1 sizes="1000000 10000000"
 while [ $# -gt 0 ]; do

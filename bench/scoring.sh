@@ -8,6 +8,7 @@
 # connection. Usage: bench/scoring.sh [rows]   (default 1000000). Prints a table and writes
 # bench/results/scoring.csv for plots.
 source "$(dirname "$0")/../scripts/common.sh"
+lock_install
 cd "$ROOT"
 ROWS=${1:-1000000}
 RUNS=3

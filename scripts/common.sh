@@ -18,6 +18,17 @@ export PATH="$HOME/.cargo/bin:$PATH"
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# The extension is installed into the one system PostgreSQL: two scripts installing or running
+# clusters against it at once would replace the library under each other's backends. Every
+# script that installs takes this lock for its whole run (children inherit it).
+lock_install() {
+    if [ -z "${CV_INSTALL_LOCKED:-}" ]; then
+        exec 9>/tmp/customer_value_install.lock
+        flock 9
+        export CV_INSTALL_LOCKED=1
+    fi
+}
+
 ensure_packages() {
     local missing=() p
     for p in "${APT_PACKAGES[@]}"; do

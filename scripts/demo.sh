@@ -4,6 +4,7 @@
 # each customer's spend in the 39-week holdout and prints metrics, tiers and the top customers;
 # then the CLV story: RFM summary, BG/NBD x Gamma-Gamma, holdout evaluation, tiers, lift.
 source "$(dirname "$0")/common.sh"
+lock_install
 cd "$ROOT"
 ensure_toolchain
 install_extension

@@ -2,6 +2,7 @@
 # Regenerates the README's pictures from real runs: the CDNOW demo's lift table and the scoring
 # benchmark. Writes docs/*.svg and docs/data/*.csv.
 source "$(dirname "$0")/common.sh"
+lock_install
 cd "$ROOT"
 mkdir -p docs/data
 DEMO_OUT="$ROOT/docs/data" bash scripts/demo.sh

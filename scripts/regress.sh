@@ -5,6 +5,7 @@
 #   --debug   install a debug build (faster to build while developing)
 #   --accept  copy the actual outputs over the expected ones (then review the git diff!)
 source "$(dirname "$0")/common.sh"
+lock_install
 cd "$ROOT"
 profile=--release accept=0 tests=()
 for arg in "$@"; do

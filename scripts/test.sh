@@ -3,6 +3,7 @@
 # then the golden SQL files in tests/pg_regress against a release build in a throwaway cluster.
 # Installs whatever is missing first (see common.sh); idempotent.
 source "$(dirname "$0")/common.sh"
+lock_install
 cd "$ROOT"
 SECONDS=0
 ensure_toolchain
