@@ -231,3 +231,6 @@ REVOKE EXECUTE ON FUNCTION customer_value.schedule_retraining(text, text, jsonb)
 REVOKE EXECUTE ON FUNCTION customer_value.unschedule_retraining(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION customer_value.schedule_retraining(text, text, jsonb) TO customer_value_trainer;
 GRANT EXECUTE ON FUNCTION customer_value.unschedule_retraining(text) TO customer_value_trainer;
+
+COMMENT ON FUNCTION customer_value.drift(text, text) IS
+    'Population stability index (PSI) of each feature and of the predictions ("(prediction)" row), source against the distributions the model saw at training; drift is stable (< 0.1), moderate (0.1-0.25) or major (> 0.25)';

@@ -191,6 +191,15 @@ impl RawTable {
 
     /// Drops rows whose target is NULL, imputes feature NULLs with the column median and checks
     /// that every feature can teach the model something.
+    /// Each feature's distribution as read (NULLs included), for drift.
+    pub fn profiles(&self) -> Vec<(String, crate::engine::drift::BinProfile)> {
+        self.names
+            .iter()
+            .zip(&self.columns)
+            .map(|(name, column)| (name.clone(), crate::engine::drift::BinProfile::of(column)))
+            .collect()
+    }
+
     pub fn into_dataset(self) -> Result<(Vec<FeatureSpec>, Dataset)> {
         let keep: Vec<usize> = (0..self.target.len())
             .filter(|&i| self.target[i].is_some())

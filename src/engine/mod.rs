@@ -5,6 +5,7 @@
 pub mod champion;
 pub mod clv;
 pub mod codec;
+pub mod drift;
 pub mod error;
 pub mod features;
 mod guard;

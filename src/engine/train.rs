@@ -10,6 +10,7 @@ use super::clv::model::{ClvModel, CountModel};
 use super::clv::optimize::FitOptions;
 use super::clv::pareto_nbd::ParetoNbd;
 use super::codec::{ModelArtifact, Task};
+use super::drift::BinProfile;
 use super::error::{EngineError, ErrorKind, Result};
 use super::features::{Dataset, FeatureSpec};
 use super::metrics::RegressionMetrics;
@@ -45,6 +46,8 @@ pub struct TrainOutcome {
     /// the holdout; CLV: every customer with a target), so another model can be scored on
     /// exactly the same rows (champion/challenger).
     pub evaluation_rows: Vec<usize>,
+    /// The predictions' distribution on the training population (for drift).
+    pub prediction_profile: BinProfile,
 }
 
 /// Train/test row indices for a seeded split; `test_size` of the rows (at least one) go to test.
@@ -182,6 +185,7 @@ pub fn train(
     // Tiers are cut on the whole training population (train and holdout rows).
     let population = predict_all(&predictor, data)?;
     let tiers = options.tiers.fit(&population);
+    let prediction_profile = profile_of(&population);
     let artifact = ModelArtifact {
         algorithm: chosen,
         task: Task::Regression,
@@ -200,6 +204,7 @@ pub fn train(
         n_test: test_idx.len(),
         dropped_null_target: data.dropped_null_target,
         evaluation_rows: test_idx,
+        prediction_profile,
     })
 }
 
@@ -324,6 +329,7 @@ pub fn train_clv(
         }
     };
     let tiers = options.tiers.fit(&predictions);
+    let prediction_profile = profile_of(&predictions);
     let artifact = ModelArtifact {
         algorithm,
         task: Task::Clv,
@@ -342,7 +348,13 @@ pub fn train_clv(
         n_test: 0,
         dropped_null_target,
         evaluation_rows,
+        prediction_profile,
     })
+}
+
+fn profile_of(predictions: &[f64]) -> BinProfile {
+    let values: Vec<Option<f64>> = predictions.iter().map(|p| Some(*p)).collect();
+    BinProfile::of(&values)
 }
 
 pub fn metrics_object(m: &RegressionMetrics) -> serde_json::Map<String, Value> {

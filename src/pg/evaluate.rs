@@ -16,6 +16,30 @@ use super::source::{missing_column, resolve_source, scan_columns, source_columns
 use super::store;
 use super::types::sql_type_of;
 
+/// `customer_value(cv_source, <model>)` qualified with the extension's schema, so it resolves
+/// whatever the caller's search_path; `model` is an SQL literal (a quoted name or an id).
+pub(crate) fn score_expression(model: &str) -> String {
+    let schema: String = Spi::connect(|client| {
+        client
+            .select(
+                "SELECT n.nspname::text FROM pg_catalog.pg_extension e
+                   JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
+                  WHERE e.extname = 'customer_value'",
+                None,
+                &[],
+            )
+            .or_raise()
+            .first()
+            .get_one::<String>()
+            .or_raise()
+            .unwrap_or_else(|| "public".into())
+    });
+    format!(
+        "{}.customer_value(cv_source, {model})",
+        quote_identifier(&schema)
+    )
+}
+
 /// Predictions and actual values for every row of `source` whose actual value is not NULL.
 fn scored_pairs(model: &str, source: &str, actual: &str) -> Result<(Vec<f64>, Vec<f64>, usize)> {
     // resolve first: a missing model is reported as such, not as a scoring error
@@ -35,26 +59,7 @@ fn scored_pairs(model: &str, source: &str, actual: &str) -> Result<(Vec<f64>, Ve
             ),
         ));
     }
-    let schema: String = Spi::connect(|client| {
-        client
-            .select(
-                "SELECT n.nspname::text FROM pg_catalog.pg_extension e
-                   JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
-                  WHERE e.extname = 'customer_value'",
-                None,
-                &[],
-            )
-            .or_raise()
-            .first()
-            .get_one::<String>()
-            .or_raise()
-            .unwrap_or_else(|| "public".into())
-    });
-    let score = format!(
-        "{}.customer_value(cv_source, {})",
-        quote_identifier(&schema),
-        quote_literal(model)
-    );
+    let score = score_expression(&quote_literal(model));
     let exprs = vec![score, format!("({})::float8", quote_identifier(actual))];
     let (mut predicted, mut observed, mut skipped) = (Vec::new(), Vec::new(), 0usize);
     scan_columns(&resolved.from_clause, &exprs, &mut |v| {

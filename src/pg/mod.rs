@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod cache;
+pub mod drift;
 pub mod errors;
 pub mod evaluate;
 pub mod guc;

@@ -166,6 +166,7 @@ fn attempt(name: &str, basis: &Basis, overrides: &Value) -> Result<Attempt> {
         &spec.source,
         &spec.to_json(&fitted.qualified_source),
         outcome,
+        &fitted.profile,
         &parsed,
         DeployDecision::Decided { deploy, reason },
     )?;

@@ -12,6 +12,7 @@ use serde_json::Value;
 use crate::engine::champion::{format_metric, score_champion};
 use crate::engine::clv::data::Customer;
 use crate::engine::codec::ModelArtifact;
+use crate::engine::drift::{BinProfile, TrainingProfile};
 use crate::engine::error::{EngineError, ErrorKind, Result};
 use crate::engine::features::{Encoding, FeatureSpec, RawTable, SqlType};
 use crate::engine::metrics::RegressionMetrics;
@@ -332,6 +333,7 @@ pub(crate) fn store(
     source: &str,
     spec: &Value,
     outcome: &TrainOutcome,
+    profile: &Value,
     options: &TrainOptions,
     decision: DeployDecision,
 ) -> Result<Stored> {
@@ -418,8 +420,8 @@ pub(crate) fn store(
                     .update(
                         "INSERT INTO customer_value.models
                        (name, version, algorithm, task, target, source, features, options, metrics,
-                        tiers, model, deployed, spec, trained_by)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                        tiers, model, deployed, spec, trained_by, profile)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
                      RETURNING id",
                         None,
                         &[
@@ -437,6 +439,7 @@ pub(crate) fn store(
                             deploy.into(),
                             JsonB(spec.clone()).into(),
                             caller.as_str().into(),
+                            JsonB(profile.clone()).into(),
                         ],
                     )
                     .or_raise()
@@ -479,6 +482,8 @@ impl Spec {
 /// on the same evaluation rows, or why it could not be scored there.
 pub(crate) struct Fitted {
     pub outcome: TrainOutcome,
+    /// Feature and prediction distributions at training, stored for `customer_value.drift`.
+    pub profile: Value,
     pub rows_read: usize,
     pub qualified_source: String,
     pub champion: Option<std::result::Result<RegressionMetrics, String>>,
@@ -549,10 +554,23 @@ pub(crate) fn fit_from_source(
         pgrx::check_for_interrupts!();
         progress.step();
     };
+    let mut feature_profiles = Vec::new();
     let (outcome, rows_read, actual, champion_raw) = if algorithm.is_clv() {
         let (specs, customers, actual, extra_rows) =
             read_rfm(&source, &columns, algorithm, target, parsed, extra)?;
         let rows_read = customers.len();
+        let column = |get: fn(&Customer) -> f64| -> Vec<Option<f64>> {
+            customers.iter().map(|c| Some(get(c))).collect()
+        };
+        let getters: [fn(&Customer) -> f64; 4] = [
+            |c| c.frequency,
+            |c| c.recency,
+            |c| c.t,
+            |c| c.monetary_value,
+        ];
+        for (spec, get) in specs.iter().zip(getters) {
+            feature_profiles.push((spec.name.clone(), BinProfile::of(&column(get))));
+        }
         let target_values = target.zip(actual.as_deref());
         let outcome = train_clv(
             specs,
@@ -579,6 +597,7 @@ pub(crate) fn fit_from_source(
         let features = choose_features(&columns, target, &source, parsed)?;
         let (raw, extra_rows) = read_table(&source, target, features, extra)?;
         let rows_read = raw.n_rows();
+        feature_profiles = raw.profiles();
         let (specs, dataset) = raw.into_dataset()?;
         let outcome = train_model(
             specs,
@@ -607,8 +626,14 @@ pub(crate) fn fit_from_source(
         (_, Some(Err(why))) => Some(Err(why)),
         _ => None,
     };
+    let profile = serde_json::to_value(TrainingProfile {
+        features: feature_profiles,
+        prediction: outcome.prediction_profile.clone(),
+    })
+    .map_err(|e| EngineError::new(ErrorKind::Internal, format!("cannot encode profile: {e}")))?;
     Ok(Fitted {
         outcome,
+        profile,
         rows_read,
         qualified_source: source.qualified_name.unwrap_or_else(|| spec.source.clone()),
         champion: champion_result,
@@ -663,6 +688,7 @@ fn train(
         source_text,
         &spec.to_json(&fitted.qualified_source),
         outcome,
+        &fitted.profile,
         &parsed,
         DeployDecision::VersusServing,
     )

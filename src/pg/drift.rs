@@ -1,0 +1,148 @@
+//! `customer_value.drift(model, source)`: population stability index of each feature and of the
+//! predictions, today's `source` against the distributions stored with the model at training.
+
+use pgrx::prelude::*;
+use pgrx::spi::quote_identifier;
+use pgrx::JsonB;
+
+use crate::engine::drift::{level, BinProfile, TrainingProfile};
+use crate::engine::error::{EngineError, ErrorKind, Result};
+
+use super::errors::OrRaise;
+use super::evaluate::score_expression;
+use super::source::{missing_column, resolve_source, scan_columns, source_columns};
+use super::store::{self, ModelRow};
+use super::types::sql_type_of;
+
+/// The name of the predictions' row in drift's output.
+const PREDICTION_ROW: &str = "(prediction)";
+
+fn training_profile(row: &ModelRow) -> Result<TrainingProfile> {
+    let stored: Option<JsonB> = Spi::connect(|client| {
+        client
+            .select(
+                "SELECT profile FROM customer_value.models WHERE id = $1",
+                Some(1),
+                &[row.id.into()],
+            )
+            .or_raise()
+            .first()
+            .get_one::<JsonB>()
+            .or_raise()
+    });
+    let Some(JsonB(value)) = stored else {
+        return Err(EngineError::new(
+            ErrorKind::NotSupported,
+            format!("{} has no training profile to compare with", row.label()),
+        )
+        .with_detail("Models trained before customer_value 0.2.0 did not record their feature distributions.")
+        .with_hint(format!("Retrain it: SELECT * FROM customer_value.retrain('{}');", row.name)));
+    };
+    serde_json::from_value(value).map_err(|e| {
+        EngineError::corrupted(format!(
+            "{}'s training profile is damaged: {e}",
+            row.label()
+        ))
+    })
+}
+
+struct DriftRow {
+    feature: String,
+    psi: f64,
+    training_null_share: f64,
+    source_null_share: f64,
+}
+
+fn compute(model: &str, source: &str) -> Result<(Vec<DriftRow>, i64, i64)> {
+    let row = store::resolve(model)?;
+    let profile = training_profile(&row)?;
+    let resolved = resolve_source(source)?;
+    let columns = source_columns(&resolved)?;
+    let mut select = Vec::new();
+    for (name, _) in &profile.features {
+        let Some((_, oid)) = columns.iter().find(|(n, _)| n == name) else {
+            return Err(missing_column("feature", name, &columns));
+        };
+        let sql_type = sql_type_of(*oid);
+        let cast = if sql_type == crate::engine::features::SqlType::Boolean {
+            "::int::float8"
+        } else if sql_type.is_number() {
+            "::float8"
+        } else {
+            return Err(EngineError::new(
+                ErrorKind::DatatypeMismatch,
+                format!(
+                    "feature column \"{name}\" has type {}; the model was trained on a number",
+                    sql_type.sql_name()
+                ),
+            ));
+        };
+        select.push(format!("({}){cast}", quote_identifier(name)));
+    }
+    select.push(score_expression(&row.id.to_string()));
+    let mut values: Vec<Vec<Option<f64>>> = vec![Vec::new(); select.len()];
+    scan_columns(&resolved.from_clause, &select, &mut |row| {
+        for (column, v) in values.iter_mut().zip(row) {
+            column.push(*v);
+        }
+        Ok(())
+    })?;
+    let source_rows = values.first().map_or(0, Vec::len);
+    if source_rows == 0 {
+        return Err(EngineError::insufficient_data(
+            "the source has no rows to compare with the training data",
+        ));
+    }
+    let profiles: Vec<(&str, &BinProfile)> = profile
+        .features
+        .iter()
+        .map(|(n, p)| (n.as_str(), p))
+        .chain(std::iter::once((PREDICTION_ROW, &profile.prediction)))
+        .collect();
+    let rows = profiles
+        .iter()
+        .zip(&values)
+        .map(|((name, p), column)| {
+            let (shares, nulls) = p.count(column.iter().copied());
+            DriftRow {
+                feature: name.to_string(),
+                psi: p.psi(&shares, nulls),
+                training_null_share: p.null_share,
+                source_null_share: nulls,
+            }
+        })
+        .collect();
+    Ok((rows, profile.prediction.rows as i64, source_rows as i64))
+}
+
+// pgrx reads the output column names from this signature, so the row type cannot be an alias.
+#[allow(clippy::type_complexity)]
+#[pg_extern(schema = "customer_value", stable, parallel_unsafe)]
+fn drift(
+    model: &str,
+    source: &str,
+) -> TableIterator<
+    'static,
+    (
+        name!(feature, String),
+        name!(psi, f64),
+        name!(drift, String),
+        name!(training_null_share, f64),
+        name!(source_null_share, f64),
+        name!(training_rows, i64),
+        name!(source_rows, i64),
+    ),
+> {
+    let (rows, training_rows, source_rows) = compute(model, source).or_raise();
+    TableIterator::new(rows.into_iter().map(move |r| {
+        (
+            r.feature,
+            r.psi,
+            level(r.psi).to_string(),
+            r.training_null_share,
+            r.source_null_share,
+            training_rows,
+            source_rows,
+        )
+    }))
+}
