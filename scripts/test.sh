@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: formatting and lints, engine unit tests and #[pg_test]s (cargo pgrx test),
-# then the golden SQL files in tests/pg_regress against a release build in a throwaway cluster.
+# then the golden SQL files in tests/pg_regress against a release build in a throwaway cluster,
+# then the upgrade test from the previous release (scripts/upgrade.sh).
 # Installs whatever is missing first (see common.sh); idempotent.
 source "$(dirname "$0")/common.sh"
 lock_install
@@ -22,4 +23,7 @@ chmod 755 "$PGRX_TEST_DIR"
 rm -rf "$PGRX_TEST_DIR"
 
 bash "$ROOT/scripts/regress.sh"
+
+step "upgrade test (previous release → this build)"
+bash "$ROOT/scripts/upgrade.sh"
 step "all tests passed in ${SECONDS}s"
