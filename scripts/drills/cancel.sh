@@ -89,7 +89,8 @@ interrupt() {
     start=""
     for _ in $(seq 1 400); do
         IFS='|' read -r pid start < <(q "SELECT pid, extract(epoch FROM query_start) FROM pg_stat_activity
-                                  WHERE state = 'active' AND query LIKE '%/*drill*/%' AND pid <> pg_backend_pid()") || true
+                                  WHERE state = 'active' AND backend_type = 'client backend'
+                                    AND query LIKE '%/*drill*/%' AND pid <> pg_backend_pid()") || true
         [ -n "$start" ] && break
         sleep 0.005
     done
@@ -97,6 +98,8 @@ interrupt() {
     if [ "$method" = cancel ]; then
         sleep "$(awk -v d="$delay_ms" -v s="$start" -v n="$(now)" 'BEGIN { w = s + d / 1000 - n; printf "%.3f", (w > 0 ? w : 0) }')"
         t_int=$(q "SELECT extract(epoch FROM clock_timestamp()) || (CASE WHEN pg_cancel_backend($pid) THEN '' ELSE ' not-signalled' END)")
+        check "$kind/$method $n: pg_cancel_backend($pid) signalled the backend" "yes" \
+            "$([[ $t_int == *not-signalled* ]] && echo no || echo yes)" || true
     else
         t_int=$(awk -v s="$start" -v d="$delay_ms" 'BEGIN { printf "%.6f", s + d / 1000 }')
     fi

@@ -126,7 +126,7 @@ PGBENCH_RC=$?
 set -e
 touch "$WORK/stop"
 wait "$REDEPLOYER"
-cat "$WORK/pgbench.err" | grep -v "^pgbench: error: client .* aborted" | tail -20
+{ grep -v "^pgbench: error: client .* aborted" "$WORK/pgbench.err" || true; } | tail -20
 cat "$WORK/pgbench.out"
 read -r DEPLOYS RETRAINS REDEPLOY_ERRORS <"$WORK/redeploy.counts"
 

@@ -69,7 +69,7 @@ for r in $(seq 1 "$REPEATS"); do
         >"$WORK/out.$r" 2>"$WORK/err.$r"; echo $? >"$WORK/rc.$r" ) &
     bg=$!
     sleep "$delay"
-    pid=$(q "SELECT pid FROM pg_stat_activity WHERE state = 'active' AND pid <> pg_backend_pid()
+    pid=$(q "SELECT pid FROM pg_stat_activity WHERE state = 'active' AND backend_type = 'client backend' AND pid <> pg_backend_pid()
                AND query LIKE '%customer_value.train(''m''%'")
     if [ -z "$pid" ]; then
         # the training ended before the kill: not a kill, undo its version and go on
