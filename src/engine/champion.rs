@@ -108,22 +108,22 @@ mod tests {
     use crate::engine::tiers::TierSpec;
 
     fn linear(intercept: f64, coefficient: f64, impute: Option<f64>) -> ModelArtifact {
-        ModelArtifact {
-            algorithm: Algorithm::Linear,
-            task: Task::Regression,
-            target: Some("y".into()),
-            features: vec![FeatureSpec {
+        ModelArtifact::regression(
+            Algorithm::Linear,
+            Task::Regression,
+            Some("y".into()),
+            vec![FeatureSpec {
                 name: "x".into(),
                 sql_type: "double precision".into(),
                 encoding: Encoding::Number,
                 impute,
             }],
-            predictor: Predictor::Linear(LinearModel {
+            Predictor::Linear(LinearModel {
                 intercept,
                 coefficients: vec![coefficient],
             }),
-            tiers: TierSpec::default().fit(&[0.0, 1.0, 2.0, 3.0]),
-        }
+            TierSpec::default().fit(&[0.0, 1.0, 2.0, 3.0]),
+        )
     }
 
     #[test]

@@ -13,7 +13,13 @@
 //! Decoding checks every field before trusting the payload, then validates the structure
 //! (lengths, tree indices), so a corrupted, truncated or foreign byte string is a clean error —
 //! never a crash and never a silently wrong prediction. A newer format version is refused with a
-//! message that says what to do; older versions stay readable (there is only version 1 so far).
+//! message that says what to do; older versions stay readable: version 1 (customer_value 0.1)
+//! is decoded into [`ModelArtifactV1`], a frozen copy of that layout, and converted.
+//!
+//! Compatibility rule for the nested types (features, predictors, tiers): postcard encodes an
+//! enum variant by its index and a struct as its fields in order, so a variant may be *appended*
+//! to an enum without touching older bytes, but adding or reordering struct fields needs a new
+//! format version and a frozen copy of the old layout here.
 
 use serde::{Deserialize, Serialize};
 
@@ -24,7 +30,7 @@ use super::models::{Algorithm, Predictor};
 use super::tiers::TierScheme;
 
 pub const MAGIC: &[u8; 8] = b"CVMODEL\0";
-pub const FORMAT_VERSION: u16 = 1;
+pub const FORMAT_VERSION: u16 = 2;
 pub const HEADER_LEN: usize = 20;
 
 /// What a model predicts.
@@ -33,6 +39,8 @@ pub enum Task {
     Regression,
     /// A probabilistic customer-lifetime-value model.
     Clv,
+    /// A binary classifier: the prediction is the probability of the positive class.
+    Classification,
 }
 
 impl Task {
@@ -40,11 +48,29 @@ impl Task {
         match self {
             Task::Regression => "regression",
             Task::Clv => "clv",
+            Task::Classification => "classification",
         }
     }
 }
 
-/// A trained model as stored in `customer_value.models.model`.
+/// How the predictor's raw output becomes the prediction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Link {
+    Identity,
+    /// The logistic function: the predictor gives log-odds (logistic regression, boosted trees
+    /// on log loss), kept additive for explanations; the prediction is a probability.
+    Logistic,
+}
+
+/// A transformation of the target applied for training and undone for the prediction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TargetTransform {
+    Identity,
+    /// Trained on ln(1 + y) (skewed spend with many zeros); predictions are e^p − 1.
+    Log1p,
+}
+
+/// A trained model as stored in `customer_value.models.model` (format version 2).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelArtifact {
     pub algorithm: Algorithm,
@@ -53,12 +79,100 @@ pub struct ModelArtifact {
     pub features: Vec<FeatureSpec>,
     pub predictor: Predictor,
     pub tiers: TierScheme,
+    pub link: Link,
+    pub target_transform: TargetTransform,
+    /// Class labels of a classifier, negative class first (e.g. `["false", "true"]`).
+    pub classes: Vec<String>,
+    /// Training cover of every tree node (for exact TreeSHAP explanations); empty if unknown.
+    pub covers: Vec<f64>,
+    /// Split gain of every tree node (gain importance of boosted trees); empty if unknown.
+    pub gains: Vec<f64>,
+    /// Mean of each encoded feature over the training rows (the baseline of linear
+    /// explanations); empty if unknown.
+    pub feature_means: Vec<f64>,
+}
+
+/// Format version 1 (customer_value 0.1), frozen: never change it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelArtifactV1 {
+    pub algorithm: Algorithm,
+    pub task: Task,
+    pub target: Option<String>,
+    pub features: Vec<FeatureSpec>,
+    pub predictor: Predictor,
+    pub tiers: TierScheme,
+}
+
+impl From<ModelArtifactV1> for ModelArtifact {
+    fn from(v1: ModelArtifactV1) -> ModelArtifact {
+        ModelArtifact {
+            algorithm: v1.algorithm,
+            task: v1.task,
+            target: v1.target,
+            features: v1.features,
+            predictor: v1.predictor,
+            tiers: v1.tiers,
+            link: Link::Identity,
+            target_transform: TargetTransform::Identity,
+            classes: Vec::new(),
+            covers: Vec::new(),
+            gains: Vec::new(),
+            feature_means: Vec::new(),
+        }
+    }
+}
+
+fn decode_payload<T: serde::de::DeserializeOwned>(payload: &[u8]) -> Result<T> {
+    let (value, rest): (T, &[u8]) = postcard::take_from_bytes(payload)
+        .map_err(|e| EngineError::corrupted(format!("model payload cannot be decoded: {e}")))?;
+    if !rest.is_empty() {
+        return Err(EngineError::corrupted(format!(
+            "model payload has {} unexpected trailing bytes",
+            rest.len()
+        )));
+    }
+    Ok(value)
 }
 
 impl ModelArtifact {
-    /// Predicts from encoded feature values (one per feature, in feature order).
+    /// A model of the regression or CLV kind, as stored before classification existed.
+    pub fn regression(
+        algorithm: Algorithm,
+        task: Task,
+        target: Option<String>,
+        features: Vec<FeatureSpec>,
+        predictor: Predictor,
+        tiers: TierScheme,
+    ) -> ModelArtifact {
+        ModelArtifactV1 {
+            algorithm,
+            task,
+            target,
+            features,
+            predictor,
+            tiers,
+        }
+        .into()
+    }
+
+    /// Predicts from encoded feature values (one per feature, in feature order): the value, or
+    /// for a classifier the probability of the positive class.
     #[inline]
     pub fn predict(&self, x: &[f64]) -> f64 {
+        let raw = self.predictor.predict(x);
+        let linked = match self.link {
+            Link::Identity => raw,
+            Link::Logistic => super::models::gbm::sigmoid(raw),
+        };
+        match self.target_transform {
+            TargetTransform::Identity => linked,
+            TargetTransform::Log1p => linked.exp_m1(),
+        }
+    }
+
+    /// The predictor's raw output (log-odds for a logistic link), the scale explanations add up on.
+    #[inline]
+    pub fn predict_raw_output(&self, x: &[f64]) -> f64 {
         self.predictor.predict(x)
     }
 
@@ -132,6 +246,46 @@ impl ModelArtifact {
             }
         }
         self.predictor.validate(self.features.len())?;
+        let n_nodes = match &self.predictor {
+            Predictor::Trees(t) => t.nodes.len(),
+            _ => 0,
+        };
+        for (what, values) in [("covers", &self.covers), ("gains", &self.gains)] {
+            if !values.is_empty() && values.len() != n_nodes {
+                return Err(EngineError::corrupted(format!(
+                    "model has {} tree-node {what} for {n_nodes} nodes",
+                    values.len()
+                )));
+            }
+            if values.iter().any(|v| !v.is_finite() || *v < 0.0) {
+                return Err(EngineError::corrupted(format!(
+                    "model has an invalid tree-node {what} value"
+                )));
+            }
+        }
+        if !self.feature_means.is_empty() && self.feature_means.len() != self.features.len() {
+            return Err(EngineError::corrupted(
+                "model's feature means do not match its features",
+            ));
+        }
+        if self.feature_means.iter().any(|v| !v.is_finite()) {
+            return Err(EngineError::corrupted(
+                "model has a non-finite feature mean",
+            ));
+        }
+        match (self.task, self.classes.len()) {
+            (Task::Classification, 2) => {}
+            (Task::Classification, n) => {
+                return Err(EngineError::corrupted(format!(
+                    "a binary classifier has {n} class labels"
+                )))
+            }
+            (_, 0) => {}
+            (_, _) => return Err(EngineError::corrupted("a value model has class labels")),
+        }
+        if self.link == Link::Logistic && self.task != Task::Classification {
+            return Err(EngineError::corrupted("a logistic link on a value model"));
+        }
         self.tiers.validate()
     }
 
@@ -178,6 +332,11 @@ impl ModelArtifact {
             )
             .with_hint("Upgrade the customer_value extension, or retrain the model with this version."));
         }
+        if u16_at(10) != 0 {
+            return Err(EngineError::corrupted(
+                "model bytes have a damaged header (reserved bytes are not zero)",
+            ));
+        }
         let declared = u32_at(12) as usize;
         let payload = &bytes[HEADER_LEN..];
         if payload.len() != declared {
@@ -189,14 +348,10 @@ impl ModelArtifact {
         if crc32fast::hash(payload) != u32_at(16) {
             return Err(EngineError::corrupted("model bytes fail their checksum"));
         }
-        let (artifact, rest): (ModelArtifact, &[u8]) = postcard::take_from_bytes(payload)
-            .map_err(|e| EngineError::corrupted(format!("model payload cannot be decoded: {e}")))?;
-        if !rest.is_empty() {
-            return Err(EngineError::corrupted(format!(
-                "model payload has {} unexpected trailing bytes",
-                rest.len()
-            )));
-        }
+        let artifact: ModelArtifact = match version {
+            1 => decode_payload::<ModelArtifactV1>(payload)?.into(),
+            _ => decode_payload::<ModelArtifact>(payload)?,
+        };
         artifact.validate()?;
         Ok(artifact)
     }
@@ -231,23 +386,23 @@ mod tests {
             value: v,
         };
         vec![
-            ModelArtifact {
-                algorithm: Algorithm::Linear,
-                task: Task::Regression,
-                target: Some("spend".into()),
-                features: features(2),
-                predictor: Predictor::Linear(LinearModel {
+            ModelArtifact::regression(
+                Algorithm::Linear,
+                Task::Regression,
+                Some("spend".into()),
+                features(2),
+                Predictor::Linear(LinearModel {
                     intercept: 1.5,
                     coefficients: vec![2.0, -1.0],
                 }),
-                tiers: tiers.clone(),
-            },
-            ModelArtifact {
-                algorithm: Algorithm::RandomForest,
-                task: Task::Regression,
-                target: Some("spend".into()),
-                features: features(1),
-                predictor: Predictor::Trees(TreeEnsemble {
+                tiers.clone(),
+            ),
+            ModelArtifact::regression(
+                Algorithm::RandomForest,
+                Task::Regression,
+                Some("spend".into()),
+                features(1),
+                Predictor::Trees(TreeEnsemble {
                     n_features: 1,
                     roots: vec![0, 3],
                     nodes: vec![
@@ -265,8 +420,49 @@ mod tests {
                     offset: 0.0,
                 }),
                 tiers,
-            },
+            ),
         ]
+    }
+
+    fn from_hex(hex: &str) -> Vec<u8> {
+        (0..hex.trim().len() / 2)
+            .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
+            .collect()
+    }
+
+    /// Bytes written by customer_value 0.1.0 (format version 1), recorded in tests/data/models:
+    /// they must keep decoding to the same model and predictions.
+    #[test]
+    fn format_version_1_bytes_from_release_0_1_0_still_load() {
+        let linear = from_hex(include_str!("../../tests/data/models/format_v1_linear.hex"));
+        let forest = from_hex(include_str!("../../tests/data/models/format_v1_forest.hex"));
+        assert_eq!(u16::from_le_bytes([linear[8], linear[9]]), 1);
+        let linear = ModelArtifact::decode(&linear).unwrap();
+        let forest = ModelArtifact::decode(&forest).unwrap();
+        assert_eq!(linear, sample_models()[0]);
+        assert_eq!(forest, sample_models()[1]);
+        // 1.5 + 2·1 − 1·2 and the two-tree mean, computed by hand
+        assert_eq!(linear.predict(&[1.0, 2.0]), 1.5);
+        assert_eq!(forest.predict(&[1.0]), 4.0);
+        assert_eq!(linear.link, Link::Identity);
+        assert!(linear.covers.is_empty() && linear.classes.is_empty());
+    }
+
+    #[test]
+    fn new_fields_are_validated() {
+        let mut m = sample_models()[1].clone();
+        m.covers = vec![1.0; 3];
+        assert!(ModelArtifact::decode(&m.encode().unwrap()).is_err());
+        m.covers = vec![4.0, 2.0, 2.0, 4.0];
+        assert!(ModelArtifact::decode(&m.encode().unwrap()).is_ok());
+        m.link = Link::Logistic;
+        assert!(ModelArtifact::decode(&m.encode().unwrap()).is_err());
+        m.task = Task::Classification;
+        assert!(ModelArtifact::decode(&m.encode().unwrap()).is_err());
+        m.classes = vec!["false".into(), "true".into()];
+        let back = ModelArtifact::decode(&m.encode().unwrap()).unwrap();
+        // logistic link: sigmoid of the raw output (3 for x = 0)
+        assert!((back.predict(&[0.0]) - 1.0 / (1.0 + (-3.0f64).exp())).abs() < 1e-15);
     }
 
     #[test]

@@ -5,9 +5,12 @@
 
 use serde_json::{Map, Value};
 
+use super::codec::TargetTransform;
 use super::error::{EngineError, Result};
 use super::metrics::Metric;
 use super::models::forest::ForestParams;
+use super::models::gbm::{GbmOptions, GBM_KEYS};
+use super::models::mlp::MlpOptions;
 use super::models::Algorithm;
 use super::tiers::TierSpec;
 
@@ -47,6 +50,10 @@ pub struct TrainOptions {
     /// Share of the elastic-net penalty that is L1.
     pub l1_ratio: f64,
     pub forest: ForestParams,
+    pub gbm: GbmOptions,
+    pub mlp: MlpOptions,
+    /// `target_transform`: train on ln(1 + y) and predict e^p − 1 (skewed spend).
+    pub target_transform: TargetTransform,
     /// Algorithms `auto` tries.
     pub candidates: Vec<Algorithm>,
     pub clv: ClvOptions,
@@ -65,13 +72,16 @@ impl Default for TrainOptions {
             alpha: 1.0,
             l1_ratio: 0.5,
             forest: ForestParams::default(),
+            gbm: GbmOptions::default(),
+            mlp: MlpOptions::default(),
+            target_transform: TargetTransform::Identity,
             candidates: Algorithm::CANDIDATES.to_vec(),
             clv: ClvOptions::default(),
         }
     }
 }
 
-const COMMON_KEYS: [&str; 7] = [
+const COMMON_KEYS: [&str; 8] = [
     "test_size",
     "seed",
     "features",
@@ -79,6 +89,16 @@ const COMMON_KEYS: [&str; 7] = [
     "deploy",
     "metric",
     "tiers",
+    "target_transform",
+];
+const MLP_KEYS: [&str; 7] = [
+    "hidden_layers",
+    "learning_rate",
+    "epochs",
+    "batch_size",
+    "validation_fraction",
+    "patience",
+    "l2",
 ];
 const RIDGE_KEYS: [&str; 1] = ["alpha"];
 const ELASTIC_NET_KEYS: [&str; 2] = ["alpha", "l1_ratio"];
@@ -114,14 +134,65 @@ pub fn valid_keys(algorithm: Algorithm) -> Vec<&'static str> {
         Algorithm::Ridge | Algorithm::Lasso => keys.extend(RIDGE_KEYS),
         Algorithm::ElasticNet => keys.extend(ELASTIC_NET_KEYS),
         Algorithm::RandomForest => keys.extend(FOREST_KEYS),
+        Algorithm::Gbm => keys.extend(GBM_KEYS),
+        Algorithm::Mlp => keys.extend(MLP_KEYS),
         Algorithm::Auto => {
             keys.extend(ELASTIC_NET_KEYS);
             keys.extend(FOREST_KEYS);
+            keys.extend(GBM_KEYS.iter().filter(|k| !FOREST_KEYS.contains(k)));
             keys.extend(AUTO_KEYS);
         }
         Algorithm::Clv => keys.extend(CLV_COMBINED_KEYS),
     }
     keys
+}
+
+/// The MLP's options (`hidden_layers`, `learning_rate`, `epochs`, `batch_size`,
+/// `validation_fraction`, `patience`, `l2`), each checked and named when wrong.
+fn parse_mlp(map: &Map<String, Value>, seed: u64) -> Result<MlpOptions> {
+    let mut o = MlpOptions {
+        seed,
+        ..MlpOptions::default()
+    };
+    if let Some(v) = map.get("hidden_layers") {
+        let widths: Option<Vec<usize>> = v
+            .as_array()
+            .map(|a| a.iter().map(|w| w.as_u64().map(|w| w as usize)).collect())
+            .and_then(|w: Option<Vec<usize>>| w);
+        o.hidden_layers = widths.ok_or_else(|| {
+            option_error(
+                "hidden_layers",
+                "an array of layer widths, e.g. [64, 32]",
+                v,
+            )
+        })?;
+    }
+    if let Some(r) = number(map, "learning_rate", 1e-9, 1.0, "a number from 1e-9 to 1")? {
+        o.learning_rate = r;
+    }
+    if let Some(n) = integer(map, "epochs", 1, 10_000)? {
+        o.epochs = n as usize;
+    }
+    if let Some(n) = integer(map, "batch_size", 1, 1_000_000)? {
+        o.batch_size = n as usize;
+    }
+    if let Some(f) = number(
+        map,
+        "validation_fraction",
+        0.0,
+        0.5,
+        "a number from 0 to 0.5",
+    )? {
+        o.validation_fraction = f;
+    }
+    if let Some(n) = integer(map, "patience", 1, 10_000)? {
+        o.patience = n as usize;
+    }
+    if let Some(l2) = number(map, "l2", 0.0, 1e6, "a non-negative number")? {
+        o.l2 = l2;
+    }
+    o.check()?;
+    Ok(o)
 }
 
 /// The columns of an RFM summary the CLV models read (`options->'columns'` renames them).
@@ -352,6 +423,20 @@ impl TrainOptions {
         }
         if let Some(n) = integer(map, "max_features", 1, 100_000)? {
             o.forest.max_features = Some(n as usize);
+        }
+        if matches!(algorithm, Algorithm::Gbm | Algorithm::Auto) {
+            o.gbm = GbmOptions::from_options(map)?;
+        }
+        if algorithm == Algorithm::Mlp {
+            o.mlp = parse_mlp(map, o.seed)?;
+        }
+        o.mlp.seed = o.seed;
+        if let Some(v) = map.get("target_transform") {
+            o.target_transform = match v.as_str() {
+                Some("none") => TargetTransform::Identity,
+                Some("log1p") => TargetTransform::Log1p,
+                _ => return Err(option_error("target_transform", "\"none\" or \"log1p\"", v)),
+            };
         }
         if let Some(v) = map.get("candidates") {
             let names = string_list(map, "candidates")?.unwrap_or_default();

@@ -9,13 +9,17 @@ use super::clv::gamma_gamma::GammaGamma;
 use super::clv::model::{ClvModel, CountModel};
 use super::clv::optimize::FitOptions;
 use super::clv::pareto_nbd::ParetoNbd;
+use super::codec::TargetTransform;
 use super::codec::{ModelArtifact, Task};
 use super::drift::BinProfile;
 use super::error::{EngineError, ErrorKind, Result};
 use super::features::{Dataset, FeatureSpec};
 use super::metrics::RegressionMetrics;
 use super::metrics::Totals;
+use super::models::explain::{feature_means, node_covers};
 use super::models::forest::fit_random_forest;
+use super::models::gbm::{fit_gbm, GbmLoss};
+use super::models::mlp::{fit_mlp, MlpTask};
 use super::models::{Algorithm, LinearModel, Predictor};
 use super::options::TrainOptions;
 use super::stats::SplitMix64;
@@ -60,22 +64,60 @@ pub fn holdout_split(n: usize, test_size: f64, seed: u64) -> (Vec<usize>, Vec<us
     (train, test)
 }
 
+/// A fitted predictor with what explanations and importances need from training.
+struct Fit {
+    predictor: Predictor,
+    covers: Vec<f64>,
+    gains: Vec<f64>,
+}
+
+impl From<Predictor> for Fit {
+    fn from(predictor: Predictor) -> Fit {
+        Fit {
+            predictor,
+            covers: Vec::new(),
+            gains: Vec::new(),
+        }
+    }
+}
+
 fn fit(
     algorithm: Algorithm,
     train: &Dataset,
     options: &TrainOptions,
     interrupt: &mut dyn FnMut(),
-) -> Result<Predictor> {
+) -> Result<Fit> {
+    let linear = |m: Result<LinearModel>| m.map(|m| Fit::from(Predictor::Linear(m)));
     match algorithm {
-        Algorithm::Linear => LinearModel::fit_ols(train).map(Predictor::Linear),
-        Algorithm::Ridge => LinearModel::fit_ridge(train, options.alpha).map(Predictor::Linear),
-        Algorithm::Lasso => LinearModel::fit_lasso(train, options.alpha).map(Predictor::Linear),
-        Algorithm::ElasticNet => {
-            LinearModel::fit_elastic_net(train, options.alpha, options.l1_ratio)
-                .map(Predictor::Linear)
-        }
+        Algorithm::Linear => linear(LinearModel::fit_ols(train)),
+        Algorithm::Ridge => linear(LinearModel::fit_ridge(train, options.alpha)),
+        Algorithm::Lasso => linear(LinearModel::fit_lasso(train, options.alpha)),
+        Algorithm::ElasticNet => linear(LinearModel::fit_elastic_net(
+            train,
+            options.alpha,
+            options.l1_ratio,
+        )),
         Algorithm::RandomForest => {
-            fit_random_forest(train, &options.forest, interrupt).map(Predictor::Trees)
+            let forest = fit_random_forest(train, &options.forest, interrupt)?;
+            // row counts per node: TreeSHAP's cover for a forest
+            let covers = node_covers(&forest, train)?;
+            Ok(Fit {
+                predictor: Predictor::Trees(forest),
+                covers,
+                gains: Vec::new(),
+            })
+        }
+        Algorithm::Gbm => {
+            let fitted = fit_gbm(train, GbmLoss::SquaredError, &options.gbm, interrupt)?;
+            Ok(Fit {
+                predictor: Predictor::Trees(fitted.ensemble),
+                covers: fitted.hessian_covers,
+                gains: fitted.split_gains,
+            })
+        }
+        Algorithm::Mlp => {
+            let (model, _report) = fit_mlp(train, MlpTask::Regression, &options.mlp, interrupt)?;
+            Ok(Fit::from(Predictor::Mlp(model)))
         }
         other => Err(EngineError::new(
             ErrorKind::Internal,
@@ -122,8 +164,24 @@ pub fn train(
         )));
     }
     let (train_idx, test_idx) = holdout_split(data.n_rows, options.test_size, options.seed);
-    let train_set = data.subset(&train_idx);
+    let log1p = options.target_transform == TargetTransform::Log1p;
+    if log1p {
+        if let Some(y) = data.y.iter().find(|y| **y <= -1.0) {
+            return Err(EngineError::invalid_parameter(format!(
+                "target_transform \"log1p\" needs a target above -1; the target holds {y}"
+            )));
+        }
+    }
+    let mut train_set = data.subset(&train_idx);
+    if log1p {
+        // fit on ln(1 + y); every prediction below is transformed back, so metrics, tiers and
+        // scoring are on the original scale
+        for y in &mut train_set.y {
+            *y = y.ln_1p();
+        }
+    }
     let test_set = data.subset(&test_idx);
+    let back = |p: f64| if log1p { p.exp_m1() } else { p };
 
     let candidates: Vec<Algorithm> = if algorithm == Algorithm::Auto {
         options.candidates.clone()
@@ -131,21 +189,24 @@ pub fn train(
         vec![algorithm]
     };
     let mut trials = Vec::new();
-    let mut best: Option<(Algorithm, Predictor, RegressionMetrics)> = None;
+    let mut best: Option<(Algorithm, Fit, RegressionMetrics)> = None;
     let mut first_error: Option<EngineError> = None;
     for candidate in candidates {
         interrupt();
         let started = Instant::now();
-        let fitted = fit(candidate, &train_set, options, interrupt).and_then(|predictor| {
-            let predictions = predict_all(&predictor, &test_set)?;
+        let fitted = fit(candidate, &train_set, options, interrupt).and_then(|fitted| {
+            let predictions: Vec<f64> = predict_all(&fitted.predictor, &test_set)?
+                .into_iter()
+                .map(back)
+                .collect();
             Ok((
-                predictor,
+                fitted,
                 RegressionMetrics::compute(&test_set.y, &predictions),
             ))
         });
         let seconds = started.elapsed().as_secs_f64();
         match fitted {
-            Ok((predictor, metrics)) => {
+            Ok((fitted, metrics)) => {
                 trials.push(Trial {
                     algorithm: candidate,
                     outcome: Ok(metrics.clone()),
@@ -160,7 +221,7 @@ pub fn train(
                     }
                 };
                 if better {
-                    best = Some((candidate, predictor, metrics));
+                    best = Some((candidate, fitted, metrics));
                 }
             }
             Err(e) if algorithm == Algorithm::Auto && e.kind != ErrorKind::Internal => {
@@ -174,7 +235,7 @@ pub fn train(
             Err(e) => return Err(e),
         }
     }
-    let (chosen, predictor, metrics) = match best {
+    let (chosen, fitted, metrics) = match best {
         Some(b) => b,
         None => {
             return Err(first_error.unwrap_or_else(|| {
@@ -183,17 +244,30 @@ pub fn train(
         }
     };
     // Tiers are cut on the whole training population (train and holdout rows).
-    let population = predict_all(&predictor, data)?;
+    let population: Vec<f64> = predict_all(&fitted.predictor, data)?
+        .into_iter()
+        .map(back)
+        .collect();
+    if let Some(p) = population.iter().find(|p| !p.is_finite()) {
+        return Err(EngineError::new(
+            ErrorKind::NonFiniteValue,
+            format!("the fitted model predicts {p} for a training row after the log1p transform"),
+        ));
+    }
     let tiers = options.tiers.fit(&population);
     let prediction_profile = profile_of(&population);
-    let artifact = ModelArtifact {
-        algorithm: chosen,
-        task: Task::Regression,
-        target: target.map(str::to_string),
+    let mut artifact = ModelArtifact::regression(
+        chosen,
+        Task::Regression,
+        target.map(str::to_string),
         features,
-        predictor,
+        fitted.predictor,
         tiers,
-    };
+    );
+    artifact.target_transform = options.target_transform;
+    artifact.covers = fitted.covers;
+    artifact.gains = fitted.gains;
+    artifact.feature_means = feature_means(&train_set);
     artifact.validate()?;
     Ok(TrainOutcome {
         artifact,
@@ -330,14 +404,14 @@ pub fn train_clv(
     };
     let tiers = options.tiers.fit(&predictions);
     let prediction_profile = profile_of(&predictions);
-    let artifact = ModelArtifact {
+    let artifact = ModelArtifact::regression(
         algorithm,
-        task: Task::Clv,
-        target: target.map(|(name, _)| name.to_string()),
+        Task::Clv,
+        target.map(|(name, _)| name.to_string()),
         features,
-        predictor: Predictor::Clv(model),
+        Predictor::Clv(model),
         tiers,
-    };
+    );
     artifact.validate()?;
     Ok(TrainOutcome {
         artifact,
@@ -436,6 +510,7 @@ mod tests {
     use super::*;
     use crate::engine::features::{RawTable, SqlType};
     use crate::engine::metrics::Metric;
+    use crate::engine::stats::SplitMix64;
     use serde_json::json;
 
     /// spend = 5 + 3·visits + 10·is_member + noise; `noise_col` is pure noise.
@@ -527,7 +602,8 @@ mod tests {
             &mut || {},
         )
         .unwrap();
-        assert_eq!(out.trials.len(), 3);
+        // linear, ridge, random_forest, gbm
+        assert_eq!(out.trials.len(), 4);
         let best = out
             .trials
             .iter()
@@ -544,8 +620,91 @@ mod tests {
                 .as_array()
                 .unwrap()
                 .len(),
-            3
+            4
         );
+    }
+
+    #[test]
+    fn gbm_and_mlp_learn_a_nonlinear_target_better_than_a_line() {
+        // y = x0² on x0 in [-3, 3]: a straight line explains nothing of it (r² ≈ 0 by symmetry)
+        let mut raw = RawTable::new(
+            "y",
+            vec![
+                ("x0".into(), SqlType::Double),
+                ("x1".into(), SqlType::Double),
+            ],
+        )
+        .unwrap();
+        let mut rng = SplitMix64::new(5);
+        for _ in 0..2000 {
+            let x0 = rng.next_f64() * 6.0 - 3.0;
+            let x1 = rng.next_f64();
+            raw.push_row(&[Some(x0), Some(x1)], Some(x0 * x0)).unwrap();
+        }
+        let (specs, data) = raw.into_dataset().unwrap();
+        let r2 = |algorithm: Algorithm| {
+            let options = TrainOptions::parse(&json!({}), algorithm).unwrap();
+            let out = train(
+                specs.clone(),
+                &data,
+                algorithm,
+                Some("y"),
+                &options,
+                &mut || {},
+            )
+            .unwrap();
+            assert_eq!(out.artifact.algorithm, algorithm);
+            out.metrics.unwrap().r2.unwrap()
+        };
+        let linear = r2(Algorithm::Linear);
+        assert!(linear < 0.05, "linear r² {linear}");
+        let gbm = r2(Algorithm::Gbm);
+        assert!(gbm > 0.98, "gbm r² {gbm}");
+        let mlp = r2(Algorithm::Mlp);
+        assert!(mlp > 0.95, "mlp r² {mlp}");
+    }
+
+    #[test]
+    fn log1p_target_is_fitted_on_the_log_scale_and_reported_on_the_original() {
+        // y = e^(x) − 1 exactly: on the log1p scale the target is linear in x, so a linear model
+        // fits it perfectly and its predictions transformed back equal y
+        let mut raw = RawTable::new("y", vec![("x".into(), SqlType::Double)]).unwrap();
+        for i in 0..200 {
+            let x = i as f64 / 40.0;
+            raw.push_row(&[Some(x)], Some(x.exp_m1())).unwrap();
+        }
+        let (specs, data) = raw.into_dataset().unwrap();
+        let options =
+            TrainOptions::parse(&json!({"target_transform": "log1p"}), Algorithm::Linear).unwrap();
+        let out = train(
+            specs,
+            &data,
+            Algorithm::Linear,
+            Some("y"),
+            &options,
+            &mut || {},
+        )
+        .unwrap();
+        let m = out.metrics.unwrap();
+        assert!(m.rmse < 1e-9, "rmse {}", m.rmse);
+        assert!((out.artifact.predict(&[2.0]) - 2f64.exp_m1()).abs() < 1e-9);
+        // a target at or below -1 has no log1p
+        let mut raw = RawTable::new("y", vec![("x".into(), SqlType::Double)]).unwrap();
+        for i in 0..20 {
+            raw.push_row(&[Some(i as f64)], Some(-1.0 - i as f64))
+                .unwrap();
+        }
+        let (specs, data) = raw.into_dataset().unwrap();
+        let err = train(
+            specs,
+            &data,
+            Algorithm::Linear,
+            Some("y"),
+            &options,
+            &mut || {},
+        )
+        .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidParameter);
     }
 
     #[test]

@@ -3,8 +3,12 @@
 //! arrays for tree ensembles — so scoring is fast, does not depend on a crate's serde layout, and
 //! old models keep loading when a crate changes.
 
+pub mod explain;
 pub mod forest;
+pub mod gbm;
+pub mod importance;
 pub mod linear;
+pub mod mlp;
 
 use serde::{Deserialize, Serialize};
 
@@ -13,6 +17,7 @@ pub use forest::TreeEnsemble;
 
 use crate::engine::clv::model::ClvModel;
 pub use linear::LinearModel;
+pub use mlp::MlpModel;
 
 /// The algorithms a user can name in `customer_value.train`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,15 +39,21 @@ pub enum Algorithm {
     GammaGamma,
     /// A count model and Gamma-Gamma together: discounted expected spend.
     Clv,
+    /// Gradient-boosted trees (hessboost), stored in our flat tree format.
+    Gbm,
+    /// Multilayer perceptron (Dense 64 → 32 → 1 by default), trained with Adam.
+    Mlp,
 }
 
 impl Algorithm {
-    pub const ALL: [Algorithm; 10] = [
+    pub const ALL: [Algorithm; 12] = [
         Algorithm::Linear,
         Algorithm::Ridge,
         Algorithm::Lasso,
         Algorithm::ElasticNet,
         Algorithm::RandomForest,
+        Algorithm::Gbm,
+        Algorithm::Mlp,
         Algorithm::Auto,
         Algorithm::BgNbd,
         Algorithm::ParetoNbd,
@@ -51,8 +62,12 @@ impl Algorithm {
     ];
 
     /// The concrete algorithms `auto` chooses among.
-    pub const CANDIDATES: [Algorithm; 3] =
-        [Algorithm::Linear, Algorithm::Ridge, Algorithm::RandomForest];
+    pub const CANDIDATES: [Algorithm; 4] = [
+        Algorithm::Linear,
+        Algorithm::Ridge,
+        Algorithm::RandomForest,
+        Algorithm::Gbm,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -66,6 +81,8 @@ impl Algorithm {
             Algorithm::ParetoNbd => "pareto_nbd",
             Algorithm::GammaGamma => "gamma_gamma",
             Algorithm::Clv => "clv",
+            Algorithm::Gbm => "gbm",
+            Algorithm::Mlp => "mlp",
         }
     }
 
@@ -98,6 +115,7 @@ pub enum Predictor {
     Linear(LinearModel),
     Trees(TreeEnsemble),
     Clv(ClvModel),
+    Mlp(MlpModel),
 }
 
 impl Predictor {
@@ -108,6 +126,7 @@ impl Predictor {
             Predictor::Linear(m) => m.predict(x),
             Predictor::Trees(m) => m.predict(x),
             Predictor::Clv(m) => m.value(x),
+            Predictor::Mlp(m) => m.predict(x),
         }
     }
 
@@ -118,6 +137,7 @@ impl Predictor {
             Predictor::Linear(m) => m.validate(n_features),
             Predictor::Trees(m) => m.validate(n_features),
             Predictor::Clv(m) => m.validate(n_features),
+            Predictor::Mlp(m) => m.validate(n_features),
         }
     }
 
@@ -138,6 +158,10 @@ impl Predictor {
                 "max_depth": m.max_depth(),
             }),
             Predictor::Clv(m) => m.params(),
+            Predictor::Mlp(m) => serde_json::json!({
+                "hidden_layers": m.hidden_layers(),
+                "parameters": m.n_parameters(),
+            }),
         }
     }
 }
@@ -157,7 +181,7 @@ mod tests {
         assert_eq!(err.message, "unknown algorithm \"xgboost\"");
         assert_eq!(
             err.hint.as_deref(),
-            Some("Valid algorithms are: linear, ridge, lasso, elastic_net, random_forest, auto, bgnbd, pareto_nbd, gamma_gamma, clv.")
+            Some("Valid algorithms are: linear, ridge, lasso, elastic_net, random_forest, gbm, mlp, auto, bgnbd, pareto_nbd, gamma_gamma, clv.")
         );
     }
 }

@@ -38,7 +38,7 @@ ORDER BY 1;
 SELECT max(abs(customer_value(c) - (12 + 4.5 * orders + 1.2 * avg_basket::float8
                                     + 20 * is_member::int - 0.03 * days_since_last))) < 1e-6 AS recovered
   FROM customers c;
--- The model bytes are self-describing: magic "CVMODEL\0", then format version 1.
+-- The model bytes are self-describing: magic "CVMODEL\0", then format version 2.
 SELECT substr(model, 1, 8) AS magic, get_byte(model, 8) AS format_version
   FROM customer_value.models WHERE name = 'spend';
 
