@@ -124,6 +124,43 @@ STRICT STABLE PARALLEL UNSAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'drift_wrapper';
 
+-- customer_value::pg::admin::feature_importance
+CREATE  FUNCTION customer_value."feature_importance"(
+	"model" TEXT /* & str */
+) RETURNS TABLE (
+	"feature" TEXT,  /* String */
+	"importance" double precision,  /* f64 */
+	"method" TEXT,  /* String */
+	"rank" INT  /* i32 */
+)
+STRICT STABLE PARALLEL SAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'feature_importance_wrapper';
+
+-- Classifiers and explanations.
+CREATE FUNCTION customer_value.predict_proba("row" record) RETURNS float8
+    LANGUAGE c STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_proba_default_wrapper';
+CREATE FUNCTION customer_value.predict_proba("row" record, model text) RETURNS float8
+    LANGUAGE c STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_proba_named_wrapper';
+CREATE FUNCTION customer_value.explain("row" record) RETURNS jsonb
+    LANGUAGE c STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_explain_default_wrapper';
+CREATE FUNCTION customer_value.explain("row" record, model text) RETURNS jsonb
+    LANGUAGE c STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_explain_named_wrapper';
+COMMENT ON FUNCTION customer_value.predict_proba(record) IS
+    'Probability of the positive class (e.g. churned = true) of a customer row, with the default classifier';
+COMMENT ON FUNCTION customer_value.predict_proba(record, text) IS
+    'Probability of the positive class of a customer row, with the named classifier (name or name@version)';
+COMMENT ON FUNCTION customer_value.explain(record) IS
+    'Why this prediction: {"baseline", "prediction", "contributions": {feature: value}, "scale", "value"} with baseline + sum of contributions = prediction (exact: linear coefficients or TreeSHAP), default model';
+COMMENT ON FUNCTION customer_value.explain(record, text) IS
+    'Why this prediction, with the named model: per-feature contributions adding up to prediction - baseline';
+COMMENT ON FUNCTION customer_value.feature_importance(text) IS
+    'Importance of each feature measured on the holdout at training: permutation (loss increase when shuffled) for every model, gain share for gbm; ranked';
+
 COMMENT ON FUNCTION customer_value.retrain(text, jsonb) IS
     'Re-runs the serving version''s training spec on today''s data; deploys the new version only if at least as good on the same holdout (champion/challenger), options override the spec (e.g. {"deploy": "always"}); records every run, failed ones too, in customer_value.training_runs';
 COMMENT ON FUNCTION customer_value.restrict_model(text, text[]) IS

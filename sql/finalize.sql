@@ -46,6 +46,30 @@ COMMENT ON FUNCTION customer_value.deploy(text, int) IS
 COMMENT ON FUNCTION customer_value.model_params(text) IS
     'Fitted parameters of a model (name or name@version): intercept and coefficients by feature for linear models, size for tree ensembles';
 
+-- Classifiers and explanations.
+CREATE FUNCTION customer_value.predict_proba("row" record) RETURNS float8
+    LANGUAGE c STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_proba_default_wrapper';
+CREATE FUNCTION customer_value.predict_proba("row" record, model text) RETURNS float8
+    LANGUAGE c STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_proba_named_wrapper';
+CREATE FUNCTION customer_value.explain("row" record) RETURNS jsonb
+    LANGUAGE c STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_explain_default_wrapper';
+CREATE FUNCTION customer_value.explain("row" record, model text) RETURNS jsonb
+    LANGUAGE c STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_explain_named_wrapper';
+COMMENT ON FUNCTION customer_value.predict_proba(record) IS
+    'Probability of the positive class (e.g. churned = true) of a customer row, with the default classifier';
+COMMENT ON FUNCTION customer_value.predict_proba(record, text) IS
+    'Probability of the positive class of a customer row, with the named classifier (name or name@version)';
+COMMENT ON FUNCTION customer_value.explain(record) IS
+    'Why this prediction: {"baseline", "prediction", "contributions": {feature: value}, "scale", "value"} with baseline + sum of contributions = prediction (exact: linear coefficients or TreeSHAP), default model';
+COMMENT ON FUNCTION customer_value.explain(record, text) IS
+    'Why this prediction, with the named model: per-feature contributions adding up to prediction - baseline';
+COMMENT ON FUNCTION customer_value.feature_importance(text) IS
+    'Importance of each feature measured on the holdout at training: permutation (loss increase when shuffled) for every model, gain share for gbm; ranked';
+
 -- CLV quantities of one customer row (frequency, recency, t [, monetary_value] by name).
 CREATE FUNCTION customer_value.expected_purchases("row" record, periods float8) RETURNS float8
     LANGUAGE c STABLE STRICT PARALLEL SAFE

@@ -5,7 +5,7 @@
 
 use super::codec::ModelArtifact;
 use super::error::{EngineError, Result};
-use super::metrics::{Metric, RegressionMetrics};
+use super::metrics::{HoldoutMetrics, Metric};
 use super::options::DeployPolicy;
 
 /// A metric for a message: six decimals, or scientific notation for tiny values.
@@ -24,7 +24,7 @@ pub fn score_champion(
     champion: &ModelArtifact,
     raw: &[Vec<Option<f64>>],
     actual: &[f64],
-) -> Result<RegressionMetrics> {
+) -> Result<HoldoutMetrics> {
     if raw.is_empty() || raw.len() != actual.len() {
         return Err(EngineError::insufficient_data(
             "no evaluation rows to score the serving version on",
@@ -44,7 +44,11 @@ pub fn score_champion(
         }
         predicted.push(p);
     }
-    Ok(RegressionMetrics::compute(actual, &predicted))
+    Ok(if champion.task == super::codec::Task::Classification {
+        HoldoutMetrics::compute_classification(actual, &predicted)
+    } else {
+        HoldoutMetrics::compute(actual, &predicted)
+    })
 }
 
 /// Whether the challenger is deployed, and why (a sentence for `training_runs.reason`).
@@ -53,8 +57,8 @@ pub fn score_champion(
 pub fn decide(
     policy: DeployPolicy,
     metric: Metric,
-    challenger: Option<&RegressionMetrics>,
-    champion: Option<(i32, std::result::Result<&RegressionMetrics, &str>)>,
+    challenger: Option<&HoldoutMetrics>,
+    champion: Option<(i32, std::result::Result<&HoldoutMetrics, &str>)>,
 ) -> (bool, String) {
     match policy {
         DeployPolicy::Always => return (true, "deploy is \"always\"".into()),
@@ -148,8 +152,8 @@ mod tests {
         assert_eq!(err.message, "feature \"x\" is NULL in evaluation row 2");
     }
 
-    fn metrics(rmse: f64) -> RegressionMetrics {
-        RegressionMetrics {
+    fn metrics(rmse: f64) -> HoldoutMetrics {
+        HoldoutMetrics {
             rmse,
             mae: rmse,
             r2: None,
@@ -157,6 +161,7 @@ mod tests {
             gini: None,
             top_decile_capture: None,
             n: 50,
+            classification: None,
         }
     }
 

@@ -92,6 +92,17 @@ pub struct ModelArtifact {
     pub feature_means: Vec<f64>,
 }
 
+/// Per-feature contributions to one prediction: `baseline + Σ contributions = prediction`,
+/// on the scale the model adds up on (`scale`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Explanation {
+    pub baseline: f64,
+    pub prediction: f64,
+    pub contributions: Vec<f64>,
+    /// "value", "log_odds" (a classifier with a logistic link) or "log1p" (a log1p target).
+    pub scale: &'static str,
+}
+
 /// Format version 1 (customer_value 0.1), frozen: never change it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelArtifactV1 {
@@ -168,6 +179,52 @@ impl ModelArtifact {
             TargetTransform::Identity => linked,
             TargetTransform::Log1p => linked.exp_m1(),
         }
+    }
+
+    /// Exact per-feature contributions for encoded inputs `x`: `coef · (x − training mean)` for
+    /// linear models, TreeSHAP (Lundberg et al. 2018) with the stored node covers for tree
+    /// ensembles. Models without the needed training facts (trained before 0.2.0), MLPs and
+    /// CLV models are refused with a reason.
+    pub fn explain(&self, x: &[f64]) -> Result<Explanation> {
+        use super::models::explain::{linear_contributions, TreeExplainer};
+        let unavailable = |why: &str| {
+            Err(EngineError::new(
+                ErrorKind::NotSupported,
+                format!(
+                    "explanations are not available for this {} model: {why}",
+                    self.algorithm.name()
+                ),
+            ))
+        };
+        let (baseline, contributions) = match &self.predictor {
+            Predictor::Linear(m) if !self.feature_means.is_empty() => {
+                linear_contributions(m, &self.feature_means, x)?
+            }
+            Predictor::Trees(t) if !self.covers.is_empty() => {
+                let explainer = TreeExplainer::new(t, &self.covers)?;
+                (explainer.baseline(), explainer.contributions(x)?)
+            }
+            Predictor::Linear(_) | Predictor::Trees(_) => {
+                return unavailable("it was trained before customer_value 0.2.0 (retrain it)")
+            }
+            Predictor::Mlp(_) => {
+                return unavailable("a neural network has no exact additive explanation")
+            }
+            Predictor::Clv(_) => {
+                return unavailable("a CLV model's value follows from frequency, recency and t by its formula (see model_params)")
+            }
+        };
+        let scale = match (self.link, self.target_transform) {
+            (Link::Logistic, _) => "log_odds",
+            (_, TargetTransform::Log1p) => "log1p",
+            _ => "value",
+        };
+        Ok(Explanation {
+            baseline,
+            prediction: self.predict_raw_output(x),
+            contributions,
+            scale,
+        })
     }
 
     /// The predictor's raw output (log-odds for a logistic link), the scale explanations add up on.

@@ -10,10 +10,10 @@ use serde::{Deserialize, Serialize};
 
 use super::stats::{average_ranks, pearson};
 
-/// Regression metrics on a holdout. Ranking metrics are `None` where undefined (e.g. all
-/// actual values equal, or all zero).
+/// Metrics on a holdout. Ranking metrics are `None` where undefined (e.g. all actual values
+/// equal, or all zero); the classification metrics are `None` for a value model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RegressionMetrics {
+pub struct HoldoutMetrics {
     pub rmse: f64,
     pub mae: f64,
     pub r2: Option<f64>,
@@ -21,10 +21,104 @@ pub struct RegressionMetrics {
     pub gini: Option<f64>,
     pub top_decile_capture: Option<f64>,
     pub n: usize,
+    pub classification: Option<ClassificationMetrics>,
 }
 
-impl RegressionMetrics {
-    pub fn compute(actual: &[f64], predicted: &[f64]) -> RegressionMetrics {
+/// Metrics of a binary classifier's probabilities `p` against 0/1 labels.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassificationMetrics {
+    /// Area under the ROC curve (Mann–Whitney, ties counted half); `None` with one class only.
+    pub auc: Option<f64>,
+    /// Mean negative log-likelihood, probabilities clipped to [1e-15, 1 − 1e-15].
+    pub log_loss: f64,
+    /// Share of rows classified right at the 0.5 cut.
+    pub accuracy: f64,
+    /// F1 of the positive class at the 0.5 cut (`None` without predicted or actual positives).
+    pub f1: Option<f64>,
+    /// Share of positive labels.
+    pub positive_rate: f64,
+    /// By decile of predicted probability (lowest first): rows, mean predicted, observed rate.
+    pub calibration: Vec<CalibrationBucket>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CalibrationBucket {
+    pub bucket: usize,
+    pub n: usize,
+    pub mean_predicted: f64,
+    pub observed_rate: f64,
+}
+
+impl ClassificationMetrics {
+    pub fn compute(labels: &[f64], p: &[f64]) -> ClassificationMetrics {
+        let n = labels.len().max(1) as f64;
+        let positives = labels.iter().filter(|y| **y == 1.0).count();
+        let negatives = labels.len() - positives;
+        let auc = (positives > 0 && negatives > 0).then(|| {
+            let ranks = average_ranks(p);
+            let rank_sum: f64 = labels
+                .iter()
+                .zip(&ranks)
+                .filter(|(y, _)| **y == 1.0)
+                .map(|(_, r)| r)
+                .sum();
+            let np = positives as f64;
+            (rank_sum - np * (np + 1.0) / 2.0) / (np * negatives as f64)
+        });
+        let log_loss = -labels
+            .iter()
+            .zip(p)
+            .map(|(y, p)| {
+                let p = p.clamp(1e-15, 1.0 - 1e-15);
+                y * p.ln() + (1.0 - y) * (1.0 - p).ln()
+            })
+            .sum::<f64>()
+            / n;
+        let (mut tp, mut fp, mut fneg, mut right) = (0usize, 0usize, 0usize, 0usize);
+        for (y, p) in labels.iter().zip(p) {
+            let predicted = *p >= 0.5;
+            let actual = *y == 1.0;
+            right += usize::from(predicted == actual);
+            match (predicted, actual) {
+                (true, true) => tp += 1,
+                (true, false) => fp += 1,
+                (false, true) => fneg += 1,
+                _ => {}
+            }
+        }
+        let f1 = (2 * tp + fp + fneg > 0).then(|| 2.0 * tp as f64 / (2 * tp + fp + fneg) as f64);
+        let f1 = f1.filter(|_| tp + fp > 0 || tp + fneg > 0);
+        let mut order: Vec<usize> = (0..labels.len()).collect();
+        order.sort_by(|&a, &b| p[a].total_cmp(&p[b]));
+        let buckets = 10.min(labels.len());
+        let (base, extra) = (labels.len() / buckets.max(1), labels.len() % buckets.max(1));
+        let mut calibration = Vec::with_capacity(buckets);
+        let mut start = 0;
+        for b in 0..buckets {
+            let size = base + usize::from(b < extra);
+            let members = &order[start..start + size];
+            start += size;
+            let m = size.max(1) as f64;
+            calibration.push(CalibrationBucket {
+                bucket: b + 1,
+                n: size,
+                mean_predicted: members.iter().map(|&i| p[i]).sum::<f64>() / m,
+                observed_rate: members.iter().map(|&i| labels[i]).sum::<f64>() / m,
+            });
+        }
+        ClassificationMetrics {
+            auc,
+            log_loss,
+            accuracy: right as f64 / n,
+            f1,
+            positive_rate: positives as f64 / n,
+            calibration,
+        }
+    }
+}
+
+impl HoldoutMetrics {
+    pub fn compute(actual: &[f64], predicted: &[f64]) -> HoldoutMetrics {
         debug_assert_eq!(actual.len(), predicted.len());
         let n = actual.len();
         let nf = n as f64;
@@ -37,7 +131,7 @@ impl RegressionMetrics {
         }
         let mean = actual.iter().sum::<f64>() / nf;
         let sst: f64 = actual.iter().map(|a| (a - mean) * (a - mean)).sum();
-        RegressionMetrics {
+        HoldoutMetrics {
             rmse: (sse / nf).sqrt(),
             mae: sae / nf,
             r2: (sst > 0.0).then(|| 1.0 - sse / sst),
@@ -45,7 +139,16 @@ impl RegressionMetrics {
             gini: normalized_gini(actual, predicted),
             top_decile_capture: top_share_capture(actual, predicted, 0.1),
             n,
+            classification: None,
         }
+    }
+
+    /// Metrics of a binary classifier: its probabilities against the 0/1 labels (the value
+    /// metrics are computed too: rmse is the root Brier score).
+    pub fn compute_classification(labels: &[f64], probabilities: &[f64]) -> HoldoutMetrics {
+        let mut m = HoldoutMetrics::compute(labels, probabilities);
+        m.classification = Some(ClassificationMetrics::compute(labels, probabilities));
+        m
     }
 
     /// The value of a metric by its name; `None` for an undefined value.
@@ -57,6 +160,10 @@ impl RegressionMetrics {
             Metric::Spearman => self.spearman,
             Metric::Gini => self.gini,
             Metric::TopDecileCapture => self.top_decile_capture,
+            Metric::Auc => self.classification.as_ref().and_then(|c| c.auc),
+            Metric::LogLoss => self.classification.as_ref().map(|c| c.log_loss),
+            Metric::Accuracy => self.classification.as_ref().map(|c| c.accuracy),
+            Metric::F1 => self.classification.as_ref().and_then(|c| c.f1),
         }
     }
 }
@@ -152,16 +259,24 @@ pub enum Metric {
     Spearman,
     Gini,
     TopDecileCapture,
+    Auc,
+    LogLoss,
+    Accuracy,
+    F1,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 6] = [
+    pub const ALL: [Metric; 10] = [
         Metric::Rmse,
         Metric::Mae,
         Metric::R2,
         Metric::Spearman,
         Metric::Gini,
         Metric::TopDecileCapture,
+        Metric::Auc,
+        Metric::LogLoss,
+        Metric::Accuracy,
+        Metric::F1,
     ];
 
     /// The metric's jsonb key.
@@ -173,6 +288,10 @@ impl Metric {
             Metric::Spearman => "spearman",
             Metric::Gini => "gini",
             Metric::TopDecileCapture => "top_decile_capture",
+            Metric::Auc => "auc",
+            Metric::LogLoss => "log_loss",
+            Metric::Accuracy => "accuracy",
+            Metric::F1 => "f1",
         }
     }
 
@@ -181,7 +300,7 @@ impl Metric {
     }
 
     pub fn lower_is_better(self) -> bool {
-        matches!(self, Metric::Rmse | Metric::Mae)
+        matches!(self, Metric::Rmse | Metric::Mae | Metric::LogLoss)
     }
 
     /// Whether `candidate` is at least as good as `incumbent`. An undefined value loses to a
@@ -277,6 +396,43 @@ pub fn top_share_capture(actual: &[f64], predicted: &[f64], share: f64) -> Optio
 mod tests {
     use super::*;
 
+    #[test]
+    fn classification_metrics_match_scikit_learn_documented_examples() {
+        // roc_auc_score([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8]) = 0.75 (scikit-learn user guide)
+        let m = ClassificationMetrics::compute(&[0.0, 0.0, 1.0, 1.0], &[0.1, 0.4, 0.35, 0.8]);
+        assert!((m.auc.unwrap() - 0.75).abs() < 1e-12);
+        // log_loss(["spam", "ham", "ham", "spam"], [[.1, .9], [.9, .1], [.8, .2], [.35, .65]])
+        // = 0.21616 (scikit-learn docstring); positive class "spam"
+        let m = ClassificationMetrics::compute(&[1.0, 0.0, 0.0, 1.0], &[0.9, 0.1, 0.2, 0.65]);
+        assert!((m.log_loss - 0.216_162_7).abs() < 1e-6, "{}", m.log_loss);
+        assert_eq!(m.accuracy, 1.0);
+        assert_eq!(m.f1, Some(1.0));
+        // by hand: predictions ≥ 0.5 are [1, 1, 0, 0] against [1, 0, 0, 1]: tp 1, fp 1, fn 1
+        let m = ClassificationMetrics::compute(&[1.0, 0.0, 0.0, 1.0], &[0.9, 0.6, 0.2, 0.4]);
+        assert_eq!(m.accuracy, 0.5);
+        assert!((m.f1.unwrap() - 0.5).abs() < 1e-12);
+        assert_eq!(m.positive_rate, 0.5);
+        // ties: a constant prediction has AUC 0.5
+        let m = ClassificationMetrics::compute(&[1.0, 0.0, 0.0, 1.0], &[0.3; 4]);
+        assert_eq!(m.auc, Some(0.5));
+        assert_eq!(
+            ClassificationMetrics::compute(&[1.0, 1.0], &[0.3, 0.4]).auc,
+            None
+        );
+    }
+
+    #[test]
+    fn calibration_buckets_cover_every_row_lowest_first() {
+        let labels: Vec<f64> = (0..100).map(|i| f64::from(i % 4 == 0)).collect();
+        let p: Vec<f64> = (0..100).map(|i| i as f64 / 100.0).collect();
+        let m = ClassificationMetrics::compute(&labels, &p);
+        assert_eq!(m.calibration.len(), 10);
+        assert_eq!(m.calibration.iter().map(|b| b.n).sum::<usize>(), 100);
+        assert!((m.calibration[0].mean_predicted - 0.045).abs() < 1e-12);
+        // rows 0..9: labels at 0, 4, 8 → 3 of 10
+        assert!((m.calibration[0].observed_rate - 0.3).abs() < 1e-12);
+    }
+
     fn close(a: f64, b: f64) -> bool {
         (a - b).abs() < 1e-12
     }
@@ -286,7 +442,7 @@ mod tests {
         // errors: +1, -1, +2, 0 → SSE 6, SAE 4; mean actual 2.5, SST = 2.25+.25+.25+2.25 = 5
         let actual = [1.0, 2.0, 3.0, 4.0];
         let predicted = [2.0, 1.0, 5.0, 4.0];
-        let m = RegressionMetrics::compute(&actual, &predicted);
+        let m = HoldoutMetrics::compute(&actual, &predicted);
         assert!(close(m.rmse, (6.0f64 / 4.0).sqrt()));
         assert!(close(m.mae, 1.0));
         assert!(close(m.r2.unwrap(), 1.0 - 6.0 / 5.0));
@@ -389,6 +545,6 @@ mod tests {
             Metric::from_key("top_decile_capture"),
             Some(Metric::TopDecileCapture)
         );
-        assert_eq!(Metric::from_key("accuracy"), None);
+        assert_eq!(Metric::from_key("precision"), None);
     }
 }

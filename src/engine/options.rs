@@ -54,6 +54,13 @@ pub struct TrainOptions {
     pub mlp: MlpOptions,
     /// `target_transform`: train on ln(1 + y) and predict e^p − 1 (skewed spend).
     pub target_transform: TargetTransform,
+    /// `task`: "regression" or "classification"; `None` = inferred from the target's type.
+    pub task: Option<super::codec::Task>,
+    /// Whether `metric` was given (a classifier's default metric is auc, not rmse).
+    pub metric_given: bool,
+    /// Labels of a classifier's negative and positive class, as `customer_tier` returns them
+    /// (set from the target's type: "false"/"true" for a boolean, "0"/"1" for a number).
+    pub class_labels: (String, String),
     /// Algorithms `auto` tries.
     pub candidates: Vec<Algorithm>,
     pub clv: ClvOptions,
@@ -75,13 +82,16 @@ impl Default for TrainOptions {
             gbm: GbmOptions::default(),
             mlp: MlpOptions::default(),
             target_transform: TargetTransform::Identity,
+            task: None,
+            metric_given: false,
+            class_labels: ("0".into(), "1".into()),
             candidates: Algorithm::CANDIDATES.to_vec(),
             clv: ClvOptions::default(),
         }
     }
 }
 
-const COMMON_KEYS: [&str; 8] = [
+const COMMON_KEYS: [&str; 9] = [
     "test_size",
     "seed",
     "features",
@@ -90,6 +100,7 @@ const COMMON_KEYS: [&str; 8] = [
     "metric",
     "tiers",
     "target_transform",
+    "task",
 ];
 const MLP_KEYS: [&str; 7] = [
     "hidden_layers",
@@ -131,7 +142,7 @@ pub fn valid_keys(algorithm: Algorithm) -> Vec<&'static str> {
     };
     match algorithm {
         Algorithm::Linear | Algorithm::BgNbd | Algorithm::ParetoNbd | Algorithm::GammaGamma => {}
-        Algorithm::Ridge | Algorithm::Lasso => keys.extend(RIDGE_KEYS),
+        Algorithm::Ridge | Algorithm::Lasso | Algorithm::Logistic => keys.extend(RIDGE_KEYS),
         Algorithm::ElasticNet => keys.extend(ELASTIC_NET_KEYS),
         Algorithm::RandomForest => keys.extend(FOREST_KEYS),
         Algorithm::Gbm => keys.extend(GBM_KEYS),
@@ -431,6 +442,20 @@ impl TrainOptions {
             o.mlp = parse_mlp(map, o.seed)?;
         }
         o.mlp.seed = o.seed;
+        if let Some(v) = map.get("task") {
+            o.task = Some(match v.as_str() {
+                Some("regression") => super::codec::Task::Regression,
+                Some("classification") => super::codec::Task::Classification,
+                _ => {
+                    return Err(option_error(
+                        "task",
+                        "\"regression\" or \"classification\"",
+                        v,
+                    ))
+                }
+            });
+        }
+        o.metric_given = map.contains_key("metric");
         if let Some(v) = map.get("target_transform") {
             o.target_transform = match v.as_str() {
                 Some("none") => TargetTransform::Identity,
@@ -593,7 +618,7 @@ mod tests {
             (json!({"test_size": "0.2"}), "\"test_size\" must be"),
             (json!({"seed": -1}), "\"seed\" must be an integer"),
             (json!({"deploy": "sometimes"}), "\"deploy\" must be one of"),
-            (json!({"metric": "accuracy"}), "\"metric\" must be one of"),
+            (json!({"metric": "precision"}), "\"metric\" must be one of"),
             (json!({"exclude": "a"}), "\"exclude\" must be an array"),
             (
                 json!({"features": ["a"], "exclude": ["b"]}),

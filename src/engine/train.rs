@@ -9,20 +9,24 @@ use super::clv::gamma_gamma::GammaGamma;
 use super::clv::model::{ClvModel, CountModel};
 use super::clv::optimize::FitOptions;
 use super::clv::pareto_nbd::ParetoNbd;
-use super::codec::TargetTransform;
+use super::codec::{Link, TargetTransform};
 use super::codec::{ModelArtifact, Task};
 use super::drift::BinProfile;
 use super::error::{EngineError, ErrorKind, Result};
 use super::features::{Dataset, FeatureSpec};
-use super::metrics::RegressionMetrics;
 use super::metrics::Totals;
+use super::metrics::{ClassificationMetrics, HoldoutMetrics, Metric};
 use super::models::explain::{feature_means, node_covers};
 use super::models::forest::fit_random_forest;
+use super::models::gbm::sigmoid;
 use super::models::gbm::{fit_gbm, GbmLoss};
+use super::models::importance::{gain_importance, mean_squared_error, permutation_importance};
 use super::models::mlp::{fit_mlp, MlpTask};
 use super::models::{Algorithm, LinearModel, Predictor};
 use super::options::TrainOptions;
 use super::stats::SplitMix64;
+use super::tiers::TierSpec;
+use super::tiers::{Tier, TierScheme};
 
 /// Fewest usable rows any algorithm is trained on: below this a holdout says nothing.
 pub const MIN_TRAINING_ROWS: usize = 10;
@@ -31,7 +35,7 @@ pub const MIN_TRAINING_ROWS: usize = 10;
 #[derive(Debug, Clone)]
 pub struct Trial {
     pub algorithm: Algorithm,
-    pub outcome: std::result::Result<RegressionMetrics, EngineError>,
+    pub outcome: std::result::Result<HoldoutMetrics, EngineError>,
     pub seconds: f64,
 }
 
@@ -39,7 +43,7 @@ pub struct Trial {
 pub struct TrainOutcome {
     pub artifact: ModelArtifact,
     /// Holdout metrics of the kept model (CLV models: against the target, when one is given).
-    pub metrics: Option<RegressionMetrics>,
+    pub metrics: Option<HoldoutMetrics>,
     /// Further facts stored in the `metrics` jsonb (e.g. a CLV fit's log-likelihood).
     pub extra: serde_json::Map<String, Value>,
     pub trials: Vec<Trial>,
@@ -69,6 +73,7 @@ struct Fit {
     predictor: Predictor,
     covers: Vec<f64>,
     gains: Vec<f64>,
+    link: Link,
 }
 
 impl From<Predictor> for Fit {
@@ -77,8 +82,61 @@ impl From<Predictor> for Fit {
             predictor,
             covers: Vec::new(),
             gains: Vec::new(),
+            link: Link::Identity,
         }
     }
+}
+
+impl Fit {
+    /// The prediction for an encoded row: the raw output through the link.
+    fn output(&self, raw: f64) -> f64 {
+        match self.link {
+            Link::Identity => raw,
+            Link::Logistic => sigmoid(raw),
+        }
+    }
+}
+
+/// Fits a binary classifier on 0/1 labels.
+fn fit_classifier(
+    algorithm: Algorithm,
+    train: &Dataset,
+    options: &TrainOptions,
+    interrupt: &mut dyn FnMut(),
+) -> Result<Fit> {
+    match algorithm {
+        Algorithm::Logistic => Ok(Fit {
+            link: Link::Logistic,
+            ..Fit::from(Predictor::Linear(LinearModel::fit_logistic(
+                train,
+                options.alpha,
+            )?))
+        }),
+        Algorithm::Gbm => {
+            let fitted = fit_gbm(train, GbmLoss::LogLoss, &options.gbm, interrupt)?;
+            Ok(Fit {
+                predictor: Predictor::Trees(fitted.ensemble),
+                covers: fitted.hessian_covers,
+                gains: fitted.split_gains,
+                link: Link::Logistic,
+            })
+        }
+        Algorithm::Mlp => {
+            let (model, _report) = fit_mlp(train, MlpTask::Binary, &options.mlp, interrupt)?;
+            Ok(Fit::from(Predictor::Mlp(model)))
+        }
+        // a forest of regression trees on 0/1 labels averages them into a probability
+        Algorithm::RandomForest => fit(algorithm, train, options, interrupt),
+        other => Err(cannot_classify(other)),
+    }
+}
+
+fn cannot_classify(algorithm: Algorithm) -> EngineError {
+    EngineError::invalid_parameter(format!(
+        "algorithm \"{}\" cannot learn a classification target",
+        algorithm.name()
+    ))
+    .with_hint("Use logistic, gbm, mlp, random_forest or auto; or options => '{\"task\": \"regression\"}' for a numeric target.")
 }
 
 fn fit(
@@ -87,6 +145,9 @@ fn fit(
     options: &TrainOptions,
     interrupt: &mut dyn FnMut(),
 ) -> Result<Fit> {
+    if options.task == Some(Task::Classification) && algorithm != Algorithm::RandomForest {
+        return fit_classifier(algorithm, train, options, interrupt);
+    }
     let linear = |m: Result<LinearModel>| m.map(|m| Fit::from(Predictor::Linear(m)));
     match algorithm {
         Algorithm::Linear => linear(LinearModel::fit_ols(train)),
@@ -105,6 +166,7 @@ fn fit(
                 predictor: Predictor::Trees(forest),
                 covers,
                 gains: Vec::new(),
+                link: Link::Identity,
             })
         }
         Algorithm::Gbm => {
@@ -113,6 +175,7 @@ fn fit(
                 predictor: Predictor::Trees(fitted.ensemble),
                 covers: fitted.hessian_covers,
                 gains: fitted.split_gains,
+                link: Link::Identity,
             })
         }
         Algorithm::Mlp => {
@@ -163,6 +226,32 @@ pub fn train(
             data.dropped_null_target
         )));
     }
+    let classify = options.task == Some(Task::Classification);
+    if classify {
+        if let Some(y) = data.y.iter().find(|y| **y != 0.0 && **y != 1.0) {
+            return Err(EngineError::new(
+                ErrorKind::DatatypeMismatch,
+                format!("a classification target must be boolean or 0/1; the target holds {y}"),
+            )
+            .with_hint(
+                "Use a boolean column (e.g. churned), or options => '{\"task\": \"regression\"}'.",
+            ));
+        }
+        if !algorithm.can_classify() {
+            return Err(cannot_classify(algorithm));
+        }
+        if options.target_transform != TargetTransform::Identity {
+            return Err(EngineError::invalid_parameter(
+                "target_transform applies to value models, not to a classification target",
+            ));
+        }
+        let default_candidates = options.candidates == Algorithm::CANDIDATES;
+        for a in &options.candidates {
+            if algorithm == Algorithm::Auto && !default_candidates && !a.can_classify() {
+                return Err(cannot_classify(*a));
+            }
+        }
+    }
     let (train_idx, test_idx) = holdout_split(data.n_rows, options.test_size, options.seed);
     let log1p = options.target_transform == TargetTransform::Log1p;
     if log1p {
@@ -183,13 +272,21 @@ pub fn train(
     let test_set = data.subset(&test_idx);
     let back = |p: f64| if log1p { p.exp_m1() } else { p };
 
-    let candidates: Vec<Algorithm> = if algorithm == Algorithm::Auto {
-        options.candidates.clone()
-    } else {
+    let candidates: Vec<Algorithm> = if algorithm != Algorithm::Auto {
         vec![algorithm]
+    } else if classify && options.candidates == Algorithm::CANDIDATES {
+        Algorithm::CLASSIFIER_CANDIDATES.to_vec()
+    } else {
+        options.candidates.clone()
+    };
+    // a classifier is chosen by AUC unless told otherwise
+    let metric = if classify && !options.metric_given {
+        Metric::Auc
+    } else {
+        options.metric
     };
     let mut trials = Vec::new();
-    let mut best: Option<(Algorithm, Fit, RegressionMetrics)> = None;
+    let mut best: Option<(Algorithm, Fit, HoldoutMetrics)> = None;
     let mut first_error: Option<EngineError> = None;
     for candidate in candidates {
         interrupt();
@@ -197,12 +294,14 @@ pub fn train(
         let fitted = fit(candidate, &train_set, options, interrupt).and_then(|fitted| {
             let predictions: Vec<f64> = predict_all(&fitted.predictor, &test_set)?
                 .into_iter()
-                .map(back)
+                .map(|raw| back(fitted.output(raw)))
                 .collect();
-            Ok((
-                fitted,
-                RegressionMetrics::compute(&test_set.y, &predictions),
-            ))
+            let metrics = if classify {
+                HoldoutMetrics::compute_classification(&test_set.y, &predictions)
+            } else {
+                HoldoutMetrics::compute(&test_set.y, &predictions)
+            };
+            Ok((fitted, metrics))
         });
         let seconds = started.elapsed().as_secs_f64();
         match fitted {
@@ -215,9 +314,8 @@ pub fn train(
                 let better = match &best {
                     None => true,
                     Some((_, _, incumbent)) => {
-                        let m = options.metric;
                         // strictly better replaces; ties keep the earlier (simpler) candidate
-                        !m.at_least_as_good(incumbent.get(m), metrics.get(m))
+                        !metric.at_least_as_good(incumbent.get(metric), metrics.get(metric))
                     }
                 };
                 if better {
@@ -246,7 +344,7 @@ pub fn train(
     // Tiers are cut on the whole training population (train and holdout rows).
     let population: Vec<f64> = predict_all(&fitted.predictor, data)?
         .into_iter()
-        .map(back)
+        .map(|raw| back(fitted.output(raw)))
         .collect();
     if let Some(p) = population.iter().find(|p| !p.is_finite()) {
         return Err(EngineError::new(
@@ -254,25 +352,99 @@ pub fn train(
             format!("the fitted model predicts {p} for a training row after the log1p transform"),
         ));
     }
-    let tiers = options.tiers.fit(&population);
+    // a classifier's tier is its predicted class (probability ≥ 0.5), unless tiers were given
+    let tiers = if classify && options.tiers == TierSpec::default() {
+        let (negative, positive) = options.class_labels.clone();
+        TierScheme {
+            tiers: vec![
+                Tier {
+                    name: positive,
+                    min: Some(0.5),
+                    share: None,
+                },
+                Tier {
+                    name: negative,
+                    min: None,
+                    share: None,
+                },
+            ],
+        }
+    } else {
+        options.tiers.fit(&population)
+    };
     let prediction_profile = profile_of(&population);
     let mut artifact = ModelArtifact::regression(
         chosen,
-        Task::Regression,
+        if classify {
+            Task::Classification
+        } else {
+            Task::Regression
+        },
         target.map(str::to_string),
         features,
         fitted.predictor,
         tiers,
     );
     artifact.target_transform = options.target_transform;
+    artifact.link = fitted.link;
+    if classify {
+        let (negative, positive) = options.class_labels.clone();
+        artifact.classes = vec![negative, positive];
+    }
     artifact.covers = fitted.covers;
     artifact.gains = fitted.gains;
     artifact.feature_means = feature_means(&train_set);
+    // importance of each feature on the holdout: how much the loss grows when the feature's
+    // values are shuffled (any model), and for boosted trees the split gains
+    let mut importance = Vec::new();
+    {
+        let sample: Vec<usize> = (0..test_set.n_rows.min(20_000)).collect();
+        let holdout = test_set.subset(&sample);
+        let predict = |x: &[f64]| artifact.predict(x);
+        let loss = |y: &[f64], p: &[f64]| {
+            if classify {
+                ClassificationMetrics::compute(y, p).log_loss
+            } else {
+                mean_squared_error(y, p)
+            }
+        };
+        let permutation =
+            permutation_importance(&predict, &holdout, &loss, 3, options.seed, interrupt)?;
+        let gains = match &artifact.predictor {
+            Predictor::Trees(t) if !artifact.gains.is_empty() => {
+                Some(gain_importance(t, &artifact.gains)?)
+            }
+            _ => None,
+        };
+        let total_gain: f64 = gains.iter().flatten().sum();
+        for (j, spec) in artifact.features.iter().enumerate() {
+            let mut entry = serde_json::Map::new();
+            entry.insert("feature".into(), json!(spec.name));
+            entry.insert("permutation".into(), json!(permutation[j]));
+            if let Some(g) = &gains {
+                entry.insert(
+                    "gain".into(),
+                    json!(if total_gain > 0.0 {
+                        g[j] / total_gain
+                    } else {
+                        0.0
+                    }),
+                );
+            }
+            importance.push(Value::Object(entry));
+        }
+    }
+    let mut extra = serde_json::Map::new();
+    extra.insert("feature_importance".into(), Value::Array(importance));
+    extra.insert(
+        "importance_loss".into(),
+        json!(if classify { "log_loss" } else { "mse" }),
+    );
     artifact.validate()?;
     Ok(TrainOutcome {
         artifact,
         metrics: Some(metrics),
-        extra: serde_json::Map::new(),
+        extra,
         trials,
         n_train: train_idx.len(),
         n_test: test_idx.len(),
@@ -399,7 +571,7 @@ pub fn train_clv(
             extra.insert("predicted_total".into(), json!(totals.predicted));
             extra.insert("actual_total".into(), json!(totals.actual));
             extra.insert("total_error_pct".into(), json!(totals.error_pct));
-            Some(RegressionMetrics::compute(&actual, &predicted))
+            Some(HoldoutMetrics::compute(&actual, &predicted))
         }
     };
     let tiers = options.tiers.fit(&predictions);
@@ -431,7 +603,7 @@ fn profile_of(predictions: &[f64]) -> BinProfile {
     BinProfile::of(&values)
 }
 
-pub fn metrics_object(m: &RegressionMetrics) -> serde_json::Map<String, Value> {
+pub fn metrics_object(m: &HoldoutMetrics) -> serde_json::Map<String, Value> {
     let mut map = serde_json::Map::new();
     map.insert("rmse".into(), json!(m.rmse));
     map.insert("mae".into(), json!(m.mae));
@@ -439,6 +611,17 @@ pub fn metrics_object(m: &RegressionMetrics) -> serde_json::Map<String, Value> {
     map.insert("spearman".into(), json!(m.spearman));
     map.insert("gini".into(), json!(m.gini));
     map.insert("top_decile_capture".into(), json!(m.top_decile_capture));
+    if let Some(c) = &m.classification {
+        // a classifier: its own keys, and the value metrics that mean something for it
+        map.remove("r2");
+        map.remove("spearman");
+        map.insert("auc".into(), json!(c.auc));
+        map.insert("log_loss".into(), json!(c.log_loss));
+        map.insert("accuracy".into(), json!(c.accuracy));
+        map.insert("f1".into(), json!(c.f1));
+        map.insert("positive_rate".into(), json!(c.positive_rate));
+        map.insert("calibration".into(), json!(c.calibration));
+    }
     map
 }
 

@@ -156,3 +156,70 @@ fn model_params(model: &str) -> pgrx::JsonB {
     }
     pgrx::JsonB(params)
 }
+
+/// Importance of each feature, as measured on the holdout at training: `permutation` (how much
+/// the holdout loss — squared error, or log loss for a classifier — grows when the feature's
+/// values are shuffled; 0 or below: the model does not rely on it) for every model, and `gain`
+/// (share of the boosted trees' total split gain) for gbm. Most important first.
+// pgrx reads the output column names from this signature, so the row type cannot be an alias.
+#[allow(clippy::type_complexity)]
+#[pg_extern(schema = "customer_value", stable, parallel_safe)]
+fn feature_importance(
+    model: &str,
+) -> TableIterator<
+    'static,
+    (
+        name!(feature, String),
+        name!(importance, f64),
+        name!(method, String),
+        name!(rank, i32),
+    ),
+> {
+    let row = store::resolve(model).or_raise();
+    let metrics: Option<pgrx::JsonB> = Spi::connect(|client| {
+        client
+            .select(
+                "SELECT metrics FROM customer_value.models WHERE id = $1",
+                Some(1),
+                &[row.id.into()],
+            )
+            .or_raise()
+            .first()
+            .get_one::<pgrx::JsonB>()
+            .or_raise()
+    });
+    let Some(entries) = metrics
+        .and_then(|m| m.0.get("feature_importance").cloned())
+        .and_then(|v| v.as_array().cloned())
+    else {
+        raise(
+            EngineError::new(
+                ErrorKind::NotSupported,
+                format!("{} has no feature importance", row.label()),
+            )
+            .with_detail("CLV models have no learned feature weights, and models trained before customer_value 0.2.0 did not measure them.")
+            .with_hint(format!("See customer_value.model_params('{model}'), or retrain the model.")),
+        );
+    };
+    let mut rows: Vec<(String, f64, String)> = Vec::new();
+    for method in ["permutation", "gain"] {
+        for e in &entries {
+            if let (Some(f), Some(v)) = (
+                e.get("feature").and_then(|v| v.as_str()),
+                e.get(method).and_then(|v| v.as_f64()),
+            ) {
+                rows.push((f.to_string(), v, method.to_string()));
+            }
+        }
+    }
+    let mut ranked = Vec::with_capacity(rows.len());
+    for method in ["permutation", "gain"] {
+        let mut of_method: Vec<&(String, f64, String)> =
+            rows.iter().filter(|r| r.2 == method).collect();
+        of_method.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        for (i, r) in of_method.into_iter().enumerate() {
+            ranked.push((r.0.clone(), r.1, r.2.clone(), i as i32 + 1));
+        }
+    }
+    TableIterator::new(ranked)
+}

@@ -8,7 +8,7 @@ use pgrx::JsonB;
 use serde_json::json;
 
 use crate::engine::error::{EngineError, ErrorKind, Result};
-use crate::engine::metrics::{lift as lift_table, RegressionMetrics, Totals};
+use crate::engine::metrics::{lift as lift_table, HoldoutMetrics, Totals};
 use crate::engine::stats::pearson;
 
 use super::errors::OrRaise;
@@ -84,7 +84,7 @@ fn scored_pairs(model: &str, source: &str, actual: &str) -> Result<(Vec<f64>, Ve
 #[pg_extern(schema = "customer_value", stable, parallel_unsafe)]
 fn evaluate(model: &str, source: &str, actual: &str) -> JsonB {
     let (predicted, observed, skipped) = scored_pairs(model, source, actual).or_raise();
-    let m = RegressionMetrics::compute(&observed, &predicted);
+    let m = HoldoutMetrics::compute(&observed, &predicted);
     let totals = Totals::compute(&observed, &predicted);
     JsonB(json!({
         "n": observed.len(),

@@ -155,6 +155,7 @@ fn attempt(name: &str, basis: &Basis, overrides: &Value) -> Result<Attempt> {
         .champion
         .as_ref()
         .map(|r| r.as_ref().map_err(String::as_str));
+    let parsed = &fitted.options;
     let (deploy, reason) = decide(
         parsed.deploy,
         parsed.metric,
@@ -167,7 +168,7 @@ fn attempt(name: &str, basis: &Basis, overrides: &Value) -> Result<Attempt> {
         &spec.to_json(&fitted.qualified_source),
         outcome,
         &fitted.profile,
-        &parsed,
+        parsed,
         DeployDecision::Decided { deploy, reason },
     )?;
     let champion_metrics = match &fitted.champion {
@@ -184,7 +185,7 @@ fn attempt(name: &str, basis: &Basis, overrides: &Value) -> Result<Attempt> {
         deployed: stored.deployed,
         reason: stored.reason,
         rows_read: fitted.rows_read,
-        metrics: outcome.metrics_json(&parsed),
+        metrics: outcome.metrics_json(parsed),
         champion_version,
         champion_metrics,
     })

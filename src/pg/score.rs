@@ -18,7 +18,7 @@ use pgrx::prelude::*;
 use pgrx::{pg_getarg, pg_getarg_datum_raw, pg_sys};
 
 use crate::engine::clv::model::ClvQuantity;
-use crate::engine::codec::ModelArtifact;
+use crate::engine::codec::{ModelArtifact, Task};
 use crate::engine::error::{EngineError, ErrorKind, Result};
 use crate::engine::features::SqlType;
 
@@ -452,6 +452,77 @@ fn cv_tier_named(fcinfo: pg_sys::FunctionCallInfo) -> String {
 #[pg_extern(sql = false)]
 fn cv_tier_by_id(fcinfo: pg_sys::FunctionCallInfo) -> String {
     unsafe { tier(fcinfo, id_arg(fcinfo, 1)) }
+}
+
+// predict_proba(row [, model]): the probability of the positive class of a binary classifier.
+
+unsafe fn probability(fcinfo: pg_sys::FunctionCallInfo, key: KeyArg<'_>) -> f64 {
+    let (x, model) = unsafe { read_row(fcinfo, key) };
+    if model.task != Task::Classification {
+        not_a_classifier(fcinfo);
+    }
+    finite_or_raise(fcinfo, model.predict(x))
+}
+
+#[cold]
+fn not_a_classifier(fcinfo: pg_sys::FunctionCallInfo) -> ! {
+    let label = unsafe { call_site(fcinfo) }
+        .model
+        .as_ref()
+        .map(|m| m.row.label())
+        .unwrap_or_else(|| "the model".into());
+    super::errors::raise(
+        EngineError::invalid_parameter(format!("{label} is not a classifier"))
+            .with_hint("predict_proba needs a model trained on a boolean target (e.g. churned); use customer_value(row) for a value."),
+    )
+}
+
+#[pg_extern(sql = false)]
+fn cv_proba_default(fcinfo: pg_sys::FunctionCallInfo) -> f64 {
+    unsafe { probability(fcinfo, KeyArg::Default) }
+}
+
+#[pg_extern(sql = false)]
+fn cv_proba_named(fcinfo: pg_sys::FunctionCallInfo) -> f64 {
+    unsafe { probability(fcinfo, name_arg(fcinfo, 1)) }
+}
+
+// explain(row [, model]): per-feature contributions that add up to the prediction.
+
+unsafe fn explanation(fcinfo: pg_sys::FunctionCallInfo, key: KeyArg<'_>) -> pgrx::JsonB {
+    let (x, model) = unsafe { read_row(fcinfo, key) };
+    let e = model.explain(x).or_raise();
+    let contributions: serde_json::Map<String, serde_json::Value> = model
+        .features
+        .iter()
+        .zip(&e.contributions)
+        .map(|(f, c)| (f.name.clone(), serde_json::json!(c)))
+        .collect();
+    let site = unsafe { call_site(fcinfo) };
+    let (name, version) = site
+        .model
+        .as_ref()
+        .map(|m| (m.row.name.clone(), m.row.version))
+        .unwrap_or_default();
+    pgrx::JsonB(serde_json::json!({
+        "model": name,
+        "version": version,
+        "baseline": e.baseline,
+        "prediction": e.prediction,
+        "contributions": contributions,
+        "scale": e.scale,
+        "value": finite_or_raise(fcinfo, model.predict(x)),
+    }))
+}
+
+#[pg_extern(sql = false)]
+fn cv_explain_default(fcinfo: pg_sys::FunctionCallInfo) -> pgrx::JsonB {
+    unsafe { explanation(fcinfo, KeyArg::Default) }
+}
+
+#[pg_extern(sql = false)]
+fn cv_explain_named(fcinfo: pg_sys::FunctionCallInfo) -> pgrx::JsonB {
+    unsafe { explanation(fcinfo, name_arg(fcinfo, 1)) }
 }
 
 // CLV quantities: expected_purchases(row, periods [, model]), p_alive(row [, model]),

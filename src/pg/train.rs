@@ -11,11 +11,11 @@ use serde_json::Value;
 
 use crate::engine::champion::{format_metric, score_champion};
 use crate::engine::clv::data::Customer;
-use crate::engine::codec::ModelArtifact;
+use crate::engine::codec::{ModelArtifact, Task};
 use crate::engine::drift::{BinProfile, TrainingProfile};
 use crate::engine::error::{EngineError, ErrorKind, Result};
 use crate::engine::features::{Encoding, FeatureSpec, RawTable, SqlType};
-use crate::engine::metrics::RegressionMetrics;
+use crate::engine::metrics::HoldoutMetrics;
 use crate::engine::models::Algorithm;
 use crate::engine::options::{DeployPolicy, TrainOptions};
 use crate::engine::train::{features_json, train as train_model, train_clv, TrainOutcome};
@@ -95,11 +95,12 @@ fn as_float8(column: &str, sql_type: &SqlType) -> String {
 /// the dataset keeps, in the same order.
 fn read_table(
     source: &Source,
-    target: &str,
+    target: (&str, &SqlType),
     features: Vec<(String, SqlType)>,
     extra: &[(String, SqlType)],
 ) -> Result<(RawTable, Vec<Vec<Option<f64>>>)> {
-    let mut select: Vec<String> = vec![format!("({})::float8", quote_identifier(target))];
+    let (target, target_type) = target;
+    let mut select: Vec<String> = vec![as_float8(target, target_type)];
     select.extend(features.iter().map(|(n, t)| as_float8(n, t)));
     select.extend(extra.iter().map(|(n, t)| as_float8(n, t)));
     let n_features = features.len();
@@ -482,11 +483,13 @@ impl Spec {
 /// on the same evaluation rows, or why it could not be scored there.
 pub(crate) struct Fitted {
     pub outcome: TrainOutcome,
+    /// The options as applied (task and metric settled from the target's type).
+    pub options: TrainOptions,
     /// Feature and prediction distributions at training, stored for `customer_value.drift`.
     pub profile: Value,
     pub rows_read: usize,
     pub qualified_source: String,
-    pub champion: Option<std::result::Result<RegressionMetrics, String>>,
+    pub champion: Option<std::result::Result<HoldoutMetrics, String>>,
 }
 
 /// The serving model's inputs as source columns, or why the source no longer has them.
@@ -528,22 +531,61 @@ pub(crate) fn fit_from_source(
     let target = spec.target.as_deref();
     let source = resolve_source(&spec.source)?;
     let columns = source_columns(&source)?;
+    let mut parsed = parsed.clone();
+    let mut target_sql_type = SqlType::Double;
     if let Some(target) = target {
         let Some((_, target_type)) = columns.iter().find(|(n, _)| n == target) else {
             return Err(missing_column("target", target, &columns));
         };
-        let target_sql_type = sql_type_of(*target_type);
-        if !target_sql_type.is_number() {
+        target_sql_type = sql_type_of(*target_type);
+        // the task follows the target's type unless options say otherwise: a boolean (e.g.
+        // churned) is a classification target, a number a value
+        let inferred = if target_sql_type == SqlType::Boolean {
+            Task::Classification
+        } else if target_sql_type.is_number() {
+            Task::Regression
+        } else {
             return Err(EngineError::new(
                 ErrorKind::DatatypeMismatch,
                 format!(
-                    "target column \"{target}\" has type {}; a value model needs a numeric target",
+                    "target column \"{target}\" has type {}; the target must be a number (a value) or a boolean (a class)",
                     target_sql_type.sql_name()
                 ),
             )
-            .with_hint("Use an integer, floating-point or numeric column (e.g. spend), or cast it in a SELECT source."));
+            .with_detail("Multi-class text targets are not supported yet.")
+            .with_hint("Use a numeric column (e.g. spend) or a boolean one (e.g. churned), or cast it in a SELECT source."));
+        };
+        let task = parsed.task.unwrap_or(inferred);
+        if algorithm.is_clv() {
+            // CLV models compare their value with a numeric target
+            if !target_sql_type.is_number() {
+                return Err(EngineError::new(
+                    ErrorKind::DatatypeMismatch,
+                    format!("target column \"{target}\" of a CLV model must be numeric"),
+                ));
+            }
+        } else {
+            if task == Task::Regression && !target_sql_type.is_number() {
+                return Err(EngineError::new(
+                    ErrorKind::DatatypeMismatch,
+                    format!(
+                        "target column \"{target}\" has type {}; a value model needs a numeric target",
+                        target_sql_type.sql_name()
+                    ),
+                ));
+            }
+            parsed.task = Some(task);
+            if task == Task::Classification && !parsed.metric_given {
+                parsed.metric = crate::engine::metrics::Metric::Auc;
+            }
+            parsed.class_labels = if target_sql_type == SqlType::Boolean {
+                ("false".into(), "true".into())
+            } else {
+                ("0".into(), "1".into())
+            };
         }
     }
+    let parsed = &parsed;
     let champion_inputs = champion.map(|c| champion_columns(c, &columns));
     let extra: &[(String, SqlType)] = match &champion_inputs {
         Some(Ok(cols)) => cols,
@@ -595,7 +637,7 @@ pub(crate) fn fit_from_source(
     } else {
         let target = target.unwrap_or_default();
         let features = choose_features(&columns, target, &source, parsed)?;
-        let (raw, extra_rows) = read_table(&source, target, features, extra)?;
+        let (raw, extra_rows) = read_table(&source, (target, &target_sql_type), features, extra)?;
         let rows_read = raw.n_rows();
         feature_profiles = raw.profiles();
         let (specs, dataset) = raw.into_dataset()?;
@@ -633,6 +675,7 @@ pub(crate) fn fit_from_source(
     .map_err(|e| EngineError::new(ErrorKind::Internal, format!("cannot encode profile: {e}")))?;
     Ok(Fitted {
         outcome,
+        options: parsed.clone(),
         profile,
         rows_read,
         qualified_source: source.qualified_name.unwrap_or_else(|| spec.source.clone()),
@@ -689,11 +732,11 @@ fn train(
         &spec.to_json(&fitted.qualified_source),
         outcome,
         &fitted.profile,
-        &parsed,
+        &fitted.options,
         DeployDecision::VersusServing,
     )
     .or_raise();
-    let metrics = outcome.metrics_json(&parsed);
+    let metrics = outcome.metrics_json(&fitted.options);
     record_run(&RunRecord {
         model: name,
         version: Some(stored.version),

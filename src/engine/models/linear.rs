@@ -9,6 +9,7 @@ use smartcore::linear::lasso::{Lasso, LassoParameters};
 use smartcore::linear::linear_regression::{
     LinearRegression, LinearRegressionParameters, LinearRegressionSolverName,
 };
+use smartcore::linear::logistic_regression::{LogisticRegression, LogisticRegressionParameters};
 use smartcore::linear::ridge_regression::{
     RidgeRegression, RidgeRegressionParameters, RidgeRegressionSolverName,
 };
@@ -113,6 +114,23 @@ impl LinearModel {
             coefficients: column(fitted.coefficients()),
         }
         .check_fit("elastic_net")
+    }
+
+    /// Logistic regression on 0/1 labels (smartcore, L-BFGS, L2 penalty `alpha`): the model
+    /// gives the log-odds of the positive class (the artifact applies the logistic link).
+    pub fn fit_logistic(data: &Dataset, alpha: f64) -> Result<LinearModel> {
+        need_more_rows_than_features(data, "logistic")?;
+        let x = matrix(data)?;
+        let labels: Vec<i32> = data.y.iter().map(|y| i32::from(*y == 1.0)).collect();
+        let params = LogisticRegressionParameters::default().with_alpha(alpha);
+        let fitted =
+            catch_library_panic("logistic", || LogisticRegression::fit(&x, &labels, params))?
+                .map_err(|e| fit_failed("logistic", &e.to_string()))?;
+        LinearModel {
+            intercept: *fitted.intercept().get((0, 0)),
+            coefficients: column(fitted.coefficients()),
+        }
+        .check_fit("logistic")
     }
 
     fn check_fit(self, algorithm: &str) -> Result<LinearModel> {

@@ -43,14 +43,17 @@ pub enum Algorithm {
     Gbm,
     /// Multilayer perceptron (Dense 64 → 32 → 1 by default), trained with Adam.
     Mlp,
+    /// Logistic regression (binary classification).
+    Logistic,
 }
 
 impl Algorithm {
-    pub const ALL: [Algorithm; 12] = [
+    pub const ALL: [Algorithm; 13] = [
         Algorithm::Linear,
         Algorithm::Ridge,
         Algorithm::Lasso,
         Algorithm::ElasticNet,
+        Algorithm::Logistic,
         Algorithm::RandomForest,
         Algorithm::Gbm,
         Algorithm::Mlp,
@@ -83,7 +86,25 @@ impl Algorithm {
             Algorithm::Clv => "clv",
             Algorithm::Gbm => "gbm",
             Algorithm::Mlp => "mlp",
+            Algorithm::Logistic => "logistic",
         }
+    }
+
+    /// The concrete algorithms `auto` chooses among for a classification target.
+    pub const CLASSIFIER_CANDIDATES: [Algorithm; 3] =
+        [Algorithm::Logistic, Algorithm::RandomForest, Algorithm::Gbm];
+
+    /// Whether the algorithm can learn a binary target (a forest averages 0/1 labels into a
+    /// probability; logistic regression and boosting work on log-odds).
+    pub fn can_classify(self) -> bool {
+        matches!(
+            self,
+            Algorithm::Logistic
+                | Algorithm::RandomForest
+                | Algorithm::Gbm
+                | Algorithm::Mlp
+                | Algorithm::Auto
+        )
     }
 
     /// The probabilistic CLV models, fitted on an RFM summary rather than learned from a target.
@@ -181,7 +202,7 @@ mod tests {
         assert_eq!(err.message, "unknown algorithm \"xgboost\"");
         assert_eq!(
             err.hint.as_deref(),
-            Some("Valid algorithms are: linear, ridge, lasso, elastic_net, random_forest, gbm, mlp, auto, bgnbd, pareto_nbd, gamma_gamma, clv.")
+            Some("Valid algorithms are: linear, ridge, lasso, elastic_net, logistic, random_forest, gbm, mlp, auto, bgnbd, pareto_nbd, gamma_gamma, clv.")
         );
     }
 }
