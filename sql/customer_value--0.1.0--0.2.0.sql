@@ -161,6 +161,28 @@ COMMENT ON FUNCTION customer_value.explain(record, text) IS
 COMMENT ON FUNCTION customer_value.feature_importance(text) IS
     'Importance of each feature measured on the holdout at training: permutation (loss increase when shuffled) for every model, gain share for gbm; ranked';
 
+-- customer_value::pg::evaluate::group_report
+CREATE  FUNCTION customer_value."group_report"(
+	"model" TEXT, /* & str */
+	"source" TEXT, /* & str */
+	"actual" TEXT, /* & str */
+	"group_column" TEXT /* & str */
+) RETURNS TABLE (
+	"group_value" TEXT,  /* Option < String > */
+	"customers" bigint,  /* i64 */
+	"mean_predicted" double precision,  /* f64 */
+	"mean_actual" double precision,  /* Option < f64 > */
+	"mean_error" double precision,  /* Option < f64 > */
+	"mae" double precision,  /* Option < f64 > */
+	"rmse" double precision,  /* Option < f64 > */
+	"tier_shares" jsonb  /* JsonB */
+)
+STRICT STABLE PARALLEL UNSAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'group_report_wrapper';
+
+COMMENT ON FUNCTION customer_value.group_report(text, text, text, text) IS
+    'Per value of group_column (fairness, segments): customers, mean predicted vs mean actual, mean error, MAE, RMSE and the share of each tier';
 COMMENT ON FUNCTION customer_value.retrain(text, jsonb) IS
     'Re-runs the serving version''s training spec on today''s data; deploys the new version only if at least as good on the same holdout (champion/challenger), options override the spec (e.g. {"deploy": "always"}); records every run, failed ones too, in customer_value.training_runs';
 COMMENT ON FUNCTION customer_value.restrict_model(text, text[]) IS

@@ -258,3 +258,6 @@ GRANT EXECUTE ON FUNCTION customer_value.unschedule_retraining(text) TO customer
 
 COMMENT ON FUNCTION customer_value.drift(text, text) IS
     'Population stability index (PSI) of each feature and of the predictions ("(prediction)" row), source against the distributions the model saw at training; drift is stable (< 0.1), moderate (0.1-0.25) or major (> 0.25)';
+
+COMMENT ON FUNCTION customer_value.group_report(text, text, text, text) IS
+    'Per value of group_column (fairness, segments): customers, mean predicted vs mean actual, mean error, MAE, RMSE and the share of each tier';

@@ -61,6 +61,10 @@ pub struct TrainOptions {
     /// Labels of a classifier's negative and positive class, as `customer_tier` returns them
     /// (set from the target's type: "false"/"true" for a boolean, "0"/"1" for a number).
     pub class_labels: (String, String),
+    /// `time_budget` (seconds): `auto` starts no further candidate once it is spent.
+    pub time_budget: Option<f64>,
+    /// `search`: hyperparameter search with k-fold cross-validation.
+    pub search: Option<SearchSpec>,
     /// Algorithms `auto` tries.
     pub candidates: Vec<Algorithm>,
     pub clv: ClvOptions,
@@ -85,6 +89,8 @@ impl Default for TrainOptions {
             task: None,
             metric_given: false,
             class_labels: ("0".into(), "1".into()),
+            time_budget: None,
+            search: None,
             candidates: Algorithm::CANDIDATES.to_vec(),
             clv: ClvOptions::default(),
         }
@@ -120,7 +126,9 @@ const FOREST_KEYS: [&str; 5] = [
     "min_samples_split",
     "max_features",
 ];
-const AUTO_KEYS: [&str; 1] = ["candidates"];
+const AUTO_KEYS: [&str; 2] = ["candidates", "time_budget"];
+/// Hyperparameter search applies to the algorithms that have hyperparameters.
+const SEARCH_KEYS: [&str; 1] = ["search"];
 const CLV_KEYS: [&str; 8] = [
     "max_iterations",
     "deploy",
@@ -147,6 +155,21 @@ pub fn valid_keys(algorithm: Algorithm) -> Vec<&'static str> {
         Algorithm::RandomForest => keys.extend(FOREST_KEYS),
         Algorithm::Gbm => keys.extend(GBM_KEYS),
         Algorithm::Mlp => keys.extend(MLP_KEYS),
+        _ => {}
+    }
+    if matches!(
+        algorithm,
+        Algorithm::Ridge
+            | Algorithm::Lasso
+            | Algorithm::ElasticNet
+            | Algorithm::Logistic
+            | Algorithm::RandomForest
+            | Algorithm::Gbm
+            | Algorithm::Mlp
+    ) {
+        keys.extend(SEARCH_KEYS);
+    }
+    match algorithm {
         Algorithm::Auto => {
             keys.extend(ELASTIC_NET_KEYS);
             keys.extend(FOREST_KEYS);
@@ -154,8 +177,128 @@ pub fn valid_keys(algorithm: Algorithm) -> Vec<&'static str> {
             keys.extend(AUTO_KEYS);
         }
         Algorithm::Clv => keys.extend(CLV_COMBINED_KEYS),
+        _ => {}
     }
     keys
+}
+
+/// Most parameter combinations a search may try (each is fitted `folds` times).
+pub const MAX_SEARCH_TRIALS: usize = 200;
+
+/// `options->'search'`: `{"method": "grid" | "random", "params": {"max_depth": [3, 6], …},
+/// "folds": 3, "trials": 10}`. Every combination is a full set of options (the other options
+/// with these values), parsed — and so checked — before any training starts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchSpec {
+    pub method: &'static str,
+    pub folds: usize,
+    /// The combinations to try, each as (the values set, the options they give).
+    pub combinations: Vec<(Map<String, Value>, TrainOptions)>,
+}
+
+impl SearchSpec {
+    fn parse(v: &Value, base: &Map<String, Value>, algorithm: Algorithm) -> Result<SearchSpec> {
+        let bad = |what: &str| option_error("search", what, v);
+        let spec = v
+            .as_object()
+            .ok_or_else(|| bad("an object like {\"params\": {\"max_depth\": [3, 6]}}"))?;
+        for key in spec.keys() {
+            if !["method", "params", "folds", "trials"].contains(&key.as_str()) {
+                return Err(EngineError::invalid_parameter(format!(
+                    "unknown key \"{key}\" in option \"search\""
+                ))
+                .with_hint("Valid keys are method, params, folds, trials."));
+            }
+        }
+        let method = match spec.get("method").map(Value::as_str) {
+            None | Some(Some("grid")) => "grid",
+            Some(Some("random")) => "random",
+            _ => return Err(bad("an object whose method is \"grid\" or \"random\"")),
+        };
+        let folds = match spec.get("folds") {
+            None => 3,
+            Some(f) => f
+                .as_u64()
+                .filter(|f| (2..=20).contains(f))
+                .ok_or_else(|| bad("an object whose folds is an integer from 2 to 20"))?
+                as usize,
+        };
+        let params = spec
+            .get("params")
+            .and_then(Value::as_object)
+            .filter(|p| !p.is_empty())
+            .ok_or_else(|| bad("an object with \"params\": {\"<option>\": [values…], …}"))?;
+        let valid = valid_keys(algorithm);
+        let mut grid: Vec<(String, Vec<Value>)> = Vec::new();
+        for (key, values) in params {
+            if !valid.contains(&key.as_str())
+                || [
+                    "search",
+                    "features",
+                    "exclude",
+                    "deploy",
+                    "metric",
+                    "tiers",
+                    "task",
+                    "seed",
+                    "test_size",
+                ]
+                .contains(&key.as_str())
+            {
+                return Err(EngineError::invalid_parameter(format!(
+                    "search parameter \"{key}\" is not a hyperparameter of algorithm \"{}\"",
+                    algorithm.name()
+                )));
+            }
+            let values = values.as_array().filter(|a| !a.is_empty()).ok_or_else(|| {
+                EngineError::invalid_parameter(format!(
+                    "search parameter \"{key}\" needs a non-empty array of values"
+                ))
+            })?;
+            grid.push((key.clone(), values.clone()));
+        }
+        let total: usize = grid.iter().map(|(_, v)| v.len()).product();
+        let mut picks: Vec<usize> = (0..total).collect();
+        if method == "random" {
+            let trials = match spec.get("trials") {
+                None => 10,
+                Some(t) => t
+                    .as_u64()
+                    .filter(|t| (1..=MAX_SEARCH_TRIALS as u64).contains(t))
+                    .ok_or_else(|| bad("an object whose trials is an integer from 1 to 200"))?
+                    as usize,
+            };
+            let seed = base.get("seed").and_then(Value::as_u64).unwrap_or(42);
+            super::stats::SplitMix64::new(seed ^ 0x5EA2C4).shuffle(&mut picks);
+            picks.truncate(trials);
+        } else if total > MAX_SEARCH_TRIALS {
+            return Err(EngineError::invalid_parameter(format!(
+                "the search grid has {total} combinations; at most {MAX_SEARCH_TRIALS} are allowed"
+            ))
+            .with_hint("Use fewer values, or \"method\": \"random\" with \"trials\"."));
+        }
+        let mut combinations = Vec::with_capacity(picks.len());
+        for pick in picks {
+            let mut chosen = Map::new();
+            let mut rest = pick;
+            for (key, values) in &grid {
+                chosen.insert(key.clone(), values[rest % values.len()].clone());
+                rest /= values.len();
+            }
+            let mut options = base.clone();
+            options.remove("search");
+            for (k, v) in &chosen {
+                options.insert(k.clone(), v.clone());
+            }
+            let parsed = TrainOptions::parse(&Value::Object(options), algorithm)?;
+            combinations.push((chosen, parsed));
+        }
+        Ok(SearchSpec {
+            method,
+            folds,
+            combinations,
+        })
+    }
 }
 
 /// The MLP's options (`hidden_layers`, `learning_rate`, `epochs`, `batch_size`,
@@ -420,8 +563,11 @@ impl TrainOptions {
         if let Some(n) = integer(map, "n_trees", 1, 10_000)? {
             o.forest.n_trees = n as usize;
         }
-        if let Some(d) = integer(map, "max_depth", 1, 64)? {
-            o.forest.max_depth = d as u16;
+        // gradient boosting reads its own max_depth (1 to 32) below
+        if algorithm != Algorithm::Gbm {
+            if let Some(d) = integer(map, "max_depth", 1, 64)? {
+                o.forest.max_depth = d as u16;
+            }
         }
         if let Some(n) = integer(map, "min_samples_leaf", 1, 1_000_000)? {
             o.forest.min_samples_leaf = n as usize;
@@ -462,6 +608,12 @@ impl TrainOptions {
                 Some("log1p") => TargetTransform::Log1p,
                 _ => return Err(option_error("target_transform", "\"none\" or \"log1p\"", v)),
             };
+        }
+        if let Some(b) = number(map, "time_budget", 0.001, 1e7, "a number of seconds > 0")? {
+            o.time_budget = Some(b);
+        }
+        if let Some(v) = map.get("search") {
+            o.search = Some(SearchSpec::parse(v, map, algorithm)?);
         }
         if let Some(v) = map.get("candidates") {
             let names = string_list(map, "candidates")?.unwrap_or_default();

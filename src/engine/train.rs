@@ -272,6 +272,108 @@ pub fn train(
     let test_set = data.subset(&test_idx);
     let back = |p: f64| if log1p { p.exp_m1() } else { p };
 
+    // Hyperparameter search: k-fold cross-validation on the training split only (the holdout
+    // stays untouched for the final, honest metrics), then the best combination is fitted as
+    // usual.
+    let mut search_report: Option<Value> = None;
+    let searched: Option<TrainOptions> = match &options.search {
+        None => None,
+        Some(search) => {
+            if algorithm == Algorithm::Auto {
+                return Err(EngineError::invalid_parameter(
+                    "option \"search\" needs a concrete algorithm, not auto",
+                ));
+            }
+            let metric = if classify && !options.metric_given {
+                Metric::Auc
+            } else {
+                options.metric
+            };
+            let k = search.folds.min(train_set.n_rows);
+            let mut order: Vec<usize> = (0..train_set.n_rows).collect();
+            SplitMix64::new(options.seed ^ 0xF01D).shuffle(&mut order);
+            let mut best: Option<(usize, Option<f64>)> = None;
+            let mut trials_json = Vec::new();
+            for (ci, (params, combo)) in search.combinations.iter().enumerate() {
+                let mut combo = combo.clone();
+                combo.task = options.task;
+                combo.class_labels = options.class_labels.clone();
+                combo.metric = metric;
+                combo.metric_given = true;
+                let started = Instant::now();
+                let mut scores = Vec::with_capacity(k);
+                for fold in 0..k {
+                    interrupt();
+                    let (fit_rows, val_rows): (Vec<usize>, Vec<usize>) = order
+                        .iter()
+                        .enumerate()
+                        .fold((Vec::new(), Vec::new()), |mut acc, (i, &row)| {
+                            if i % k == fold {
+                                acc.1.push(row);
+                            } else {
+                                acc.0.push(row);
+                            }
+                            acc
+                        });
+                    let fit_set = train_set.subset(&fit_rows);
+                    let val_set = train_set.subset(&val_rows);
+                    let fitted = fit(algorithm, &fit_set, &combo, interrupt)?;
+                    let predicted: Vec<f64> = predict_all(&fitted.predictor, &val_set)?
+                        .into_iter()
+                        .map(|raw| back(fitted.output(raw)))
+                        .collect();
+                    let actual: Vec<f64> = val_set.y.iter().map(|y| back(*y)).collect();
+                    let m = if classify {
+                        HoldoutMetrics::compute_classification(&actual, &predicted)
+                    } else {
+                        HoldoutMetrics::compute(&actual, &predicted)
+                    };
+                    scores.push(m.get(metric));
+                }
+                let defined: Vec<f64> = scores.iter().flatten().copied().collect();
+                let mean = (defined.len() == scores.len() && !defined.is_empty())
+                    .then(|| defined.iter().sum::<f64>() / defined.len() as f64);
+                let sd = mean.map(|m| {
+                    (defined.iter().map(|v| (v - m) * (v - m)).sum::<f64>()
+                        / defined.len().max(1) as f64)
+                        .sqrt()
+                });
+                trials_json.push(json!({
+                    "params": params,
+                    "cv_mean": mean,
+                    "cv_sd": sd,
+                    "seconds": (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
+                }));
+                let better = match &best {
+                    None => true,
+                    Some((_, incumbent)) => !metric.at_least_as_good(*incumbent, mean),
+                };
+                if better {
+                    best = Some((ci, mean));
+                }
+            }
+            let (ci, _) = best.ok_or_else(|| {
+                EngineError::new(ErrorKind::Internal, "a search without combinations")
+            })?;
+            let (params, combo) = &search.combinations[ci];
+            search_report = Some(json!({
+                "method": search.method,
+                "folds": k,
+                "metric": metric.key(),
+                "best": params,
+                "trials": trials_json,
+            }));
+            let mut chosen = combo.clone();
+            chosen.task = options.task;
+            chosen.class_labels = options.class_labels.clone();
+            chosen.metric = options.metric;
+            chosen.metric_given = options.metric_given;
+            chosen.search = None;
+            Some(chosen)
+        }
+    };
+    let options = searched.as_ref().unwrap_or(options);
+    let all_started = Instant::now();
     let candidates: Vec<Algorithm> = if algorithm != Algorithm::Auto {
         vec![algorithm]
     } else if classify && options.candidates == Algorithm::CANDIDATES {
@@ -290,6 +392,20 @@ pub fn train(
     let mut first_error: Option<EngineError> = None;
     for candidate in candidates {
         interrupt();
+        if let Some(budget) = options.time_budget {
+            // the budget is checked between candidates: the first always runs
+            if !trials.is_empty() && all_started.elapsed().as_secs_f64() > budget {
+                trials.push(Trial {
+                    algorithm: candidate,
+                    outcome: Err(EngineError::new(
+                        ErrorKind::InsufficientData,
+                        format!("skipped: the time_budget of {budget} s was spent"),
+                    )),
+                    seconds: 0.0,
+                });
+                continue;
+            }
+        }
         let started = Instant::now();
         let fitted = fit(candidate, &train_set, options, interrupt).and_then(|fitted| {
             let predictions: Vec<f64> = predict_all(&fitted.predictor, &test_set)?
@@ -435,6 +551,9 @@ pub fn train(
         }
     }
     let mut extra = serde_json::Map::new();
+    if let Some(report) = search_report {
+        extra.insert("search".into(), report);
+    }
     extra.insert("feature_importance".into(), Value::Array(importance));
     extra.insert(
         "importance_loss".into(),

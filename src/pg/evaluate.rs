@@ -140,3 +140,114 @@ fn lift(
         )
     }))
 }
+
+/// One row of `group_report`.
+type GroupRow = (
+    Option<String>,
+    i64,
+    f64,
+    Option<f64>,
+    Option<f64>,
+    Option<f64>,
+    Option<f64>,
+    JsonB,
+);
+
+/// A fairness / segment report: per value of `group_column`, how many customers, the mean
+/// prediction against the mean actual value, the errors, and the share of each tier. One
+/// set-based query scored with `customer_value(row, model)` itself.
+// pgrx reads the output column names from this signature, so the row type cannot be an alias.
+#[allow(clippy::type_complexity)]
+#[pg_extern(schema = "customer_value", stable, parallel_unsafe)]
+fn group_report(
+    model: &str,
+    source: &str,
+    actual: &str,
+    group_column: &str,
+) -> TableIterator<
+    'static,
+    (
+        name!(group_value, Option<String>),
+        name!(customers, i64),
+        name!(mean_predicted, f64),
+        name!(mean_actual, Option<f64>),
+        name!(mean_error, Option<f64>),
+        name!(mae, Option<f64>),
+        name!(rmse, Option<f64>),
+        name!(tier_shares, JsonB),
+    ),
+> {
+    let rows = group_rows(model, source, actual, group_column).or_raise();
+    TableIterator::new(rows)
+}
+
+fn group_rows(model: &str, source: &str, actual: &str, group: &str) -> Result<Vec<GroupRow>> {
+    store::resolve(model)?;
+    let resolved = resolve_source(source)?;
+    let columns = source_columns(&resolved)?;
+    let Some((_, oid)) = columns.iter().find(|(n, _)| n == actual) else {
+        return Err(missing_column("actual", actual, &columns));
+    };
+    let actual_type = sql_type_of(*oid);
+    let actual_expr = if actual_type == crate::engine::features::SqlType::Boolean {
+        format!("({})::int::float8", quote_identifier(actual))
+    } else if actual_type.is_number() {
+        format!("({})::float8", quote_identifier(actual))
+    } else {
+        return Err(EngineError::new(
+            ErrorKind::DatatypeMismatch,
+            format!(
+                "actual column \"{actual}\" has type {}; it must be numeric or boolean",
+                actual_type.sql_name()
+            ),
+        ));
+    };
+    if !columns.iter().any(|(n, _)| n == group) {
+        return Err(missing_column("group", group, &columns));
+    }
+    let literal = quote_literal(model);
+    let score = score_expression(&literal);
+    let tier = score.replacen(".customer_value(", ".customer_tier(", 1);
+    let query = format!(
+        "WITH scored AS (
+             SELECT ({group})::text AS g, {score} AS p, {actual_expr} AS a, {tier} AS t
+               FROM {from}),
+         tiers AS (
+             SELECT g, pg_catalog.jsonb_object_agg(t, share ORDER BY t) AS shares
+               FROM (SELECT g, t, count(*)::float8 / sum(count(*)) OVER (PARTITION BY g) AS share
+                       FROM scored GROUP BY g, t) x
+              GROUP BY g)
+         SELECT s.g, count(*), avg(s.p), avg(s.a), avg(s.p - s.a), avg(abs(s.p - s.a)),
+                sqrt(avg((s.p - s.a) ^ 2)), min(tr.shares::text)::jsonb
+           FROM scored s JOIN tiers tr ON tr.g IS NOT DISTINCT FROM s.g
+          GROUP BY s.g
+          ORDER BY s.g NULLS LAST",
+        group = quote_identifier(group),
+        from = resolved.from_clause,
+    );
+    let rows = Spi::connect(|client| {
+        let table = client.select(&query, None, &[]).or_raise();
+        table
+            .map(|r| {
+                (
+                    r.get::<String>(1).or_raise(),
+                    r.get::<i64>(2).or_raise().unwrap_or(0),
+                    r.get::<f64>(3).or_raise().unwrap_or(f64::NAN),
+                    r.get::<f64>(4).or_raise(),
+                    r.get::<f64>(5).or_raise(),
+                    r.get::<f64>(6).or_raise(),
+                    r.get::<f64>(7).or_raise(),
+                    r.get::<JsonB>(8)
+                        .or_raise()
+                        .unwrap_or(JsonB(serde_json::json!({}))),
+                )
+            })
+            .collect::<Vec<_>>()
+    });
+    if rows.is_empty() {
+        return Err(EngineError::insufficient_data(
+            "the source has no rows to report on",
+        ));
+    }
+    Ok(rows)
+}

@@ -27,6 +27,36 @@ SELECT algorithm, jsonb_array_length(metrics -> 'trials') AS trials
 SELECT algorithm, metrics ? 'rmse' AS has_rmse
   FROM customer_value.train('logged', 'customers', 'spend', 'gbm', '{"target_transform": "log1p", "n_trees": 30}');
 SELECT min(customer_value(c, 'logged')) > -1 AS above_minus_one FROM customers c;
+-- Hyperparameter search: k-fold cross-validation on the training rows, best combination refit;
+-- every combination's score is stored with the model.
+SELECT algorithm, metrics -> 'search' ->> 'method' AS method, metrics -> 'search' ->> 'folds' AS folds,
+       jsonb_array_length(metrics -> 'search' -> 'trials') AS combinations,
+       (SELECT bool_and((t ->> 'cv_mean')::float8 > 0) FROM jsonb_array_elements(metrics -> 'search' -> 'trials') t) AS all_scored,
+       metrics -> 'search' -> 'best' ? 'max_depth' AS best_has_depth
+  FROM customer_value.train('tuned', 'customers', 'spend', 'gbm',
+       '{"n_trees": 20, "search": {"params": {"max_depth": [2, 4], "learning_rate": [0.1, 0.3]}, "folds": 3}}');
+SELECT jsonb_array_length(metrics -> 'search' -> 'trials') AS random_trials
+  FROM customer_value.train('tuned2', 'customers', 'spend', 'random_forest',
+       '{"search": {"method": "random", "trials": 2, "params": {"max_depth": [3, 5, 8], "n_trees": [5, 10]}}}');
+SELECT * FROM customer_value.train('x', 'customers', 'spend', 'gbm', '{"search": {"params": {"alpha": [1, 2]}}}');
+SELECT * FROM customer_value.train('x', 'customers', 'spend', 'gbm', '{"search": {"params": {"max_depth": [2, 99]}}}');
+SELECT * FROM customer_value.train('x', 'customers', 'spend', 'gbm', '{"search": {"params": {"max_depth": []}}}');
+SELECT * FROM customer_value.train('x', 'customers', 'spend', 'gbm', '{"search": {"params": {"max_depth": [2]}, "folds": 1}}');
+SELECT * FROM customer_value.train('x', 'customers', 'spend', 'linear', '{"search": {"params": {"alpha": [1]}}}');
+-- auto within a time budget: once it is spent, further candidates are skipped (and say so)
+SELECT t ->> 'algorithm' AS algorithm, t ->> 'error' AS skipped
+  FROM customer_value.train('budget', 'customers', 'spend', 'auto',
+       '{"candidates": ["random_forest", "linear"], "time_budget": 0.001}') r,
+       jsonb_array_elements(r.metrics -> 'trials') t;
+-- A group report: per segment, mean predicted vs actual, errors and tier shares.
+SELECT group_value, customers, round(mean_predicted::numeric, 1) AS mean_predicted,
+       round(mean_actual::numeric, 1) AS mean_actual, round(mae::numeric, 1) AS mae,
+       (SELECT round(sum(value::float8)::numeric, 6) FROM jsonb_each_text(tier_shares)) AS shares_sum,
+       tier_shares ? 'VIP' AS has_vip
+  FROM customer_value.group_report('boost', 'customers', 'spend', 'vip');
+SELECT * FROM customer_value.group_report('boost', 'customers', 'spend', 'segment');
+SELECT * FROM customer_value.group_report('boost', 'customers', 'nope', 'vip');
+SELECT * FROM customer_value.group_report('boost', 'SELECT *, spend::text AS s FROM customers', 's', 'vip');
 -- Bad options are named.
 SELECT * FROM customer_value.train('x', 'customers', 'spend', 'gbm', '{"learning_rate": 2}');
 SELECT * FROM customer_value.train('x', 'customers', 'spend', 'gbm', '{"max_depth": 40}');
