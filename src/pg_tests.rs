@@ -83,8 +83,13 @@ fn column_types_resolve_through_domains() {
     let domain: pg_sys::Oid = Spi::get_one("SELECT 'positive_int'::regtype::oid").unwrap().unwrap();
     assert_eq!(sql_type_of(domain), SqlType::Integer);
     assert_eq!(sql_type_of(pg_sys::NUMERICOID), SqlType::Numeric);
-    assert_eq!(sql_type_of(pg_sys::TEXTOID), SqlType::Other("text".into()));
-    assert_eq!(sql_type_of(pg_sys::DATEOID), SqlType::Other("date".into()));
+    assert_eq!(sql_type_of(pg_sys::TEXTOID), SqlType::Text);
+    assert_eq!(sql_type_of(pg_sys::VARCHAROID), SqlType::Text);
+    assert_eq!(sql_type_of(pg_sys::DATEOID), SqlType::Date);
+    assert_eq!(sql_type_of(pg_sys::TIMESTAMPTZOID), SqlType::TimestampTz);
+    // char(n) pads with spaces that ::text drops: refused rather than mismatched
+    assert_eq!(sql_type_of(pg_sys::BPCHAROID), SqlType::Other("character".into()));
+    assert_eq!(sql_type_of(pg_sys::JSONBOID), SqlType::Other("jsonb".into()));
 }
 
 #[pg_test(error = "model \"t\" version 1 cannot be loaded: model bytes fail their checksum")]

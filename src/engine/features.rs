@@ -17,7 +17,12 @@ pub enum SqlType {
     Double,
     Numeric,
     Boolean,
-    /// Any other type, by its SQL name (e.g. `text`, `date`).
+    /// text, varchar, char: a category.
+    Text,
+    Date,
+    Timestamp,
+    TimestampTz,
+    /// Any other type, by its SQL name (e.g. `jsonb`).
     Other(String),
 }
 
@@ -32,8 +37,19 @@ impl SqlType {
             SqlType::Double => "double precision",
             SqlType::Numeric => "numeric",
             SqlType::Boolean => "boolean",
+            SqlType::Text => "text",
+            SqlType::Date => "date",
+            SqlType::Timestamp => "timestamp without time zone",
+            SqlType::TimestampTz => "timestamp with time zone",
             SqlType::Other(name) => name,
         }
+    }
+
+    pub fn is_time(&self) -> bool {
+        matches!(
+            self,
+            SqlType::Date | SqlType::Timestamp | SqlType::TimestampTz
+        )
     }
 
     pub fn is_number(&self) -> bool {
@@ -50,12 +66,33 @@ impl SqlType {
 }
 
 /// How a column's value becomes a number.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Encoding {
-    /// Any integer, float or numeric column, used as its value.
     Number,
-    /// A boolean column: true = 1, false = 0.
     Boolean,
+    /// One-hot indicator of a text column: 1 when `column` holds `category`, 0 when it holds
+    /// another category seen in training; a NULL or a category never seen in training gets
+    /// `share` (this category's share of the training rows), i.e. the average customer — never
+    /// an error, never silently one of the known categories. The most frequent category has no
+    /// indicator (it is the reference level, all indicators 0).
+    Indicator {
+        column: String,
+        category: String,
+        known: Vec<String>,
+        share: f64,
+    },
+    /// Target (mean) encoding of a high-cardinality text column: each category's smoothed mean
+    /// target on the training rows; `fallback` (the overall mean) for NULL and unseen values.
+    TargetMean {
+        categories: Vec<String>,
+        means: Vec<f64>,
+        fallback: f64,
+    },
+    /// A date or timestamp as its age in days at `as_of` (days since 1970-01-01, stored with the
+    /// model), so "days since last order" keeps its meaning when scored later.
+    DaysBefore {
+        as_of: f64,
+    },
 }
 
 impl Encoding {
@@ -65,6 +102,15 @@ impl Encoding {
             Ok(Encoding::Number)
         } else if *sql_type == SqlType::Boolean {
             Ok(Encoding::Boolean)
+        } else if *sql_type == SqlType::Text {
+            // the categories are known after reading; a placeholder until then
+            Ok(Encoding::TargetMean {
+                categories: Vec::new(),
+                means: Vec::new(),
+                fallback: 0.0,
+            })
+        } else if sql_type.is_time() {
+            Ok(Encoding::DaysBefore { as_of: 0.0 })
         } else {
             Err(EngineError::new(
                 ErrorKind::NotSupported,
@@ -73,27 +119,58 @@ impl Encoding {
                     sql_type.sql_name()
                 ),
             )
-            .with_detail("Features must be integer, floating-point, numeric or boolean columns.")
+            .with_detail("Features must be numeric, boolean, text (categories) or date/timestamp columns.")
             .with_hint(format!(
                 "Cast the column to a number in a SELECT source, or leave it out with options => '{{\"exclude\": [\"{column}\"]}}'."
             )))
         }
     }
 
-    pub fn name(self) -> &'static str {
+    pub fn name(&self) -> &'static str {
         match self {
             Encoding::Number => "number",
             Encoding::Boolean => "boolean",
+            Encoding::Indicator { .. } => "one_hot",
+            Encoding::TargetMean { .. } => "target_mean",
+            Encoding::DaysBefore { .. } => "days_before",
         }
     }
 
     /// Whether a scoring column of `sql_type` can feed a feature trained with this encoding.
     /// Number features accept any numeric type (a view may cast int to numeric); boolean
-    /// features accept only boolean, because 0/1 integers would silently change meaning.
-    pub fn accepts(self, sql_type: &SqlType) -> bool {
+    /// features accept only boolean, because 0/1 integers would silently change meaning; a
+    /// category needs text, an age a date or timestamp.
+    pub fn accepts(&self, sql_type: &SqlType) -> bool {
         match self {
             Encoding::Number => sql_type.is_number(),
             Encoding::Boolean => *sql_type == SqlType::Boolean,
+            Encoding::Indicator { .. } | Encoding::TargetMean { .. } => *sql_type == SqlType::Text,
+            Encoding::DaysBefore { .. } => sql_type.is_time(),
+        }
+    }
+
+    /// The encoded value of a text value (`None` = SQL NULL).
+    pub fn encode_text(&self, value: Option<&str>) -> f64 {
+        match self {
+            Encoding::Indicator {
+                category,
+                known,
+                share,
+                ..
+            } => match value {
+                Some(v) if v == category => 1.0,
+                Some(v) if known.iter().any(|k| k == v) => 0.0,
+                _ => *share,
+            },
+            Encoding::TargetMean {
+                categories,
+                means,
+                fallback,
+            } => value
+                .and_then(|v| categories.iter().position(|c| c == v))
+                .and_then(|i| means.get(i).copied())
+                .unwrap_or(*fallback),
+            _ => f64::NAN,
         }
     }
 }
@@ -111,6 +188,31 @@ pub struct FeatureSpec {
     pub impute: Option<f64>,
 }
 
+impl FeatureSpec {
+    /// The column the feature is read from (a one-hot indicator reads its text column).
+    pub fn column(&self) -> &str {
+        match &self.encoding {
+            Encoding::Indicator { column, .. } => column,
+            _ => &self.name,
+        }
+    }
+}
+
+/// Feature specs, the dataset, and each feature's distribution as read.
+pub type DatasetWithProfiles = (
+    Vec<FeatureSpec>,
+    Dataset,
+    Vec<(String, crate::engine::drift::BinProfile)>,
+);
+
+/// Most categories of a text column kept for target encoding (the rest count as unseen).
+pub const MAX_CATEGORIES: usize = 1000;
+/// Default most categories one-hot encoded; more are target (mean) encoded.
+pub const DEFAULT_MAX_ONE_HOT: usize = 10;
+/// Smoothing of target encoding: a category's mean is shrunk toward the overall mean as if it
+/// had this many more rows at the overall mean.
+pub const TARGET_MEAN_SMOOTHING: f64 = 20.0;
+
 /// A training table as read from Postgres: feature columns and the target, NULL kept as `None`.
 ///
 /// Values are checked as they arrive so that a NaN or infinity is reported with its column and
@@ -122,6 +224,12 @@ pub struct RawTable {
     target_name: String,
     columns: Vec<Vec<Option<f64>>>,
     target: Vec<Option<f64>>,
+    /// Per text column: its categories, most frequent first; its values are 1-based codes.
+    categories: Vec<Vec<String>>,
+    /// The reference time of date features, in days since 1970-01-01; their values arrive as
+    /// days since 1970-01-01 too.
+    as_of: f64,
+    max_one_hot: usize,
 }
 
 impl RawTable {
@@ -142,17 +250,37 @@ impl RawTable {
             )));
         }
         let columns = vec![Vec::new(); names.len()];
+        let categories = vec![Vec::new(); names.len()];
         Ok(RawTable {
             names,
             types,
             target_name: target_name.to_string(),
             columns,
             target: Vec::new(),
+            categories,
+            as_of: 0.0,
+            max_one_hot: DEFAULT_MAX_ONE_HOT,
         })
     }
 
     pub fn n_rows(&self) -> usize {
         self.target.len()
+    }
+
+    /// The categories of text column `j`, most frequent first (values are 1-based codes).
+    pub fn set_categories(&mut self, j: usize, categories: Vec<String>) {
+        if let Some(c) = self.categories.get_mut(j) {
+            *c = categories;
+        }
+    }
+
+    /// The reference time of date features (days since 1970-01-01).
+    pub fn set_as_of(&mut self, days: f64) {
+        self.as_of = days;
+    }
+
+    pub fn set_max_one_hot(&mut self, n: usize) {
+        self.max_one_hot = n;
     }
 
     pub fn feature_names(&self) -> &[String] {
@@ -201,6 +329,13 @@ impl RawTable {
     }
 
     pub fn into_dataset(self) -> Result<(Vec<FeatureSpec>, Dataset)> {
+        self.into_dataset_with_profiles()
+            .map(|(specs, data, _)| (specs, data))
+    }
+
+    /// [`RawTable::into_dataset`], plus each feature's distribution before imputation (NULL
+    /// kept; a target-encoded column by category code) for drift.
+    pub fn into_dataset_with_profiles(self) -> Result<DatasetWithProfiles> {
         let keep: Vec<usize> = (0..self.target.len())
             .filter(|&i| self.target[i].is_some())
             .collect();
@@ -218,12 +353,27 @@ impl RawTable {
             )));
         }
         let n = keep.len();
-        let p = self.names.len();
-        let mut specs = Vec::with_capacity(p);
-        let mut x = vec![0.0; n * p];
+        // built column by column (a text column may become several), then laid out by row
+        let mut specs: Vec<FeatureSpec> = Vec::new();
+        let mut encoded: Vec<Vec<f64>> = Vec::new();
+        let mut pending_target_means = Vec::new();
+        let mut profiles = Vec::new();
+        let profile = crate::engine::drift::BinProfile::of;
         for (j, column) in self.columns.iter().enumerate() {
-            let present: Vec<f64> = keep.iter().filter_map(|&i| column[i]).collect();
             let name = &self.names[j];
+            let sql_type = &self.types[j];
+            let kept: Vec<Option<f64>> = keep
+                .iter()
+                .map(|&i| column[i])
+                .map(|v| {
+                    if sql_type.is_time() {
+                        v.map(|days| self.as_of - days)
+                    } else {
+                        v
+                    }
+                })
+                .collect();
+            let present: Vec<f64> = kept.iter().flatten().copied().collect();
             if present.is_empty() {
                 return Err(EngineError::insufficient_data(format!(
                     "feature column \"{name}\" is NULL in every training row"
@@ -234,24 +384,97 @@ impl RawTable {
             }
             let first = present[0];
             if present.iter().all(|&v| v == first) {
+                let shown = match sql_type {
+                    SqlType::Text => format!(
+                        "\"{}\"",
+                        self.categories[j]
+                            .get(first as usize - 1)
+                            .map(String::as_str)
+                            .unwrap_or("?")
+                    ),
+                    _ => first.to_string(),
+                };
                 return Err(EngineError::insufficient_data(format!(
-                    "feature column \"{name}\" is constant ({first}) in every training row"
+                    "feature column \"{name}\" is constant ({shown}) in every training row"
                 ))
                 .with_detail("A constant column carries no information about the target.")
                 .with_hint(format!(
                     "Leave it out with options => '{{\"exclude\": [\"{name}\"]}}'."
                 )));
             }
-            let impute = stats::median(&present);
-            for (row, &i) in keep.iter().enumerate() {
-                x[row * p + j] = column[i].unwrap_or(impute);
+            if *sql_type == SqlType::Text {
+                let categories = &self.categories[j];
+                if categories.len() <= self.max_one_hot {
+                    // one indicator per category but the most frequent (the reference level)
+                    let counts: Vec<usize> = (1..=categories.len())
+                        .map(|code| present.iter().filter(|v| **v == code as f64).count())
+                        .collect();
+                    let total = present.len() as f64;
+                    for (c, category) in categories.iter().enumerate().skip(1) {
+                        let share = counts[c] as f64 / total;
+                        let code = (c + 1) as f64;
+                        let values: Vec<f64> = kept
+                            .iter()
+                            .map(|v| match v {
+                                Some(v) => f64::from(u8::from(*v == code)),
+                                None => share,
+                            })
+                            .collect();
+                        let as_options: Vec<Option<f64>> =
+                            values.iter().map(|v| Some(*v)).collect();
+                        profiles.push((format!("{name}={category}"), profile(&as_options)));
+                        encoded.push(values);
+                        specs.push(FeatureSpec {
+                            name: format!("{name}={category}"),
+                            sql_type: sql_type.sql_name().to_string(),
+                            encoding: Encoding::Indicator {
+                                column: name.clone(),
+                                category: category.clone(),
+                                known: categories.clone(),
+                                share,
+                            },
+                            impute: None,
+                        });
+                    }
+                } else {
+                    // codes for now: the means are computed on the training rows only, after the
+                    // holdout split (`Dataset::encode_target_means`)
+                    pending_target_means.push(encoded.len());
+                    profiles.push((name.clone(), profile(&kept)));
+                    encoded.push(kept.iter().map(|v| v.unwrap_or(f64::NAN)).collect());
+                    specs.push(FeatureSpec {
+                        name: name.clone(),
+                        sql_type: sql_type.sql_name().to_string(),
+                        encoding: Encoding::TargetMean {
+                            categories: categories.clone(),
+                            means: Vec::new(),
+                            fallback: 0.0,
+                        },
+                        impute: None,
+                    });
+                }
+                continue;
             }
+            let impute = stats::median(&present);
+            profiles.push((name.clone(), profile(&kept)));
+            encoded.push(kept.iter().map(|v| v.unwrap_or(impute)).collect());
             specs.push(FeatureSpec {
                 name: name.clone(),
-                sql_type: self.types[j].sql_name().to_string(),
-                encoding: Encoding::for_column(name, &self.types[j])?,
+                sql_type: sql_type.sql_name().to_string(),
+                encoding: if sql_type.is_time() {
+                    Encoding::DaysBefore { as_of: self.as_of }
+                } else {
+                    Encoding::for_column(name, sql_type)?
+                },
                 impute: Some(impute),
             });
+        }
+        let p = encoded.len();
+        let mut x = vec![0.0; n * p];
+        for (j, column) in encoded.iter().enumerate() {
+            for (row, v) in column.iter().enumerate() {
+                x[row * p + j] = *v;
+            }
         }
         let y = keep.iter().filter_map(|&i| self.target[i]).collect();
         Ok((
@@ -262,7 +485,9 @@ impl RawTable {
                 x,
                 y,
                 dropped_null_target,
+                pending_target_means,
             },
+            profiles,
         ))
     }
 }
@@ -286,11 +511,63 @@ pub struct Dataset {
     pub y: Vec<f64>,
     /// Rows skipped because their target was NULL.
     pub dropped_null_target: usize,
+    /// Columns that still hold category codes (NaN: NULL or unseen) and await target encoding.
+    pub pending_target_means: Vec<usize>,
 }
 
 impl Dataset {
     pub fn row(&self, i: usize) -> &[f64] {
         &self.x[i * self.n_features..(i + 1) * self.n_features]
+    }
+
+    /// Replaces the category codes of the pending target-encoded columns with each category's
+    /// smoothed mean target over `training_rows` (never the holdout, whose metrics would
+    /// otherwise see their own targets), and records the means in the feature specs.
+    pub fn encode_target_means(&mut self, specs: &mut [FeatureSpec], training_rows: &[usize]) {
+        let p = self.n_features;
+        for &j in &self.pending_target_means {
+            let Some(FeatureSpec {
+                encoding:
+                    Encoding::TargetMean {
+                        categories,
+                        means,
+                        fallback,
+                    },
+                ..
+            }) = specs.get_mut(j)
+            else {
+                continue;
+            };
+            let k = categories.len();
+            let (mut sums, mut counts) = (vec![0.0; k], vec![0usize; k]);
+            let mut overall = 0.0;
+            for &i in training_rows {
+                let (code, y) = (self.x[i * p + j], self.y[i]);
+                overall += y;
+                if code.is_finite() && code >= 1.0 && (code as usize) <= k {
+                    sums[code as usize - 1] += y;
+                    counts[code as usize - 1] += 1;
+                }
+            }
+            let overall = overall / training_rows.len().max(1) as f64;
+            *means = sums
+                .iter()
+                .zip(&counts)
+                .map(|(s, c)| {
+                    (s + TARGET_MEAN_SMOOTHING * overall) / (*c as f64 + TARGET_MEAN_SMOOTHING)
+                })
+                .collect();
+            *fallback = overall;
+            for i in 0..self.n_rows {
+                let code = self.x[i * p + j];
+                self.x[i * p + j] = if code.is_finite() && code >= 1.0 && (code as usize) <= k {
+                    means[code as usize - 1]
+                } else {
+                    overall
+                };
+            }
+        }
+        self.pending_target_means.clear();
     }
 
     /// The rows at `indices`, in that order.
@@ -308,6 +585,7 @@ impl Dataset {
             x,
             y,
             dropped_null_target: 0,
+            pending_target_means: self.pending_target_means.clone(),
         }
     }
 }
@@ -405,5 +683,82 @@ mod tests {
         assert!(!Encoding::Number.accepts(&SqlType::Boolean));
         assert!(!Encoding::Boolean.accepts(&SqlType::Integer));
         assert!(!Encoding::Number.accepts(&SqlType::Other("text".into())));
+    }
+}
+
+#[cfg(test)]
+mod encoding_tests {
+    use super::*;
+
+    fn table() -> RawTable {
+        let mut raw = RawTable::new(
+            "y",
+            vec![
+                ("segment".into(), SqlType::Text),
+                ("city".into(), SqlType::Text),
+                ("last".into(), SqlType::Date),
+            ],
+        )
+        .unwrap();
+        // segment codes: 1 = a (most frequent), 2 = b, 3 = c; city has 12 categories
+        raw.set_categories(0, vec!["a".into(), "b".into(), "c".into()]);
+        raw.set_categories(1, (0..12).map(|i| format!("c{i}")).collect());
+        raw.set_as_of(20_000.0);
+        for i in 0..60 {
+            let segment = [Some(1.0), Some(1.0), Some(2.0), Some(3.0), None][i % 5];
+            let city = Some((i % 12 + 1) as f64);
+            let last = Some(20_000.0 - i as f64);
+            raw.push_row(&[segment, city, last], Some(i as f64))
+                .unwrap();
+        }
+        raw
+    }
+
+    #[test]
+    fn one_hot_indicators_skip_the_reference_level_and_give_unknowns_the_shares() {
+        let (specs, data) = table().into_dataset().unwrap();
+        let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["segment=b", "segment=c", "city", "last"]);
+        // 48 non-NULL segments: 24 a, 12 b, 12 c → shares 0.25, 0.25
+        let Encoding::Indicator { share, .. } = &specs[0].encoding else {
+            panic!("indicator expected")
+        };
+        assert_eq!(*share, 0.25);
+        assert_eq!(data.row(0)[..2], [0.0, 0.0]); // a: the reference level
+        assert_eq!(data.row(2)[..2], [1.0, 0.0]); // b
+        assert_eq!(data.row(4)[..2], [0.25, 0.25]); // NULL: the shares
+                                                    // scoring encodes text the same way, and an unseen category like NULL
+        assert_eq!(specs[0].encoding.encode_text(Some("b")), 1.0);
+        assert_eq!(specs[0].encoding.encode_text(Some("a")), 0.0);
+        assert_eq!(specs[0].encoding.encode_text(Some("zzz")), 0.25);
+        assert_eq!(specs[0].encoding.encode_text(None), 0.25);
+        assert_eq!(specs[0].column(), "segment");
+        // dates become ages at as_of: row i was i days before
+        assert_eq!(data.row(7)[3], 7.0);
+        assert_eq!(specs[3].encoding, Encoding::DaysBefore { as_of: 20_000.0 });
+    }
+
+    #[test]
+    fn target_means_come_from_the_training_rows_only() {
+        let (mut specs, mut data) = table().into_dataset().unwrap();
+        assert_eq!(data.pending_target_means, vec![2]);
+        // train on rows 0..12 only: city c(k) holds row k − 1 with y = k − 1
+        let train: Vec<usize> = (0..12).collect();
+        data.encode_target_means(&mut specs, &train);
+        let Encoding::TargetMean {
+            means, fallback, ..
+        } = &specs[2].encoding
+        else {
+            panic!("target mean expected")
+        };
+        // overall mean of y 0..11 = 5.5; c1 (code 1) has one row y = 0:
+        // (0 + 20 · 5.5) / (1 + 20) = 110 / 21
+        assert_eq!(*fallback, 5.5);
+        assert!((means[0] - 110.0 / 21.0).abs() < 1e-12);
+        // rows outside the training rows use the same means (row 12 is city c1 again)
+        assert!((data.row(12)[2] - 110.0 / 21.0).abs() < 1e-12);
+        assert_eq!(specs[2].encoding.encode_text(Some("c0")), means[0]);
+        assert_eq!(specs[2].encoding.encode_text(Some("nowhere")), 5.5);
+        assert!(data.pending_target_means.is_empty());
     }
 }

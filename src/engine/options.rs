@@ -61,6 +61,11 @@ pub struct TrainOptions {
     /// Labels of a classifier's negative and positive class, as `customer_tier` returns them
     /// (set from the target's type: "false"/"true" for a boolean, "0"/"1" for a number).
     pub class_labels: (String, String),
+    /// `as_of`: the reference time of date features (default: the training time), as given.
+    pub as_of: Option<String>,
+    /// `max_one_hot`: text columns with at most this many categories are one-hot encoded, more
+    /// are target (mean) encoded.
+    pub max_one_hot: usize,
     /// `time_budget` (seconds): `auto` starts no further candidate once it is spent.
     pub time_budget: Option<f64>,
     /// `search`: hyperparameter search with k-fold cross-validation.
@@ -89,6 +94,8 @@ impl Default for TrainOptions {
             task: None,
             metric_given: false,
             class_labels: ("0".into(), "1".into()),
+            as_of: None,
+            max_one_hot: super::features::DEFAULT_MAX_ONE_HOT,
             time_budget: None,
             search: None,
             candidates: Algorithm::CANDIDATES.to_vec(),
@@ -97,7 +104,7 @@ impl Default for TrainOptions {
     }
 }
 
-const COMMON_KEYS: [&str; 9] = [
+const COMMON_KEYS: [&str; 11] = [
     "test_size",
     "seed",
     "features",
@@ -107,6 +114,8 @@ const COMMON_KEYS: [&str; 9] = [
     "tiers",
     "target_transform",
     "task",
+    "as_of",
+    "max_one_hot",
 ];
 const MLP_KEYS: [&str; 7] = [
     "hidden_layers",
@@ -608,6 +617,19 @@ impl TrainOptions {
                 Some("log1p") => TargetTransform::Log1p,
                 _ => return Err(option_error("target_transform", "\"none\" or \"log1p\"", v)),
             };
+        }
+        if let Some(v) = map.get("as_of") {
+            o.as_of = Some(
+                v.as_str()
+                    .filter(|s| !s.trim().is_empty())
+                    .ok_or_else(|| {
+                        option_error("as_of", "a date or timestamp like \"2026-01-31\"", v)
+                    })?
+                    .to_string(),
+            );
+        }
+        if let Some(n) = integer(map, "max_one_hot", 1, 100)? {
+            o.max_one_hot = n as usize;
         }
         if let Some(b) = number(map, "time_budget", 0.001, 1e7, "a number of seconds > 0")? {
             o.time_budget = Some(b);

@@ -13,7 +13,7 @@ use super::codec::{Link, TargetTransform};
 use super::codec::{ModelArtifact, Task};
 use super::drift::BinProfile;
 use super::error::{EngineError, ErrorKind, Result};
-use super::features::{Dataset, FeatureSpec};
+use super::features::{Dataset, Encoding, FeatureSpec};
 use super::metrics::Totals;
 use super::metrics::{ClassificationMetrics, HoldoutMetrics, Metric};
 use super::models::explain::{feature_means, node_covers};
@@ -253,6 +253,17 @@ pub fn train(
         }
     }
     let (train_idx, test_idx) = holdout_split(data.n_rows, options.test_size, options.seed);
+    // target encoding learns its category means from the training rows only
+    let mut features = features;
+    let encoded_data;
+    let data = if data.pending_target_means.is_empty() {
+        data
+    } else {
+        let mut copy = data.clone();
+        copy.encode_target_means(&mut features, &train_idx);
+        encoded_data = copy;
+        &encoded_data
+    };
     let log1p = options.target_transform == TargetTransform::Log1p;
     if log1p {
         if let Some(y) = data.y.iter().find(|y| **y <= -1.0) {
@@ -795,13 +806,32 @@ pub fn features_json(features: &[FeatureSpec]) -> Value {
         features
             .iter()
             .map(|f| {
-                json!({
+                let mut entry = json!({
                     "name": f.name,
+                    "column": f.column(),
                     "type": f.sql_type,
                     "encoding": f.encoding.name(),
-                    "impute": if f.impute.is_some() { "median" } else { "refuse" },
+                    "impute": match (&f.encoding, f.impute) {
+                        (Encoding::Indicator { .. }, _) => "category share",
+                        (Encoding::TargetMean { .. }, _) => "overall mean",
+                        (_, Some(_)) => "median",
+                        (_, None) => "refuse",
+                    },
                     "impute_value": f.impute,
-                })
+                });
+                match &f.encoding {
+                    Encoding::Indicator { category, .. } => {
+                        entry["category"] = json!(category);
+                    }
+                    Encoding::TargetMean { categories, .. } => {
+                        entry["categories"] = json!(categories.len());
+                    }
+                    Encoding::DaysBefore { as_of } => {
+                        entry["as_of_epoch_days"] = json!(as_of);
+                    }
+                    _ => {}
+                }
+                entry
             })
             .collect(),
     )

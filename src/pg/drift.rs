@@ -7,11 +7,13 @@ use pgrx::JsonB;
 
 use crate::engine::drift::{level, BinProfile, TrainingProfile};
 use crate::engine::error::{EngineError, ErrorKind, Result};
+use crate::engine::features::{Encoding, FeatureSpec, SqlType};
 
 use super::errors::OrRaise;
 use super::evaluate::score_expression;
 use super::source::{missing_column, resolve_source, scan_columns, source_columns};
 use super::store::{self, ModelRow};
+use super::train::{as_float8, category_code, encoded_value_sql};
 use super::types::sql_type_of;
 
 /// The name of the predictions' row in drift's output.
@@ -58,26 +60,47 @@ fn compute(model: &str, source: &str) -> Result<(Vec<DriftRow>, i64, i64)> {
     let profile = training_profile(&row)?;
     let resolved = resolve_source(source)?;
     let columns = source_columns(&resolved)?;
+    let model = store::load(&row)?;
     let mut select = Vec::new();
     for (name, _) in &profile.features {
-        let Some((_, oid)) = columns.iter().find(|(n, _)| n == name) else {
-            return Err(missing_column("feature", name, &columns));
+        // the profile is per model feature; a one-hot indicator reads its text column
+        let spec = model.features.iter().find(|f| f.name == *name);
+        let column = spec.map_or(name.as_str(), |f| f.column());
+        let Some((_, oid)) = columns.iter().find(|(n, _)| n == column) else {
+            return Err(missing_column("feature", column, &columns));
         };
         let sql_type = sql_type_of(*oid);
-        let cast = if sql_type == crate::engine::features::SqlType::Boolean {
-            "::int::float8"
-        } else if sql_type.is_number() {
-            "::float8"
-        } else {
+        let trained_ok = spec.is_none_or(|f| f.encoding.accepts(&sql_type));
+        if !trained_ok
+            || !(sql_type.is_number()
+                || sql_type == SqlType::Boolean
+                || sql_type == SqlType::Text
+                || sql_type.is_time())
+        {
             return Err(EngineError::new(
                 ErrorKind::DatatypeMismatch,
                 format!(
-                    "feature column \"{name}\" has type {}; the model was trained on a number",
-                    sql_type.sql_name()
+                    "feature column \"{column}\" has type {}; the model was trained on {}",
+                    sql_type.sql_name(),
+                    spec.map_or("a number", |f| f.sql_type.as_str())
                 ),
             ));
-        };
-        select.push(format!("({}){cast}", quote_identifier(name)));
+        }
+        select.push(match spec {
+            // ages are compared as of today, as they were as of the training time
+            Some(f) if matches!(f.encoding, Encoding::DaysBefore { .. }) => format!(
+                "(pg_catalog.date_part('epoch', pg_catalog.now()) / 86400 - pg_catalog.date_part('epoch', {}) / 86400)::float8",
+                quote_identifier(column)
+            ),
+            Some(FeatureSpec {
+                encoding: Encoding::TargetMean { categories, .. },
+                ..
+            }) => category_code(column, categories),
+            Some(f) if matches!(f.encoding, Encoding::Indicator { .. }) => {
+                encoded_value_sql(f, &sql_type)
+            }
+            _ => as_float8(column, &sql_type),
+        });
     }
     select.push(score_expression(&row.id.to_string()));
     let mut values: Vec<Vec<Option<f64>>> = vec![Vec::new(); select.len()];

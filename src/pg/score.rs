@@ -20,7 +20,7 @@ use pgrx::{pg_getarg, pg_getarg_datum_raw, pg_sys};
 use crate::engine::clv::model::ClvQuantity;
 use crate::engine::codec::{ModelArtifact, Task};
 use crate::engine::error::{EngineError, ErrorKind, Result};
-use crate::engine::features::SqlType;
+use crate::engine::features::{Encoding, SqlType};
 
 use super::errors::OrRaise;
 use super::store::{self, ModelRow};
@@ -71,7 +71,16 @@ enum Reader {
     Int8,
     Numeric,
     Bool,
+    /// date: days since 2000-01-01 (int4)
+    Date,
+    /// timestamp / timestamptz: microseconds since 2000-01-01 (int8)
+    Timestamp,
+    /// text-like: read through the slot's category map
+    Text,
 }
+
+/// Days from 1970-01-01 to 2000-01-01, Postgres' date and timestamp epoch.
+const POSTGRES_EPOCH_DAYS: f64 = 10_957.0;
 
 impl Reader {
     fn for_type(sql_type: &SqlType) -> Option<Reader> {
@@ -83,6 +92,9 @@ impl Reader {
             SqlType::BigInt => Reader::Int8,
             SqlType::Numeric => Reader::Numeric,
             SqlType::Boolean => Reader::Bool,
+            SqlType::Date => Reader::Date,
+            SqlType::Timestamp | SqlType::TimestampTz => Reader::Timestamp,
+            SqlType::Text => Reader::Text,
             SqlType::Other(_) => return None,
         })
     }
@@ -106,16 +118,78 @@ impl Reader {
                 pgrx::direct_function_call::<f64>(pg_sys::numeric_float8, &[Some(datum)])
                     .unwrap_or(f64::NAN)
             },
+            // days since 1970-01-01, like the training read (extract(epoch …) / 86400);
+            // ±infinity dates become non-finite and are refused below
+            Reader::Date => match datum.value() as i32 {
+                i32::MAX => f64::INFINITY,
+                i32::MIN => f64::NEG_INFINITY,
+                d => d as f64 + POSTGRES_EPOCH_DAYS,
+            },
+            Reader::Timestamp => match datum.value() as i64 {
+                i64::MAX => f64::INFINITY,
+                i64::MIN => f64::NEG_INFINITY,
+                us => us as f64 / 86_400_000_000.0 + POSTGRES_EPOCH_DAYS,
+            },
+            Reader::Text => f64::NAN,
         }
     }
+}
+
+/// How a slot turns the attribute into the feature's value.
+enum SlotKind {
+    /// A number or boolean as read.
+    Plain,
+    /// A category: the value of each known text (one-hot 1/0, or the category's target
+    /// mean), `other` for NULL and unseen values.
+    Category {
+        values: std::collections::HashMap<Box<[u8]>, f64>,
+        other: f64,
+    },
+    /// A date or timestamp as its age in days at `as_of`.
+    DaysBefore { as_of: f64 },
 }
 
 struct FeatureSlot {
     /// 0-based attribute index in the row.
     attribute: usize,
     reader: Reader,
+    kind: SlotKind,
     /// `None`: a NULL is refused (the model gives it no meaning).
     impute: Option<f64>,
+}
+
+fn slot_kind(encoding: &Encoding) -> SlotKind {
+    match encoding {
+        Encoding::Indicator {
+            category,
+            known,
+            share,
+            ..
+        } => SlotKind::Category {
+            values: known
+                .iter()
+                .map(|k| {
+                    let v = if k == category { 1.0 } else { 0.0 };
+                    (k.as_bytes().into(), v)
+                })
+                .collect(),
+            other: *share,
+        },
+        Encoding::TargetMean {
+            categories,
+            means,
+            fallback,
+        } => SlotKind::Category {
+            values: categories
+                .iter()
+                .zip(means)
+                .map(|(c, m)| (c.as_bytes().into(), *m))
+                .collect(),
+            other: *fallback,
+        },
+        Encoding::DaysBefore { as_of } => SlotKind::DaysBefore { as_of: *as_of },
+        Encoding::Number | Encoding::Boolean => SlotKind::Plain,
+    }
 }
 
 struct RowLayout {
@@ -209,15 +283,15 @@ unsafe fn build_layout(
         let attrs = (*tupdesc).attrs.as_slice(natts);
         let mut slots = Vec::with_capacity(loaded.model.features.len());
         for feature in &loaded.model.features {
-            let matches = |a: &pg_sys::FormData_pg_attribute| {
-                !a.attisdropped && attribute_name(a) == feature.name
-            };
+            let column = feature.column();
+            let matches =
+                |a: &pg_sys::FormData_pg_attribute| !a.attisdropped && attribute_name(a) == column;
             if attrs.iter().filter(|a| matches(a)).count() > 1 {
                 return Err(EngineError::new(
                     ErrorKind::DuplicateColumn,
                     format!(
                         "the scored row has more than one column named \"{}\", which {} needs",
-                        feature.name,
+                        column,
                         loaded.row.label()
                     ),
                 )
@@ -234,7 +308,7 @@ unsafe fn build_layout(
                     ErrorKind::UndefinedColumn,
                     format!(
                         "the scored row has no column \"{}\", which {} needs",
-                        feature.name,
+                        column,
                         loaded.row.label()
                     ),
                 )
@@ -253,7 +327,7 @@ unsafe fn build_layout(
                     ErrorKind::DatatypeMismatch,
                     format!(
                         "column \"{}\" has type {}, but {} was trained with it as {}",
-                        feature.name,
+                        column,
                         sql_type.sql_name(),
                         loaded.row.label(),
                         feature.sql_type
@@ -261,12 +335,13 @@ unsafe fn build_layout(
                 )
                 .with_hint(format!(
                     "Cast the column: {}::{}.",
-                    feature.name, feature.sql_type
+                    column, feature.sql_type
                 )));
             };
             slots.push(FeatureSlot {
                 attribute,
                 reader,
+                kind: slot_kind(&feature.encoding),
                 impute: feature.impute,
             });
         }
@@ -329,13 +404,19 @@ unsafe fn read_row<'a>(
         );
         for (j, slot) in layout.slots.iter().enumerate() {
             let i = slot.attribute;
-            let v = if site.nulls[i] {
-                match slot.impute {
+            let v = match (&slot.kind, site.nulls[i]) {
+                (SlotKind::Category { other, .. }, true) => *other,
+                (SlotKind::Category { values, other }, false) => {
+                    let text = pg_sys::pg_detoast_datum_packed(site.values[i].cast_mut_ptr());
+                    let bytes = pgrx::varlena::varlena_to_byte_slice(text);
+                    values.get(bytes).copied().unwrap_or(*other)
+                }
+                (_, true) => match slot.impute {
                     Some(v) => v,
                     None => null_refused(loaded, j),
-                }
-            } else {
-                slot.reader.read(site.values[i])
+                },
+                (SlotKind::DaysBefore { as_of }, false) => as_of - slot.reader.read(site.values[i]),
+                (SlotKind::Plain, false) => slot.reader.read(site.values[i]),
             };
             if !v.is_finite() {
                 non_finite(loaded, j, v);
@@ -492,12 +573,16 @@ fn cv_proba_named(fcinfo: pg_sys::FunctionCallInfo) -> f64 {
 unsafe fn explanation(fcinfo: pg_sys::FunctionCallInfo, key: KeyArg<'_>) -> pgrx::JsonB {
     let (x, model) = unsafe { read_row(fcinfo, key) };
     let e = model.explain(x).or_raise();
-    let contributions: serde_json::Map<String, serde_json::Value> = model
-        .features
-        .iter()
-        .zip(&e.contributions)
-        .map(|(f, c)| (f.name.clone(), serde_json::json!(c)))
-        .collect();
+    // by column: a text column's one-hot indicators add up to its one contribution
+    let mut contributions = serde_json::Map::new();
+    for (f, c) in model.features.iter().zip(&e.contributions) {
+        let total = contributions
+            .get(f.column())
+            .and_then(serde_json::Value::as_f64)
+            .unwrap_or(0.0)
+            + c;
+        contributions.insert(f.column().to_string(), serde_json::json!(total));
+    }
     let site = unsafe { call_site(fcinfo) };
     let (name, version) = site
         .model

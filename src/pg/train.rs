@@ -5,7 +5,7 @@
 
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::prelude::*;
-use pgrx::spi::quote_identifier;
+use pgrx::spi::{quote_identifier, quote_literal};
 use pgrx::JsonB;
 use serde_json::Value;
 
@@ -14,7 +14,7 @@ use crate::engine::clv::data::Customer;
 use crate::engine::codec::{ModelArtifact, Task};
 use crate::engine::drift::{BinProfile, TrainingProfile};
 use crate::engine::error::{EngineError, ErrorKind, Result};
-use crate::engine::features::{Encoding, FeatureSpec, RawTable, SqlType};
+use crate::engine::features::{Encoding, FeatureSpec, RawTable, SqlType, MAX_CATEGORIES};
 use crate::engine::metrics::HoldoutMetrics;
 use crate::engine::models::Algorithm;
 use crate::engine::options::{DeployPolicy, TrainOptions};
@@ -81,13 +81,114 @@ fn choose_features(
         .collect())
 }
 
-fn as_float8(column: &str, sql_type: &SqlType) -> String {
+pub(crate) fn as_float8(column: &str, sql_type: &SqlType) -> String {
     let quoted = quote_identifier(column);
     if *sql_type == SqlType::Boolean {
         format!("({quoted})::int::float8")
+    } else if sql_type.is_time() {
+        // days since 1970-01-01, as scoring reads a date or timestamp
+        format!("(pg_catalog.date_part('epoch', {quoted}) / 86400)::float8")
     } else {
         format!("({quoted})::float8")
     }
+}
+
+fn text_array(values: &[String]) -> String {
+    let items: Vec<String> = values
+        .iter()
+        .map(String::as_str)
+        .map(quote_literal)
+        .collect();
+    format!("ARRAY[{}]::text[]", items.join(", "))
+}
+
+/// A text column as the 1-based code of its category (NULL for NULL and other values).
+pub(crate) fn category_code(column: &str, categories: &[String]) -> String {
+    format!(
+        "pg_catalog.array_position({}, ({})::text)::float8",
+        text_array(categories),
+        quote_identifier(column)
+    )
+}
+
+/// The feature's encoded value in SQL, as scoring computes it (NULL kept where the model
+/// imputes), for reading a serving model's inputs from today's data.
+pub(crate) fn encoded_value_sql(feature: &FeatureSpec, sql_type: &SqlType) -> String {
+    let column = quote_identifier(feature.column());
+    match &feature.encoding {
+        Encoding::Indicator {
+            category,
+            known,
+            share,
+            ..
+        } => format!(
+            "(CASE WHEN ({column})::text = {} THEN 1 WHEN ({column})::text = ANY ({}) THEN 0 ELSE {share:?} END)::float8",
+            quote_literal(category),
+            text_array(known)
+        ),
+        Encoding::TargetMean {
+            categories,
+            means,
+            fallback,
+        } => {
+            let means: Vec<String> = means.iter().map(|m| format!("{m:?}")).collect();
+            format!(
+                "coalesce((ARRAY[{}]::float8[])[pg_catalog.array_position({}, ({column})::text)], {fallback:?})",
+                means.join(", "),
+                text_array(categories)
+            )
+        }
+        Encoding::DaysBefore { as_of } => format!(
+            "({as_of:?} - pg_catalog.date_part('epoch', {column}) / 86400)::float8"
+        ),
+        Encoding::Number | Encoding::Boolean => as_float8(feature.column(), sql_type),
+    }
+}
+
+/// The most frequent values of text column `column` (at most MAX_CATEGORIES), most frequent
+/// first (ties by value, so the order is stable).
+fn categories_of(source: &Source, column: &str) -> Vec<String> {
+    let query = format!(
+        "SELECT v FROM (SELECT ({col})::text AS v FROM {from}) s WHERE v IS NOT NULL
+          GROUP BY v ORDER BY count(*) DESC, v LIMIT {limit}",
+        col = quote_identifier(column),
+        from = source.from_clause,
+        limit = MAX_CATEGORIES
+    );
+    Spi::connect(|client| {
+        client
+            .select(&query, None, &[])
+            .or_raise()
+            .filter_map(|r| r.get::<String>(1).ok().flatten())
+            .collect()
+    })
+}
+
+/// The reference time of date features, in days since 1970-01-01: `options->>'as_of'`, else now.
+fn as_of_days(as_of: Option<&str>) -> Result<f64> {
+    let days: Option<f64> = Spi::connect(|client| {
+        let (query, args): (&str, Vec<pgrx::datum::DatumWithOid>) = match as_of {
+            Some(text) => (
+                "SELECT (pg_catalog.date_part('epoch', $1::timestamptz) / 86400)::float8",
+                vec![text.into()],
+            ),
+            None => (
+                "SELECT (pg_catalog.date_part('epoch', pg_catalog.now()) / 86400)::float8",
+                vec![],
+            ),
+        };
+        client
+            .select(query, Some(1), &args)
+            .map(|t| t.first().get_one::<f64>().ok().flatten())
+            .ok()
+            .flatten()
+    });
+    days.filter(|d| d.is_finite()).ok_or_else(|| {
+        EngineError::invalid_parameter(format!(
+            "option \"as_of\" must be a date or timestamp, got \"{}\"",
+            as_of.unwrap_or("")
+        ))
+    })
 }
 
 /// Reads target and features into a [`RawTable`], plus the `extra` columns (the serving
@@ -97,14 +198,33 @@ fn read_table(
     source: &Source,
     target: (&str, &SqlType),
     features: Vec<(String, SqlType)>,
-    extra: &[(String, SqlType)],
+    extra: &[String],
+    options: &TrainOptions,
 ) -> Result<(RawTable, Vec<Vec<Option<f64>>>)> {
     let (target, target_type) = target;
     let mut select: Vec<String> = vec![as_float8(target, target_type)];
-    select.extend(features.iter().map(|(n, t)| as_float8(n, t)));
-    select.extend(extra.iter().map(|(n, t)| as_float8(n, t)));
+    let mut categories = Vec::new();
+    let mut has_dates = false;
+    for (j, (name, sql_type)) in features.iter().enumerate() {
+        if *sql_type == SqlType::Text {
+            let cats = categories_of(source, name);
+            select.push(category_code(name, &cats));
+            categories.push((j, cats));
+        } else {
+            has_dates |= sql_type.is_time();
+            select.push(as_float8(name, sql_type));
+        }
+    }
+    select.extend(extra.iter().cloned());
     let n_features = features.len();
     let mut table = RawTable::new(target, features)?;
+    for (j, cats) in categories {
+        table.set_categories(j, cats);
+    }
+    table.set_max_one_hot(options.max_one_hot);
+    if has_dates || options.as_of.is_some() {
+        table.set_as_of(as_of_days(options.as_of.as_deref())?);
+    }
     let mut extra_rows = Vec::new();
     let mut progress = Progress::new("reading");
     scan_columns(&source.from_clause, &select, &mut |values| {
@@ -134,7 +254,7 @@ fn read_rfm(
     algorithm: Algorithm,
     target: Option<&str>,
     options: &TrainOptions,
-    extra: &[(String, SqlType)],
+    extra: &[String],
 ) -> Result<RfmRead> {
     let c = &options.clv.columns;
     let mut roles: Vec<&str> = vec![&c.frequency, &c.recency, &c.t];
@@ -173,7 +293,7 @@ fn read_rfm(
         select.push(format!("({})::float8", quote_identifier(t)));
     }
     let first_extra = select.len();
-    select.extend(extra.iter().map(|(n, t)| as_float8(n, t)));
+    select.extend(extra.iter().cloned());
     let mut extra_rows = Vec::new();
     let mut customers = Vec::new();
     let mut actual: Vec<Option<f64>> = Vec::new();
@@ -496,27 +616,26 @@ pub(crate) struct Fitted {
 fn champion_columns(
     champion: &ModelArtifact,
     columns: &[(String, pg_sys::Oid)],
-) -> std::result::Result<Vec<(String, SqlType)>, String> {
+) -> std::result::Result<Vec<String>, String> {
     champion
         .features
         .iter()
         .map(|f| {
-            let Some((_, oid)) = columns.iter().find(|(n, _)| *n == f.name) else {
+            let column = f.column();
+            let Some((_, oid)) = columns.iter().find(|(n, _)| n == column) else {
                 return Err(format!(
-                    "its feature column \"{}\" is missing from the source",
-                    f.name
+                    "its feature column \"{column}\" is missing from the source"
                 ));
             };
             let sql_type = sql_type_of(*oid);
             if !f.encoding.accepts(&sql_type) {
                 return Err(format!(
-                    "its feature column \"{}\" now has type {}, it was trained on {}",
-                    f.name,
+                    "its feature column \"{column}\" now has type {}, it was trained on {}",
                     sql_type.sql_name(),
                     f.sql_type
                 ));
             }
-            Ok((f.name.clone(), sql_type))
+            Ok(encoded_value_sql(f, &sql_type))
         })
         .collect()
 }
@@ -587,7 +706,7 @@ pub(crate) fn fit_from_source(
     }
     let parsed = &parsed;
     let champion_inputs = champion.map(|c| champion_columns(c, &columns));
-    let extra: &[(String, SqlType)] = match &champion_inputs {
+    let extra: &[String] = match &champion_inputs {
         Some(Ok(cols)) => cols,
         _ => &[],
     };
@@ -637,10 +756,11 @@ pub(crate) fn fit_from_source(
     } else {
         let target = target.unwrap_or_default();
         let features = choose_features(&columns, target, &source, parsed)?;
-        let (raw, extra_rows) = read_table(&source, (target, &target_sql_type), features, extra)?;
+        let (raw, extra_rows) =
+            read_table(&source, (target, &target_sql_type), features, extra, parsed)?;
         let rows_read = raw.n_rows();
-        feature_profiles = raw.profiles();
-        let (specs, dataset) = raw.into_dataset()?;
+        let (specs, dataset, profiles) = raw.into_dataset_with_profiles()?;
+        feature_profiles = profiles;
         let outcome = train_model(
             specs,
             &dataset,

@@ -560,6 +560,7 @@ mod tests {
                 x: (0..n * m).map(|_| uniform(&mut rng)).collect(),
                 y: vec![0.0; n],
                 dropped_null_target: 0,
+                pending_target_means: Vec::new(),
             };
             let covers = node_covers(&e, &data).unwrap();
             let explainer = TreeExplainer::new(&e, &covers).unwrap();
@@ -596,6 +597,7 @@ mod tests {
             x,
             y,
             dropped_null_target: 0,
+            pending_target_means: Vec::new(),
         };
         let params = ForestParams {
             n_trees: 15,
@@ -656,6 +658,7 @@ mod tests {
             x,
             y: vec![0.0; 10],
             dropped_null_target: 0,
+            pending_target_means: Vec::new(),
         };
         assert_eq!(node_covers(&e, &data).unwrap(), covers.to_vec());
     }
@@ -711,6 +714,7 @@ mod tests {
             x: vec![0.0, 0.0],
             y: vec![0.0],
             dropped_null_target: 0,
+            pending_target_means: Vec::new(),
         };
         assert!(node_covers(&e, &data).is_err());
     }
@@ -727,6 +731,7 @@ mod tests {
             x: vec![1.0, 0.0, 3.0, 2.0],
             y: vec![0.0, 0.0],
             dropped_null_target: 0,
+            pending_target_means: Vec::new(),
         };
         let means = feature_means(&data);
         assert_eq!(means, vec![2.0, 1.0]);

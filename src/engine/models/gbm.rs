@@ -596,6 +596,7 @@ mod tests {
             x,
             y,
             dropped_null_target: 0,
+            pending_target_means: Vec::new(),
         }
     }
 
@@ -984,6 +985,7 @@ mod tests {
             x: vec![0.0, 1.0],
             y: vec![0.0, 1.0],
             dropped_null_target: 0,
+            pending_target_means: Vec::new(),
         };
         // two rows are enough to fit (one split)
         let fit = fit_gbm(&two, GbmLoss::SquaredError, &one_leaf, &mut || {}).unwrap();

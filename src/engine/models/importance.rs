@@ -196,6 +196,7 @@ mod tests {
             x: vec![0.1, 5.0, 0.7, 1.0, 0.9, 2.0],
             y: vec![0.0; 3],
             dropped_null_target: 0,
+            pending_target_means: Vec::new(),
         };
         let imp = shap_importance(&explainer, &data, &mut || {}).unwrap();
         assert!((imp[0] - 17.5 / 3.0).abs() < 1e-12, "{imp:?}");
@@ -223,6 +224,7 @@ mod tests {
             x,
             y,
             dropped_null_target: 0,
+            pending_target_means: Vec::new(),
         };
         let mean = (0..n).map(|i| data.row(i)[0]).sum::<f64>() / n as f64;
         let var = (0..n).map(|i| (data.row(i)[0] - mean).powi(2)).sum::<f64>() / n as f64;

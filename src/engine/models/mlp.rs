@@ -968,6 +968,7 @@ mod tests {
             x,
             y,
             dropped_null_target: 0,
+            pending_target_means: Vec::new(),
         }
     }
 

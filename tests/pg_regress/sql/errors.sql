@@ -21,8 +21,8 @@ SELECT * FROM customer_value.train('m', 'customers', 'spend', 'linear', '{"exclu
 -- target not numeric
 SELECT * FROM customer_value.train('m', 'customers', 'label', 'linear', '{"features": ["orders"]}');
 \echo :LAST_ERROR_SQLSTATE
--- a feature type v0.1 cannot use
-SELECT * FROM customer_value.train('m', 'customers', 'spend', 'linear');
+-- a feature type this version cannot use (text, dates and timestamps are fine: see features.sql)
+SELECT * FROM customer_value.train('m', 'SELECT orders, spend, to_jsonb(city) AS attributes FROM customers', 'spend', 'linear');
 \echo :LAST_ERROR_SQLSTATE
 -- constant and all-NULL features
 SELECT * FROM customer_value.train('m', 'customers', 'spend', 'linear', '{"features": ["orders", "flat"]}');
