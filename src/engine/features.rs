@@ -230,6 +230,62 @@ pub struct RawTable {
     /// days since 1970-01-01 too.
     as_of: f64,
     max_one_hot: usize,
+    imputation: Vec<(String, Imputation)>,
+}
+
+/// How a feature column's NULLs are filled (`options->'impute'`); the value is computed on
+/// the training rows, stored with the model and used identically when scoring.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Imputation {
+    Median,
+    Mean,
+    /// The most frequent value (ties: the smallest).
+    Mode,
+    Constant(f64),
+}
+
+impl Imputation {
+    pub fn parse(value: &serde_json::Value) -> Option<Imputation> {
+        match value {
+            serde_json::Value::String(s) => match s.as_str() {
+                "median" => Some(Imputation::Median),
+                "mean" => Some(Imputation::Mean),
+                "mode" => Some(Imputation::Mode),
+                _ => None,
+            },
+            serde_json::Value::Number(n) => n
+                .as_f64()
+                .filter(|v| v.is_finite())
+                .map(Imputation::Constant),
+            _ => None,
+        }
+    }
+
+    fn value(&self, present: &[f64]) -> f64 {
+        match self {
+            Imputation::Median => stats::median(present),
+            Imputation::Mean => present.iter().sum::<f64>() / present.len().max(1) as f64,
+            Imputation::Mode => {
+                let mut sorted = present.to_vec();
+                sorted.sort_by(f64::total_cmp);
+                let (mut best, mut best_n) = (sorted[0], 0usize);
+                let mut i = 0;
+                while i < sorted.len() {
+                    let mut j = i;
+                    while j < sorted.len() && sorted[j] == sorted[i] {
+                        j += 1;
+                    }
+                    if j - i > best_n {
+                        best = sorted[i];
+                        best_n = j - i;
+                    }
+                    i = j;
+                }
+                best
+            }
+            Imputation::Constant(v) => *v,
+        }
+    }
 }
 
 impl RawTable {
@@ -260,6 +316,7 @@ impl RawTable {
             categories,
             as_of: 0.0,
             max_one_hot: DEFAULT_MAX_ONE_HOT,
+            imputation: Vec::new(),
         })
     }
 
@@ -281,6 +338,30 @@ impl RawTable {
 
     pub fn set_max_one_hot(&mut self, n: usize) {
         self.max_one_hot = n;
+    }
+
+    /// How NULLs of named columns are imputed (others: the median).
+    pub fn set_imputation(&mut self, rules: Vec<(String, Imputation)>) -> Result<()> {
+        for (column, _) in &rules {
+            match self.names.iter().position(|n| n == column) {
+                None => {
+                    return Err(EngineError::new(
+                        ErrorKind::UndefinedColumn,
+                        format!("option \"impute\" names \"{column}\", which is not a feature column"),
+                    )
+                    .with_detail(format!("The feature columns are: {}.", self.names.join(", "))))
+                }
+                Some(j) if self.types[j] == SqlType::Text => {
+                    return Err(EngineError::invalid_parameter(format!(
+                        "option \"impute\" cannot apply to text column \"{column}\""
+                    ))
+                    .with_detail("A NULL category is scored like an unseen one: at the training shares (one-hot) or the overall mean (target encoding)."))
+                }
+                Some(_) => {}
+            }
+        }
+        self.imputation = rules;
+        Ok(())
     }
 
     pub fn feature_names(&self) -> &[String] {
@@ -455,7 +536,12 @@ impl RawTable {
                 }
                 continue;
             }
-            let impute = stats::median(&present);
+            let rule = self
+                .imputation
+                .iter()
+                .find(|(c, _)| c == name)
+                .map_or(&Imputation::Median, |(_, r)| r);
+            let impute = rule.value(&present);
             profiles.push((name.clone(), profile(&kept)));
             encoded.push(kept.iter().map(|v| v.unwrap_or(impute)).collect());
             specs.push(FeatureSpec {

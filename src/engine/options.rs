@@ -63,6 +63,9 @@ pub struct TrainOptions {
     pub class_labels: (String, String),
     /// `as_of`: the reference time of date features (default: the training time), as given.
     pub as_of: Option<String>,
+    /// `impute`: per column, how NULLs are filled ("median" by default, "mean", "mode" or a
+    /// number).
+    pub impute: Vec<(String, super::features::Imputation)>,
     /// `max_one_hot`: text columns with at most this many categories are one-hot encoded, more
     /// are target (mean) encoded.
     pub max_one_hot: usize,
@@ -95,6 +98,7 @@ impl Default for TrainOptions {
             metric_given: false,
             class_labels: ("0".into(), "1".into()),
             as_of: None,
+            impute: Vec::new(),
             max_one_hot: super::features::DEFAULT_MAX_ONE_HOT,
             time_budget: None,
             search: None,
@@ -104,7 +108,7 @@ impl Default for TrainOptions {
     }
 }
 
-const COMMON_KEYS: [&str; 11] = [
+const COMMON_KEYS: [&str; 12] = [
     "test_size",
     "seed",
     "features",
@@ -116,6 +120,7 @@ const COMMON_KEYS: [&str; 11] = [
     "task",
     "as_of",
     "max_one_hot",
+    "impute",
 ];
 const MLP_KEYS: [&str; 7] = [
     "hidden_layers",
@@ -627,6 +632,23 @@ impl TrainOptions {
                     })?
                     .to_string(),
             );
+        }
+        if let Some(v) = map.get("impute") {
+            let rules = v.as_object().ok_or_else(|| {
+                option_error(
+                    "impute",
+                    "an object like {\"orders\": \"mode\", \"tenure\": 0}",
+                    v,
+                )
+            })?;
+            for (column, rule) in rules {
+                let parsed = super::features::Imputation::parse(rule).ok_or_else(|| {
+                    EngineError::invalid_parameter(format!(
+                        "option \"impute\" for column \"{column}\" must be \"median\", \"mean\", \"mode\" or a number, got {rule}"
+                    ))
+                })?;
+                o.impute.push((column.clone(), parsed));
+            }
         }
         if let Some(n) = integer(map, "max_one_hot", 1, 100)? {
             o.max_one_hot = n as usize;

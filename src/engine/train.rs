@@ -814,7 +814,7 @@ pub fn features_json(features: &[FeatureSpec]) -> Value {
                     "impute": match (&f.encoding, f.impute) {
                         (Encoding::Indicator { .. }, _) => "category share",
                         (Encoding::TargetMean { .. }, _) => "overall mean",
-                        (_, Some(_)) => "median",
+                        (_, Some(_)) => "training value",
                         (_, None) => "refuse",
                     },
                     "impute_value": f.impute,

@@ -57,6 +57,18 @@ SELECT version FROM customer_value.train('te', 'customers', 'spend', 'ridge', '{
 SELECT f ->> 'encoding' AS encoding
   FROM customer_value.models m, jsonb_array_elements(m.features) f
  WHERE m.name = 'te' AND f ->> 'column' = 'segment';
+-- NULL imputation per column: median (default), mean, mode or a constant; stored and used
+-- identically when scoring
+UPDATE customers SET orders = NULL WHERE customer_id % 10 = 0;
+SELECT version FROM customer_value.train('imputed', 'customers', 'spend', 'linear',
+       '{"as_of": "2026-01-01", "impute": {"orders": "mode", "last_order": 30}}');
+SELECT f ->> 'column' AS column, f ->> 'impute_value' AS filled_with
+  FROM customer_value.models m, jsonb_array_elements(m.features) f
+ WHERE m.name = 'imputed' AND f ->> 'column' IN ('orders', 'last_order', 'signed_up') ORDER BY 1;
+SELECT (SELECT mode() WITHIN GROUP (ORDER BY orders) FROM customers) AS mode_of_orders;
+SELECT * FROM customer_value.train('x', 'customers', 'spend', 'linear', '{"impute": {"orders": "max"}}');
+SELECT * FROM customer_value.train('x', 'customers', 'spend', 'linear', '{"impute": {"segment": "mode"}}');
+SELECT * FROM customer_value.train('x', 'customers', 'spend', 'linear', '{"impute": {"ordrs": 0}}');
 -- Errors: a date where the model was trained on a number, text where it was trained on a date,
 -- a bad as_of, char(n) columns
 SELECT customer_value(c, 'spend') FROM (SELECT 'gold' AS segment, 'city_1' AS city, DATE '2025-01-01' AS last_order,
