@@ -40,7 +40,7 @@ SELECT count(*) AS customers,
 
 \echo
 \echo '== 2. Train on 4 of every 5 customers; the 5th are kept aside for an honest evaluation'
-\echo '   One call: auto tries linear, ridge and random_forest and keeps the best on its own holdout.'
+\echo '   One call: auto tries linear, ridge, random_forest and gbm and keeps the best on its own holdout.'
 SELECT name, version, algorithm, deployed,
        round((metrics ->> 'rmse')::numeric, 2) AS rmse,
        round((metrics ->> 'mae')::numeric, 2) AS mae,
