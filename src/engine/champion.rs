@@ -31,6 +31,16 @@ pub fn score_champion(
         ));
     }
     let mut x = Vec::with_capacity(champion.features.len());
+    if let crate::engine::models::Predictor::OneVsRest(_) = &champion.predictor {
+        let mut probabilities = Vec::with_capacity(raw.len());
+        for (i, row) in raw.iter().enumerate() {
+            champion.predict_raw(row, &mut x).map_err(|e| {
+                EngineError::new(e.kind, format!("{} in evaluation row {}", e.message, i + 1))
+            })?;
+            probabilities.push(champion.predictor.class_probabilities(&x));
+        }
+        return Ok(HoldoutMetrics::compute_multiclass(actual, &probabilities));
+    }
     let mut predicted = Vec::with_capacity(raw.len());
     for (i, row) in raw.iter().enumerate() {
         let p = champion.predict_raw(row, &mut x).map_err(|e| {

@@ -210,6 +210,9 @@ impl ModelArtifact {
             Predictor::Mlp(_) => {
                 return unavailable("a neural network has no exact additive explanation")
             }
+            Predictor::OneVsRest(_) => {
+                return unavailable("a multi-class model has one explanation per class, not one per prediction")
+            }
             Predictor::Clv(_) => {
                 return unavailable("a CLV model's value follows from frequency, recency and t by its formula (see model_params)")
             }
@@ -225,6 +228,19 @@ impl ModelArtifact {
             contributions,
             scale,
         })
+    }
+
+    /// The predicted class label of a classifier (binary: by the 0.5 cut; multi-class: the most
+    /// likely class); `None` for a value model.
+    pub fn predicted_label(&self, x: &[f64]) -> Option<&str> {
+        if self.task != Task::Classification {
+            return None;
+        }
+        let k = match &self.predictor {
+            Predictor::OneVsRest(_) => self.predictor.predicted_class(x)?,
+            _ => usize::from(self.predict(x) >= 0.5),
+        };
+        self.classes.get(k).map(String::as_str)
     }
 
     /// The predictor's raw output (log-odds for a logistic link), the scale explanations add up on.
@@ -330,15 +346,16 @@ impl ModelArtifact {
                 "model has a non-finite feature mean",
             ));
         }
-        match (self.task, self.classes.len()) {
-            (Task::Classification, 2) => {}
-            (Task::Classification, n) => {
+        match (self.task, self.classes.len(), &self.predictor) {
+            (Task::Classification, n, Predictor::OneVsRest(models)) if n == models.len() => {}
+            (Task::Classification, 2, p) if !matches!(p, Predictor::OneVsRest(_)) => {}
+            (Task::Classification, n, _) => {
                 return Err(EngineError::corrupted(format!(
-                    "a binary classifier has {n} class labels"
+                    "a classifier has {n} class labels for its class models"
                 )))
             }
-            (_, 0) => {}
-            (_, _) => return Err(EngineError::corrupted("a value model has class labels")),
+            (_, 0, p) if !matches!(p, Predictor::OneVsRest(_)) => {}
+            (_, _, _) => return Err(EngineError::corrupted("a value model has class labels")),
         }
         if self.link == Link::Logistic && self.task != Task::Classification {
             return Err(EngineError::corrupted("a logistic link on a value model"));

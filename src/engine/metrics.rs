@@ -143,6 +143,65 @@ impl HoldoutMetrics {
         }
     }
 
+    /// Metrics of a multi-class classifier: `labels` are class indices, `probabilities` one
+    /// vector per row. `accuracy` of the most likely class, `log_loss` of the true class's
+    /// probability, `f1` the macro average over classes, `rmse` the root multi-class Brier score,
+    /// `mae` the mean of 1 − the true class's probability.
+    pub fn compute_multiclass(labels: &[f64], probabilities: &[Vec<f64>]) -> HoldoutMetrics {
+        let n = labels.len();
+        let k = probabilities.first().map_or(0, Vec::len);
+        let (mut brier, mut miss, mut log_loss, mut right) = (0.0, 0.0, 0.0, 0usize);
+        let (mut tp, mut fp, mut fneg) = (vec![0usize; k], vec![0usize; k], vec![0usize; k]);
+        for (y, p) in labels.iter().zip(probabilities) {
+            let truth = *y as usize;
+            let predicted = (0..p.len())
+                .reduce(|b, c| if p[c] > p[b] { c } else { b })
+                .unwrap_or(0);
+            for (c, pc) in p.iter().enumerate() {
+                let target = f64::from(u8::from(c == truth));
+                brier += (pc - target) * (pc - target);
+            }
+            let p_true = p.get(truth).copied().unwrap_or(0.0);
+            miss += 1.0 - p_true;
+            log_loss -= p_true.clamp(1e-15, 1.0).ln();
+            if predicted == truth {
+                right += 1;
+                if let Some(t) = tp.get_mut(truth) {
+                    *t += 1;
+                }
+            } else {
+                if let Some(f) = fp.get_mut(predicted) {
+                    *f += 1;
+                }
+                if let Some(f) = fneg.get_mut(truth) {
+                    *f += 1;
+                }
+            }
+        }
+        let nf = n.max(1) as f64;
+        let f1s: Vec<f64> = (0..k)
+            .filter(|&c| tp[c] + fp[c] + fneg[c] > 0)
+            .map(|c| 2.0 * tp[c] as f64 / (2 * tp[c] + fp[c] + fneg[c]) as f64)
+            .collect();
+        HoldoutMetrics {
+            rmse: (brier / nf).sqrt(),
+            mae: miss / nf,
+            r2: None,
+            spearman: None,
+            gini: None,
+            top_decile_capture: None,
+            n,
+            classification: Some(ClassificationMetrics {
+                auc: None,
+                log_loss: log_loss / nf,
+                accuracy: right as f64 / nf,
+                f1: (!f1s.is_empty()).then(|| f1s.iter().sum::<f64>() / f1s.len() as f64),
+                positive_rate: f64::NAN,
+                calibration: Vec::new(),
+            }),
+        }
+    }
+
     /// Metrics of a binary classifier: its probabilities against the 0/1 labels (the value
     /// metrics are computed too: rmse is the root Brier score).
     pub fn compute_classification(labels: &[f64], probabilities: &[f64]) -> HoldoutMetrics {
@@ -419,6 +478,27 @@ mod tests {
             ClassificationMetrics::compute(&[1.0, 1.0], &[0.3, 0.4]).auc,
             None
         );
+    }
+
+    #[test]
+    fn multiclass_metrics_by_hand() {
+        // 3 rows, 3 classes; predicted classes 0, 1, 1 against truths 0, 1, 2
+        let p = vec![
+            vec![0.7, 0.2, 0.1],
+            vec![0.1, 0.8, 0.1],
+            vec![0.2, 0.5, 0.3],
+        ];
+        let m = HoldoutMetrics::compute_multiclass(&[0.0, 1.0, 2.0], &p);
+        let c = m.classification.unwrap();
+        assert!((c.accuracy - 2.0 / 3.0).abs() < 1e-12);
+        // −(ln 0.7 + ln 0.8 + ln 0.3) / 3
+        let expected = -(0.7f64.ln() + 0.8f64.ln() + 0.3f64.ln()) / 3.0;
+        assert!((c.log_loss - expected).abs() < 1e-12);
+        // per class F1: class 0: tp 1 → 1; class 1: tp 1, fp 1 → 2/3; class 2: fn 1 → 0
+        assert!((c.f1.unwrap() - (1.0 + 2.0 / 3.0 + 0.0) / 3.0).abs() < 1e-12);
+        assert_eq!(c.auc, None);
+        // mean of 1 − p_true: (0.3 + 0.2 + 0.7) / 3
+        assert!((m.mae - 0.4).abs() < 1e-12);
     }
 
     #[test]

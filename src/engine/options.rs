@@ -61,6 +61,9 @@ pub struct TrainOptions {
     /// Labels of a classifier's negative and positive class, as `customer_tier` returns them
     /// (set from the target's type: "false"/"true" for a boolean, "0"/"1" for a number).
     pub class_labels: (String, String),
+    /// A multi-class target's labels (class index = position), set from a text target with more
+    /// than two values; empty otherwise.
+    pub classes: Vec<String>,
     /// `as_of`: the reference time of date features (default: the training time), as given.
     pub as_of: Option<String>,
     /// `impute`: per column, how NULLs are filled ("median" by default, "mean", "mode" or a
@@ -97,6 +100,7 @@ impl Default for TrainOptions {
             task: None,
             metric_given: false,
             class_labels: ("0".into(), "1".into()),
+            classes: Vec::new(),
             as_of: None,
             impute: Vec::new(),
             max_one_hot: super::features::DEFAULT_MAX_ONE_HOT,

@@ -22,7 +22,7 @@ use super::models::gbm::sigmoid;
 use super::models::gbm::{fit_gbm, GbmLoss};
 use super::models::importance::{gain_importance, mean_squared_error, permutation_importance};
 use super::models::mlp::{fit_mlp, MlpTask};
-use super::models::{Algorithm, LinearModel, Predictor};
+use super::models::{Algorithm, ClassModel, LinearModel, Predictor};
 use super::options::TrainOptions;
 use super::stats::SplitMix64;
 use super::tiers::TierSpec;
@@ -131,6 +131,39 @@ fn fit_classifier(
     }
 }
 
+/// A multi-class classifier as one binary classifier per class (class k against the rest).
+fn fit_one_vs_rest(
+    algorithm: Algorithm,
+    train: &Dataset,
+    options: &TrainOptions,
+    interrupt: &mut dyn FnMut(),
+) -> Result<Fit> {
+    let binary_options = TrainOptions {
+        classes: Vec::new(),
+        ..options.clone()
+    };
+    let mut models = Vec::with_capacity(options.classes.len());
+    for k in 0..options.classes.len() {
+        interrupt();
+        let mut one = train.clone();
+        for y in &mut one.y {
+            *y = f64::from(u8::from(*y == k as f64));
+        }
+        if !one.y.contains(&1.0) {
+            return Err(EngineError::insufficient_data(format!(
+                "class \"{}\" has no training row",
+                options.classes[k]
+            )));
+        }
+        let fitted = fit(algorithm, &one, &binary_options, interrupt)?;
+        models.push(ClassModel {
+            predictor: fitted.predictor,
+            logistic: fitted.link == Link::Logistic,
+        });
+    }
+    Ok(Fit::from(Predictor::OneVsRest(models)))
+}
+
 fn cannot_classify(algorithm: Algorithm) -> EngineError {
     EngineError::invalid_parameter(format!(
         "algorithm \"{}\" cannot learn a classification target",
@@ -145,6 +178,9 @@ fn fit(
     options: &TrainOptions,
     interrupt: &mut dyn FnMut(),
 ) -> Result<Fit> {
+    if options.task == Some(Task::Classification) && options.classes.len() > 2 {
+        return fit_one_vs_rest(algorithm, train, options, interrupt);
+    }
     if options.task == Some(Task::Classification) && algorithm != Algorithm::RandomForest {
         return fit_classifier(algorithm, train, options, interrupt);
     }
@@ -227,7 +263,21 @@ pub fn train(
         )));
     }
     let classify = options.task == Some(Task::Classification);
-    if classify {
+    let multiclass = classify && options.classes.len() > 2;
+    if multiclass {
+        let k = options.classes.len() as f64;
+        if let Some(y) = data
+            .y
+            .iter()
+            .find(|y| **y < 0.0 || **y >= k || y.fract() != 0.0)
+        {
+            return Err(EngineError::new(
+                ErrorKind::Internal,
+                format!("class index {y} outside 0..{k}"),
+            ));
+        }
+    }
+    if classify && !multiclass {
         if let Some(y) = data.y.iter().find(|y| **y != 0.0 && **y != 1.0) {
             return Err(EngineError::new(
                 ErrorKind::DatatypeMismatch,
@@ -295,10 +345,10 @@ pub fn train(
                     "option \"search\" needs a concrete algorithm, not auto",
                 ));
             }
-            let metric = if classify && !options.metric_given {
-                Metric::Auc
-            } else {
-                options.metric
+            let metric = match (classify, multiclass, options.metric_given) {
+                (true, true, false) => Metric::Accuracy,
+                (true, false, false) => Metric::Auc,
+                _ => options.metric,
             };
             let k = search.folds.min(train_set.n_rows);
             let mut order: Vec<usize> = (0..train_set.n_rows).collect();
@@ -309,6 +359,7 @@ pub fn train(
                 let mut combo = combo.clone();
                 combo.task = options.task;
                 combo.class_labels = options.class_labels.clone();
+                combo.classes = options.classes.clone();
                 combo.metric = metric;
                 combo.metric_given = true;
                 let started = Instant::now();
@@ -329,6 +380,14 @@ pub fn train(
                     let fit_set = train_set.subset(&fit_rows);
                     let val_set = train_set.subset(&val_rows);
                     let fitted = fit(algorithm, &fit_set, &combo, interrupt)?;
+                    if multiclass {
+                        let probabilities: Vec<Vec<f64>> = (0..val_set.n_rows)
+                            .map(|i| fitted.predictor.class_probabilities(val_set.row(i)))
+                            .collect();
+                        let m = HoldoutMetrics::compute_multiclass(&val_set.y, &probabilities);
+                        scores.push(m.get(metric));
+                        continue;
+                    }
                     let predicted: Vec<f64> = predict_all(&fitted.predictor, &val_set)?
                         .into_iter()
                         .map(|raw| back(fitted.output(raw)))
@@ -377,6 +436,7 @@ pub fn train(
             let mut chosen = combo.clone();
             chosen.task = options.task;
             chosen.class_labels = options.class_labels.clone();
+            chosen.classes = options.classes.clone();
             chosen.metric = options.metric;
             chosen.metric_given = options.metric_given;
             chosen.search = None;
@@ -392,11 +452,11 @@ pub fn train(
     } else {
         options.candidates.clone()
     };
-    // a classifier is chosen by AUC unless told otherwise
-    let metric = if classify && !options.metric_given {
-        Metric::Auc
-    } else {
-        options.metric
+    // a classifier is chosen by AUC (multi-class: accuracy) unless told otherwise
+    let metric = match (classify, multiclass, options.metric_given) {
+        (true, true, false) => Metric::Accuracy,
+        (true, false, false) => Metric::Auc,
+        _ => options.metric,
     };
     let mut trials = Vec::new();
     let mut best: Option<(Algorithm, Fit, HoldoutMetrics)> = None;
@@ -419,6 +479,13 @@ pub fn train(
         }
         let started = Instant::now();
         let fitted = fit(candidate, &train_set, options, interrupt).and_then(|fitted| {
+            if multiclass {
+                let probabilities: Vec<Vec<f64>> = (0..test_set.n_rows)
+                    .map(|i| fitted.predictor.class_probabilities(test_set.row(i)))
+                    .collect();
+                let metrics = HoldoutMetrics::compute_multiclass(&test_set.y, &probabilities);
+                return Ok((fitted, metrics));
+            }
             let predictions: Vec<f64> = predict_all(&fitted.predictor, &test_set)?
                 .into_iter()
                 .map(|raw| back(fitted.output(raw)))
@@ -480,7 +547,7 @@ pub fn train(
         ));
     }
     // a classifier's tier is its predicted class (probability ≥ 0.5), unless tiers were given
-    let tiers = if classify && options.tiers == TierSpec::default() {
+    let tiers = if classify && !multiclass && options.tiers == TierSpec::default() {
         let (negative, positive) = options.class_labels.clone();
         TierScheme {
             tiers: vec![
@@ -514,7 +581,9 @@ pub fn train(
     );
     artifact.target_transform = options.target_transform;
     artifact.link = fitted.link;
-    if classify {
+    if multiclass {
+        artifact.classes = options.classes.clone();
+    } else if classify {
         let (negative, positive) = options.class_labels.clone();
         artifact.classes = vec![negative, positive];
     }
@@ -527,9 +596,21 @@ pub fn train(
     {
         let sample: Vec<usize> = (0..test_set.n_rows.min(20_000)).collect();
         let holdout = test_set.subset(&sample);
-        let predict = |x: &[f64]| artifact.predict(x);
+        let predict = |x: &[f64]| {
+            if multiclass {
+                artifact
+                    .predictor
+                    .predicted_class(x)
+                    .map_or(f64::NAN, |k| k as f64)
+            } else {
+                artifact.predict(x)
+            }
+        };
         let loss = |y: &[f64], p: &[f64]| {
-            if classify {
+            if multiclass {
+                // the error rate: a multi-class model's loss on predicted classes
+                y.iter().zip(p).filter(|(a, b)| a != b).count() as f64 / y.len().max(1) as f64
+            } else if classify {
                 ClassificationMetrics::compute(y, p).log_loss
             } else {
                 mean_squared_error(y, p)
@@ -568,7 +649,13 @@ pub fn train(
     extra.insert("feature_importance".into(), Value::Array(importance));
     extra.insert(
         "importance_loss".into(),
-        json!(if classify { "log_loss" } else { "mse" }),
+        json!(if multiclass {
+            "error_rate"
+        } else if classify {
+            "log_loss"
+        } else {
+            "mse"
+        }),
     );
     artifact.validate()?;
     Ok(TrainOutcome {
@@ -994,6 +1081,54 @@ mod tests {
         assert!(gbm > 0.98, "gbm r² {gbm}");
         let mlp = r2(Algorithm::Mlp);
         assert!(mlp > 0.95, "mlp r² {mlp}");
+    }
+
+    #[test]
+    fn one_vs_rest_learns_three_classes_with_probabilities_summing_to_one() {
+        // class = which third of [0, 3) x0 falls in; x1 is noise
+        let mut raw = RawTable::new(
+            "y",
+            vec![
+                ("x0".into(), SqlType::Double),
+                ("x1".into(), SqlType::Double),
+            ],
+        )
+        .unwrap();
+        let mut rng = SplitMix64::new(9);
+        for _ in 0..900 {
+            let x0 = rng.next_f64() * 3.0;
+            raw.push_row(&[Some(x0), Some(rng.next_f64())], Some(x0.floor()))
+                .unwrap();
+        }
+        let (specs, data) = raw.into_dataset().unwrap();
+        let mut options = TrainOptions::parse(&json!({"n_trees": 20}), Algorithm::Gbm).unwrap();
+        options.task = Some(Task::Classification);
+        options.classes = vec!["low".into(), "mid".into(), "high".into()];
+        let out = train(
+            specs,
+            &data,
+            Algorithm::Gbm,
+            Some("y"),
+            &options,
+            &mut || {},
+        )
+        .unwrap();
+        let c = out
+            .metrics
+            .as_ref()
+            .unwrap()
+            .classification
+            .clone()
+            .unwrap();
+        assert!(c.accuracy > 0.95, "accuracy {}", c.accuracy);
+        let p = out.artifact.predictor.class_probabilities(&[2.5, 0.5]);
+        assert_eq!(p.len(), 3);
+        assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+        assert_eq!(out.artifact.predicted_label(&[2.5, 0.5]), Some("high"));
+        assert_eq!(out.artifact.predicted_label(&[0.2, 0.5]), Some("low"));
+        // the stored model round-trips through the codec
+        let back = ModelArtifact::decode(&out.artifact.encode().unwrap()).unwrap();
+        assert_eq!(back.predicted_label(&[1.5, 0.5]), Some("mid"));
     }
 
     #[test]

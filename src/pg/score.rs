@@ -21,6 +21,7 @@ use crate::engine::clv::model::ClvQuantity;
 use crate::engine::codec::{ModelArtifact, Task};
 use crate::engine::error::{EngineError, ErrorKind, Result};
 use crate::engine::features::{Encoding, SqlType};
+use crate::engine::models::Predictor;
 
 use super::errors::OrRaise;
 use super::store::{self, ModelRow};
@@ -481,6 +482,10 @@ unsafe fn value(fcinfo: pg_sys::FunctionCallInfo, key: KeyArg<'_>) -> f64 {
 unsafe fn tier(fcinfo: pg_sys::FunctionCallInfo, key: KeyArg<'_>) -> String {
     let (x, model) = unsafe { read_row(fcinfo, key) };
     let prediction = finite_or_raise(fcinfo, model.predict(x));
+    // a multi-class model's tier is its most likely class
+    if let Predictor::OneVsRest(_) = &model.predictor {
+        return model.predicted_label(x).unwrap_or("").to_string();
+    }
     model.tiers.assign(prediction).to_string()
 }
 

@@ -15,6 +15,9 @@ use crate::engine::codec::{ModelArtifact, Task};
 use crate::engine::drift::{BinProfile, TrainingProfile};
 use crate::engine::error::{EngineError, ErrorKind, Result};
 use crate::engine::features::{Encoding, FeatureSpec, RawTable, SqlType, MAX_CATEGORIES};
+
+/// Most classes of a text target.
+const MAX_CLASSES: usize = 50;
 use crate::engine::metrics::HoldoutMetrics;
 use crate::engine::models::Algorithm;
 use crate::engine::options::{DeployPolicy, TrainOptions};
@@ -196,13 +199,13 @@ fn as_of_days(as_of: Option<&str>) -> Result<f64> {
 /// the dataset keeps, in the same order.
 fn read_table(
     source: &Source,
-    target: (&str, &SqlType),
+    target: (&str, String),
     features: Vec<(String, SqlType)>,
     extra: &[String],
     options: &TrainOptions,
 ) -> Result<(RawTable, Vec<Vec<Option<f64>>>)> {
-    let (target, target_type) = target;
-    let mut select: Vec<String> = vec![as_float8(target, target_type)];
+    let (target, target_select) = target;
+    let mut select: Vec<String> = vec![target_select];
     let mut categories = Vec::new();
     let mut has_dates = false;
     for (j, (name, sql_type)) in features.iter().enumerate() {
@@ -653,6 +656,7 @@ pub(crate) fn fit_from_source(
     let columns = source_columns(&source)?;
     let mut parsed = parsed.clone();
     let mut target_sql_type = SqlType::Double;
+    let mut target_expr: Option<String> = None;
     if let Some(target) = target {
         let Some((_, target_type)) = columns.iter().find(|(n, _)| n == target) else {
             return Err(missing_column("target", target, &columns));
@@ -660,7 +664,7 @@ pub(crate) fn fit_from_source(
         target_sql_type = sql_type_of(*target_type);
         // the task follows the target's type unless options say otherwise: a boolean (e.g.
         // churned) is a classification target, a number a value
-        let inferred = if target_sql_type == SqlType::Boolean {
+        let inferred = if target_sql_type == SqlType::Boolean || target_sql_type == SqlType::Text {
             Task::Classification
         } else if target_sql_type.is_number() {
             Task::Regression
@@ -668,12 +672,11 @@ pub(crate) fn fit_from_source(
             return Err(EngineError::new(
                 ErrorKind::DatatypeMismatch,
                 format!(
-                    "target column \"{target}\" has type {}; the target must be a number (a value) or a boolean (a class)",
+                    "target column \"{target}\" has type {}; the target must be a number (a value), a boolean or text (a class)",
                     target_sql_type.sql_name()
                 ),
             )
-            .with_detail("Multi-class text targets are not supported yet.")
-            .with_hint("Use a numeric column (e.g. spend) or a boolean one (e.g. churned), or cast it in a SELECT source."));
+            .with_hint("Use a numeric column (e.g. spend), a boolean (e.g. churned) or a text label (e.g. tier), or cast it in a SELECT source."));
         };
         let task = parsed.task.unwrap_or(inferred);
         if algorithm.is_clv() {
@@ -703,10 +706,53 @@ pub(crate) fn fit_from_source(
             } else {
                 ("0".into(), "1".into())
             };
+            if target_sql_type == SqlType::Text {
+                // a text label: its values (alphabetical) are the classes, coded 0..k-1
+                let mut classes = categories_of(&source, target);
+                classes.sort();
+                match classes.len() {
+                    0 | 1 => {
+                        return Err(EngineError::insufficient_data(format!(
+                            "target column \"{target}\" has {} distinct value(s); a classifier needs at least 2",
+                            classes.len()
+                        )))
+                    }
+                    n if n > MAX_CLASSES => {
+                        return Err(EngineError::invalid_parameter(format!(
+                            "target column \"{target}\" has more than {MAX_CLASSES} distinct values; a classifier takes at most {MAX_CLASSES}"
+                        ))
+                        .with_hint("Group rare labels, or predict a number instead."))
+                    }
+                    2 => {
+                        parsed.class_labels = (classes[0].clone(), classes[1].clone());
+                    }
+                    _ => {
+                        if !parsed.metric_given {
+                            parsed.metric = crate::engine::metrics::Metric::Accuracy;
+                        }
+                        parsed.classes = classes.clone();
+                    }
+                }
+                target_expr = Some(format!("({} - 1)", category_code(target, &classes)));
+            }
         }
     }
     let parsed = &parsed;
-    let champion_inputs = champion.map(|c| champion_columns(c, &columns));
+    let champion_inputs = champion.map(|c| {
+        let classes_now = if parsed.classes.is_empty() && c.classes.len() == 2 {
+            vec![parsed.class_labels.0.clone(), parsed.class_labels.1.clone()]
+        } else {
+            parsed.classes.clone()
+        };
+        if c.task == Task::Classification && c.classes != classes_now {
+            return Err(format!(
+                "its classes ({}) are not today's ({})",
+                c.classes.join(", "),
+                classes_now.join(", ")
+            ));
+        }
+        champion_columns(c, &columns)
+    });
     let extra: &[String] = match &champion_inputs {
         Some(Ok(cols)) => cols,
         _ => &[],
@@ -757,8 +803,11 @@ pub(crate) fn fit_from_source(
     } else {
         let target = target.unwrap_or_default();
         let features = choose_features(&columns, target, &source, parsed)?;
+        let target_select = target_expr
+            .clone()
+            .unwrap_or_else(|| as_float8(target, &target_sql_type));
         let (raw, extra_rows) =
-            read_table(&source, (target, &target_sql_type), features, extra, parsed)?;
+            read_table(&source, (target, target_select), features, extra, parsed)?;
         let rows_read = raw.n_rows();
         let (specs, dataset, profiles) = raw.into_dataset_with_profiles()?;
         feature_profiles = profiles;

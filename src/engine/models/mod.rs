@@ -137,6 +137,44 @@ pub enum Predictor {
     Trees(TreeEnsemble),
     Clv(ClvModel),
     Mlp(MlpModel),
+    /// A multi-class classifier: one binary model per class (one-vs-rest); the prediction is
+    /// the probability of the most likely class.
+    OneVsRest(Vec<ClassModel>),
+}
+
+/// One class's binary model in a [`Predictor::OneVsRest`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassModel {
+    pub predictor: Predictor,
+    /// Whether the predictor gives log-odds (true) or a probability.
+    pub logistic: bool,
+}
+
+impl Predictor {
+    /// Probabilities of each class of a one-vs-rest model (normalised to sum to 1); empty for
+    /// any other predictor.
+    pub fn class_probabilities(&self, x: &[f64]) -> Vec<f64> {
+        let Predictor::OneVsRest(models) = self else {
+            return Vec::new();
+        };
+        let mut p: Vec<f64> = models
+            .iter()
+            .map(|m| {
+                let raw = m.predictor.predict(x);
+                let p = if m.logistic { gbm::sigmoid(raw) } else { raw };
+                p.clamp(1e-15, 1.0)
+            })
+            .collect();
+        let total: f64 = p.iter().sum();
+        p.iter_mut().for_each(|v| *v /= total);
+        p
+    }
+
+    /// The most likely class of a one-vs-rest model (ties: the first).
+    pub fn predicted_class(&self, x: &[f64]) -> Option<usize> {
+        let p = self.class_probabilities(x);
+        (0..p.len()).reduce(|best, k| if p[k] > p[best] { k } else { best })
+    }
 }
 
 impl Predictor {
@@ -148,6 +186,10 @@ impl Predictor {
             Predictor::Trees(m) => m.predict(x),
             Predictor::Clv(m) => m.value(x),
             Predictor::Mlp(m) => m.predict(x),
+            Predictor::OneVsRest(_) => self
+                .class_probabilities(x)
+                .into_iter()
+                .fold(f64::NAN, f64::max),
         }
     }
 
@@ -159,6 +201,20 @@ impl Predictor {
             Predictor::Trees(m) => m.validate(n_features),
             Predictor::Clv(m) => m.validate(n_features),
             Predictor::Mlp(m) => m.validate(n_features),
+            Predictor::OneVsRest(models) => {
+                if models.len() < 3 {
+                    return Err(EngineError::corrupted(
+                        "a multi-class model has fewer than 3 classes",
+                    ));
+                }
+                for m in models {
+                    if matches!(m.predictor, Predictor::OneVsRest(_) | Predictor::Clv(_)) {
+                        return Err(EngineError::corrupted("invalid class model"));
+                    }
+                    m.predictor.validate(n_features)?;
+                }
+                Ok(())
+            }
         }
     }
 
@@ -182,6 +238,13 @@ impl Predictor {
             Predictor::Mlp(m) => serde_json::json!({
                 "hidden_layers": m.hidden_layers(),
                 "parameters": m.n_parameters(),
+            }),
+            Predictor::OneVsRest(models) => serde_json::json!({
+                "classes": models.len(),
+                "class_models": models
+                    .iter()
+                    .map(|m| m.predictor.params(feature_names))
+                    .collect::<Vec<_>>(),
             }),
         }
     }

@@ -51,10 +51,36 @@ SELECT e ->> 'scale' AS scale, round((e -> 'contributions' ->> 'orders')::numeri
 -- Errors
 SELECT * FROM customer_value.train('x', 'customers', 'churned', 'linear');
 SELECT * FROM customer_value.train('x', 'customers', 'orders', 'logistic', '{"task": "classification"}');
-SELECT * FROM customer_value.train('x', 'SELECT orders, tenure, churned::text AS label FROM customers', 'label', 'gbm');
+-- (a text label with two values is a binary classifier; its classes in alphabetical order)
+SELECT algorithm, (metrics ->> 'auc')::float8 > 0.9 AS auc_above_09
+  FROM customer_value.train('text_label', 'SELECT orders, days_inactive, tenure, churned::text AS label FROM customers', 'label', 'gbm');
+SELECT DISTINCT customer_tier(c, 'text_label') AS predicted_class
+  FROM (SELECT orders, days_inactive, tenure FROM customers) c ORDER BY 1;
 SELECT * FROM customer_value.train('x', 'customers', 'churned', 'gbm', '{"target_transform": "log1p"}');
 SELECT * FROM customer_value.train('x', 'customers', 'churned', 'gbm', '{"task": "guess"}');
 SELECT customer_value.predict_proba(c, 'spend') FROM customers c WHERE customer_id = 1;
 SELECT customer_value.train('net', 'customers', 'churned', 'mlp', '{"epochs": 3}') IS NOT NULL AS trained;
 SELECT customer_value.explain(c, 'net') FROM customers c WHERE customer_id = 1;
+ROLLBACK;
+-- Multi-class: a text label (here a tier) — one binary model per class; customer_tier gives the
+-- most likely class, customer_value / predict_proba its probability; metrics accuracy, log_loss,
+-- macro f1.
+BEGIN;
+CREATE TABLE members (customer_id int PRIMARY KEY, orders int, days_inactive float8, tenure float8, label text);
+INSERT INTO members
+SELECT i, (i * 37) % 23, ((i * 53) % 97)::float8, ((i * 71) % 13)::float8,
+       CASE WHEN (i * 37) % 23 >= 15 THEN 'gold' WHEN (i * 37) % 23 >= 7 THEN 'silver' ELSE 'bronze' END
+  FROM generate_series(1, 1500) AS i;
+SELECT algorithm, (metrics ->> 'accuracy')::float8 > 0.9 AS accurate, metrics ->> 'selection_metric' AS selected_by,
+       metrics ? 'auc' AS has_auc, (metrics ->> 'log_loss')::float8 < 0.5 AS good_log_loss
+  FROM customer_value.train('label', 'members', 'label', 'gbm', '{"n_trees": 30}');
+SELECT task, customer_value.model_params('label') ->> 'classes' AS classes FROM customer_value.models WHERE name = 'label';
+SELECT label, customer_tier(m, 'label') AS predicted, round(customer_value.predict_proba(m, 'label')::numeric, 1) AS p
+  FROM members m WHERE customer_id IN (1, 2, 3, 10) ORDER BY customer_id;
+SELECT count(*) FILTER (WHERE customer_tier(m, 'label') = label)::float8 / count(*) > 0.9 AS mostly_right FROM members m;
+SELECT algorithm FROM customer_value.train('label_lr', 'members', 'label', 'logistic');
+SELECT decision FROM customer_value.retrain('label');
+SELECT customer_value.explain(m, 'label') FROM members m WHERE customer_id = 1;
+SELECT * FROM customer_value.train('x', 'SELECT orders, tenure, ''same''::text AS label FROM members', 'label', 'gbm');
+SELECT * FROM customer_value.train('x', 'members', 'label', 'linear');
 ROLLBACK;

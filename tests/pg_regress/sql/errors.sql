@@ -18,8 +18,8 @@ SELECT * FROM customer_value.train('m', 'customers', 'spend', 'linear', '{"featu
 \echo :LAST_ERROR_SQLSTATE
 SELECT * FROM customer_value.train('m', 'customers', 'spend', 'linear', '{"exclude": ["cty"]}');
 \echo :LAST_ERROR_SQLSTATE
--- target not numeric
-SELECT * FROM customer_value.train('m', 'customers', 'label', 'linear', '{"features": ["orders"]}');
+-- a target that is neither a value (number) nor a class (boolean, text)
+SELECT * FROM customer_value.train('m', 'SELECT orders, spend, DATE ''2026-01-01'' + orders AS due FROM customers', 'due', 'linear');
 \echo :LAST_ERROR_SQLSTATE
 -- a feature type this version cannot use (text, dates and timestamps are fine: see features.sql)
 SELECT * FROM customer_value.train('m', 'SELECT orders, spend, to_jsonb(city) AS attributes FROM customers', 'spend', 'linear');
