@@ -416,7 +416,7 @@ impl RawTable {
 
     /// [`RawTable::into_dataset`], plus each feature's distribution before imputation (NULL
     /// kept; a target-encoded column by category code) for drift.
-    pub fn into_dataset_with_profiles(self) -> Result<DatasetWithProfiles> {
+    pub fn into_dataset_with_profiles(mut self) -> Result<DatasetWithProfiles> {
         let keep: Vec<usize> = (0..self.target.len())
             .filter(|&i| self.target[i].is_some())
             .collect();
@@ -440,7 +440,11 @@ impl RawTable {
         let mut pending_target_means = Vec::new();
         let mut profiles = Vec::new();
         let profile = crate::engine::drift::BinProfile::of;
-        for (j, column) in self.columns.iter().enumerate() {
+        // Memory: each raw column (16 bytes a value) is released as soon as it is encoded, and
+        // each encoded column as soon as it is laid out, so the peak stays near two copies of
+        // the 8-byte matrix rather than four.
+        let raw_columns = std::mem::take(&mut self.columns);
+        for (j, column) in raw_columns.into_iter().enumerate() {
             let name = &self.names[j];
             let sql_type = &self.types[j];
             let kept: Vec<Option<f64>> = keep
@@ -557,9 +561,9 @@ impl RawTable {
         }
         let p = encoded.len();
         let mut x = vec![0.0; n * p];
-        for (j, column) in encoded.iter().enumerate() {
-            for (row, v) in column.iter().enumerate() {
-                x[row * p + j] = *v;
+        for (j, column) in encoded.into_iter().enumerate() {
+            for (row, v) in column.into_iter().enumerate() {
+                x[row * p + j] = v;
             }
         }
         let y = keep.iter().filter_map(|&i| self.target[i]).collect();
