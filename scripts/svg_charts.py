@@ -4,6 +4,7 @@ Standard library only (a developer tool; the product never runs Python).
 
 usage: svg_charts.py lift <lift.csv> <out.svg> [title]
        svg_charts.py scoring <scoring.csv> <out.svg>
+       svg_charts.py throughput <bench/results/models.txt> <out.svg>
 """
 import csv
 import sys
@@ -90,9 +91,53 @@ def scoring(rows, title):
     return svg(width, height, body)
 
 
+def throughput(results_path):
+    """Rows/s of the last size in bench/results/models.txt, in-database scoring vs Python."""
+    blocks = open(results_path).read().split("scoring the spend model, all ")
+    last = blocks[-1].splitlines()
+    n_rows = int(last[0].split()[0])
+    wanted = {
+        "SQL sum(customer_value(c, 'spend_gbm'))": "customer_value(c), 100-tree gbm",
+        "LightGBM predict, batch (threads)": "LightGBM batch predict",
+        "scikit-learn predict, batch (threads)": "scikit-learn batch predict",
+        "LightGBM predict, one row per call": "LightGBM, one row per call",
+        "scikit-learn predict, one row per call": "scikit-learn, one row per call",
+    }
+    rows = []
+    for line in last[1:]:
+        for key, label in wanted.items():
+            if line.strip().startswith(key):
+                values = line.strip()[len(key):].split()
+                serial = float(values[0])
+                parallel = float(values[1]) if values[1] != "-" else None
+                rows.append((label, serial, parallel))
+    width, left, right, top, row_h = 860, 250, 120, 60, 44
+    height = top + row_h * len(rows) + 50
+    vmax = max(max(r[1], r[2] or 0) for r in rows) * 1.05
+    scale = (width - left - right) / vmax
+    body = [text(width / 2, 24, "Scoring a 100-tree depth-6 boosted model", 15, "middle", "bold"),
+            text(width / 2, 42, f"{n_rows:,} customers, rows per second (higher is better)", 12, "middle")]
+    for i, (label, serial, parallel) in enumerate(rows):
+        y = top + i * row_h
+        body.append(text(left - 8, y + row_h / 2 + 2, label, 12, "end"))
+        for j, v in enumerate((serial, parallel)):
+            if v is None:
+                continue
+            body.append(rect(left, y + 6 + j * 17, max(v * scale, 1), 15, COLORS[j]))
+            body.append(text(left + max(v * scale, 1) + 4, y + 18 + j * 17, f"{v:,.0f}", 11))
+    for j, label in enumerate(["1 core", "2 cores (parallel workers / threads)"]):
+        body.append(rect(left + j * 110, height - 30, 12, 12, COLORS[j]))
+        body.append(text(left + 16 + j * 110, height - 20, label, 12))
+    return svg(width, height, body)
+
+
 def main():
     kind, source, target = sys.argv[1:4]
     title = sys.argv[4] if len(sys.argv) > 4 else None
+    if kind == "throughput":
+        with open(target, "w") as f:
+            f.write(throughput(source))
+        return
     with open(source, newline="") as f:
         rows = list(csv.DictReader(f))
     if kind == "lift":
