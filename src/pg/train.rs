@@ -169,23 +169,29 @@ fn categories_of(source: &Source, column: &str) -> Vec<String> {
 
 /// The reference time of date features, in days since 1970-01-01: `options->>'as_of'`, else now.
 fn as_of_days(as_of: Option<&str>) -> Result<f64> {
-    let days: Option<f64> = Spi::connect(|client| {
-        let (query, args): (&str, Vec<pgrx::datum::DatumWithOid>) = match as_of {
-            Some(text) => (
-                "SELECT (pg_catalog.date_part('epoch', $1::timestamptz) / 86400)::float8",
-                vec![text.into()],
-            ),
-            None => (
-                "SELECT (pg_catalog.date_part('epoch', pg_catalog.now()) / 86400)::float8",
-                vec![],
-            ),
-        };
-        client
-            .select(query, Some(1), &args)
-            .map(|t| t.first().get_one::<f64>().ok().flatten())
-            .ok()
-            .flatten()
-    });
+    // Postgres parses the text (every date/time format it knows); a bad one is caught in a
+    // subtransaction and reported as this option's error
+    let days: Option<f64> = super::subxact::run_in_subtransaction(|| {
+        Spi::connect(|client| {
+            let (query, args): (&str, Vec<pgrx::datum::DatumWithOid>) = match as_of {
+                Some(text) => (
+                    "SELECT (pg_catalog.date_part('epoch', $1::timestamptz) / 86400)::float8",
+                    vec![text.into()],
+                ),
+                None => (
+                    "SELECT (pg_catalog.date_part('epoch', pg_catalog.now()) / 86400)::float8",
+                    vec![],
+                ),
+            };
+            client
+                .select(query, Some(1), &args)
+                .map(|t| t.first().get_one::<f64>().ok().flatten())
+                .ok()
+                .flatten()
+        })
+    })
+    .ok()
+    .flatten();
     days.filter(|d| d.is_finite()).ok_or_else(|| {
         EngineError::invalid_parameter(format!(
             "option \"as_of\" must be a date or timestamp, got \"{}\"",
