@@ -231,6 +231,9 @@ DECLARE
     job_name text := 'customer_value.retrain:' || name;
     found_job boolean;
 BEGIN
+    IF name IS NULL THEN
+        RAISE EXCEPTION 'model name must not be NULL' USING ERRCODE = '22004';
+    END IF;
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_cron') THEN
         RAISE EXCEPTION 'extension "pg_cron" is not installed in database "%"', current_database()
             USING ERRCODE = '42704',

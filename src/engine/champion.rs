@@ -70,6 +70,35 @@ pub fn decide(
     challenger: Option<&HoldoutMetrics>,
     champion: Option<(i32, std::result::Result<&HoldoutMetrics, &str>)>,
 ) -> (bool, String) {
+    if challenger.is_none() && policy == DeployPolicy::Auto && matches!(champion, Some((_, Ok(_))))
+    {
+        return (
+            true,
+            "no target to compare on: the new fit replaces the serving version".into(),
+        );
+    }
+    let scope = challenger
+        .map(|c| format!("on the same {} rows", c.n))
+        .unwrap_or_default();
+    let champion = champion.map(|(version, m)| (version, m.map(|m| m.get(metric))));
+    decide_values(
+        policy,
+        metric,
+        challenger.and_then(|c| c.get(metric)),
+        champion,
+        &scope,
+    )
+}
+
+/// The deploy decision on metric values, shared by `retrain` (both versions scored on the same
+/// rows) and `train` (each version's own holdout; `scope` says which).
+pub fn decide_values(
+    policy: DeployPolicy,
+    metric: Metric,
+    challenger: Option<f64>,
+    champion: Option<(i32, std::result::Result<Option<f64>, &str>)>,
+    scope: &str,
+) -> (bool, String) {
     match policy {
         DeployPolicy::Always => return (true, "deploy is \"always\"".into()),
         DeployPolicy::Never => return (false, "deploy is \"never\"".into()),
@@ -78,8 +107,8 @@ pub fn decide(
     let Some((version, champion)) = champion else {
         return (true, "no version was deployed".into());
     };
-    let champion = match champion {
-        Ok(m) => m,
+    let old = match champion {
+        Ok(value) => value,
         Err(why) => {
             return (
                 true,
@@ -87,14 +116,7 @@ pub fn decide(
             )
         }
     };
-    let Some(challenger) = challenger else {
-        return (
-            true,
-            "no target to compare on: the new fit replaces the serving version".into(),
-        );
-    };
-    let (new, old) = (challenger.get(metric), champion.get(metric));
-    let better = metric.at_least_as_good(new, old);
+    let better = metric.at_least_as_good(challenger, old);
     let verdict = if better {
         "at least as good as"
     } else {
@@ -103,11 +125,10 @@ pub fn decide(
     (
         better,
         format!(
-            "{} {} is {verdict} the serving version {version}'s {} on the same {} rows",
+            "{} {} is {verdict} the serving version {version}'s {} {scope}",
             metric.key(),
-            format_metric(new),
+            format_metric(challenger),
             format_metric(old),
-            challenger.n
         ),
     )
 }

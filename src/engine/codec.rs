@@ -90,6 +90,23 @@ pub struct ModelArtifact {
     /// Mean of each encoded feature over the training rows (the baseline of linear
     /// explanations); empty if unknown.
     pub feature_means: Vec<f64>,
+    /// Derived on first use and never stored (not part of the format).
+    #[serde(skip)]
+    pub derived: Derived,
+}
+
+/// What is computed from a model once and reused for every row: the TreeSHAP tables (a decoded
+/// model lives in the backend cache, so `explain` over many rows prepares them once).
+#[derive(Debug, Clone, Default)]
+pub struct Derived {
+    tree_shap: std::cell::OnceCell<super::models::explain::TreeShapTables>,
+}
+
+impl PartialEq for Derived {
+    /// A cache: two models are equal whatever has been derived from them so far.
+    fn eq(&self, _: &Derived) -> bool {
+        true
+    }
 }
 
 /// Per-feature contributions to one prediction: `baseline + Σ contributions = prediction`,
@@ -129,6 +146,7 @@ impl From<ModelArtifactV1> for ModelArtifact {
             covers: Vec::new(),
             gains: Vec::new(),
             feature_means: Vec::new(),
+            derived: Derived::default(),
         }
     }
 }
@@ -186,7 +204,7 @@ impl ModelArtifact {
     /// ensembles. Models without the needed training facts (trained before 0.2.0), MLPs and
     /// CLV models are refused with a reason.
     pub fn explain(&self, x: &[f64]) -> Result<Explanation> {
-        use super::models::explain::{linear_contributions, TreeExplainer};
+        use super::models::explain::{linear_contributions, TreeExplainer, TreeShapTables};
         let unavailable = |why: &str| {
             Err(EngineError::new(
                 ErrorKind::NotSupported,
@@ -201,7 +219,14 @@ impl ModelArtifact {
                 linear_contributions(m, &self.feature_means, x)?
             }
             Predictor::Trees(t) if !self.covers.is_empty() => {
-                let explainer = TreeExplainer::new(t, &self.covers)?;
+                let cell = &self.derived.tree_shap;
+                if cell.get().is_none() {
+                    let _ = cell.set(TreeShapTables::new(t, &self.covers)?);
+                }
+                let tables = cell.get().ok_or_else(|| {
+                    EngineError::new(ErrorKind::Internal, "TreeSHAP tables were not kept")
+                })?;
+                let explainer = TreeExplainer::with_tables(t, tables)?;
                 (explainer.baseline(), explainer.contributions(x)?)
             }
             Predictor::Linear(_) | Predictor::Trees(_) => {

@@ -242,6 +242,63 @@ fn predict_all(predictor: &Predictor, data: &Dataset) -> Result<Vec<f64>> {
     Ok(predictions)
 }
 
+/// What the target is: it decides the fit, the metrics and the default selection metric.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum TargetKind {
+    Value,
+    Binary,
+    MultiClass,
+}
+
+impl TargetKind {
+    /// The metric that ranks candidates and search combinations: the `metric` option, else AUC
+    /// for a binary classifier and accuracy for a multi-class one.
+    fn selection_metric(self, options: &TrainOptions) -> Metric {
+        match (self, options.metric_given) {
+            (TargetKind::Binary, false) => Metric::Auc,
+            (TargetKind::MultiClass, false) => Metric::Accuracy,
+            _ => options.metric,
+        }
+    }
+}
+
+/// Metrics of `fitted` on the rows of `set`, whose actual targets (on the original scale) are
+/// `actual`; `back` undoes the target transform.
+fn evaluate_fit(
+    fitted: &Fit,
+    set: &Dataset,
+    actual: &[f64],
+    kind: TargetKind,
+    back: &dyn Fn(f64) -> f64,
+) -> Result<HoldoutMetrics> {
+    if kind == TargetKind::MultiClass {
+        let probabilities: Vec<Vec<f64>> = (0..set.n_rows)
+            .map(|i| fitted.predictor.class_probabilities(set.row(i)))
+            .collect();
+        return Ok(HoldoutMetrics::compute_multiclass(actual, &probabilities));
+    }
+    let predicted: Vec<f64> = predict_all(&fitted.predictor, set)?
+        .into_iter()
+        .map(|raw| back(fitted.output(raw)))
+        .collect();
+    Ok(if kind == TargetKind::Binary {
+        HoldoutMetrics::compute_classification(actual, &predicted)
+    } else {
+        HoldoutMetrics::compute(actual, &predicted)
+    })
+}
+
+/// `combo`'s options with what was settled from the target (task, classes) taken from `options`.
+fn with_target_settings(combo: &TrainOptions, options: &TrainOptions) -> TrainOptions {
+    TrainOptions {
+        task: options.task,
+        class_labels: options.class_labels.clone(),
+        classes: options.classes.clone(),
+        search: None,
+        ..combo.clone()
+    }
+}
+
 /// Trains `algorithm` on `data` as `options` say. `interrupt` is called between units of work
 /// (trees, candidates) so the caller can cancel.
 pub fn train(
@@ -264,6 +321,11 @@ pub fn train(
     }
     let classify = options.task == Some(Task::Classification);
     let multiclass = classify && options.classes.len() > 2;
+    let kind = match (classify, multiclass) {
+        (true, true) => TargetKind::MultiClass,
+        (true, false) => TargetKind::Binary,
+        _ => TargetKind::Value,
+    };
     if multiclass {
         let k = options.classes.len() as f64;
         if let Some(y) = data
@@ -345,23 +407,14 @@ pub fn train(
                     "option \"search\" needs a concrete algorithm, not auto",
                 ));
             }
-            let metric = match (classify, multiclass, options.metric_given) {
-                (true, true, false) => Metric::Accuracy,
-                (true, false, false) => Metric::Auc,
-                _ => options.metric,
-            };
+            let metric = kind.selection_metric(options);
             let k = search.folds.min(train_set.n_rows);
             let mut order: Vec<usize> = (0..train_set.n_rows).collect();
             SplitMix64::new(options.seed ^ 0xF01D).shuffle(&mut order);
             let mut best: Option<(usize, Option<f64>)> = None;
             let mut trials_json = Vec::new();
             for (ci, (params, combo)) in search.combinations.iter().enumerate() {
-                let mut combo = combo.clone();
-                combo.task = options.task;
-                combo.class_labels = options.class_labels.clone();
-                combo.classes = options.classes.clone();
-                combo.metric = metric;
-                combo.metric_given = true;
+                let combo = with_target_settings(combo, options);
                 let started = Instant::now();
                 let mut scores = Vec::with_capacity(k);
                 for fold in 0..k {
@@ -380,24 +433,9 @@ pub fn train(
                     let fit_set = train_set.subset(&fit_rows);
                     let val_set = train_set.subset(&val_rows);
                     let fitted = fit(algorithm, &fit_set, &combo, interrupt)?;
-                    if multiclass {
-                        let probabilities: Vec<Vec<f64>> = (0..val_set.n_rows)
-                            .map(|i| fitted.predictor.class_probabilities(val_set.row(i)))
-                            .collect();
-                        let m = HoldoutMetrics::compute_multiclass(&val_set.y, &probabilities);
-                        scores.push(m.get(metric));
-                        continue;
-                    }
-                    let predicted: Vec<f64> = predict_all(&fitted.predictor, &val_set)?
-                        .into_iter()
-                        .map(|raw| back(fitted.output(raw)))
-                        .collect();
+                    // the training rows' targets are on the fitted (transformed) scale
                     let actual: Vec<f64> = val_set.y.iter().map(|y| back(*y)).collect();
-                    let m = if classify {
-                        HoldoutMetrics::compute_classification(&actual, &predicted)
-                    } else {
-                        HoldoutMetrics::compute(&actual, &predicted)
-                    };
+                    let m = evaluate_fit(&fitted, &val_set, &actual, kind, &back)?;
                     scores.push(m.get(metric));
                 }
                 let defined: Vec<f64> = scores.iter().flatten().copied().collect();
@@ -433,14 +471,11 @@ pub fn train(
                 "best": params,
                 "trials": trials_json,
             }));
-            let mut chosen = combo.clone();
-            chosen.task = options.task;
-            chosen.class_labels = options.class_labels.clone();
-            chosen.classes = options.classes.clone();
-            chosen.metric = options.metric;
-            chosen.metric_given = options.metric_given;
-            chosen.search = None;
-            Some(chosen)
+            Some(TrainOptions {
+                metric: options.metric,
+                metric_given: options.metric_given,
+                ..with_target_settings(combo, options)
+            })
         }
     };
     let options = searched.as_ref().unwrap_or(options);
@@ -452,12 +487,7 @@ pub fn train(
     } else {
         options.candidates.clone()
     };
-    // a classifier is chosen by AUC (multi-class: accuracy) unless told otherwise
-    let metric = match (classify, multiclass, options.metric_given) {
-        (true, true, false) => Metric::Accuracy,
-        (true, false, false) => Metric::Auc,
-        _ => options.metric,
-    };
+    let metric = kind.selection_metric(options);
     let mut trials = Vec::new();
     let mut best: Option<(Algorithm, Fit, HoldoutMetrics)> = None;
     let mut first_error: Option<EngineError> = None;
@@ -479,22 +509,7 @@ pub fn train(
         }
         let started = Instant::now();
         let fitted = fit(candidate, &train_set, options, interrupt).and_then(|fitted| {
-            if multiclass {
-                let probabilities: Vec<Vec<f64>> = (0..test_set.n_rows)
-                    .map(|i| fitted.predictor.class_probabilities(test_set.row(i)))
-                    .collect();
-                let metrics = HoldoutMetrics::compute_multiclass(&test_set.y, &probabilities);
-                return Ok((fitted, metrics));
-            }
-            let predictions: Vec<f64> = predict_all(&fitted.predictor, &test_set)?
-                .into_iter()
-                .map(|raw| back(fitted.output(raw)))
-                .collect();
-            let metrics = if classify {
-                HoldoutMetrics::compute_classification(&test_set.y, &predictions)
-            } else {
-                HoldoutMetrics::compute(&test_set.y, &predictions)
-            };
+            let metrics = evaluate_fit(&fitted, &test_set, &test_set.y, kind, &back)?;
             Ok((fitted, metrics))
         });
         let seconds = started.elapsed().as_secs_f64();

@@ -19,7 +19,7 @@ use super::errors::OrRaise;
 use super::store;
 use super::subxact::run_in_subtransaction;
 use super::train::{
-    check_name, fit_from_source, now, record_run, store as store_version, DeployDecision,
+    check_name, fit_from_source, now, record_run, required, store as store_version, DeployDecision,
     RunRecord, Spec,
 };
 
@@ -195,7 +195,7 @@ fn attempt(name: &str, basis: &Basis, overrides: &Value) -> Result<Attempt> {
 #[allow(clippy::type_complexity)]
 #[pg_extern(schema = "customer_value", volatile, parallel_unsafe)]
 fn retrain(
-    name: &str,
+    name: Option<&str>,
     options: default!(Option<JsonB>, "'{}'"),
 ) -> TableIterator<
     'static,
@@ -211,6 +211,7 @@ fn retrain(
     ),
 > {
     let started = now();
+    let name = required(name, "model name").or_raise();
     check_name(name).or_raise();
     let overrides = options.map(|j| j.0).unwrap_or(Value::Null);
     // An engine error is raised inside the subtransaction too, so it is rolled back like any

@@ -481,11 +481,11 @@ unsafe fn value(fcinfo: pg_sys::FunctionCallInfo, key: KeyArg<'_>) -> f64 {
 
 unsafe fn tier(fcinfo: pg_sys::FunctionCallInfo, key: KeyArg<'_>) -> String {
     let (x, model) = unsafe { read_row(fcinfo, key) };
-    let prediction = finite_or_raise(fcinfo, model.predict(x));
-    // a multi-class model's tier is its most likely class
+    // a multi-class model's tier is its most likely class (its probabilities computed once)
     if let Predictor::OneVsRest(_) = &model.predictor {
         return model.predicted_label(x).unwrap_or("").to_string();
     }
+    let prediction = finite_or_raise(fcinfo, model.predict(x));
     model.tiers.assign(prediction).to_string()
 }
 

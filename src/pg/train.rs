@@ -9,7 +9,7 @@ use pgrx::spi::{quote_identifier, quote_literal};
 use pgrx::JsonB;
 use serde_json::Value;
 
-use crate::engine::champion::{format_metric, score_champion};
+use crate::engine::champion::{decide_values, score_champion};
 use crate::engine::clv::data::Customer;
 use crate::engine::codec::{ModelArtifact, Task};
 use crate::engine::drift::{BinProfile, TrainingProfile};
@@ -20,7 +20,7 @@ use crate::engine::features::{Encoding, FeatureSpec, RawTable, SqlType, MAX_CATE
 const MAX_CLASSES: usize = 50;
 use crate::engine::metrics::HoldoutMetrics;
 use crate::engine::models::Algorithm;
-use crate::engine::options::{DeployPolicy, TrainOptions};
+use crate::engine::options::TrainOptions;
 use crate::engine::train::{features_json, train as train_model, train_clv, TrainOutcome};
 
 use super::errors::{raise, OrRaise};
@@ -502,35 +502,18 @@ pub(crate) fn store(
             let (deploy, reason) = match decision {
                 DeployDecision::Decided { deploy, reason } => (deploy, reason),
                 DeployDecision::VersusServing => {
-                    let new_value = outcome.metrics.as_ref().and_then(|m| m.get(metric));
-                    match (options.deploy, &serving) {
-                        (DeployPolicy::Always, _) => (true, "deploy is \"always\"".to_string()),
-                        (DeployPolicy::Never, _) => (false, "deploy is \"never\"".to_string()),
-                        (DeployPolicy::Auto, (None, _)) => {
-                            (true, "no version was deployed".to_string())
-                        }
-                        (DeployPolicy::Auto, (Some(serving_version), serving_metrics)) => {
-                            let old_value = serving_metrics
-                                .as_ref()
-                                .and_then(|m| m.0.get(metric.key()))
-                                .and_then(Value::as_f64);
-                            let better = metric.at_least_as_good(new_value, old_value);
-                            let verdict = if better {
-                                "at least as good as"
-                            } else {
-                                "worse than"
-                            };
-                            (
-                            better,
-                            format!(
-                                "holdout {} {} is {verdict} deployed version {serving_version}'s {}",
-                                metric.key(),
-                                format_metric(new_value),
-                                format_metric(old_value),
-                            ),
-                        )
-                        }
-                    }
+                    let old_value = serving
+                        .1
+                        .as_ref()
+                        .and_then(|m| m.0.get(metric.key()))
+                        .and_then(Value::as_f64);
+                    decide_values(
+                        options.deploy,
+                        metric,
+                        outcome.metrics.as_ref().and_then(|m| m.get(metric)),
+                        serving.0.map(|version| (version, Ok(old_value))),
+                        "(each on its own holdout)",
+                    )
                 }
             };
             if !deploy {

@@ -134,10 +134,10 @@ fn unwound_sum(path: &[PathElement], depth: usize, index: usize) -> f64 {
     total
 }
 
-/// TreeSHAP for one [`TreeEnsemble`] with fixed covers: validates once, then explains rows.
-#[derive(Debug, Clone)]
-pub struct TreeExplainer<'a> {
-    ensemble: &'a TreeEnsemble,
+/// What TreeSHAP precomputes for one [`TreeEnsemble`] and its covers (validation, floored
+/// covers, the baseline): computed once per model, reused for every row it explains.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TreeShapTables {
     /// Covers with zeros floored (see [`COVER_FLOOR`]).
     covers: Vec<f64>,
     baseline: f64,
@@ -145,10 +145,45 @@ pub struct TreeExplainer<'a> {
     path_len: usize,
 }
 
+/// TreeSHAP for one [`TreeEnsemble`] with fixed covers: validates once, then explains rows.
+#[derive(Debug, Clone)]
+pub struct TreeExplainer<'a> {
+    ensemble: &'a TreeEnsemble,
+    tables: std::borrow::Cow<'a, TreeShapTables>,
+}
+
 impl<'a> TreeExplainer<'a> {
     /// `covers` has one non-negative value per node (e.g. [`node_covers`] of the training rows);
     /// every tree's root must have a positive cover.
     pub fn new(ensemble: &'a TreeEnsemble, covers: &[f64]) -> Result<TreeExplainer<'a>> {
+        Ok(TreeExplainer {
+            ensemble,
+            tables: std::borrow::Cow::Owned(TreeShapTables::new(ensemble, covers)?),
+        })
+    }
+
+    /// An explainer from tables already computed for this `ensemble` (no work per call).
+    pub fn with_tables(
+        ensemble: &'a TreeEnsemble,
+        tables: &'a TreeShapTables,
+    ) -> Result<TreeExplainer<'a>> {
+        if tables.covers.len() != ensemble.nodes.len() {
+            return Err(mismatch(format!(
+                "TreeSHAP tables for {} nodes used with {} nodes",
+                tables.covers.len(),
+                ensemble.nodes.len()
+            )));
+        }
+        Ok(TreeExplainer {
+            ensemble,
+            tables: std::borrow::Cow::Borrowed(tables),
+        })
+    }
+}
+
+impl TreeShapTables {
+    /// Validates `ensemble` and `covers` and precomputes what explaining a row needs.
+    pub fn new(ensemble: &TreeEnsemble, covers: &[f64]) -> Result<TreeShapTables> {
         ensemble.validate(ensemble.n_features as usize)?;
         let nodes = &ensemble.nodes;
         if covers.len() != nodes.len() {
@@ -215,17 +250,18 @@ impl<'a> TreeExplainer<'a> {
             ));
         }
         let path_len = (deepest + 2) * (deepest + 3) / 2 + 1;
-        Ok(TreeExplainer {
-            ensemble,
+        Ok(TreeShapTables {
             covers: floored,
             baseline,
             path_len,
         })
     }
+}
 
+impl TreeExplainer<'_> {
     /// The cover-weighted mean prediction: what the contributions of a row start from.
     pub fn baseline(&self) -> f64 {
-        self.baseline
+        self.tables.baseline
     }
 
     /// Per-feature contributions to the prediction of `x` (one value per feature, in feature
@@ -249,10 +285,10 @@ impl<'a> TreeExplainer<'a> {
         phi.iter_mut().for_each(|p| *p = 0.0);
         let mut walk = Walk {
             ensemble: self.ensemble,
-            covers: &self.covers,
+            covers: &self.tables.covers,
             x,
             phi,
-            path: vec![PathElement::default(); self.path_len],
+            path: vec![PathElement::default(); self.tables.path_len],
         };
         for &root in &self.ensemble.roots {
             walk.recurse(root as usize, 0, 0, 1.0, 1.0, NO_FEATURE);

@@ -58,5 +58,8 @@ SELECT model, version, kind, rows_read, champion_version, decision, sqlstate,
 -- Unknown models and bad names are errors of the call, not recorded runs.
 SELECT * FROM customer_value.retrain('nope');
 SELECT * FROM customer_value.retrain('bad@name');
+SELECT * FROM customer_value.retrain(NULL);
+SELECT customer_value.restrict_model(NULL, NULL);
+SELECT customer_value.unschedule_retraining(NULL);
 SELECT count(*) AS runs_for_unknown FROM customer_value.training_runs WHERE model IN ('nope', 'bad@name');
 ROLLBACK;
