@@ -12,8 +12,8 @@
 source "$(dirname "$0")/common.sh"
 lock_install
 cd "$ROOT"
-PREVIOUS_VERSION=0.1.0
-# release 0.1.0 is commit 4a017efd6c0591bd8bc07c742f1ebbe0e422f20c
+PREVIOUS_VERSION=0.2.0
+# release 0.2.0 is commit 2901d6e (0.1.0 was 4a017efd6c0591bd8bc07c742f1ebbe0e422f20c)
 CURRENT_VERSION=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -1)
 ensure_toolchain
 

@@ -166,20 +166,19 @@ GRANT SELECT ON customer_value.models, customer_value.model_summary, customer_va
                 customer_value.model_access
    TO customer_value_reader;
 
+-- Row-level security reads the access list copied into each row (no subquery: Citus accepts
+-- these policies on reference tables, and every node decides alike).
+CREATE FUNCTION customer_value.is_member_of_any(roles regrole[]) RETURNS boolean
+    LANGUAGE c STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_is_member_of_any_wrapper';
+COMMENT ON FUNCTION customer_value.is_member_of_any(regrole[]) IS
+    'Whether the current user is a member of any of these roles (roles that no longer exist match nobody); used by the store''s row-level security';
 ALTER TABLE customer_value.models ENABLE ROW LEVEL SECURITY;
 ALTER TABLE customer_value.training_runs ENABLE ROW LEVEL SECURITY;
 CREATE POLICY models_by_access ON customer_value.models FOR SELECT
-    USING (NOT EXISTS (SELECT 1 FROM customer_value.model_access a WHERE a.name = models.name)
-           OR EXISTS (SELECT 1 FROM customer_value.model_access a
-                        JOIN pg_catalog.pg_roles r ON r.rolname = a.role
-                       WHERE a.name = models.name
-                         AND pg_catalog.pg_has_role(CURRENT_USER, r.oid, 'MEMBER')));
+    USING (allowed_roles IS NULL OR customer_value.is_member_of_any(allowed_roles));
 CREATE POLICY training_runs_by_access ON customer_value.training_runs FOR SELECT
-    USING (NOT EXISTS (SELECT 1 FROM customer_value.model_access a WHERE a.name = training_runs.model)
-           OR EXISTS (SELECT 1 FROM customer_value.model_access a
-                        JOIN pg_catalog.pg_roles r ON r.rolname = a.role
-                       WHERE a.name = training_runs.model
-                         AND pg_catalog.pg_has_role(CURRENT_USER, r.oid, 'MEMBER')));
+    USING (allowed_roles IS NULL OR customer_value.is_member_of_any(allowed_roles));
 
 -- Functions that change the store: trainers only (the owner keeps them as owner).
 REVOKE EXECUTE ON FUNCTION customer_value.train(text, text, text, text, jsonb) FROM PUBLIC;
@@ -202,6 +201,7 @@ SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
     job_id bigint;
+    spec_author regrole;
 BEGIN
     IF name IS NULL OR cron IS NULL THEN
         RAISE EXCEPTION 'model name and cron schedule must not be NULL' USING ERRCODE = '22004';
@@ -211,8 +211,18 @@ BEGIN
             USING ERRCODE = '42704',
                   HINT = format('Install the postgresql-15-cron package, set shared_preload_libraries = ''pg_cron'' and cron.database_name = %L in postgresql.conf, restart, then CREATE EXTENSION pg_cron.', current_database());
     END IF;
-    IF NOT EXISTS (SELECT 1 FROM customer_value.models m WHERE m.name = schedule_retraining.name) THEN
+    SELECT m.author INTO spec_author FROM customer_value.models m
+     WHERE m.name = schedule_retraining.name ORDER BY m.deployed DESC, m.version DESC LIMIT 1;
+    IF NOT FOUND THEN
         RAISE EXCEPTION 'model "%" does not exist', name USING ERRCODE = '42704';
+    END IF;
+    -- The job re-runs the spec as its author (see retrain): refuse now, not at 3 a.m.
+    IF spec_author IS NULL OR NOT pg_catalog.pg_has_role(current_user, spec_author::oid, 'MEMBER') THEN
+        RAISE EXCEPTION 'permission denied to retrain model "%"', name
+            USING ERRCODE = '42501',
+                  DETAIL = format('Its training spec was written by role %s and runs with that role''s privileges; %s is not a member of it.',
+                                  coalesce(spec_author::text, '(unknown)'), current_user),
+                  HINT = 'Ask the author (or a member of it) to schedule it, or train your own version with customer_value.train(...).';
     END IF;
     -- cron.schedule(job_name, …) replaces an existing job of that name: rescheduling is one call.
     EXECUTE 'SELECT cron.schedule($1, $2, $3)' INTO job_id
@@ -264,3 +274,13 @@ COMMENT ON FUNCTION customer_value.drift(text, text) IS
 
 COMMENT ON FUNCTION customer_value.group_report(text, text, text, text) IS
     'Per value of group_column (fairness, segments): customers, mean predicted vs mean actual, mean error, MAE, RMSE and the share of each tier';
+
+-- ---------------------------------------------------------------------------------------------
+-- Citus: the store on every node, and the pinned form of scoring for UPDATE on distributed
+-- tables.
+-- ---------------------------------------------------------------------------------------------
+COMMENT ON FUNCTION customer_value.distribute() IS
+    'On a Citus coordinator: makes the model store (models, training_runs, model_access) reference tables, so every node holds every model and scores next to its shards; idempotent';
+COMMENT ON FUNCTION customer_value.deployed_id(text) IS
+    'Id of the deployed version of a model (or of name@version), for the pinned form customer_value(c, customer_value.deployed_id(''name'')) that Citus accepts in UPDATE on distributed tables';
+REVOKE EXECUTE ON FUNCTION customer_value.distribute() FROM PUBLIC;

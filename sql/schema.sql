@@ -23,6 +23,8 @@ CREATE TABLE customer_value.models (
     deployed    boolean     NOT NULL DEFAULT false,
     spec        jsonb       NOT NULL,
     profile     jsonb,
+    author      regrole,
+    allowed_roles regrole[],
     CONSTRAINT models_name_version_key UNIQUE (name, version),
     CONSTRAINT models_name_check CHECK (name <> '' AND strpos(name, '@') = 0),
     CONSTRAINT models_version_check CHECK (version >= 1)
@@ -54,6 +56,8 @@ COMMENT ON COLUMN customer_value.models.trained_by IS 'Role that trained the mod
 COMMENT ON COLUMN customer_value.models.trained_at IS 'When the model was trained';
 COMMENT ON COLUMN customer_value.models.deployed IS 'Whether this is the deployed version of its name (at most one per name)';
 COMMENT ON COLUMN customer_value.models.spec IS 'Full training spec, what customer_value.retrain re-runs: source (schema-qualified for a relation), target, algorithm as requested (e.g. auto), options';
+COMMENT ON COLUMN customer_value.models.author IS 'Role that wrote the training spec: retrain runs the spec with this role''s privileges, and only for members of it';
+COMMENT ON COLUMN customer_value.models.allowed_roles IS 'Roles whose members may see and score this model (copied from customer_value.model_access by restrict_model; NULL = every customer_value_reader)';
 COMMENT ON COLUMN customer_value.models.profile IS 'Distributions seen at training (feature and score deciles, NULL shares), the reference of customer_value.drift';
 
 -- Every training and retraining run, deployed or not, failed or not.
@@ -74,6 +78,7 @@ CREATE TABLE customer_value.training_runs (
     error              text,
     sqlstate           text,
     run_by             name        NOT NULL DEFAULT current_user,
+    allowed_roles      regrole[],
     CONSTRAINT training_runs_kind_check CHECK (kind IN ('train', 'retrain')),
     CONSTRAINT training_runs_decision_check CHECK (decision IN ('deployed', 'not_deployed', 'failed'))
 );
@@ -98,6 +103,7 @@ COMMENT ON COLUMN customer_value.training_runs.reason IS 'Why: the comparison, t
 COMMENT ON COLUMN customer_value.training_runs.error IS 'Error message of a failed run';
 COMMENT ON COLUMN customer_value.training_runs.sqlstate IS 'SQLSTATE of a failed run';
 COMMENT ON COLUMN customer_value.training_runs.run_by IS 'Role that ran it';
+COMMENT ON COLUMN customer_value.training_runs.allowed_roles IS 'Roles whose members may see this run: those of its model (NULL = every customer_value_reader)';
 
 CREATE VIEW customer_value.model_summary WITH (security_invoker = true) AS
 SELECT m.id,
@@ -132,10 +138,13 @@ COMMENT ON VIEW customer_value.model_summary IS
 
 -- Per-model access: a model with rows here can be seen and scored only by members of the listed
 -- roles (and the store's owner); a model without rows is open to every customer_value_reader.
--- Enforced by row-level security on models and training_runs (see the end of finalize.sql).
+-- Roles are stored by OID: a role dropped and created again under the same name gets nothing.
+-- restrict_model copies the list into models.allowed_roles and training_runs.allowed_roles,
+-- which row-level security reads (policies without subqueries, as Citus requires; see
+-- finalize.sql).
 CREATE TABLE customer_value.model_access (
     name        text        NOT NULL,
-    role        name        NOT NULL,
+    role        regrole     NOT NULL,
     granted_by  name        NOT NULL,
     granted_at  timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (name, role)
@@ -144,6 +153,6 @@ SELECT pg_catalog.pg_extension_config_dump('customer_value.model_access', '');
 COMMENT ON TABLE customer_value.model_access IS
     'Roles allowed to see and score a model (by name, all versions); no row for a model = every customer_value_reader. Set with customer_value.restrict_model.';
 COMMENT ON COLUMN customer_value.model_access.name IS 'Model name';
-COMMENT ON COLUMN customer_value.model_access.role IS 'A role whose members may see and score the model';
+COMMENT ON COLUMN customer_value.model_access.role IS 'A role whose members may see and score the model (by OID)';
 COMMENT ON COLUMN customer_value.model_access.granted_by IS 'Role that set the restriction';
 COMMENT ON COLUMN customer_value.model_access.granted_at IS 'When it was set';

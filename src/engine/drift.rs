@@ -11,7 +11,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::stats::quantile_sorted;
+use super::stats::{quantile_sorted, quantile_sorted_counted};
 
 /// Shares are floored here before the logarithm (an empty bin would be infinite).
 pub const SHARE_FLOOR: f64 = 1e-4;
@@ -58,6 +58,34 @@ impl BinProfile {
         profile.null_share = null_share;
         profile.rows = values.len();
         profile
+    }
+
+    /// [`BinProfile::of`] for values that each stand for `counts[i]` rows (grouped input, no
+    /// NULLs): the profile of the expanded values.
+    pub fn of_counted(values: &[f64], counts: &[f64]) -> BinProfile {
+        let mut sorted: Vec<(f64, f64)> =
+            values.iter().copied().zip(counts.iter().copied()).collect();
+        sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let mut edges: Vec<f64> = Vec::new();
+        if !sorted.is_empty() {
+            for k in 1..10 {
+                let e = quantile_sorted_counted(&sorted, k as f64 / 10.0);
+                if edges.last().is_none_or(|last| e > *last) {
+                    edges.push(e);
+                }
+            }
+        }
+        let mut bins = vec![0.0; edges.len() + 1];
+        for &(v, c) in &sorted {
+            bins[bin_of(&edges, v)] += c;
+        }
+        let n: f64 = counts.iter().sum();
+        BinProfile {
+            shares: bins.iter().map(|b| b / n.max(1.0)).collect(),
+            edges,
+            null_share: 0.0,
+            rows: n as usize,
+        }
     }
 
     /// Shares of `values` in this profile's bins, and the NULL share.

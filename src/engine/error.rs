@@ -38,6 +38,10 @@ pub enum ErrorKind {
     FitFailed,
     /// The caller may not use or change this model (42501).
     InsufficientPrivilege,
+    /// A write attempted where the database is read-only, e.g. a hot standby (25006).
+    ReadOnly,
+    /// The system is not in the state the call needs, e.g. a store not yet distributed (55000).
+    PrerequisiteState,
     /// A bug: an invariant of the engine itself was broken (XX000).
     Internal,
 }

@@ -147,8 +147,9 @@ const FOREST_KEYS: [&str; 5] = [
 const AUTO_KEYS: [&str; 2] = ["candidates", "time_budget"];
 /// Hyperparameter search applies to the algorithms that have hyperparameters.
 const SEARCH_KEYS: [&str; 1] = ["search"];
-const CLV_KEYS: [&str; 8] = [
+const CLV_KEYS: [&str; 9] = [
     "max_iterations",
+    "group",
     "deploy",
     "metric",
     "tiers",
@@ -374,6 +375,8 @@ pub struct RfmColumns {
     pub recency: String,
     pub t: String,
     pub monetary_value: String,
+    /// Grouped input: the column holding how many customers share each row's summary.
+    pub count: Option<String>,
 }
 
 impl Default for RfmColumns {
@@ -383,6 +386,7 @@ impl Default for RfmColumns {
             recency: "recency".into(),
             t: "t".into(),
             monetary_value: "monetary_value".into(),
+            count: None,
         }
     }
 }
@@ -398,6 +402,9 @@ pub struct ClvOptions {
     pub penalizer: f64,
     pub max_iterations: usize,
     pub count_model: Algorithm,
+    /// Read the summary grouped into distinct rows with counts (an exact, weighted fit):
+    /// None = when the source is a Citus distributed table and there is no target.
+    pub group: Option<bool>,
 }
 
 impl Default for ClvOptions {
@@ -410,6 +417,7 @@ impl Default for ClvOptions {
             penalizer: 0.0,
             max_iterations: 5_000,
             count_model: Algorithm::BgNbd,
+            group: None,
         }
     }
 }
@@ -715,6 +723,12 @@ impl TrainOptions {
         if let Some(n) = integer(map, "max_iterations", 1, 1_000_000)? {
             o.clv.max_iterations = n as usize;
         }
+        if let Some(v) = map.get("group") {
+            o.clv.group = Some(
+                v.as_bool()
+                    .ok_or_else(|| option_error("group", "true or false", v))?,
+            );
+        }
         if let Some(v) = map.get("count_model") {
             o.clv.count_model = match v.as_str() {
                 Some("bgnbd") => Algorithm::BgNbd,
@@ -746,11 +760,12 @@ impl TrainOptions {
                     "recency" => o.clv.columns.recency = column,
                     "t" => o.clv.columns.t = column,
                     "monetary_value" => o.clv.columns.monetary_value = column,
+                    "count" => o.clv.columns.count = Some(column),
                     other => {
                         return Err(EngineError::invalid_parameter(format!(
                             "unknown key \"{other}\" in option \"columns\""
                         ))
-                        .with_hint("Valid keys are frequency, recency, t, monetary_value."))
+                        .with_hint("Valid keys are frequency, recency, t, monetary_value, count."))
                     }
                 }
             }

@@ -28,6 +28,30 @@ pub fn quantile_sorted(sorted: &[f64], q: f64) -> f64 {
     sorted[lo] + (h - lo as f64) * (sorted[hi] - sorted[lo])
 }
 
+/// [`quantile_sorted`] of the sample in which each value of `sorted` (ascending, distinct or
+/// not) appears `count` times — whole counts, so the result equals that of the expanded sample
+/// to the bit, without expanding it (grouped input: one row per distinct summary).
+pub fn quantile_sorted_counted(sorted: &[(f64, f64)], q: f64) -> f64 {
+    let n: f64 = sorted.iter().map(|(_, c)| c).sum();
+    if sorted.is_empty() || n < 1.0 {
+        return f64::NAN;
+    }
+    // the k-th element (0-based) of the expanded sample
+    let at = |k: f64| -> f64 {
+        let mut cumulative = 0.0;
+        for &(v, c) in sorted {
+            cumulative += c;
+            if k < cumulative {
+                return v;
+            }
+        }
+        sorted[sorted.len() - 1].0
+    };
+    let h = (n - 1.0) * q.clamp(0.0, 1.0);
+    let (lo, hi) = (at(h.floor()), at(h.ceil()));
+    lo + (h - h.floor()) * (hi - lo)
+}
+
 /// Ranks starting at 1, ties given the average of the ranks they span.
 pub fn average_ranks(values: &[f64]) -> Vec<f64> {
     let mut order: Vec<usize> = (0..values.len()).collect();
@@ -166,5 +190,25 @@ mod tests {
         let mut sorted = a.clone();
         sorted.sort();
         assert_eq!(sorted, (0..100).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn counted_quantile_equals_the_expanded_sample() {
+        let grouped = [(1.0, 3.0), (2.5, 1.0), (4.0, 2.0), (9.0, 4.0)];
+        let mut expanded = Vec::new();
+        for (v, c) in grouped {
+            for _ in 0..c as usize {
+                expanded.push(v);
+            }
+        }
+        for k in 0..=20 {
+            let q = k as f64 / 20.0;
+            assert_eq!(
+                quantile_sorted_counted(&grouped, q).to_bits(),
+                quantile_sorted(&expanded, q).to_bits(),
+                "q = {q}"
+            );
+        }
+        assert!(quantile_sorted_counted(&[], 0.5).is_nan());
     }
 }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::error::{EngineError, Result};
-use super::stats::quantile_sorted;
+use super::stats::{quantile_sorted, quantile_sorted_counted};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Tier {
@@ -171,24 +171,46 @@ impl TierSpec {
             TierSpec::Shares(items) => {
                 let mut sorted = predictions.to_vec();
                 sorted.sort_by(f64::total_cmp);
-                let mut cumulative = 0.0;
-                let last = items.len() - 1;
-                let tiers = items
-                    .iter()
-                    .enumerate()
-                    .map(|(i, (name, share))| {
-                        cumulative += share;
-                        let min = (i < last).then(|| quantile_sorted(&sorted, 1.0 - cumulative));
-                        Tier {
-                            name: name.clone(),
-                            min,
-                            share: Some(*share),
-                        }
-                    })
-                    .collect();
-                TierScheme { tiers }
+                Self::shares_scheme(items, |q| quantile_sorted(&sorted, q))
             }
         }
+    }
+
+    /// [`TierSpec::fit`] for predictions that each stand for `counts[i]` customers (grouped
+    /// input): the same cut points as for the expanded predictions.
+    pub fn fit_counted(&self, predictions: &[f64], counts: &[f64]) -> TierScheme {
+        match self {
+            TierSpec::Thresholds(_) => self.fit(predictions),
+            TierSpec::Shares(items) => {
+                let mut sorted: Vec<(f64, f64)> = predictions
+                    .iter()
+                    .copied()
+                    .zip(counts.iter().copied())
+                    .collect();
+                sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
+                Self::shares_scheme(items, |q| quantile_sorted_counted(&sorted, q))
+            }
+        }
+    }
+
+    /// Tiers cut at the quantiles of the shares, best tier first.
+    fn shares_scheme(items: &[(String, f64)], quantile: impl Fn(f64) -> f64) -> TierScheme {
+        let mut cumulative = 0.0;
+        let last = items.len() - 1;
+        let tiers = items
+            .iter()
+            .enumerate()
+            .map(|(i, (name, share))| {
+                cumulative += share;
+                let min = (i < last).then(|| quantile(1.0 - cumulative));
+                Tier {
+                    name: name.clone(),
+                    min,
+                    share: Some(*share),
+                }
+            })
+            .collect();
+        TierScheme { tiers }
     }
 }
 

@@ -709,12 +709,23 @@ pub fn train_clv(
         Algorithm::BgNbd | Algorithm::ParetoNbd => Some(algorithm),
         _ => None,
     };
+    // grouped input: a row stands for `count` customers
+    let counts: Vec<f64> = customers.iter().map(|c| c.count).collect();
+    let grouped = counts.iter().any(|&c| c != 1.0);
+    let n_customers: f64 = counts.iter().sum();
     let mut extra = serde_json::Map::new();
-    extra.insert("customers".into(), json!(customers.len()));
+    extra.insert("customers".into(), json!(n_customers as u64));
     extra.insert(
         "customers_with_repeats".into(),
-        json!(customers.iter().filter(|c| c.frequency > 0.0).count()),
+        json!(customers
+            .iter()
+            .filter(|c| c.frequency > 0.0)
+            .map(|c| c.count)
+            .sum::<f64>() as u64),
     );
+    if grouped {
+        extra.insert("summary_rows".into(), json!(customers.len()));
+    }
     let count = match count_algorithm {
         Some(Algorithm::BgNbd) => {
             let (m, ll) = BgNbd::fit(customers, &fit_options, interrupt)?;
@@ -806,8 +817,14 @@ pub fn train_clv(
             Some(HoldoutMetrics::compute(&actual, &predicted))
         }
     };
-    let tiers = options.tiers.fit(&predictions);
-    let prediction_profile = profile_of(&predictions);
+    let (tiers, prediction_profile) = if grouped {
+        (
+            options.tiers.fit_counted(&predictions, &counts),
+            BinProfile::of_counted(&predictions, &counts),
+        )
+    } else {
+        (options.tiers.fit(&predictions), profile_of(&predictions))
+    };
     let artifact = ModelArtifact::regression(
         algorithm,
         Task::Clv,
@@ -822,7 +839,7 @@ pub fn train_clv(
         metrics,
         extra,
         trials: Vec::new(),
-        n_train: customers.len(),
+        n_train: n_customers as usize,
         n_test: 0,
         dropped_null_target,
         evaluation_rows,

@@ -1,18 +1,20 @@
 //! Model administration: deploying (and rolling back to) a version, and restricting who may
 //! use a model.
 
+use pgrx::pg_sys;
 use pgrx::prelude::*;
 
 use crate::engine::error::{EngineError, ErrorKind};
 
 use super::errors::{raise, OrRaise};
-use super::privilege::{as_extension_owner, caller_name};
+use super::privilege::{as_extension_owner, caller_name, caller_oid};
 use super::store;
 
 /// Makes `version` the deployed version of `name`; returns the previously deployed version.
 #[pg_extern(schema = "customer_value", volatile, parallel_unsafe)]
 fn deploy(name: &str, version: i32) -> Option<i32> {
-    let exists_at_all = store::check_access(name).or_raise();
+    store::check_writable("deploy").or_raise();
+    let exists_at_all = store::check_visible(name).or_raise();
     as_extension_owner(|| {
         Spi::connect_mut(|client| {
             store::lock_name(client, name);
@@ -65,7 +67,8 @@ fn deploy(name: &str, version: i32) -> Option<i32> {
 #[pg_extern(schema = "customer_value", volatile, parallel_unsafe)]
 fn restrict_model(name: Option<&str>, roles: Option<Vec<Option<String>>>) -> i32 {
     let name = super::train::required(name, "model name").or_raise();
-    if !store::check_access(name).or_raise() {
+    store::check_writable("restrict_model").or_raise();
+    if !store::check_visible(name).or_raise() {
         raise(EngineError::new(
             ErrorKind::UndefinedObject,
             format!("model \"{name}\" does not exist"),
@@ -73,51 +76,44 @@ fn restrict_model(name: Option<&str>, roles: Option<Vec<Option<String>>>) -> i32
     }
     let caller = caller_name();
     let roles: Vec<String> = roles.unwrap_or_default().into_iter().flatten().collect();
-    // Allowed: the model's owner (who trained its first version) and whoever owns the store
-    // (or is a member of that role, e.g. a superuser).
-    let allowed = Spi::connect(|client| {
-        client
+    // Allowed: whoever can act as the author of its first version, and members of the store's
+    // owner (e.g. a superuser).
+    let (owner, first_author) = Spi::connect(|client| {
+        let row = client
             .select(
-                "SELECT pg_catalog.pg_has_role(CURRENT_USER, c.relowner, 'MEMBER')
-                        OR CURRENT_USER = (SELECT m.trained_by FROM customer_value.models m
-                                            WHERE m.name = $1 ORDER BY m.version LIMIT 1)
+                "SELECT c.relowner,
+                        (SELECT m.author::oid FROM customer_value.models m
+                          WHERE m.name = $1 ORDER BY m.version LIMIT 1)
                    FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
                   WHERE n.nspname = 'customer_value' AND c.relname = 'models'",
                 Some(1),
                 &[name.into()],
             )
-            .or_raise()
-            .first()
-            .get_one::<bool>()
-            .or_raise()
-            .unwrap_or(false)
+            .or_raise();
+        let row = row.first();
+        (
+            row.get::<pg_sys::Oid>(1).or_raise(),
+            row.get::<pg_sys::Oid>(2).or_raise(),
+        )
     });
+    let user = caller_oid();
+    // SAFETY: catalog lookups; a role id that no longer exists has no members.
+    let allowed = [owner, first_author]
+        .into_iter()
+        .flatten()
+        .any(|role| unsafe { pg_sys::is_member_of_role(user, role) });
     if !allowed {
         raise(
             EngineError::new(
                 ErrorKind::InsufficientPrivilege,
                 format!("permission denied to restrict model \"{name}\""),
             )
-            .with_detail("Only the role that trained its first version, or the owner of the model store, may change who can use a model."),
+            .with_detail("Only members of the role that trained its first version, or of the owner of the model store, may change who can use a model."),
         );
     }
+    // every role must exist (42704); they are written by name, each node storing its own id
     for role in &roles {
-        let exists = Spi::connect(|client| {
-            !client
-                .select(
-                    "SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1",
-                    None,
-                    &[role.as_str().into()],
-                )
-                .or_raise()
-                .is_empty()
-        });
-        if !exists {
-            raise(EngineError::new(
-                ErrorKind::UndefinedObject,
-                format!("role \"{role}\" does not exist"),
-            ));
-        }
+        role_oid(role);
     }
     as_extension_owner(|| {
         Spi::connect_mut(|client| {
@@ -133,15 +129,59 @@ fn restrict_model(name: Option<&str>, roles: Option<Vec<Option<String>>>) -> i32
                 client
                     .update(
                         "INSERT INTO customer_value.model_access (name, role, granted_by)
-                         VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                         VALUES ($1, $2::pg_catalog.regrole, $3) ON CONFLICT DO NOTHING",
                         None,
                         &[name.into(), role.as_str().into(), caller.as_str().into()],
+                    )
+                    .or_raise();
+            }
+            // The copies row-level security reads (see finalize.sql).
+            let allowed = store::allowed_roles(client, name);
+            for (table, column) in [("models", "name"), ("training_runs", "model")] {
+                client
+                    .update(
+                        &format!(
+                            "UPDATE customer_value.{table} SET allowed_roles = $2::pg_catalog.regrole[]
+                              WHERE {column} = $1"
+                        ),
+                        None,
+                        &[name.into(), allowed.clone().into()],
                     )
                     .or_raise();
             }
         })
     });
     roles.len() as i32
+}
+
+/// The id of role `name`, or 42704.
+fn role_oid(name: &str) -> pg_sys::Oid {
+    Spi::connect(|client| {
+        client
+            .select(
+                "SELECT oid FROM pg_catalog.pg_roles WHERE rolname = $1",
+                Some(1),
+                &[name.into()],
+            )
+            .or_raise()
+            .next()
+            .and_then(|row| row.get::<pg_sys::Oid>(1).or_raise())
+    })
+    .unwrap_or_else(|| {
+        raise(EngineError::new(
+            ErrorKind::UndefinedObject,
+            format!("role \"{name}\" does not exist"),
+        ))
+    })
+}
+
+/// The id of the deployed version of `model` (or of `name@version`): a constant for the
+/// statement, so `customer_value(c, customer_value.deployed_id('spend'))` pins one version —
+/// the form Citus accepts in `UPDATE … SET v = …` on a distributed table (it evaluates this on
+/// the coordinator and pushes the immutable by-id call down to the shards).
+#[pg_extern(schema = "customer_value", stable, parallel_safe)]
+fn deployed_id(model: &str) -> i64 {
+    store::resolve(model).or_raise().id
 }
 
 /// The fitted parameters of a model (`name`, `name@version`): for linear models the intercept

@@ -23,6 +23,8 @@ pub fn sqlstate(kind: ErrorKind) -> PgSqlErrorCode {
         ErrorKind::TooManyRows => ERRCODE_PROGRAM_LIMIT_EXCEEDED,
         ErrorKind::FitFailed => ERRCODE_DATA_EXCEPTION,
         ErrorKind::InsufficientPrivilege => ERRCODE_INSUFFICIENT_PRIVILEGE,
+        ErrorKind::ReadOnly => ERRCODE_READ_ONLY_SQL_TRANSACTION,
+        ErrorKind::PrerequisiteState => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
         ErrorKind::Internal => ERRCODE_INTERNAL_ERROR,
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod cache;
+pub mod citus;
 pub mod drift;
 pub mod errors;
 pub mod evaluate;

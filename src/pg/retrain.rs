@@ -5,6 +5,7 @@
 //! its failure is rolled back and written down instead of taking the record with it. A cancel
 //! or statement timeout still aborts the statement (nothing to record: the transaction ends).
 
+use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::JsonB;
 use serde_json::Value;
@@ -16,6 +17,7 @@ use crate::engine::options::TrainOptions;
 use crate::engine::train::metrics_object;
 
 use super::errors::OrRaise;
+use super::privilege::{as_spec_author, spec_author};
 use super::store;
 use super::subxact::run_in_subtransaction;
 use super::train::{
@@ -28,6 +30,8 @@ struct Basis {
     version: i32,
     deployed: bool,
     spec: Value,
+    /// The role that wrote the spec, whose privileges it runs with (None: unknown).
+    author: Option<pg_sys::Oid>,
     row: store::ModelRow,
 }
 
@@ -35,7 +39,7 @@ fn basis(name: &str) -> Result<Basis> {
     let found = Spi::connect(|client| {
         client
             .select(
-                "SELECT version, deployed, spec, id, xmin::text || '/' || ctid::text
+                "SELECT version, deployed, spec, id, xmin::text || '/' || ctid::text, author::oid
                    FROM customer_value.models WHERE name = $1
                   ORDER BY deployed DESC, version DESC LIMIT 1",
                 None,
@@ -53,6 +57,7 @@ fn basis(name: &str) -> Result<Basis> {
                         .or_raise()
                         .map(|j| j.0)
                         .unwrap_or(Value::Null),
+                    author: row.get::<pg_sys::Oid>(6).or_raise(),
                     row: store::ModelRow {
                         id: row.get::<i64>(4).or_raise().unwrap_or(0),
                         name: name.to_string(),
@@ -141,14 +146,22 @@ struct Attempt {
     champion_metrics: Option<Value>,
 }
 
-fn attempt(name: &str, basis: &Basis, overrides: &Value) -> Result<Attempt> {
+fn attempt(
+    name: &str,
+    basis: &Basis,
+    author: &(pg_sys::Oid, String),
+    overrides: &Value,
+) -> Result<Attempt> {
     let (spec, parsed) = spec_of(name, basis, overrides)?;
     let champion = if basis.deployed {
         Some(store::load(&basis.row)?)
     } else {
         None
     };
-    let fitted = fit_from_source(&spec, &parsed, champion.as_deref())?;
+    // The spec is its author's code: it runs with the author's privileges, not the caller's.
+    let fitted = as_spec_author(author.0, || {
+        fit_from_source(&spec, &parsed, champion.as_deref())
+    })?;
     let outcome = &fitted.outcome;
     let champion_version = basis.deployed.then_some(basis.version);
     let champion_eval = fitted
@@ -166,6 +179,7 @@ fn attempt(name: &str, basis: &Basis, overrides: &Value) -> Result<Attempt> {
         name,
         &spec.source,
         &spec.to_json(&fitted.qualified_source),
+        &author.1,
         outcome,
         &fitted.profile,
         parsed,
@@ -213,14 +227,17 @@ fn retrain(
     let started = now();
     let name = required(name, "model name").or_raise();
     check_name(name).or_raise();
+    store::check_writable("retrain").or_raise();
     let overrides = options.map(|j| j.0).unwrap_or(Value::Null);
     // An engine error is raised inside the subtransaction too, so it is rolled back like any
     // other failure (a half-done store must not survive).
     // A model that does not exist is the caller's error, not a run to record.
-    store::check_access(name).or_raise();
+    store::check_visible(name).or_raise();
     Spi::connect_mut(|client| store::lock_name(client, name));
     let basis = basis(name).or_raise();
-    let result = run_in_subtransaction(|| attempt(name, &basis, &overrides).or_raise());
+    // Who may re-run the spec is the caller's error, not a run to record.
+    let author = spec_author(name, basis.author).or_raise();
+    let result = run_in_subtransaction(|| attempt(name, &basis, &author, &overrides).or_raise());
     let row = match result {
         Ok(a) => {
             let decision = if a.deployed {

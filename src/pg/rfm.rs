@@ -252,6 +252,7 @@ fn create_rfm(
     calibration_end: pgrx::datum::TimestampWithTimeZone,
     options: default!(Option<JsonB>, "'{}'"),
 ) -> i64 {
+    super::store::check_not_standby("create_rfm").or_raise();
     let options = options.map(|j| j.0).unwrap_or(Value::Null);
     let query = build_query(
         source,

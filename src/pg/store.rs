@@ -10,6 +10,7 @@ use crate::engine::codec::ModelArtifact;
 use crate::engine::error::{EngineError, ErrorKind, Result};
 
 use super::cache;
+use super::citus::store_location;
 use super::errors::OrRaise;
 
 /// One row of `customer_value.models`, enough to load and to name it in messages.
@@ -39,6 +40,45 @@ pub fn lock_name(client: &mut SpiClient<'_>, name: &str) {
             &[name.into()],
         )
         .or_raise();
+}
+
+/// Refuses up front a call that would write the store where it cannot be written: on a hot
+/// standby (25006, instead of failing at the first write after minutes of work) or on a
+/// Citus worker (the coordinator writes the store).
+pub fn check_writable(what: &str) -> Result<()> {
+    check_not_standby(what)?;
+    super::citus::require_coordinator(what)
+}
+
+/// Refuses (25006) a call that writes when this server is a hot standby.
+pub fn check_not_standby(what: &str) -> Result<()> {
+    // SAFETY: RecoveryInProgress reads shared memory state; no preconditions.
+    if unsafe { pgrx::pg_sys::RecoveryInProgress() } {
+        return Err(EngineError::new(
+            ErrorKind::ReadOnly,
+            format!("cannot run {what} on a hot standby"),
+        )
+        .with_detail("It writes to the database; a standby is read-only.")
+        .with_hint("Run it on the primary; the standby scores with the models it replicates."));
+    }
+    Ok(())
+}
+
+/// The roles `name` is restricted to (`customer_value.model_access`), as text for a
+/// `regrole[]` parameter — by name, so that on Citus each node stores its own id of each role;
+/// None when the model is open to every reader. Read as the store's owner.
+pub fn allowed_roles(client: &SpiClient<'_>, name: &str) -> Option<String> {
+    client
+        .select(
+            "SELECT pg_catalog.array_agg(a.role ORDER BY a.role)::text
+               FROM customer_value.model_access a WHERE a.name = $1",
+            Some(1),
+            &[name.into()],
+        )
+        .or_raise()
+        .first()
+        .get_one::<String>()
+        .or_raise()
 }
 
 /// Splits `name@version`; a bare name means the deployed version.
@@ -74,9 +114,13 @@ fn read_row(
 }
 
 fn existing_names(client: &SpiClient<'_>) -> Vec<String> {
+    let models = store_location();
     let table = client
         .select(
-            "SELECT DISTINCT name FROM customer_value.models ORDER BY name LIMIT 20",
+            &format!(
+                "SELECT DISTINCT name FROM {} ORDER BY name LIMIT 20",
+                models.models()
+            ),
             None,
             &[],
         )
@@ -88,6 +132,9 @@ fn existing_names(client: &SpiClient<'_>) -> Vec<String> {
 }
 
 fn no_such_model(client: &SpiClient<'_>, name: &str) -> EngineError {
+    if store_location().undistributed_worker() {
+        return super::citus::not_distributed(name);
+    }
     let names = existing_names(client);
     let err = EngineError::new(
         ErrorKind::UndefinedObject,
@@ -103,16 +150,18 @@ fn no_such_model(client: &SpiClient<'_>, name: &str) -> EngineError {
 /// Resolves `name` (deployed version) or `name@version`.
 pub fn resolve(spec: &str) -> Result<ModelRow> {
     let (name, version) = parse_spec(spec)?;
+    let models = store_location();
+    let models = models.models();
     Spi::connect(|client| {
         let found = match version {
             Some(v) => read_row(
                 client,
-                &format!("SELECT {ROW_COLUMNS} FROM customer_value.models WHERE name = $1 AND version = $2"),
+                &format!("SELECT {ROW_COLUMNS} FROM {models} WHERE name = $1 AND version = $2"),
                 vec![name.as_str().into(), v.into()],
             ),
             None => read_row(
                 client,
-                &format!("SELECT {ROW_COLUMNS} FROM customer_value.models WHERE name = $1 AND deployed"),
+                &format!("SELECT {ROW_COLUMNS} FROM {models} WHERE name = $1 AND deployed"),
                 vec![name.as_str().into()],
             ),
         };
@@ -121,7 +170,7 @@ pub fn resolve(spec: &str) -> Result<ModelRow> {
         }
         let versions: Option<i64> = client
             .select(
-                "SELECT count(*) FROM customer_value.models WHERE name = $1",
+                &format!("SELECT count(*) FROM {models} WHERE name = $1"),
                 None,
                 &[name.as_str().into()],
             )
@@ -149,13 +198,20 @@ pub fn resolve(spec: &str) -> Result<ModelRow> {
 
 /// Resolves a model by its immutable id.
 pub fn resolve_id(id: i64) -> Result<ModelRow> {
+    let models = store_location();
     Spi::connect(|client| {
         read_row(
             client,
-            &format!("SELECT {ROW_COLUMNS} FROM customer_value.models WHERE id = $1"),
+            &format!(
+                "SELECT {ROW_COLUMNS} FROM {} WHERE id = $1",
+                models.models()
+            ),
             vec![id.into()],
         )
         .ok_or_else(|| {
+            if models.undistributed_worker() {
+                return super::citus::not_distributed(&format!("id {id}"));
+            }
             EngineError::new(
                 ErrorKind::UndefinedObject,
                 format!("model id {id} does not exist"),
@@ -170,10 +226,14 @@ pub fn resolve_default() -> Result<ModelRow> {
     if let Some(spec) = super::guc::default_model() {
         return resolve(&spec);
     }
+    let models = store_location();
     let deployed: Vec<String> = Spi::connect(|client| {
         client
             .select(
-                "SELECT name FROM customer_value.models WHERE deployed ORDER BY name",
+                &format!(
+                    "SELECT name FROM {} WHERE deployed ORDER BY name",
+                    models.models()
+                ),
                 None,
                 &[],
             )
@@ -204,10 +264,11 @@ pub fn load(row: &ModelRow) -> Result<Rc<ModelArtifact>> {
     }
     // A read-only SELECT through `client.select`: `Spi::get_one*` would mark the transaction
     // mutable (assign an xid), which a parallel worker must never do.
+    let models = store_location();
     let bytes: Vec<u8> = Spi::connect(|client| {
         client
             .select(
-                "SELECT model FROM customer_value.models WHERE id = $1",
+                &format!("SELECT model FROM {} WHERE id = $1", models.models()),
                 Some(1),
                 &[row.id.into()],
             )
@@ -259,18 +320,31 @@ fn visible_and_existing(name: &str) -> (i64, i64) {
     (visible, existing)
 }
 
-/// Refuses (42501) a caller from whom `name` is restricted by `customer_value.model_access`;
-/// returns whether the model exists at all.
-pub fn check_access(name: &str) -> Result<bool> {
+/// Whether the caller can see `name`: a model restricted from the caller is reported exactly
+/// as one that does not exist (42704, the same message and hint), so nobody outside its list
+/// learns that it exists. Returns whether the model exists (and is visible).
+pub fn check_visible(name: &str) -> Result<bool> {
+    let (visible, existing) = visible_and_existing(name);
+    if existing > visible {
+        return Err(Spi::connect(|client| no_such_model(client, name)));
+    }
+    Ok(existing > 0)
+}
+
+/// Refuses (42501) to add a version to `name` when the name belongs to a model restricted from
+/// the caller (a name is one namespace: this alone tells that such a model exists, as
+/// CREATE TABLE does for a table one cannot read). Returns whether the model exists.
+pub fn check_trainable(name: &str) -> Result<bool> {
     let (visible, existing) = visible_and_existing(name);
     if existing > visible {
         return Err(EngineError::new(
             ErrorKind::InsufficientPrivilege,
-            format!("permission denied for model \"{name}\""),
+            format!("permission denied to train model \"{name}\""),
         )
         .with_detail(
-            "Its owner restricted it to members of certain roles (customer_value.model_access).",
-        ));
+            "The name belongs to a model restricted to other roles (customer_value.model_access).",
+        )
+        .with_hint("Choose another model name."));
     }
     Ok(existing > 0)
 }

@@ -272,7 +272,7 @@ fn read_rfm(
         roles.push(&c.monetary_value);
     }
     let mut specs = Vec::new();
-    for name in &roles {
+    for name in roles.iter().copied().chain(c.count.as_deref()) {
         let Some((_, oid)) = columns.iter().find(|(n, _)| n == name) else {
             return Err(missing_column("RFM", name, columns).with_hint(
                 "The CLV models read frequency, recency, t (and monetary_value) as customer_value.rfm() returns them; map other names with options => '{\"columns\": {\"frequency\": \"x\", …}}'.",
@@ -288,46 +288,74 @@ fn read_rfm(
                 ),
             ));
         }
-        specs.push(FeatureSpec {
-            name: name.to_string(),
-            sql_type: sql_type.sql_name().to_string(),
-            encoding: Encoding::Number,
-            impute: None,
-        });
+        if Some(name) != c.count.as_deref() {
+            specs.push(FeatureSpec {
+                name: name.to_string(),
+                sql_type: sql_type.sql_name().to_string(),
+                encoding: Encoding::Number,
+                impute: None,
+            });
+        }
     }
+    let grouped = read_grouped(source, options, target)?;
     let mut select: Vec<String> = roles
         .iter()
         .map(|n| format!("({})::float8", quote_identifier(n)))
         .collect();
+    let count_expr = match &c.count {
+        Some(column) => format!("({})::float8", quote_identifier(column)),
+        None => "1::float8".to_string(),
+    };
+    let from = if grouped {
+        // one row per distinct summary with its count; on Citus the grouping runs on the
+        // workers and only the distinct summaries reach the coordinator
+        let keys: Vec<String> = (1..=select.len()).map(|i| i.to_string()).collect();
+        let inner = format!(
+            "SELECT {}, pg_catalog.sum({count_expr})::float8 AS cv_count FROM {} GROUP BY {}",
+            select.join(", "),
+            source.from_clause,
+            keys.join(", ")
+        );
+        select = (1..=roles.len())
+            .map(|i| format!("cv_grouped.c{i}"))
+            .collect();
+        let aliases: Vec<String> = (1..=roles.len()).map(|i| format!("c{i}")).collect();
+        select.push("cv_grouped.cv_count".into());
+        format!("({inner}) AS cv_grouped ({}, cv_count)", aliases.join(", "))
+    } else {
+        select.push(count_expr);
+        source.from_clause.clone()
+    };
+    let count_at = roles.len();
     if let Some(t) = target {
         select.push(format!("({})::float8", quote_identifier(t)));
     }
     let first_extra = select.len();
+    let extra: &[String] = if grouped { &[] } else { extra };
     select.extend(extra.iter().cloned());
     let mut extra_rows = Vec::new();
     let mut customers = Vec::new();
     let mut actual: Vec<Option<f64>> = Vec::new();
     let mut row = 0usize;
-    scan_columns(&source.from_clause, &select, &mut |values| {
+    scan_columns(&from, &select, &mut |values| {
         row += 1;
-        for (i, v) in values[..roles.len()].iter().enumerate() {
+        for (i, v) in values[..=count_at].iter().enumerate() {
+            let column = roles
+                .get(i)
+                .copied()
+                .or(c.count.as_deref())
+                .unwrap_or("count");
             match v {
                 None => {
                     return Err(EngineError::new(
                         ErrorKind::NullValue,
-                        format!(
-                            "RFM column \"{}\" is NULL in row {row} of the source",
-                            roles[i]
-                        ),
+                        format!("RFM column \"{column}\" is NULL in row {row} of the source"),
                     ))
                 }
                 Some(v) if !v.is_finite() => {
                     return Err(EngineError::new(
                         ErrorKind::NonFiniteValue,
-                        format!(
-                            "RFM column \"{}\" holds {v} in row {row} of the source",
-                            roles[i]
-                        ),
+                        format!("RFM column \"{column}\" holds {v} in row {row} of the source"),
                     ))
                 }
                 _ => {}
@@ -335,16 +363,19 @@ fn read_rfm(
         }
         let get = |i: usize| values[i].unwrap_or(0.0);
         customers.push(Customer {
-            frequency: get(0),
-            recency: get(1),
-            t: get(2),
-            monetary_value: if roles.len() > 3 { get(3) } else { 0.0 },
+            count: get(count_at),
+            ..Customer::one(
+                get(0),
+                get(1),
+                get(2),
+                if roles.len() > 3 { get(3) } else { 0.0 },
+            )
         });
         if !extra.is_empty() {
             extra_rows.push(values[first_extra..].to_vec());
         }
         if target.is_some() {
-            let v = values[roles.len()];
+            let v = values[count_at + 1];
             if let Some(v) = v {
                 if !v.is_finite() {
                     return Err(EngineError::new(
@@ -358,6 +389,29 @@ fn read_rfm(
         Ok(())
     })?;
     Ok((specs, customers, target.map(|_| actual), extra_rows))
+}
+
+/// Whether to read the RFM summary grouped (see [`read_rfm`]): as the `group` option says,
+/// by default when the source is a Citus distributed table. A target (evaluation compares
+/// each customer's own value) or a count column is per row, so neither combines with it.
+fn read_grouped(source: &Source, options: &TrainOptions, target: Option<&str>) -> Result<bool> {
+    let refuse = |why: &str| {
+        Err(EngineError::invalid_parameter(format!(
+            "option \"group\" cannot be combined with {why}"
+        ))
+        .with_hint("Evaluate a grouped fit with customer_value.evaluate(...) on the per-customer table instead."))
+    };
+    if options.clv.columns.count.is_some() && target.is_some() {
+        return refuse("a target column when the source has a count column");
+    }
+    match options.clv.group {
+        Some(true) if target.is_some() => refuse("a target column"),
+        Some(group) => Ok(group),
+        None if target.is_some() => Ok(false),
+        None => Ok(super::citus::is_distributed_relation(
+            source.qualified_name.as_deref(),
+        )),
+    }
 }
 
 pub(crate) fn check_name(name: &str) -> Result<()> {
@@ -433,8 +487,10 @@ pub(crate) fn record_run(run: &RunRecord<'_>) {
                 .update(
                     "INSERT INTO customer_value.training_runs
                        (model, version, kind, started, finished, rows_read, metrics,
-                        champion_version, champion_metrics, decision, reason, error, sqlstate, run_by)
-                     VALUES ($1, $2, $3, $4, pg_catalog.clock_timestamp(), $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                        champion_version, champion_metrics, decision, reason, error, sqlstate, run_by,
+                        allowed_roles)
+                     VALUES ($1, $2, $3, $4, pg_catalog.clock_timestamp(), $5, $6, $7, $8, $9, $10, $11, $12, $13,
+                             $14::pg_catalog.regrole[])",
                     None,
                     &[
                         run.model.into(),
@@ -450,6 +506,7 @@ pub(crate) fn record_run(run: &RunRecord<'_>) {
                         error.into(),
                         sqlstate.into(),
                         super::privilege::caller_name().into(),
+                        store::allowed_roles(client, run.model).into(),
                     ],
                 )
                 .or_raise();
@@ -459,10 +516,12 @@ pub(crate) fn record_run(run: &RunRecord<'_>) {
 
 /// Stores `outcome` as the next version of `name`, deciding deployment under a per-name lock so
 /// concurrent trainings of one name get distinct versions and one deployed row.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn store(
     name: &str,
     source: &str,
     spec: &Value,
+    author: &str,
     outcome: &TrainOutcome,
     profile: &Value,
     options: &TrainOptions,
@@ -471,7 +530,7 @@ pub(crate) fn store(
     let bytes = outcome.artifact.encode()?;
     let metrics = outcome.metrics_json(options);
     let caller = super::privilege::caller_name();
-    store::check_access(name)?;
+    store::check_trainable(name)?;
     // Version numbering, the serving version and the writes all see the whole store (as its
     // owner): a caller's row-level view must not make two versions collide.
     super::privilege::as_extension_owner(|| {
@@ -534,8 +593,9 @@ pub(crate) fn store(
                     .update(
                         "INSERT INTO customer_value.models
                        (name, version, algorithm, task, target, source, features, options, metrics,
-                        tiers, model, deployed, spec, trained_by, profile)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                        tiers, model, deployed, spec, trained_by, profile, author, allowed_roles)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
+                             $16::pg_catalog.regrole, $17::pg_catalog.regrole[])
                      RETURNING id",
                         None,
                         &[
@@ -554,6 +614,8 @@ pub(crate) fn store(
                             JsonB(spec.clone()).into(),
                             caller.as_str().into(),
                             JsonB(profile.clone()).into(),
+                            author.into(),
+                            store::allowed_roles(client, name).into(),
                         ],
                     )
                     .or_raise()
@@ -765,8 +827,16 @@ pub(crate) fn fit_from_source(
             |c| c.t,
             |c| c.monetary_value,
         ];
+        let counts: Vec<f64> = customers.iter().map(|c| c.count).collect();
+        let grouped = counts.iter().any(|&c| c != 1.0);
         for (spec, get) in specs.iter().zip(getters) {
-            feature_profiles.push((spec.name.clone(), BinProfile::of(&column(get))));
+            let profile = if grouped {
+                let values: Vec<f64> = customers.iter().map(get).collect();
+                BinProfile::of_counted(&values, &counts)
+            } else {
+                BinProfile::of(&column(get))
+            };
+            feature_profiles.push((spec.name.clone(), profile));
         }
         let target_values = target.zip(actual.as_deref());
         let outcome = train_clv(
@@ -863,6 +933,7 @@ fn train(
     let started = now();
     let name = required(name, "model name").or_raise();
     check_name(name).or_raise();
+    store::check_writable("train").or_raise();
     let source_text = required(source, "source").or_raise();
     let algorithm = Algorithm::parse(algorithm.unwrap_or("auto")).or_raise();
     let options_json = options.map(|j| j.0).unwrap_or(Value::Null);
@@ -889,6 +960,7 @@ fn train(
         name,
         source_text,
         &spec.to_json(&fitted.qualified_source),
+        &super::privilege::caller_name(),
         outcome,
         &fitted.profile,
         &fitted.options,

@@ -9,6 +9,21 @@ SELECT name, version, algorithm FROM customer_value.train('lin', 'customers', 's
 SELECT name, version, algorithm FROM customer_value.train('rdg', 'customers', 'spend', 'ridge', '{"alpha": 3}');
 SELECT name, version, algorithm FROM customer_value.train('rf', 'customers', 'spend', 'random_forest', '{"n_trees": 20, "max_depth": 6}');
 SELECT name, version, algorithm FROM customer_value.train('auto', 'customers', 'spend');
+SELECT name, version, algorithm FROM customer_value.train('gbm', 'customers', 'spend', 'gbm', '{"n_trees": 30}');
+SELECT name, version, algorithm FROM customer_value.train('mlp', 'customers', 'spend', 'mlp', '{"epochs": 20}');
+SELECT name, version, algorithm FROM customer_value.train('vip', 'customers', 'vip', 'logistic');
+-- a trainer's model, retrained by the superuser (0.2.0 recorded the superuser as trained_by),
+-- and per-model access by role name, one of them a role that is then dropped
+CREATE ROLE cv_upgrade_trainer IN ROLE customer_value_trainer;
+CREATE ROLE cv_upgrade_gone;
+CREATE ROLE cv_upgrade_finance;
+GRANT SELECT ON customers TO cv_upgrade_trainer;
+SET ROLE cv_upgrade_trainer;
+SELECT name, version FROM customer_value.train('by_trainer', 'SELECT customer_id, orders, tenure, spend FROM public.customers', 'spend', 'linear');
+RESET ROLE;
+SELECT name, version FROM customer_value.retrain('by_trainer', '{"deploy": "always"}');
+SELECT customer_value.restrict_model('by_trainer', ARRAY['cv_upgrade_gone', 'cv_upgrade_finance']);
+DROP ROLE cv_upgrade_gone;
 -- a CLV model on a synthetic RFM summary
 CREATE TABLE rfm AS
 SELECT i AS customer_id, (i % 6)::float8 AS frequency,
@@ -19,7 +34,7 @@ SELECT name, version, algorithm FROM customer_value.train('clv', 'rfm', NULL, 'c
 CREATE TABLE scores_before AS
 SELECT m.name, c.customer_id, customer_value(c, m.name) AS value, customer_tier(c, m.name) AS tier,
        customer_value(c, m.id) AS value_by_id
-  FROM customers c CROSS JOIN customer_value.models m WHERE m.name <> 'clv'
+  FROM customers c CROSS JOIN customer_value.models m WHERE m.name <> 'clv' AND m.deployed
 UNION ALL
 SELECT 'clv', r.customer_id, customer_value(r, 'clv'), customer_tier(r, 'clv'), customer_value.p_alive(r, 'clv')
   FROM rfm r;

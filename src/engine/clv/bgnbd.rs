@@ -223,12 +223,7 @@ pub(crate) mod tests {
             .skip(1)
             .map(|line| {
                 let v: Vec<f64> = line.split(',').map(|f| f.parse().unwrap()).collect();
-                Customer {
-                    frequency: v[1],
-                    recency: v[2],
-                    t: v[3],
-                    monetary_value: v[4],
-                }
+                Customer::one(v[1], v[2], v[3], v[4])
             })
             .collect()
     }
@@ -270,12 +265,7 @@ pub(crate) mod tests {
             a: 1.3,
             b: 2.2,
         };
-        let data = CountData::new(&[Customer {
-            frequency: 0.0,
-            recency: 0.0,
-            t: 10.0,
-            monetary_value: 0.0,
-        }]);
+        let data = CountData::new(&[Customer::one(0.0, 0.0, 10.0, 0.0)]);
         let want = 0.7 * (3.0f64 / 13.0).ln();
         assert!((m.log_likelihood(&data) - want).abs() < 1e-12);
         assert_eq!(m.p_alive(0.0, 0.0, 10.0), 1.0);
@@ -329,12 +319,7 @@ pub(crate) mod tests {
                         break;
                     }
                 }
-                Customer {
-                    frequency: x,
-                    recency: t_x,
-                    t,
-                    monetary_value: 0.0,
-                }
+                Customer::one(x, t_x, t, 0.0)
             })
             .collect()
     }
@@ -396,16 +381,71 @@ pub(crate) mod tests {
 
     #[test]
     fn all_zero_frequencies_are_refused() {
-        let c = vec![
-            Customer {
-                frequency: 0.0,
-                recency: 0.0,
-                t: 5.0,
-                monetary_value: 0.0
-            };
-            20
-        ];
+        let c = vec![Customer::one(0.0, 0.0, 5.0, 0.0); 20];
         let err = BgNbd::fit(&c, &FitOptions::default(), &mut || {}).unwrap_err();
         assert!(err.message.contains("every frequency is 0"));
+    }
+
+    /// The sample with identical summaries collapsed into one row and its count (grouped
+    /// input, as a distributed RFM table is read).
+    pub(crate) fn grouped(customers: &[Customer]) -> Vec<Customer> {
+        let mut rows: Vec<Customer> = Vec::new();
+        let mut sorted = customers.to_vec();
+        let key = |c: &Customer| {
+            (
+                c.frequency.to_bits(),
+                c.recency.to_bits(),
+                c.t.to_bits(),
+                c.monetary_value.to_bits(),
+            )
+        };
+        sorted.sort_by_key(key);
+        for c in sorted {
+            match rows.last_mut() {
+                Some(last) if key(last) == key(&c) => last.count += 1.0,
+                _ => rows.push(c),
+            }
+        }
+        rows
+    }
+
+    #[test]
+    fn grouped_input_fits_the_same_model() {
+        let sample = cdnow_sample();
+        let grouped = grouped(&sample);
+        assert!(
+            grouped.len() < sample.len(),
+            "the sample has duplicate summaries"
+        );
+        assert_eq!(
+            grouped.iter().map(|c| c.count).sum::<f64>(),
+            sample.len() as f64
+        );
+        let options = FitOptions::default();
+        let (one, ll_one) = BgNbd::fit(&sample, &options, &mut || {}).unwrap();
+        let (many, ll_many) = BgNbd::fit(&grouped, &options, &mut || {}).unwrap();
+        for (a, b) in [
+            (one.r, many.r),
+            (one.alpha, many.alpha),
+            (one.a, many.a),
+            (one.b, many.b),
+            (ll_one, ll_many),
+        ] {
+            assert!((a - b).abs() <= 1e-9 * a.abs().max(1.0), "{a} vs {b}");
+        }
+        let spend_one =
+            crate::engine::clv::gamma_gamma::GammaGamma::fit(&sample, &options, &mut || {})
+                .unwrap();
+        let spend_many =
+            crate::engine::clv::gamma_gamma::GammaGamma::fit(&grouped, &options, &mut || {})
+                .unwrap();
+        assert_eq!(spend_one.customers_used, spend_many.customers_used);
+        let (p1, p2) = (spend_one.model.params(), spend_many.model.params());
+        for k in 0..3 {
+            assert!(
+                (p1[k] - p2[k]).abs() <= 1e-7 * p1[k].abs(),
+                "{p1:?} vs {p2:?}"
+            );
+        }
     }
 }

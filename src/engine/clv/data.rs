@@ -9,6 +9,22 @@ pub struct Customer {
     pub recency: f64,
     pub t: f64,
     pub monetary_value: f64,
+    /// How many customers share this summary: 1 for one row per customer, more for grouped
+    /// input (each distinct summary once, with its count) — the likelihoods weight by it.
+    pub count: f64,
+}
+
+impl Customer {
+    /// One customer's summary.
+    pub fn one(frequency: f64, recency: f64, t: f64, monetary_value: f64) -> Customer {
+        Customer {
+            frequency,
+            recency,
+            t,
+            monetary_value,
+            count: 1.0,
+        }
+    }
 }
 
 /// Checks the relations every RFM summary obeys; the error names the row and the value.
@@ -28,6 +44,12 @@ pub fn validate(customers: &[Customer]) -> Result<()> {
             return bad(format!(
                 "frequency must be a whole number ≥ 0, got {}",
                 c.frequency
+            ));
+        }
+        if !c.count.is_finite() || c.count < 1.0 || c.count.fract() != 0.0 {
+            return bad(format!(
+                "the customer count must be a whole number ≥ 1, got {}",
+                c.count
             ));
         }
         if !c.t.is_finite() || c.t <= 0.0 {
@@ -99,17 +121,20 @@ fn distinct_pair_index(a: &[f64], b: &[f64]) -> (Vec<(f64, f64)>, Vec<usize>) {
 
 impl CountData {
     pub fn new(customers: &[Customer]) -> CountData {
-        let mut keyed: Vec<(u64, u64, u64)> = customers
+        let mut keyed: Vec<((u64, u64, u64), f64)> = customers
             .iter()
-            .map(|c| (c.frequency.to_bits(), c.recency.to_bits(), c.t.to_bits()))
+            .map(|c| {
+                let key = (c.frequency.to_bits(), c.recency.to_bits(), c.t.to_bits());
+                (key, c.count)
+            })
             .collect();
-        keyed.sort_unstable();
+        keyed.sort_unstable_by_key(|(key, _)| *key);
         let (mut x, mut t_x, mut t, mut weight) = (vec![], vec![], vec![], vec![]);
         let mut last: Option<(u64, u64, u64)> = None;
-        for key in keyed {
+        for (key, count) in keyed {
             if last == Some(key) {
                 if let Some(w) = weight.last_mut() {
-                    *w += 1.0;
+                    *w += count;
                 }
                 continue;
             }
@@ -117,7 +142,7 @@ impl CountData {
             x.push(f64::from_bits(key.0));
             t_x.push(f64::from_bits(key.1));
             t.push(f64::from_bits(key.2));
-            weight.push(1.0);
+            weight.push(count);
         }
         let (distinct_x, x_index) = distinct_index(&x);
         let (distinct_t_x, t_x_index) = distinct_index(&t_x);
@@ -129,7 +154,7 @@ impl CountData {
             t_x,
             t,
             weight,
-            n_customers: customers.len() as f64,
+            n_customers: customers.iter().map(|c| c.count).sum(),
             distinct_x,
             x_index,
             distinct_t_x,
@@ -190,12 +215,7 @@ mod tests {
     use super::*;
 
     fn c(frequency: f64, recency: f64, t: f64) -> Customer {
-        Customer {
-            frequency,
-            recency,
-            t,
-            monetary_value: 0.0,
-        }
+        Customer::one(frequency, recency, t, 0.0)
     }
 
     #[test]

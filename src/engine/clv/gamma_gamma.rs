@@ -57,32 +57,33 @@ impl GammaGamma {
         interrupt: &mut dyn FnMut(),
     ) -> Result<SpendFit> {
         let repeaters: Vec<&Customer> = customers.iter().filter(|c| c.frequency > 0.0).collect();
-        let used: Vec<(f64, f64)> = repeaters
+        // (x, mean spend, how many customers share them)
+        let used: Vec<(f64, f64, f64)> = repeaters
             .iter()
             .filter(|c| c.monetary_value > 0.0 && c.monetary_value.is_finite())
-            .map(|c| (c.frequency, c.monetary_value))
+            .map(|c| (c.frequency, c.monetary_value, c.count))
             .collect();
-        if used.len() < 2 {
+        let n_repeaters = repeaters.iter().map(|c| c.count).sum::<f64>() as usize;
+        let n = used.iter().map(|(_, _, w)| w).sum::<f64>();
+        let n_used = n as usize;
+        if n_used < 2 {
             return Err(EngineError::insufficient_data(format!(
-                "gamma_gamma needs customers with repeat purchases and a positive mean repeat spend; found {}",
-                used.len()
+                "gamma_gamma needs customers with repeat purchases and a positive mean repeat spend; found {n_used}"
             ))
             .with_detail(format!(
-                "{} customers have repeat purchases, {} of them with a mean repeat spend ≤ 0.",
-                repeaters.len(),
-                repeaters.len() - used.len()
+                "{n_repeaters} customers have repeat purchases, {} of them with a mean repeat spend ≤ 0.",
+                n_repeaters - n_used
             )));
         }
-        let n = used.len() as f64;
-        let mean_spend = used.iter().map(|(_, m)| m).sum::<f64>() / n;
+        let mean_spend = used.iter().map(|(_, m, w)| m * w).sum::<f64>() / n;
         // Per customer only (px − 1) ln z̄ − (px + q) ln(γ + z̄ x); the gamma-function terms are
         // computed once per distinct x (a few dozen), ln z̄ and ln x once for the whole fit.
-        let mut distinct_x: Vec<f64> = used.iter().map(|(x, _)| *x).collect();
+        let mut distinct_x: Vec<f64> = used.iter().map(|(x, _, _)| *x).collect();
         distinct_x.sort_by(f64::total_cmp);
         distinct_x.dedup();
-        let rows: Vec<(usize, f64, f64, f64)> = used
+        let rows: Vec<(usize, f64, f64, f64, f64)> = used
             .iter()
-            .map(|&(x, z)| (distinct_x.partition_point(|d| *d < x), x, z, z.ln()))
+            .map(|&(x, z, w)| (distinct_x.partition_point(|d| *d < x), x, z, z.ln(), w))
             .collect();
         let ln_x: Vec<f64> = distinct_x.iter().map(|x| x.ln()).collect();
         // value and gradient with respect to (p, q, γ)
@@ -106,14 +107,14 @@ impl GammaGamma {
                 .collect();
             let mut total = 0.0;
             let mut g = [0.0; 3];
-            for &(i, x, z, ln_z) in &rows {
+            for &(i, x, z, ln_z, w) in &rows {
                 let px = p * x;
                 let (value, dp, dq) = per_x[i];
                 let ln_scale = (gamma + z * x).ln();
-                total += value + (px - 1.0) * ln_z - (px + q) * ln_scale;
-                g[0] += dp + x * ln_z - x * ln_scale;
-                g[1] += dq - ln_scale;
-                g[2] += q / gamma - (px + q) / (gamma + z * x);
+                total += w * (value + (px - 1.0) * ln_z - (px + q) * ln_scale);
+                g[0] += w * (dp + x * ln_z - x * ln_scale);
+                g[1] += w * (dq - ln_scale);
+                g[2] += w * (q / gamma - (px + q) / (gamma + z * x));
             }
             (total, g)
         };
@@ -139,8 +140,8 @@ impl GammaGamma {
         Ok(SpendFit {
             model,
             log_likelihood: ll(&model),
-            customers_used: used.len(),
-            excluded_nonpositive: repeaters.len() - used.len(),
+            customers_used: n_used,
+            excluded_nonpositive: n_repeaters - n_used,
         })
     }
 

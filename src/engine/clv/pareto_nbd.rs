@@ -229,12 +229,7 @@ mod tests {
             s: 1.3,
             beta: 6.0,
         };
-        let data = CountData::new(&[Customer {
-            frequency: 0.0,
-            recency: 0.0,
-            t: 12.0,
-            monetary_value: 0.0,
-        }]);
+        let data = CountData::new(&[Customer::one(0.0, 0.0, 12.0, 0.0)]);
         let (r, a, s, t) = (0.8f64, 6.0f64, 1.3f64, 12.0f64);
         let want = ((a / (a + t)).powf(r) * (a / (a + t)).powf(s)
             + s / (r + s) * a.powf(r + s) * (a.powf(-(r + s)) - (a + t).powf(-(r + s))))
@@ -295,12 +290,7 @@ mod tests {
                     x += 1.0;
                     t_x = now;
                 }
-                Customer {
-                    frequency: x,
-                    recency: t_x,
-                    t,
-                    monetary_value: 0.0,
-                }
+                Customer::one(x, t_x, t, 0.0)
             })
             .collect();
         let (m, _) = ParetoNbd::fit(&customers, &FitOptions::default(), &mut || {}).unwrap();

@@ -47,6 +47,16 @@ SELECT version, deployed FROM customer_value.models WHERE name = 'cron_spend' OR
 SELECT status, return_message FROM cron.job_run_details d JOIN cron.job j USING (jobid)
  WHERE j.jobname = 'customer_value.retrain:cron_spend' ORDER BY d.runid LIMIT 1;
 
+-- The job re-runs the spec as its author, so only a role that can act as the author may
+-- schedule it: a trainer who is not a member of the author role is refused up front.
+CREATE ROLE cv_cron_trainer IN ROLE customer_value_trainer;
+GRANT USAGE ON SCHEMA cron TO cv_cron_trainer;
+SET ROLE cv_cron_trainer;
+SELECT customer_value.schedule_retraining('cron_spend', '0 3 * * *');
+RESET ROLE;
+DROP OWNED BY cv_cron_trainer;
+DROP ROLE cv_cron_trainer;
+
 SELECT customer_value.unschedule_retraining('cron_spend') AS unscheduled;
 SELECT count(*) AS jobs FROM cron.job WHERE jobname LIKE 'customer_value.retrain:%';
 

@@ -92,6 +92,80 @@ SET ROLE cv_alice;
 SELECT count(*) AS visible_versions FROM customer_value.model_summary WHERE name = 'spend';
 RESET ROLE;
 
+-- Stored specs run as their author. A trainer's source calls its own function, which would
+-- make the trainer a superuser if it ever ran as one — directly and through a view (functions
+-- in a view run as the querying role). The superuser's retrain runs both as the trainer.
+CREATE SCHEMA trs AUTHORIZATION cv_bob;
+SET ROLE cv_bob;
+CREATE TABLE trs.seen (who name PRIMARY KEY);
+CREATE FUNCTION trs.feat(id int) RETURNS float8 LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO trs.seen VALUES (current_user) ON CONFLICT DO NOTHING;
+    IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+        EXECUTE 'ALTER ROLE cv_bob SUPERUSER';
+    END IF;
+    RETURN id % 7;
+END $$;
+CREATE VIEW trs.customers_x AS SELECT customer_id, orders, spend, trs.feat(customer_id) AS x FROM public.customers;
+SELECT version FROM customer_value.train('trojan', 'SELECT orders, spend, trs.feat(customer_id) AS x FROM public.customers', 'spend', 'linear');
+SELECT version FROM customer_value.train('trojan_view', 'trs.customers_x', 'spend', 'linear');
+SELECT name, trained_by, author FROM customer_value.models WHERE name LIKE 'trojan%' ORDER BY 1;
+RESET ROLE;
+SELECT name, version, decision FROM customer_value.retrain('trojan', '{"deploy": "always"}');
+SELECT name, version, decision FROM customer_value.retrain('trojan_view', '{"deploy": "always"}');
+SELECT rolsuper AS bob_is_superuser FROM pg_roles WHERE rolname = 'cv_bob';
+SELECT who FROM trs.seen ORDER BY 1;
+-- the new versions keep the spec's author; whoever ran the retrain is its trained_by
+SELECT name, version, trained_by, author FROM customer_value.models WHERE name LIKE 'trojan%' ORDER BY 1, 2;
+-- A trainer who cannot act as the author cannot retrain or schedule it (carol is not in cv_bob);
+-- a member of the author role can.
+SET ROLE cv_carol;
+SELECT * FROM customer_value.retrain('trojan');
+RESET ROLE;
+GRANT cv_bob TO cv_carol;
+SET ROLE cv_carol;
+SELECT name, version, decision FROM customer_value.retrain('trojan', '{"deploy": "never"}');
+RESET ROLE;
+REVOKE cv_bob FROM cv_carol;
+-- An author that no longer exists: nobody may re-run the spec (it would run as nobody).
+CREATE ROLE cv_temp IN ROLE customer_value_trainer;
+GRANT SELECT ON public.customers TO cv_temp;
+SET ROLE cv_temp;
+SELECT version FROM customer_value.train('orphan', 'public.customers', 'spend', 'linear');
+RESET ROLE;
+REVOKE SELECT ON public.customers FROM cv_temp;
+DROP ROLE cv_temp;
+SELECT * FROM customer_value.retrain('orphan');
+
+-- Access is stored by role OID: a role dropped and created again under the same name gets
+-- nothing, and the old list entry grants nobody anything.
+CREATE ROLE cv_auditors NOLOGIN;
+SET ROLE cv_bob;
+SELECT customer_value.restrict_model('spend', ARRAY['cv_auditors']);
+RESET ROLE;
+SELECT name, role FROM customer_value.model_access WHERE name = 'spend';
+DROP ROLE cv_auditors;
+CREATE ROLE cv_auditors NOLOGIN;
+GRANT cv_auditors TO cv_alice;
+SET ROLE cv_alice;
+SELECT count(*) AS visible_versions FROM customer_value.model_summary WHERE name = 'spend';
+RESET ROLE;
+-- One behaviour outside the list: a reader and a trainer get the same error as for a model
+-- that does not exist, so neither learns that it exists (training under its name is refused).
+SET ROLE cv_alice;
+SELECT customer_value(c, 'spend') FROM public.customers c WHERE customer_id = 7;
+SELECT customer_value(c, 'no_such_model') FROM public.customers c WHERE customer_id = 7;
+RESET ROLE;
+SET ROLE cv_carol;
+SELECT customer_value(c, 'spend') FROM public.customers c WHERE customer_id = 7;
+SELECT * FROM customer_value.retrain('spend');
+SELECT * FROM customer_value.retrain('no_such_model');
+SELECT customer_value.deploy('spend', 1);
+SELECT customer_value.restrict_model('spend', NULL);
+SELECT * FROM customer_value.train('spend', 'public.customers', 'spend', 'linear');
+RESET ROLE;
+SELECT customer_value.restrict_model('spend', NULL) AS open_again;
+
 -- search_path: a trainer's own operator named + on int, put ahead of pg_catalog, must not run
 -- inside the statements train() performs as the store's owner.
 CREATE SCHEMA cv_evil AUTHORIZATION cv_bob;

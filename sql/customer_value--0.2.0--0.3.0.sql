@@ -1,0 +1,111 @@
+-- customer_value 0.2.0 → 0.3.0.
+\echo Use "ALTER EXTENSION customer_value UPDATE TO '0.3.0'" to load this file. \quit
+
+-- ---------------------------------------------------------------------------------------------
+-- Stored specs run as their author (retrain): every version records the role that wrote its
+-- spec. For versions written by 0.2.0 the author is the role that trained the oldest version of
+-- the same name with the same source — a 0.2.0 retrain recorded its caller in trained_by, but
+-- it re-ran a spec someone else wrote. Roles that no longer exist leave it NULL (retrain then
+-- asks for a new train).
+-- ---------------------------------------------------------------------------------------------
+ALTER TABLE customer_value.models ADD COLUMN author regrole;
+UPDATE customer_value.models m
+   SET author = (SELECT r.oid FROM customer_value.models o
+                   JOIN pg_catalog.pg_roles r ON r.rolname = o.trained_by
+                  WHERE o.name = m.name AND o.spec -> 'source' = m.spec -> 'source'
+                  ORDER BY o.version LIMIT 1);
+COMMENT ON COLUMN customer_value.models.author IS 'Role that wrote the training spec: retrain runs the spec with this role''s privileges, and only for members of it';
+
+-- ---------------------------------------------------------------------------------------------
+-- Per-model access by role OID (a role dropped and created again gets nothing), and policies
+-- without subqueries (Citus accepts them on reference tables): each row carries its model's
+-- access list. Rows naming roles that no longer exist granted nothing and are dropped.
+-- ---------------------------------------------------------------------------------------------
+DELETE FROM customer_value.model_access a
+ WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = a.role);
+DROP POLICY models_by_access ON customer_value.models;
+DROP POLICY training_runs_by_access ON customer_value.training_runs;
+ALTER TABLE customer_value.model_access ALTER COLUMN role TYPE regrole USING role::regrole;
+COMMENT ON COLUMN customer_value.model_access.role IS 'A role whose members may see and score the model (by OID)';
+ALTER TABLE customer_value.models ADD COLUMN allowed_roles regrole[];
+COMMENT ON COLUMN customer_value.models.allowed_roles IS 'Roles whose members may see and score this model (copied from customer_value.model_access by restrict_model; NULL = every customer_value_reader)';
+ALTER TABLE customer_value.training_runs ADD COLUMN allowed_roles regrole[];
+COMMENT ON COLUMN customer_value.training_runs.allowed_roles IS 'Roles whose members may see this run: those of its model (NULL = every customer_value_reader)';
+UPDATE customer_value.models m
+   SET allowed_roles = (SELECT pg_catalog.array_agg(a.role ORDER BY a.role)
+                          FROM customer_value.model_access a WHERE a.name = m.name);
+UPDATE customer_value.training_runs t
+   SET allowed_roles = (SELECT pg_catalog.array_agg(a.role ORDER BY a.role)
+                          FROM customer_value.model_access a WHERE a.name = t.model);
+
+CREATE FUNCTION customer_value.is_member_of_any(roles regrole[]) RETURNS boolean
+    LANGUAGE c STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_is_member_of_any_wrapper';
+COMMENT ON FUNCTION customer_value.is_member_of_any(regrole[]) IS
+    'Whether the current user is a member of any of these roles (roles that no longer exist match nobody); used by the store''s row-level security';
+CREATE POLICY models_by_access ON customer_value.models FOR SELECT
+    USING (allowed_roles IS NULL OR customer_value.is_member_of_any(allowed_roles));
+CREATE POLICY training_runs_by_access ON customer_value.training_runs FOR SELECT
+    USING (allowed_roles IS NULL OR customer_value.is_member_of_any(allowed_roles));
+
+-- schedule_retraining refuses up front a caller who cannot act as the spec's author.
+CREATE OR REPLACE FUNCTION customer_value.schedule_retraining(name text, cron text, options jsonb DEFAULT '{}')
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    job_id bigint;
+    spec_author regrole;
+BEGIN
+    IF name IS NULL OR cron IS NULL THEN
+        RAISE EXCEPTION 'model name and cron schedule must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_cron') THEN
+        RAISE EXCEPTION 'extension "pg_cron" is not installed in database "%"', current_database()
+            USING ERRCODE = '42704',
+                  HINT = format('Install the postgresql-15-cron package, set shared_preload_libraries = ''pg_cron'' and cron.database_name = %L in postgresql.conf, restart, then CREATE EXTENSION pg_cron.', current_database());
+    END IF;
+    SELECT m.author INTO spec_author FROM customer_value.models m
+     WHERE m.name = schedule_retraining.name ORDER BY m.deployed DESC, m.version DESC LIMIT 1;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'model "%" does not exist', name USING ERRCODE = '42704';
+    END IF;
+    -- The job re-runs the spec as its author (see retrain): refuse now, not at 3 a.m.
+    IF spec_author IS NULL OR NOT pg_catalog.pg_has_role(current_user, spec_author::oid, 'MEMBER') THEN
+        RAISE EXCEPTION 'permission denied to retrain model "%"', name
+            USING ERRCODE = '42501',
+                  DETAIL = format('Its training spec was written by role %s and runs with that role''s privileges; %s is not a member of it.',
+                                  coalesce(spec_author::text, '(unknown)'), current_user),
+                  HINT = 'Ask the author (or a member of it) to schedule it, or train your own version with customer_value.train(...).';
+    END IF;
+    -- cron.schedule(job_name, …) replaces an existing job of that name: rescheduling is one call.
+    EXECUTE 'SELECT cron.schedule($1, $2, $3)' INTO job_id
+        USING 'customer_value.retrain:' || name, cron,
+              format('SELECT * FROM customer_value.retrain(%L, %L::jsonb)', name, coalesce(options, '{}'::jsonb));
+    RETURN job_id;
+END
+$fn$;
+
+-- ---------------------------------------------------------------------------------------------
+-- Citus: the store on every node, and the pinned form of scoring for UPDATE on distributed
+-- tables (as pgrx generates them in customer_value--0.3.0.sql).
+-- ---------------------------------------------------------------------------------------------
+CREATE FUNCTION customer_value."distribute"() RETURNS TABLE (
+	"relation" TEXT,
+	"action" TEXT
+)
+STRICT
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'distribute_wrapper';
+CREATE FUNCTION customer_value."deployed_id"(
+	"model" TEXT
+) RETURNS bigint
+STABLE STRICT PARALLEL SAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'deployed_id_wrapper';
+COMMENT ON FUNCTION customer_value.distribute() IS
+    'On a Citus coordinator: makes the model store (models, training_runs, model_access) reference tables, so every node holds every model and scores next to its shards; idempotent';
+COMMENT ON FUNCTION customer_value.deployed_id(text) IS
+    'Id of the deployed version of a model (or of name@version), for the pinned form customer_value(c, customer_value.deployed_id(''name'')) that Citus accepts in UPDATE on distributed tables';
+REVOKE EXECUTE ON FUNCTION customer_value.distribute() FROM PUBLIC;
