@@ -79,6 +79,9 @@ pub struct TrainOptions {
     /// Algorithms `auto` tries.
     pub candidates: Vec<Algorithm>,
     pub clv: ClvOptions,
+    /// `sample`: train on this share (0 < p ≤ 1) of a table's rows, drawn by the storage layer
+    /// (TABLESAMPLE BERNOULLI, repeatable with `seed`; on Citus each shard samples itself).
+    pub sample: Option<f64>,
 }
 
 impl Default for TrainOptions {
@@ -108,12 +111,14 @@ impl Default for TrainOptions {
             search: None,
             candidates: Algorithm::CANDIDATES.to_vec(),
             clv: ClvOptions::default(),
+            sample: None,
         }
     }
 }
 
-const COMMON_KEYS: [&str; 12] = [
+const COMMON_KEYS: [&str; 13] = [
     "test_size",
+    "sample",
     "seed",
     "features",
     "exclude",
@@ -634,6 +639,15 @@ impl TrainOptions {
                 Some("log1p") => TargetTransform::Log1p,
                 _ => return Err(option_error("target_transform", "\"none\" or \"log1p\"", v)),
             };
+        }
+        if let Some(p) = number(
+            map,
+            "sample",
+            1e-9,
+            1.0,
+            "a share of the rows, greater than 0 and at most 1",
+        )? {
+            o.sample = Some(p);
         }
         if let Some(v) = map.get("as_of") {
             o.as_of = Some(

@@ -178,6 +178,29 @@ pub fn is_distributed_relation(relation: Option<&str>) -> bool {
     })
 }
 
+/// The schema-qualified name and distribution column of `relation` when it is a Citus
+/// hash-distributed table.
+pub fn hash_distribution(relation: Option<&str>) -> Option<(String, String)> {
+    let relation = relation?;
+    if !citus_installed() {
+        return None;
+    }
+    Spi::connect(|client| {
+        client
+            .select(
+                "SELECT pg_catalog.column_to_column_name(logicalrelid, partkey)
+                   FROM pg_catalog.pg_dist_partition
+                  WHERE logicalrelid = pg_catalog.to_regclass($1) AND partmethod = 'h'",
+                Some(1),
+                &[relation.into()],
+            )
+            .or_raise()
+            .next()
+            .and_then(|row| row.get::<String>(1).or_raise())
+    })
+    .map(|column| (relation.to_string(), column))
+}
+
 /// The error for a model looked up on a worker whose store was never distributed.
 pub fn not_distributed(name: &str) -> EngineError {
     EngineError::new(

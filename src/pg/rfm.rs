@@ -97,6 +97,8 @@ fn parse_options(options: &Value) -> Result<RfmOptions> {
 struct RfmQuery {
     sql: String,
     key_type: String,
+    /// The log's schema-qualified name when it is a relation (not a query).
+    relation: Option<String>,
 }
 
 fn build_query(
@@ -214,7 +216,11 @@ SELECT c.customer::text,
         hold_cut = cutoff("given.h"),
         from = source.from_clause,
     );
-    Ok(RfmQuery { sql, key_type })
+    Ok(RfmQuery {
+        sql,
+        key_type,
+        relation: source.qualified_name.clone(),
+    })
 }
 
 /// The SQL `customer_value.rfm()` runs for these arguments ($1 = calibration_end,
@@ -282,19 +288,28 @@ fn create_rfm(
             .or_raise()
             .unwrap_or_default()
     });
-    let sql = format!(
-        "CREATE TABLE {table_name} AS
-         SELECT r.customer::{key_type} AS {key}, r.frequency, r.recency, r.t, r.monetary_value,
+    let select = format!(
+        "SELECT r.customer::{key_type} AS {key}, r.frequency, r.recency, r.t, r.monetary_value,
                 r.first_purchase, r.last_purchase, r.total_spend, r.purchases, r.transactions,
                 r.holdout_purchases, r.holdout_spend
            FROM ({query}) AS r",
         key_type = query.key_type,
         query = query.sql,
     );
+    // On Citus, a summary of a distributed log is distributed by the customer key too, colocated
+    // with the log when the log is distributed by that column: each shard's customers are
+    // summarised where they are stored.
+    let colocation = super::citus::hash_distribution(query.relation.as_deref());
+    let params = || -> Vec<pgrx::datum::DatumWithOid<'_>> {
+        vec![calibration_end.into(), holdout_end.clone().into()]
+    };
     Spi::connect_mut(|client| {
-        client
-            .update(&sql, None, &[calibration_end.into(), holdout_end.into()])
-            .or_raise();
+        let create = if colocation.is_some() {
+            format!("CREATE TABLE {table_name} AS {select} WITH NO DATA")
+        } else {
+            format!("CREATE TABLE {table_name} AS {select}")
+        };
+        client.update(&create, None, &params()).or_raise();
         client
             .update(
                 &format!("ALTER TABLE {table_name} ADD PRIMARY KEY ({key})"),
@@ -302,6 +317,27 @@ fn create_rfm(
                 &[],
             )
             .or_raise();
+        if let Some((log, distribution_column)) = &colocation {
+            let colocate_with = if distribution_column == customer_column {
+                log.as_str()
+            } else {
+                "default"
+            };
+            client
+                .update(
+                    "SELECT pg_catalog.create_distributed_table($1::regclass, $2, colocate_with => $3)",
+                    None,
+                    &[table_name.as_str().into(), customer_column.into(), colocate_with.into()],
+                )
+                .or_raise();
+            client
+                .update(
+                    &format!("INSERT INTO {table_name} {select}"),
+                    None,
+                    &params(),
+                )
+                .or_raise();
+        }
         client
             .select(&format!("SELECT count(*) FROM {table_name}"), None, &[])
             .or_raise()

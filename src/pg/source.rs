@@ -171,7 +171,7 @@ pub fn scan_columns(
                     format!("the source has more than {max_rows} rows (customer_value.max_training_rows)"),
                 )
                 .with_detail("Training and evaluation hold the rows they read in memory.")
-                .with_hint("Sample the source, e.g. 'SELECT * FROM customers TABLESAMPLE SYSTEM (10)', or raise customer_value.max_training_rows."));
+                .with_hint("Train on a sample drawn where the rows are stored, e.g. options => '{\"sample\": 0.1}' (a table source), or raise customer_value.max_training_rows."));
             }
             if n > 0 {
                 // Deform each row once, in place: ~4× faster than a typed get per value.
@@ -216,4 +216,47 @@ pub fn scan_columns(
             return Ok(());
         }
     }
+}
+
+/// `source` restricted to the share `sample` of its rows (option `sample`), drawn where the
+/// rows are stored: `TABLESAMPLE BERNOULLI … REPEATABLE (seed)` on a table, which Citus runs on
+/// each shard. A query or a view cannot be sampled this way (say so, and how).
+pub fn sampled(source: Source, sample: Option<f64>, seed: u64) -> Result<Source> {
+    let Some(share) = sample else {
+        return Ok(source);
+    };
+    let refuse = |what: &str| {
+        Err(EngineError::new(
+            ErrorKind::NotSupported,
+            format!("option \"sample\" needs a table as the source, not {what}"),
+        )
+        .with_hint("Sample inside the query instead, e.g. 'SELECT * FROM customers TABLESAMPLE BERNOULLI (10) REPEATABLE (42)'."))
+    };
+    let Some(relation) = source.qualified_name.as_deref() else {
+        return refuse("a query");
+    };
+    let kind: Option<String> = Spi::connect(|client| {
+        client
+            .select(
+                "SELECT relkind::text FROM pg_catalog.pg_class WHERE oid = pg_catalog.to_regclass($1)",
+                Some(1),
+                &[relation.into()],
+            )
+            .or_raise()
+            .first()
+            .get_one::<String>()
+            .or_raise()
+    });
+    if !matches!(kind.as_deref(), Some("r" | "p" | "m")) {
+        return refuse("a view");
+    }
+    Ok(Source {
+        from_clause: format!(
+            "{} TABLESAMPLE BERNOULLI ({:?}) REPEATABLE ({})",
+            source.from_clause,
+            share * 100.0,
+            seed % (1 << 31)
+        ),
+        ..source
+    })
 }

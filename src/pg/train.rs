@@ -25,7 +25,9 @@ use crate::engine::train::{features_json, train as train_model, train_clv, Train
 
 use super::errors::{raise, OrRaise};
 use super::progress::Progress;
-use super::source::{missing_column, resolve_source, scan_columns, source_columns, Source};
+use super::source::{
+    missing_column, resolve_source, sampled, scan_columns, source_columns, Source,
+};
 use super::store;
 use super::types::sql_type_of;
 
@@ -703,7 +705,7 @@ pub(crate) fn fit_from_source(
 ) -> Result<Fitted> {
     let algorithm = spec.algorithm;
     let target = spec.target.as_deref();
-    let source = resolve_source(&spec.source)?;
+    let source = sampled(resolve_source(&spec.source)?, parsed.sample, parsed.seed)?;
     let columns = source_columns(&source)?;
     let mut parsed = parsed.clone();
     let mut target_sql_type = SqlType::Double;

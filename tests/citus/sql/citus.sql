@@ -3,6 +3,8 @@
 -- shards, and must equal those of a local copy of the same table.
 \set VERBOSITY terse
 \set ON_ERROR_ROLLBACK on
+\getenv test_data CV_TEST_DATA
+\set transactions_csv :test_data '/cdnow_sample_transactions.csv'
 CREATE EXTENSION customer_value;
 -- CREATE EXTENSION propagates to every worker.
 SELECT nodeport, result FROM run_command_on_workers($$SELECT extversion FROM pg_extension WHERE extname = 'customer_value'$$) ORDER BY 1;
@@ -74,11 +76,12 @@ CREATE ROLE cv_alice LOGIN IN ROLE customer_value_reader;
 CREATE ROLE cv_eve LOGIN IN ROLE customer_value_reader;
 CREATE ROLE cv_finance NOLOGIN;
 GRANT cv_finance TO cv_alice;
-GRANT SELECT ON customers TO cv_alice, cv_eve;
+GRANT SELECT ON customers, customers_local TO cv_alice, cv_eve;
 SELECT customer_value.restrict_model('spend', ARRAY['cv_finance']);
 SELECT nodeport, result FROM run_command_on_placements('customer_value.models', $$SELECT string_agg(DISTINCT allowed_roles::text, ',') FROM %s WHERE name = 'spend'$$) ORDER BY 1;
 SET ROLE cv_alice;
-SELECT round(sum(customer_value(c, 'spend'))::numeric, 6) AS alice_sum FROM customers c;
+SELECT (SELECT round(sum(customer_value(c, 'spend'))::numeric, 6) FROM customers c)
+     = (SELECT round(sum(customer_value(c, 'spend'))::numeric, 6) FROM customers_local c) AS alice_scores;
 RESET ROLE;
 SET ROLE cv_eve;
 SELECT sum(customer_value(c, 'spend')) FROM customers c;
@@ -86,9 +89,88 @@ SELECT count(*) AS eve_sees FROM customer_value.models WHERE name = 'spend';
 RESET ROLE;
 SELECT customer_value.restrict_model('spend', NULL) AS open_again;
 
+-- CLV from a distributed transaction log (the CDNOW 1/10 sample, distributed by customer).
+CREATE TABLE sample_tx (customer_id int, purchased date, cds int, dollars numeric);
+SELECT create_distributed_table('sample_tx', 'customer_id');
+COPY sample_tx FROM :'transactions_csv' WITH (FORMAT csv, HEADER);
+CREATE TABLE sample_tx_local AS SELECT * FROM sample_tx;
+-- create_rfm summarises each shard's customers where they are: the summary is distributed by
+-- the same key and colocated with the log, and equals the one made from a local copy.
+SELECT customer_value.create_rfm('cdnow_rfm', 'sample_tx', 'customer_id', 'purchased', 'dollars',
+                                 '1997-09-30', '{"holdout_end": "1998-06-30"}') AS customers;
+SELECT customer_value.create_rfm('cdnow_rfm_local', 'sample_tx_local', 'customer_id', 'purchased', 'dollars',
+                                 '1997-09-30', '{"holdout_end": "1998-06-30"}') AS customers;
+SELECT p.logicalrelid, p.colocationid = (SELECT colocationid FROM pg_dist_partition WHERE logicalrelid = 'sample_tx'::regclass) AS colocated_with_log
+  FROM pg_dist_partition p WHERE p.logicalrelid = 'cdnow_rfm'::regclass;
+SELECT count(*) AS different_summaries FROM (
+    (SELECT customer_id, frequency, recency, t, monetary_value FROM cdnow_rfm
+     EXCEPT SELECT customer_id, frequency, recency, t, monetary_value FROM cdnow_rfm_local)
+    UNION ALL
+    (SELECT customer_id, frequency, recency, t, monetary_value FROM cdnow_rfm_local
+     EXCEPT SELECT customer_id, frequency, recency, t, monetary_value FROM cdnow_rfm)) d;
+-- A CLV fit on a distributed summary reads it grouped (each distinct summary with its count,
+-- aggregated on the workers: 1,030 rows reach the coordinator for 2,357 customers) and fits
+-- the model of the per-customer fit of the local copy: the same likelihood, so the same
+-- optimum (BG/NBD to the bit; Gamma-Gamma sums its terms in another order, so its optimum
+-- agrees to the optimizer's tolerance).
+SELECT name, metrics ->> 'customers' AS customers, metrics ->> 'summary_rows' AS rows_read,
+       round((metrics ->> 'log_likelihood')::numeric, 4) AS log_likelihood
+  FROM customer_value.train('clv', 'cdnow_rfm', NULL, 'clv', '{"horizon": 39}');
+SELECT name, metrics ->> 'customers' AS customers, metrics ->> 'summary_rows' AS rows_read,
+       round((metrics ->> 'log_likelihood')::numeric, 4) AS log_likelihood
+  FROM customer_value.train('clv_local', 'cdnow_rfm_local', NULL, 'clv', '{"horizon": 39}');
+SELECT g.key, abs(g.value::float8 - l.value::float8) <= 1e-6 * abs(l.value::float8) AS same_parameter
+  FROM jsonb_each_text(customer_value.model_params('clv')) g
+  JOIN jsonb_each_text(customer_value.model_params('clv_local')) l USING (key)
+ WHERE jsonb_typeof(customer_value.model_params('clv') -> g.key) = 'number'
+ ORDER BY 1;
+SELECT g.t ->> 'name' AS tier, g.t ->> 'share' AS share,
+       coalesce(abs((g.t ->> 'min')::float8 - (l.t ->> 'min')::float8) <= 1e-6 * abs((l.t ->> 'min')::float8),
+                (g.t ->> 'min') IS NULL AND (l.t ->> 'min') IS NULL) AS same_cut
+  FROM jsonb_array_elements((SELECT tiers FROM customer_value.models WHERE name = 'clv')) WITH ORDINALITY AS g(t, n)
+  JOIN jsonb_array_elements((SELECT tiers FROM customer_value.models WHERE name = 'clv_local')) WITH ORDINALITY AS l(t, n) USING (n)
+ ORDER BY n;
+-- The CLV scoring functions run on the workers too, and agree with the local copy.
+CREATE TEMP TABLE clv_distributed AS
+SELECT customer_id, customer_value(r, 'clv') AS value, customer_value.p_alive(r, 'clv') AS p_alive,
+       customer_value.expected_purchases(r, 39, 'clv') AS purchases, customer_value.expected_spend(r, 'clv') AS spend
+  FROM cdnow_rfm r;
+CREATE TEMP TABLE clv_local AS
+SELECT customer_id, customer_value(r, 'clv_local') AS value, customer_value.p_alive(r, 'clv_local') AS p_alive,
+       customer_value.expected_purchases(r, 39, 'clv_local') AS purchases, customer_value.expected_spend(r, 'clv_local') AS spend
+  FROM cdnow_rfm_local r;
+SELECT count(*) AS customers,
+       count(*) FILTER (WHERE abs(d.value - l.value) > 1e-6 * greatest(abs(l.value), 1)
+                           OR abs(d.p_alive - l.p_alive) > 1e-9
+                           OR abs(d.purchases - l.purchases) > 1e-9 * greatest(abs(l.purchases), 1)
+                           OR abs(d.spend - l.spend) > 1e-6 * greatest(abs(l.spend), 1)) AS different
+  FROM clv_distributed d JOIN clv_local l USING (customer_id);
+-- A target needs each customer's own row: grouping then is refused, not silently wrong.
+SELECT * FROM customer_value.train('clv_eval', 'cdnow_rfm', 'holdout_spend', 'clv', '{"group": true}');
+
 -- Adding a node and rebalancing moves shards, and changes no score.
 SELECT citus_add_node('localhost', 9703) > 0 AS added;
 SELECT rebalance_table_shards('customers', shard_transfer_mode := 'block_writes');
 SELECT count(DISTINCT nodeport) AS nodes_with_shards FROM citus_shards WHERE table_name = 'customers'::regclass;
 SELECT count(*) FILTER (WHERE customer_value(c, 'spend') IS DISTINCT FROM l.value) AS different_after_rebalance
   FROM customers c JOIN scored_local l USING (customer_id);
+
+-- Scheduled retraining runs on the coordinator with pg_cron (citus first in
+-- shared_preload_libraries): a job retrains the distributed model and every node serves it.
+CREATE EXTENSION pg_cron;
+SELECT customer_value.schedule_retraining('spend', '* * * * *', '{"deploy": "always"}') > 0 AS scheduled;
+DO $$
+DECLARE
+    waited int := 0;
+BEGIN
+    WHILE waited < 300 AND NOT EXISTS (
+        SELECT 1 FROM customer_value.training_runs WHERE model = 'spend' AND kind = 'retrain')
+    LOOP
+        PERFORM pg_sleep(0.5);
+        waited := waited + 1;
+    END LOOP;
+END
+$$;
+SELECT customer_value.unschedule_retraining('spend') AS unscheduled;
+SELECT kind, decision, run_by FROM customer_value.training_runs WHERE model = 'spend' AND kind = 'retrain' ORDER BY id LIMIT 1;
+SELECT nodeport, result FROM run_command_on_placements('customer_value.models', $$SELECT max(version) FROM %s WHERE name = 'spend' AND deployed$$) ORDER BY 1;

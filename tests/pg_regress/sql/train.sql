@@ -74,4 +74,13 @@ SELECT customer_value.model_params('forest');
 SELECT name, algorithm, jsonb_array_length(metrics -> 'trials') AS trials,
        (SELECT array_agg(t ->> 'algorithm' ORDER BY t ->> 'algorithm') FROM jsonb_array_elements(metrics -> 'trials') t) AS tried
   FROM customer_value.train('best', 'customers', 'spend', 'auto', '{"n_trees": 10}');
+-- Option sample: train on a share of a table's rows, drawn where they are stored (TABLESAMPLE
+-- BERNOULLI, repeatable with the seed); a query or a view is refused with what to do instead.
+SELECT name, (metrics ->> 'n_train')::int + (metrics ->> 'n_test')::int BETWEEN 150 AND 350 AS about_half,
+       round((metrics ->> 'r2')::numeric, 3) AS r2
+  FROM customer_value.train('sampled', 'customers', 'spend', 'linear', '{"sample": 0.5}');
+SELECT (SELECT metrics -> 'n_train' FROM customer_value.train('sampled', 'customers', 'spend', 'linear', '{"sample": 0.5}'))
+     = (SELECT metrics -> 'n_train' FROM customer_value.models WHERE name = 'sampled' AND version = 1) AS repeatable;
+SELECT * FROM customer_value.train('sampled', 'SELECT * FROM customers', 'spend', 'linear', '{"sample": 0.5}');
+SELECT * FROM customer_value.train('sampled', 'customers', 'spend', 'linear', '{"sample": 0}');
 ROLLBACK;
