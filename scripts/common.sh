@@ -100,3 +100,66 @@ stop_cluster() {
 psql_run() {
     "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 "$@"
 }
+
+# Citus (installed by hand, not by this project): is it in the PostgreSQL under test?
+citus_installed() { [ -f "$("$PG_CONFIG" --pkglibdir)/citus.so" ]; }
+
+# start_citus DB PORT… [-- extra postgresql.conf lines…]: one throwaway cluster per port on
+# localhost (the first is the coordinator, the others are added as workers), each with citus and
+# pg_cron preloaded and database DB with the citus extension; stopped and removed on exit.
+# node_psql PORT psql-args… talks to one of them.
+start_citus() {
+    local db=$1 port
+    shift
+    CITUS_PORTS=()
+    while [ $# -gt 0 ] && [ "$1" != "--" ]; do CITUS_PORTS+=("$1"); shift; done
+    [ "${1:-}" = "--" ] && shift
+    unset RUST_BACKTRACE RUST_LIB_BACKTRACE
+    CITUS_DIR=$(mktemp -d /tmp/customer_value_citus.XXXXXX)
+    chmod 755 "$CITUS_DIR"
+    if [ "$(id -u)" -eq 0 ]; then chown postgres: "$CITUS_DIR"; fi
+    trap stop_citus EXIT
+    for port in "${CITUS_PORTS[@]}"; do
+        as_db_user "$PG_BIN/initdb" -D "$CITUS_DIR/$port" -U postgres -A trust -E UTF8 --locale=C --no-sync >/dev/null
+        {
+            echo "listen_addresses = 'localhost'"
+            echo "port = $port"
+            echo "unix_socket_directories = '$CITUS_DIR'"
+            echo "shared_preload_libraries = 'citus, pg_cron'"
+            echo "cron.database_name = '$db'"
+            echo "cron.use_background_workers = on"
+            echo "max_worker_processes = 32"
+            echo "max_prepared_transactions = 100"
+            echo "fsync = off"
+            echo "max_parallel_workers_per_gather = 2"
+            local line
+            for line in "$@"; do echo "$line"; done
+        } | as_db_user tee -a "$CITUS_DIR/$port/postgresql.conf" >/dev/null
+        as_db_user "$PG_BIN/pg_ctl" -D "$CITUS_DIR/$port" -l "$CITUS_DIR/$port.log" -w start >/dev/null
+        node_psql "$port" -d postgres -c "CREATE DATABASE $db"
+        node_psql "$port" -d "$db" -c "CREATE EXTENSION citus"
+    done
+}
+
+# add_citus_workers DB COORDINATOR PORT…
+add_citus_workers() {
+    local db=$1 coordinator=$2 port
+    shift 2
+    node_psql "$coordinator" -d "$db" -c "SELECT citus_set_coordinator_host('localhost', $coordinator)" >/dev/null
+    for port in "$@"; do
+        node_psql "$coordinator" -d "$db" -c "SELECT citus_add_node('localhost', $port)" >/dev/null
+    done
+}
+
+node_psql() { local port=$1; shift; "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h localhost -p "$port" -U postgres "$@"; }
+
+stop_citus() {
+    local port
+    if [ -n "${CITUS_DIR:-}" ] && [ -d "$CITUS_DIR" ]; then
+        for port in "${CITUS_PORTS[@]}"; do
+            [ -d "$CITUS_DIR/$port" ] &&
+                as_db_user "$PG_BIN/pg_ctl" -D "$CITUS_DIR/$port" -m immediate -w stop >/dev/null 2>&1
+        done
+        rm -rf "$CITUS_DIR"
+    fi
+}

@@ -109,3 +109,28 @@ COMMENT ON FUNCTION customer_value.distribute() IS
 COMMENT ON FUNCTION customer_value.deployed_id(text) IS
     'Id of the deployed version of a model (or of name@version), for the pinned form customer_value(c, customer_value.deployed_id(''name'')) that Citus accepts in UPDATE on distributed tables';
 REVOKE EXECUTE ON FUNCTION customer_value.distribute() FROM PUBLIC;
+
+-- rfm refuses a holdout_end that is not after calibration_end (22023).
+CREATE OR REPLACE FUNCTION customer_value.rfm(
+    source text, customer_column text, time_column text, amount_column text,
+    calibration_end timestamptz, options jsonb DEFAULT '{}')
+RETURNS TABLE (customer text, frequency int, recency float8, t float8, monetary_value float8,
+               first_purchase timestamptz, last_purchase timestamptz, total_spend float8,
+               purchases int, transactions bigint, holdout_purchases int, holdout_spend float8)
+LANGUAGE plpgsql STABLE PARALLEL UNSAFE
+AS $fn$
+BEGIN
+    IF calibration_end IS NULL THEN
+        RAISE EXCEPTION 'calibration_end must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    -- a holdout that ends before the calibration would silently cut the calibration short
+    IF (options ->> 'holdout_end')::timestamptz <= calibration_end THEN
+        RAISE EXCEPTION 'option "holdout_end" (%) must be after calibration_end (%)',
+            options ->> 'holdout_end', calibration_end
+            USING ERRCODE = '22023',
+                  HINT = 'The holdout is the period after the calibration: purchases after calibration_end up to holdout_end.';
+    END IF;
+    RETURN QUERY EXECUTE customer_value.rfm_query(source, customer_column, time_column, amount_column, options)
+        USING calibration_end, (options ->> 'holdout_end')::timestamptz;
+END
+$fn$;

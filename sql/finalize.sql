@@ -116,6 +116,13 @@ BEGIN
     IF calibration_end IS NULL THEN
         RAISE EXCEPTION 'calibration_end must not be NULL' USING ERRCODE = '22004';
     END IF;
+    -- a holdout that ends before the calibration would silently cut the calibration short
+    IF (options ->> 'holdout_end')::timestamptz <= calibration_end THEN
+        RAISE EXCEPTION 'option "holdout_end" (%) must be after calibration_end (%)',
+            options ->> 'holdout_end', calibration_end
+            USING ERRCODE = '22023',
+                  HINT = 'The holdout is the period after the calibration: purchases after calibration_end up to holdout_end.';
+    END IF;
     RETURN QUERY EXECUTE customer_value.rfm_query(source, customer_column, time_column, amount_column, options)
         USING calibration_end, (options ->> 'holdout_end')::timestamptz;
 END

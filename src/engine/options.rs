@@ -697,10 +697,10 @@ impl TrainOptions {
             let mut candidates = Vec::new();
             for name in names {
                 let a = Algorithm::parse(&name)?;
-                if a == Algorithm::Auto {
+                if a == Algorithm::Auto || a.is_clv() {
                     return Err(option_error(
                         "candidates",
-                        "concrete algorithms (not \"auto\")",
+                        "machine-learning algorithms (not \"auto\" or a CLV model, which learn from an RFM summary)",
                         v,
                     ));
                 }

@@ -251,6 +251,51 @@ enum TargetKind {
 }
 
 impl TargetKind {
+    /// The metrics computed for this kind of target: a `metric` option outside them would
+    /// compare nothing with nothing (NULL with NULL) when deciding deployment.
+    fn metrics(self) -> &'static [Metric] {
+        match self {
+            TargetKind::Value => &[
+                Metric::Rmse,
+                Metric::Mae,
+                Metric::R2,
+                Metric::Spearman,
+                Metric::Gini,
+                Metric::TopDecileCapture,
+            ],
+            TargetKind::Binary => &[
+                Metric::Auc,
+                Metric::LogLoss,
+                Metric::Accuracy,
+                Metric::F1,
+                Metric::Gini,
+                Metric::Spearman,
+                Metric::TopDecileCapture,
+                Metric::Rmse,
+                Metric::Mae,
+            ],
+            TargetKind::MultiClass => &[Metric::Accuracy, Metric::LogLoss, Metric::F1],
+        }
+    }
+
+    fn check_metric(self, options: &TrainOptions) -> Result<()> {
+        let applicable = self.metrics();
+        if !options.metric_given || applicable.contains(&options.metric) {
+            return Ok(());
+        }
+        let what = match self {
+            TargetKind::Value => "a value (regression) model",
+            TargetKind::Binary => "a binary classifier",
+            TargetKind::MultiClass => "a multi-class classifier",
+        };
+        let names: Vec<&str> = applicable.iter().map(|m| m.key()).collect();
+        Err(EngineError::invalid_parameter(format!(
+            "metric \"{}\" does not apply to {what}",
+            options.metric.key()
+        ))
+        .with_hint(format!("Use one of: {}.", names.join(", "))))
+    }
+
     /// The metric that ranks candidates and search combinations: the `metric` option, else AUC
     /// for a binary classifier and accuracy for a multi-class one.
     fn selection_metric(self, options: &TrainOptions) -> Metric {
@@ -326,6 +371,7 @@ pub fn train(
         (true, false) => TargetKind::Binary,
         _ => TargetKind::Value,
     };
+    kind.check_metric(options)?;
     if multiclass {
         let k = options.classes.len() as f64;
         if let Some(y) = data
@@ -687,6 +733,30 @@ pub fn train(
 }
 
 /// Fits a CLV model (`bgnbd`, `pareto_nbd`, `gamma_gamma` or `clv`) on an RFM summary.
+/// Parameters of a fitted CLV model that are usable: finite and within [1e-8, 1e8]. A fit that
+/// ran off to a boundary (e.g. r, α → 10³⁸ with a likelihood of 0 on very regular buyers)
+/// reached no valid optimum and is refused instead of deployed.
+fn check_clv_fit(model: &str, names: &[&str], values: &[f64], log_likelihood: f64) -> Result<()> {
+    let out_of_range = |v: f64| !v.is_finite() || !(1e-8..=1e8).contains(&v);
+    if values.iter().all(|&v| !out_of_range(v)) && log_likelihood.is_finite() {
+        return Ok(());
+    }
+    let shown: Vec<String> = names
+        .iter()
+        .zip(values)
+        .map(|(n, v)| format!("{n} = {v:.4e}"))
+        .collect();
+    Err(EngineError::new(
+        ErrorKind::FitFailed,
+        format!(
+            "{model} did not converge to a valid optimum: {} (log-likelihood {log_likelihood})",
+            shown.join(", ")
+        ),
+    )
+    .with_detail("A parameter ran off towards 0 or infinity: the data carry too little heterogeneity for this model (e.g. customers who all buy on the same schedule).")
+    .with_hint("Add a penalty, e.g. options => '{\"penalizer\": 0.01}', or use more varied data."))
+}
+
 /// `features` name the summary's columns (frequency, recency, t and, for spend models,
 /// monetary_value); `target`, if given, is compared with each customer's value (e.g. the
 /// holdout purchases or spend) — these models are evaluated over time, not on a row holdout.
@@ -699,6 +769,9 @@ pub fn train_clv(
     interrupt: &mut dyn FnMut(),
 ) -> Result<TrainOutcome> {
     clv_data::validate(customers)?;
+    if target.is_some() {
+        TargetKind::Value.check_metric(options)?;
+    }
     let o = &options.clv;
     let fit_options = FitOptions {
         penalizer: o.penalizer,
@@ -726,14 +799,28 @@ pub fn train_clv(
     if grouped {
         extra.insert("summary_rows".into(), json!(customers.len()));
     }
+    let first_seen_at_end: f64 = customers
+        .iter()
+        .filter(|c| c.t == 0.0)
+        .map(|c| c.count)
+        .sum();
+    if first_seen_at_end > 0.0 {
+        // counted, scored, and left out of the count models' fit (their likelihood term is 1)
+        extra.insert(
+            "customers_first_seen_at_calibration_end".into(),
+            json!(first_seen_at_end as u64),
+        );
+    }
     let count = match count_algorithm {
         Some(Algorithm::BgNbd) => {
             let (m, ll) = BgNbd::fit(customers, &fit_options, interrupt)?;
+            check_clv_fit("bgnbd", &["r", "alpha", "a", "b"], &m.params(), ll)?;
             extra.insert("log_likelihood".into(), json!(ll));
             Some(CountModel::BgNbd(m))
         }
         Some(Algorithm::ParetoNbd) => {
             let (m, ll) = ParetoNbd::fit(customers, &fit_options, interrupt)?;
+            check_clv_fit("pareto_nbd", &["r", "alpha", "s", "beta"], &m.params(), ll)?;
             extra.insert("log_likelihood".into(), json!(ll));
             Some(CountModel::ParetoNbd(m))
         }
@@ -741,6 +828,12 @@ pub fn train_clv(
     };
     let spend = if matches!(algorithm, Algorithm::GammaGamma | Algorithm::Clv) {
         let fit = GammaGamma::fit(customers, &fit_options, interrupt)?;
+        check_clv_fit(
+            "gamma_gamma",
+            &["p", "q", "gamma"],
+            &fit.model.params(),
+            fit.log_likelihood,
+        )?;
         if fit.model.q <= 1.0 {
             return Err(EngineError::new(
                 ErrorKind::FitFailed,
@@ -778,7 +871,9 @@ pub fn train_clv(
         .iter()
         .map(|c| model.value(&[c.frequency, c.recency, c.t, c.monetary_value][..n_inputs]))
         .collect();
-    if let Some(i) = predictions.iter().position(|p| !p.is_finite()) {
+    // expected purchases, P(alive) and values are ≥ 0 by construction: anything else is a
+    // numerical breakdown of the fitted model, never a number to deploy
+    if let Some(i) = predictions.iter().position(|p| !p.is_finite() || *p < 0.0) {
         return Err(EngineError::new(
             ErrorKind::FitFailed,
             format!(

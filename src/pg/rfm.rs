@@ -245,6 +245,36 @@ fn rfm_query(
     .sql
 }
 
+/// A holdout must end after the calibration (else it would silently cut the calibration short).
+fn check_holdout_end(
+    calibration_end: pgrx::datum::TimestampWithTimeZone,
+    holdout_end: Option<&str>,
+) -> Result<()> {
+    let Some(holdout_end) = holdout_end else {
+        return Ok(());
+    };
+    let after = Spi::connect(|client| {
+        client
+            .select(
+                "SELECT $2::timestamptz > $1",
+                Some(1),
+                &[calibration_end.into(), holdout_end.into()],
+            )
+            .or_raise()
+            .first()
+            .get_one::<bool>()
+            .or_raise()
+            .unwrap_or(true)
+    });
+    if after {
+        return Ok(());
+    }
+    Err(EngineError::invalid_parameter(format!(
+        "option \"holdout_end\" ({holdout_end}) must be after calibration_end"
+    ))
+    .with_hint("The holdout is the period after the calibration: purchases after calibration_end up to holdout_end."))
+}
+
 /// Materialises an RFM summary as a table whose key column keeps its source name and type
 /// (a set-returning function cannot name its columns after its arguments). Returns the number
 /// of customers.
@@ -272,6 +302,7 @@ fn create_rfm(
         .get("holdout_end")
         .and_then(Value::as_str)
         .map(str::to_string);
+    check_holdout_end(calibration_end, holdout_end.as_deref()).or_raise();
     let key = quote_identifier(customer_column);
     // the table name as Postgres parses an identifier (optionally schema-qualified), each part
     // quoted: nothing but a name can reach the DDL below

@@ -448,4 +448,28 @@ pub(crate) mod tests {
             );
         }
     }
+
+    /// Customers first seen at the calibration end (t = 0, as create_rfm makes them) train and
+    /// score: they leave the fit unchanged (likelihood term 1) and get a finite expectation.
+    #[test]
+    fn customers_first_seen_at_the_calibration_end_train_and_score() {
+        let sample = cdnow_sample();
+        let mut with_new = sample.clone();
+        with_new.extend(std::iter::repeat_n(Customer::one(0.0, 0.0, 0.0, 0.0), 50));
+        crate::engine::clv::data::validate(&with_new).unwrap();
+        let options = FitOptions::default();
+        let (without, _) = BgNbd::fit(&sample, &options, &mut || {}).unwrap();
+        let (with, _) = BgNbd::fit(&with_new, &options, &mut || {}).unwrap();
+        assert_eq!(without.params(), with.params());
+        let e = with.expected_purchases(39.0, 0.0, 0.0, 0.0);
+        assert!(e.is_finite() && e > 0.0, "{e}");
+        assert_eq!(with.p_alive(0.0, 0.0, 0.0), 1.0);
+        let (pnbd, _) =
+            crate::engine::clv::pareto_nbd::ParetoNbd::fit(&with_new, &options, &mut || {})
+                .unwrap();
+        let e = pnbd.expected_purchases(39.0, 0.0, 0.0, 0.0);
+        let alive = pnbd.p_alive(0.0, 0.0, 0.0);
+        assert!(e.is_finite() && e > 0.0, "{e}");
+        assert!((alive - 1.0).abs() < 1e-12, "{alive}");
+    }
 }

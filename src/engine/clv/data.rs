@@ -38,7 +38,7 @@ pub fn validate(customers: &[Customer]) -> Result<()> {
         let row = i + 1;
         let bad = |what: String| {
             Err(EngineError::new(ErrorKind::InvalidParameter, format!("row {row} of the RFM summary: {what}"))
-                .with_hint("frequency counts repeat purchases (≥ 0), recency is the age at the last purchase (0 ≤ recency ≤ t), t the age at the end of calibration (> 0); customer_value.rfm() builds such a summary."))
+                .with_hint("frequency counts repeat purchases (≥ 0), recency is the age at the last purchase (0 ≤ recency ≤ t), t the age at the end of calibration (≥ 0); customer_value.rfm() builds such a summary."))
         };
         if !c.frequency.is_finite() || c.frequency < 0.0 || c.frequency.fract() != 0.0 {
             return bad(format!(
@@ -52,8 +52,13 @@ pub fn validate(customers: &[Customer]) -> Result<()> {
                 c.count
             ));
         }
-        if !c.t.is_finite() || c.t <= 0.0 {
-            return bad(format!("t must be positive, got {}", c.t));
+        // t = 0: first purchase at the calibration end (frequency 0); such a customer's
+        // likelihood term is 1, so the count models leave it out of the fit and still score it
+        if !c.t.is_finite() || c.t < 0.0 || (c.t == 0.0 && c.frequency > 0.0) {
+            return bad(format!(
+                "t must be positive (or 0 with frequency 0), got {}",
+                c.t
+            ));
         }
         if !c.recency.is_finite() || c.recency < 0.0 || c.recency > c.t * (1.0 + 1e-9) + 1e-9 {
             return bad(format!(
@@ -171,7 +176,10 @@ impl CountData {
     /// The data a count model is fitted on, with the mean T (a scale for starting values).
     /// Without any repeat purchase the likelihood has no maximum: that is refused.
     pub fn for_count_model(customers: &[Customer], model: &str) -> Result<(CountData, f64)> {
-        let data = CountData::new(customers);
+        // customers first seen at the calibration end (t = 0) have likelihood 1 whatever the
+        // parameters: they carry no information, and are left out
+        let informative: Vec<Customer> = customers.iter().filter(|c| c.t > 0.0).copied().collect();
+        let data = CountData::new(&informative);
         if data.repeaters() == 0.0 {
             return Err(EngineError::insufficient_data(format!(
                 "{model} needs customers with repeat purchases, but every frequency is 0"
@@ -250,7 +258,10 @@ mod tests {
         assert!(validate(&[c(-1.0, 0.0, 3.0)]).is_err());
         assert!(validate(&[c(1.5, 1.0, 3.0)]).is_err());
         assert!(validate(&[c(1.0, 0.0, 3.0)]).is_err());
-        assert!(validate(&[c(0.0, 0.0, 0.0)]).is_err());
+        assert!(validate(&[c(1.0, 0.0, 0.0)]).is_err());
+        assert!(validate(&[c(0.0, 0.0, -1.0)]).is_err());
+        // first purchase at the calibration end: valid
+        assert!(validate(&[c(0.0, 0.0, 0.0)]).is_ok());
         assert!(validate(&[]).is_err());
         assert!(validate(&[c(0.0, 0.0, 3.0), c(3.0, 2.5, 3.0)]).is_ok());
     }

@@ -1,0 +1,63 @@
+-- Hardening: no silent wrong numbers, and user situations that end in a clear error.
+\set ON_ERROR_ROLLBACK on
+\set VERBOSITY terse
+BEGIN;
+
+-- Very regular buyers: every customer buys in January, every second also in March, every third
+-- also in May. BG/NBD's likelihood runs off to r, α → ∞ on such data; the fit is refused with
+-- the reason instead of deploying a model whose every value is negative.
+CREATE TABLE regular_tx (customer_id int, purchased date, amount numeric);
+INSERT INTO regular_tx
+SELECT i, d::date, 20 + i % 7
+  FROM generate_series(1, 3000) AS i,
+       LATERAL (SELECT '2024-01-15'::date AS d
+                UNION ALL SELECT '2024-03-15' WHERE i % 2 = 0
+                UNION ALL SELECT '2024-05-15' WHERE i % 3 = 0) AS days;
+SELECT customer_value.create_rfm('regular_rfm', 'regular_tx', 'customer_id', 'purchased', 'amount', '2024-06-30') AS customers;
+SELECT * FROM customer_value.train('regular', 'regular_rfm', NULL, 'bgnbd');
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) AS stored FROM customer_value.models WHERE name = 'regular';
+
+-- Customers whose first purchase is on the calibration end get t = 0: create_rfm makes them and
+-- train takes them (their likelihood term is 1: they are scored, counted, and left out of the fit).
+CREATE TABLE late_tx AS
+SELECT customer_id, purchased, dollars FROM (VALUES (1, '2024-01-03'::date, 10.0), (1, '2024-02-10', 12.0),
+       (2, '2024-01-20', 30.0), (2, '2024-03-01', 25.0), (2, '2024-05-05', 28.0), (3, '2024-02-02', 8.0),
+       (4, '2024-06-30', 50.0), (5, '2024-06-30', 15.0), (6, '2024-03-03', 9.0), (6, '2024-06-01', 11.0))
+       AS v(customer_id, purchased, dollars);
+INSERT INTO late_tx SELECT 100 + i, '2024-01-01'::date + (i % 150), 10 + i % 9 FROM generate_series(1, 400) AS i;
+INSERT INTO late_tx SELECT 100 + i, '2024-01-01'::date + (i % 150) + 20 + i % 30, 12 FROM generate_series(1, 400) AS i WHERE i % 3 = 0;
+SELECT customer_value.create_rfm('late_rfm', 'late_tx', 'customer_id', 'purchased', 'dollars', '2024-06-30') AS customers;
+SELECT customer_id, frequency, recency, t FROM late_rfm WHERE t = 0 ORDER BY 1;
+SELECT name, metrics ->> 'customers' AS customers,
+       metrics ->> 'customers_first_seen_at_calibration_end' AS first_seen_at_end
+  FROM customer_value.train('late', 'late_rfm', NULL, 'bgnbd', '{"horizon": 10}');
+SELECT customer_id, round(customer_value(r, 'late')::numeric, 4) > 0 AS positive,
+       customer_value.p_alive(r, 'late') AS p_alive
+  FROM late_rfm r WHERE t = 0 ORDER BY 1;
+
+-- A holdout that ends before the calibration would silently cut the calibration short.
+SELECT count(*) FROM customer_value.rfm('late_tx', 'customer_id', 'purchased', 'dollars', '2024-06-30',
+                                        '{"holdout_end": "2024-01-01"}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT customer_value.create_rfm('late_rfm2', 'late_tx', 'customer_id', 'purchased', 'dollars', '2024-06-30',
+                                 '{"holdout_end": "2024-06-30"}');
+\echo :LAST_ERROR_SQLSTATE
+
+-- A metric that does not apply to the model would compare NULL with NULL when deciding
+-- deployment: refused.
+CREATE TABLE buyers (customer_id int PRIMARY KEY, orders int, tenure float8, spend float8, churned boolean);
+INSERT INTO buyers
+SELECT i, (i * 37) % 23, ((i * 71) % 13)::float8, 10 + 2 * ((i * 37) % 23) + ((i * 17) % 5), (i * 37) % 23 < 5
+  FROM generate_series(1, 300) AS i;
+SELECT * FROM customer_value.train('m', 'SELECT orders, tenure, spend FROM buyers', 'spend', 'linear', '{"metric": "auc"}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM customer_value.train('m', 'SELECT orders, tenure, churned FROM buyers', 'churned', 'logistic', '{"metric": "r2"}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM customer_value.train('m', 'late_rfm', 'holdout_spend', 'clv', '{"metric": "auc"}');
+\echo :LAST_ERROR_SQLSTATE
+
+-- auto's candidates are machine-learning algorithms; a CLV model learns from an RFM summary.
+SELECT * FROM customer_value.train('m', 'buyers', 'spend', 'auto', '{"candidates": ["bgnbd"]}');
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
