@@ -59,15 +59,18 @@ SELECT i, bench_u(i, 1) * 10, bench_u(i, 2) * 100, bench_u(i, 3), bench_u(i, 4) 
        20 + 3 * bench_u(i, 1) * 10 + 0.5 * bench_u(i, 2) * 100 + 40 * bench_u(i, 3) * bench_u(i, 4) + 10 * bench_u(i, 6)
   FROM generate_series(1, $N) AS i;
 INSERT INTO customers SELECT * FROM customers_one;
--- RFM summaries of the same customers (whole-week recency/T, a geometric-ish frequency)
+-- RFM summaries with the structure of real ones: the CDNOW sample's 2,357 summaries (weeks, x,
+-- t_x, T, mean repeat spend), repeated, each repeat's spend scaled by up to ±5 % in cents
+CREATE TABLE cdnow (id int, x float8, t_x float8, t float8, zbar float8);
+\copy cdnow FROM 'tests/data/cdnow_customers_summary_with_transactions.csv' WITH (FORMAT csv, HEADER)
 CREATE TABLE rfm (id bigint PRIMARY KEY, frequency float8, recency float8, t float8, monetary_value float8);
 SELECT create_distributed_table('rfm', 'id');
 CREATE TABLE rfm_one (LIKE rfm INCLUDING ALL);
 INSERT INTO rfm_one
-SELECT i, x, CASE WHEN x = 0 THEN 0 ELSE floor(bench_u(i, 12) * t) END, t,
-       CASE WHEN x = 0 THEN 0 ELSE round((10 + 40 * bench_u(i, 13))::numeric, 2)::float8 END
-  FROM (SELECT i, floor(-ln(bench_u(i, 10)) * 1.5)::float8 AS x, (1 + floor(bench_u(i, 11) * 78))::float8 AS t
-          FROM generate_series(1, $N) AS i) s;
+SELECT i, c.x, c.t_x, c.t,
+       CASE WHEN c.x = 0 THEN 0 ELSE round((c.zbar * (0.95 + 0.1 * bench_u(i, 13)))::numeric, 2)::float8 END
+  FROM generate_series(1, $N) AS i
+  JOIN cdnow c ON c.id = 1 + (i - 1) % 2357;
 INSERT INTO rfm SELECT * FROM rfm_one;
 VACUUM ANALYZE customers_one; VACUUM ANALYZE rfm_one;
 SQL
@@ -131,6 +134,9 @@ for k in $(seq "$KILLS"); do
     postmaster=$(head -1 "$CITUS_DIR/$W1/postmaster.pid")
     kill -9 $(pgrep -P "$postmaster") "$postmaster" 2>/dev/null || true
     sleep 0.5
+    # a killed postmaster may linger as a zombie here (nothing reaps it), which would make its
+    # own pid file look live: it is dead, and so is every process it started
+    rm -f "$CITUS_DIR/$W1/postmaster.pid" "$CITUS_DIR/.s.PGSQL.$W1.lock"
     wait $flipper || true
     as_db_user "$PG_BIN/pg_ctl" -D "$CITUS_DIR/$W1" -l "$CITUS_DIR/$W1.log" -w start >/dev/null
     sql -c "SELECT recover_prepared_transactions()" >/dev/null

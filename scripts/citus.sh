@@ -19,6 +19,12 @@ if ! citus_installed; then
     exit $SKIPPED
 fi
 ensure_toolchain
+# The test starts from the previous release and upgrades (the upgrade must propagate to the
+# workers): its install script comes with scripts/upgrade.sh, which runs first in the test
+# command; run it here when it has not run on this machine.
+if [ ! -f "$("$PG_CONFIG" --sharedir)/extension/customer_value--0.2.0.sql" ]; then
+    bash "$ROOT/scripts/upgrade.sh"
+fi
 step "building and installing the extension (release)"
 cargo pgrx install --release --pg-config "$PG_CONFIG" ${SUDO:+--sudo} >/dev/null
 

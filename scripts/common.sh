@@ -157,8 +157,9 @@ stop_citus() {
     local port
     if [ -n "${CITUS_DIR:-}" ] && [ -d "$CITUS_DIR" ]; then
         for port in "${CITUS_PORTS[@]}"; do
-            [ -d "$CITUS_DIR/$port" ] &&
-                as_db_user "$PG_BIN/pg_ctl" -D "$CITUS_DIR/$port" -m immediate -w stop >/dev/null 2>&1
+            if [ -d "$CITUS_DIR/$port" ]; then
+                as_db_user "$PG_BIN/pg_ctl" -D "$CITUS_DIR/$port" -m immediate -w -t 10 stop >/dev/null 2>&1 || true
+            fi
         done
         rm -rf "$CITUS_DIR"
     fi

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test: formatting and lints, engine unit tests and #[pg_test]s (cargo pgrx test),
 # then the golden SQL files in tests/pg_regress against a release build in a throwaway cluster,
-# the Citus golden tests on a local coordinator and workers when Citus is installed
-# (scripts/citus.sh; reported as SKIPPED in the summary line when it is not), then the upgrade
-# test from the previous release (scripts/upgrade.sh).
+# the upgrade test from the previous release (scripts/upgrade.sh), then the Citus golden tests
+# on a local coordinator and workers when Citus is installed (scripts/citus.sh; reported as
+# SKIPPED in the summary line when it is not).
 # Installs whatever is missing first (see common.sh); idempotent.
 source "$(dirname "$0")/common.sh"
 lock_install
@@ -26,6 +26,9 @@ rm -rf "$PGRX_TEST_DIR"
 
 bash "$ROOT/scripts/regress.sh"
 
+step "upgrade test (previous release → this build)"
+bash "$ROOT/scripts/upgrade.sh"
+
 step "Citus golden tests (scripts/citus.sh)"
 citus_status=0
 bash "$ROOT/scripts/citus.sh" || citus_status=$?
@@ -35,6 +38,4 @@ case $citus_status in
     *) exit $citus_status ;;
 esac
 
-step "upgrade test (previous release → this build)"
-bash "$ROOT/scripts/upgrade.sh"
 step "all tests passed in ${SECONDS}s — $citus"

@@ -368,7 +368,30 @@ fn distribute_store() -> Result<Vec<(String, String)>> {
         .with_detail("Only the owner of the customer_value extension's tables (or a member of that role) may distribute them."));
     }
     Ok(Spi::connect_mut(|client| {
-        STORE_TABLES
+        // Citus's notices about copying the rows and the local copy left on disk say nothing
+        // the caller must act on (the local copy is freed below)
+        let messages: String = client
+            .update(
+                "SELECT pg_catalog.current_setting('client_min_messages')",
+                Some(1),
+                &[],
+            )
+            .or_raise()
+            .first()
+            .get_one::<String>()
+            .or_raise()
+            .unwrap_or_else(|| "notice".into());
+        let set_messages = |client: &mut pgrx::spi::SpiClient<'_>, level: &str| {
+            client
+                .update(
+                    "SELECT pg_catalog.set_config('client_min_messages', $1, true)",
+                    None,
+                    &[level.into()],
+                )
+                .or_raise();
+        };
+        set_messages(client, "warning");
+        let done = STORE_TABLES
             .iter()
             .map(|&table| {
                 if is_distributed(client, table) {
@@ -382,10 +405,20 @@ fn distribute_store() -> Result<Vec<(String, String)>> {
                         &[format!("customer_value.{table}").into()],
                     )
                     .or_raise();
+                // the coordinator's local copy of the rows is hidden from now on: free it
+                client
+                    .update(
+                        "SELECT pg_catalog.truncate_local_data_after_distributing_table($1::pg_catalog.regclass)",
+                        None,
+                        &[format!("customer_value.{table}").into()],
+                    )
+                    .or_raise();
                 restore_roles(client, &captured);
                 (table.to_string(), "made a reference table".to_string())
             })
-            .collect()
+            .collect();
+        set_messages(client, &messages);
+        done
     }))
 }
 

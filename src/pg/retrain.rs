@@ -183,7 +183,11 @@ fn attempt(
         outcome,
         &fitted.profile,
         parsed,
-        DeployDecision::Decided { deploy, reason },
+        DeployDecision::Decided {
+            deploy,
+            reason,
+            champion: champion_version,
+        },
     )?;
     let champion_metrics = match &fitted.champion {
         Some(Ok(m)) => {
@@ -233,7 +237,9 @@ fn retrain(
     // other failure (a half-done store must not survive).
     // A model that does not exist is the caller's error, not a run to record.
     store::check_visible(name).or_raise();
-    Spi::connect_mut(|client| store::lock_name(client, name));
+    // One retrain of a model at a time; deploy and train take the model's own lock only while
+    // they write, so an emergency rollback never waits behind a long retrain.
+    Spi::connect_mut(|client| store::lock_retrain(client, name));
     let basis = basis(name).or_raise();
     // Who may re-run the spec is the caller's error, not a run to record.
     let author = spec_author(name, basis.author).or_raise();

@@ -208,9 +208,51 @@ struct LoadedModel {
     model: Rc<ModelArtifact>,
 }
 
+/// The statement a call site's model and row layout were resolved for. A call site can outlive
+/// its statement (PL/pgSQL keeps its expressions' state across statements and calls), so it
+/// resolves again whenever this changes: another top-level statement or transaction, a command
+/// counter increment in this one (a DDL, a deploy in the same transaction), or — for the
+/// default model — another value of `customer_value.model`. Within one statement, every row is
+/// scored by one version, whatever other sessions deploy meanwhile.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct StatementKey {
+    transaction: u32,
+    statement_start: i64,
+    command: u32,
+    /// The current `customer_value.model` string (its address: a new value is a new string).
+    default_model: usize,
+}
+
+impl StatementKey {
+    #[inline]
+    fn current(key: KeyArg<'_>) -> StatementKey {
+        // SAFETY: reads of backend globals; GetConfigOption with missing_ok returns NULL or the
+        // setting's current string, which we only compare by address.
+        unsafe {
+            StatementKey {
+                transaction: if pg_sys::MyProc.is_null() {
+                    0
+                } else {
+                    (*pg_sys::MyProc).lxid
+                },
+                statement_start: pg_sys::GetCurrentStatementStartTimestamp(),
+                command: pg_sys::GetCurrentCommandId(false),
+                default_model: match key {
+                    KeyArg::Default => {
+                        pg_sys::GetConfigOption(c"customer_value.model".as_ptr(), true, false)
+                            as usize
+                    }
+                    _ => 0,
+                },
+            }
+        }
+    }
+}
+
 /// Per-call-site state, owned by `flinfo->fn_extra`, freed with `fn_mcxt`.
 struct CallSite {
     memory: pg_sys::MemoryContext,
+    resolved_for: Option<StatementKey>,
     model: Option<LoadedModel>,
     layout: Option<RowLayout>,
     values: Vec<pg_sys::Datum>,
@@ -229,6 +271,7 @@ unsafe fn call_site<'a>(fcinfo: pg_sys::FunctionCallInfo) -> &'a mut CallSite {
             let memory = (*flinfo).fn_mcxt;
             let site = Box::into_raw(Box::new(CallSite {
                 memory,
+                resolved_for: None,
                 model: None,
                 layout: None,
                 values: Vec::new(),
@@ -363,6 +406,12 @@ unsafe fn read_row<'a>(
 ) -> (&'a [f64], &'a ModelArtifact) {
     unsafe {
         let site = call_site(fcinfo);
+        let statement = StatementKey::current(key);
+        if site.resolved_for != Some(statement) {
+            site.model = None;
+            site.layout = None;
+            site.resolved_for = Some(statement);
+        }
         if !site.model.as_ref().is_some_and(|m| m.key.matches(key)) {
             site.model = Some(load_model(&ModelKey::from_arg(key)).or_raise());
             site.layout = None;

@@ -34,7 +34,7 @@ pub fn resolve_source(source: &str) -> Result<Source> {
     if looks_like_query(source) {
         return Ok(Source {
             from_clause: format!("({source}) AS cv_source"),
-            primary_key: vec![],
+            primary_key: key_columns_of_query(source),
             qualified_name: None,
         });
     }
@@ -96,6 +96,72 @@ pub fn resolve_source(source: &str) -> Result<Source> {
         primary_key,
         qualified_name: Some(qualified_name),
     })
+}
+
+/// The output columns of `query` that are, unchanged, a column of a table's primary key — as
+/// for a table source, they are no features (`SELECT * FROM t TABLESAMPLE …` must not learn from
+/// t's id). Postgres' parse analysis records each output column's origin table and column (what
+/// it sends clients in a row description); a computed column has none.
+fn key_columns_of_query(query: &str) -> Vec<String> {
+    let Ok(text) = std::ffi::CString::new(query) else {
+        return Vec::new();
+    };
+    let origins: Vec<(String, pg_sys::Oid, i16)> = Spi::connect(|_client| {
+        // SAFETY: inside an SPI connection; SPI_prepare raises a Postgres ERROR for a bad query
+        // (reported as for any source); the plan and its lists are only read, then freed.
+        unsafe {
+            let plan = pg_sys::SPI_prepare(text.as_ptr(), 0, std::ptr::null_mut());
+            if plan.is_null() {
+                return Vec::new();
+            }
+            let mut found = Vec::new();
+            let sources = pgrx::PgList::<pg_sys::CachedPlanSource>::from_pg(
+                pg_sys::SPI_plan_get_plan_sources(plan),
+            );
+            if let Some(source) = sources.get_ptr(sources.len().saturating_sub(1)) {
+                let queries = pgrx::PgList::<pg_sys::Query>::from_pg((*source).query_list);
+                if let Some(query) = queries.get_ptr(queries.len().saturating_sub(1)) {
+                    let targets = pgrx::PgList::<pg_sys::TargetEntry>::from_pg((*query).targetList);
+                    for entry in targets.iter_ptr() {
+                        let entry = &*entry;
+                        if entry.resjunk
+                            || entry.resname.is_null()
+                            || entry.resorigtbl == pg_sys::InvalidOid
+                        {
+                            continue;
+                        }
+                        let name = std::ffi::CStr::from_ptr(entry.resname)
+                            .to_string_lossy()
+                            .into_owned();
+                        found.push((name, entry.resorigtbl, entry.resorigcol));
+                    }
+                }
+            }
+            pg_sys::SPI_freeplan(plan);
+            found
+        }
+    });
+    origins
+        .into_iter()
+        .filter(|(_, table, column)| {
+            Spi::connect(|client| {
+                client
+                    .select(
+                        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_index i
+                                         WHERE i.indrelid = $1 AND i.indisprimary
+                                           AND $2::int2 = ANY (i.indkey::int2[]))",
+                        Some(1),
+                        &[(*table).into(), (*column).into()],
+                    )
+                    .or_raise()
+                    .first()
+                    .get_one::<bool>()
+                    .or_raise()
+                    .unwrap_or(false)
+            })
+        })
+        .map(|(name, _, _)| name)
+        .collect()
 }
 
 /// Column names and types of the source, from a plan that returns no rows.

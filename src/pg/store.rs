@@ -42,6 +42,18 @@ pub fn lock_name(client: &mut SpiClient<'_>, name: &str) {
         .or_raise();
 }
 
+/// Serialises retrains of `name` until the end of the transaction (a lock of its own: deploys
+/// and trainings of the name do not wait for it).
+pub fn lock_retrain(client: &mut SpiClient<'_>, name: &str) {
+    client
+        .update(
+            "SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('customer_value.retrain:' || $1))",
+            None,
+            &[name.into()],
+        )
+        .or_raise();
+}
+
 /// Refuses up front a call that would write the store where it cannot be written: on a hot
 /// standby (25006, instead of failing at the first write after minutes of work) or on a
 /// Citus worker (the coordinator writes the store).

@@ -434,8 +434,14 @@ pub(crate) fn required<'a>(value: Option<&'a str>, what: &str) -> Result<&'a str
 pub(crate) enum DeployDecision {
     /// `train`: by the deploy option, comparing holdout metrics with the serving version's.
     VersusServing,
-    /// `retrain`: already decided on a common holdout.
-    Decided { deploy: bool, reason: String },
+    /// `retrain`: already decided on a common holdout against `champion` (the version that
+    /// was serving when the retrain started). Not deployed over a version deployed meanwhile
+    /// (e.g. an emergency rollback, which never waits for a retrain).
+    Decided {
+        deploy: bool,
+        reason: String,
+        champion: Option<i32>,
+    },
 }
 
 pub(crate) struct Stored {
@@ -561,7 +567,26 @@ pub(crate) fn store(
             .unwrap_or((None, None));
             let metric = options.metric;
             let (deploy, reason) = match decision {
-                DeployDecision::Decided { deploy, reason } => (deploy, reason),
+                DeployDecision::Decided {
+                    deploy,
+                    reason,
+                    champion,
+                } => {
+                    if deploy && serving.0 != champion {
+                        let now_serving = serving
+                            .0
+                            .map_or("no version".to_string(), |v| format!("version {v}"));
+                        (
+                            false,
+                            format!(
+                                "{now_serving} was deployed while this retrain ran; it is kept (the retrain had compared with {})",
+                                champion.map_or("no version".to_string(), |v| format!("version {v}"))
+                            ),
+                        )
+                    } else {
+                        (deploy, reason)
+                    }
+                }
                 DeployDecision::VersusServing => {
                     let old_value = serving
                         .1

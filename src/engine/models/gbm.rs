@@ -402,48 +402,53 @@ pub fn fit_gbm(
     let (sender, receiver) = mpsc::channel::<usize>();
 
     let job = move || -> Result<GbmFit> {
-        let model = catch_library_panic("gradient_boosting", || -> Result<BoostedModel> {
-            let objective = match loss {
-                GbmLoss::SquaredError => Objective::SquaredError(RegLoss::default()),
-                GbmLoss::LogLoss => Objective::BinaryLogistic(RegLoss::default()),
-            };
-            let params = TrainingParams::builder()
-                .objective(objective)
-                .tree_method(TreeMethod::Hist)
-                .grow_policy(GrowPolicy::DepthWise)
-                .max_depth(options.max_depth)
-                .eta(options.learning_rate)
-                .min_child_weight(min_child_weight)
-                .subsample(options.subsample)
-                .lambda(options.l2)
-                .seed(options.seed)
-                .nthread(options.threads)
-                .build()
-                .map_err(|e| library_error("parameters", e))?;
-            let dtrain = DMatrix::from_dense_vec(x, n_rows, n_features)
-                .and_then(|d| d.with_labels(&y))
-                .map_err(|e| library_error("training matrix", e))?;
-            let result = Trainer::new(&params, &dtrain, options.n_trees)
-                .on_round(move |round| match sender.send(round.iteration()) {
-                    Ok(()) => ControlFlow::Continue(()),
-                    // the caller is gone (cancelled): stop after this round
-                    Err(_) => ControlFlow::Break(()),
-                })
-                .train()
-                .map_err(|e| library_error("training", e))?;
-            Ok(result.model)
+        // every rayon call of the library runs in this pool, never in rayon's global one
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(options.threads)
+            .thread_name(|i| format!("customer_value gbm {i}"))
+            .build()
+            .map_err(|e| library_error("thread pool", e))?;
+        let model = pool.install(|| {
+            catch_library_panic("gradient_boosting", || -> Result<BoostedModel> {
+                let objective = match loss {
+                    GbmLoss::SquaredError => Objective::SquaredError(RegLoss::default()),
+                    GbmLoss::LogLoss => Objective::BinaryLogistic(RegLoss::default()),
+                };
+                let params = TrainingParams::builder()
+                    .objective(objective)
+                    .tree_method(TreeMethod::Hist)
+                    .grow_policy(GrowPolicy::DepthWise)
+                    .max_depth(options.max_depth)
+                    .eta(options.learning_rate)
+                    .min_child_weight(min_child_weight)
+                    .subsample(options.subsample)
+                    .lambda(options.l2)
+                    .seed(options.seed)
+                    .nthread(options.threads)
+                    .build()
+                    .map_err(|e| library_error("parameters", e))?;
+                let dtrain = DMatrix::from_dense_vec(x, n_rows, n_features)
+                    .and_then(|d| d.with_labels(&y))
+                    .map_err(|e| library_error("training matrix", e))?;
+                let result = Trainer::new(&params, &dtrain, options.n_trees)
+                    .on_round(move |round| match sender.send(round.iteration()) {
+                        Ok(()) => ControlFlow::Continue(()),
+                        // the caller is gone (cancelled): stop after this round
+                        Err(_) => ControlFlow::Break(()),
+                    })
+                    .train()
+                    .map_err(|e| library_error("training", e))?;
+                Ok(result.model)
+            })
         })??;
         catch_library_panic("gradient_boosting", || convert(&model, n_features))?
     };
-    let handle = std::thread::Builder::new()
-        .name("customer_value gbm".into())
-        .spawn(job)
-        .map_err(|e| {
-            EngineError::new(
-                ErrorKind::Internal,
-                format!("could not start the training thread: {e}"),
-            )
-        })?;
+    let handle = spawn_with_signals_blocked("customer_value gbm", job).map_err(|e| {
+        EngineError::new(
+            ErrorKind::Internal,
+            format!("could not start the training thread: {e}"),
+        )
+    })?;
     let mut worker = Worker {
         rounds: Some(receiver),
         handle: Some(handle),
@@ -557,6 +562,26 @@ fn convert(model: &BoostedModel, n_features: usize) -> Result<GbmFit> {
         hessian_covers: covers,
         split_gains: gains,
     })
+}
+
+/// Starts a thread that runs beside the backend with every signal blocked: the thread (and any
+/// thread it starts, which inherits its mask) never runs one of Postgres' signal handlers, which
+/// are written for the backend's own thread. The backend's mask is restored right after.
+pub(crate) fn spawn_with_signals_blocked<T: Send + 'static>(
+    name: &str,
+    job: impl FnOnce() -> T + Send + 'static,
+) -> std::io::Result<std::thread::JoinHandle<T>> {
+    // SAFETY: sigfillset/pthread_sigmask on local, initialised sets; the old mask is restored
+    // before returning on every path.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut previous: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut previous);
+        let spawned = std::thread::Builder::new().name(name.into()).spawn(job);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &previous, std::ptr::null_mut());
+        spawned
+    }
 }
 
 #[cfg(test)]

@@ -5,8 +5,12 @@
 \set ON_ERROR_ROLLBACK on
 \getenv test_data CV_TEST_DATA
 \set transactions_csv :test_data '/cdnow_sample_transactions.csv'
-CREATE EXTENSION customer_value;
--- CREATE EXTENSION propagates to every worker.
+-- The previous release, created on the coordinator, propagates to every worker; so does the
+-- upgrade to this one (the rest of this file runs on the upgraded install).
+CREATE EXTENSION customer_value VERSION '0.2.0';
+SELECT nodeport, result FROM run_command_on_workers($$SELECT extversion FROM pg_extension WHERE extname = 'customer_value'$$) ORDER BY 1;
+ALTER EXTENSION customer_value UPDATE;
+SELECT extversion FROM pg_extension WHERE extname = 'customer_value';
 SELECT nodeport, result FROM run_command_on_workers($$SELECT extversion FROM pg_extension WHERE extname = 'customer_value'$$) ORDER BY 1;
 
 CREATE TABLE customers (customer_id int PRIMARY KEY, orders int, tenure float8, region text,

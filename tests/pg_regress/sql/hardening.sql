@@ -57,7 +57,70 @@ SELECT * FROM customer_value.train('m', 'SELECT orders, tenure, churned FROM buy
 SELECT * FROM customer_value.train('m', 'late_rfm', 'holdout_spend', 'clv', '{"metric": "auc"}');
 \echo :LAST_ERROR_SQLSTATE
 
+-- A SELECT source's key columns are no features, as for a table: each output column is traced
+-- to its origin (here buyers.customer_id, the primary key); a computed column is kept.
+SELECT version FROM customer_value.train('keyed', 'SELECT * FROM buyers TABLESAMPLE SYSTEM (100)', 'spend', 'linear', '{"exclude": ["churned"]}');
+SELECT version FROM customer_value.train('keyed2', 'SELECT customer_id, customer_id % 7 AS weekday, orders, spend FROM buyers WHERE customer_id <= 200', 'spend', 'linear');
+SELECT name, features FROM customer_value.model_summary WHERE name IN ('keyed', 'keyed2') ORDER BY 1;
+
 -- auto's candidates are machine-learning algorithms; a CLV model learns from an RFM summary.
 SELECT * FROM customer_value.train('m', 'buyers', 'spend', 'auto', '{"candidates": ["bgnbd"]}');
 \echo :LAST_ERROR_SQLSTATE
+
+-- PL/pgSQL keeps an expression's state across its statements: the model and the row layout are
+-- resolved again for each statement, so a set_config, a deploy or an ALTER TABLE in between is
+-- seen by the same call site.
+CREATE TABLE pl_customers (customer_id int PRIMARY KEY, orders int, tenure float8, spend float8);
+INSERT INTO pl_customers
+SELECT i, (i * 37) % 23, ((i * 71) % 13)::float8, 10 + 2 * ((i * 37) % 23) + ((i * 17) % 5) + ((i * 71) % 13)
+  FROM generate_series(1, 300) AS i;
+SELECT version FROM customer_value.train('pl_a', 'pl_customers', 'spend', 'linear');
+SELECT version FROM customer_value.train('pl_b', 'SELECT orders, spend FROM pl_customers', 'spend', 'linear');
+DO $$
+DECLARE
+    r pl_customers;
+    m text;
+    v float8;
+BEGIN
+    SELECT * INTO r FROM pl_customers WHERE customer_id = 7;
+    FOREACH m IN ARRAY ARRAY['pl_a', 'pl_b', 'pl_a'] LOOP
+        PERFORM set_config('customer_value.model', m, true);
+        v := customer_value(r);
+        RAISE NOTICE 'customer_value.model = %: % (as named: %)', m, round(v::numeric, 6),
+            round(customer_value(r, m)::numeric, 6);
+    END LOOP;
+END $$;
+RESET customer_value.model;
+DO $$
+DECLARE
+    r pl_customers;
+    i int;
+    v float8;
+BEGIN
+    FOR i IN 1..3 LOOP
+        SELECT * INTO r FROM pl_customers WHERE customer_id = 7;
+        v := customer_value(r, 'pl_a');
+        RAISE NOTICE 'step %: version %, value %', i,
+            (SELECT version FROM customer_value.models WHERE name = 'pl_a' AND deployed), round(v::numeric, 6);
+        IF i = 1 THEN
+            -- a new version trained on other data, deployed in this transaction
+            PERFORM * FROM customer_value.train('pl_a', 'SELECT orders, tenure, spend * 2 AS spend FROM pl_customers', 'spend', 'linear', '{"deploy": "always"}');
+        ELSIF i = 2 THEN
+            -- the column's type changes under the call site: read as int4 it would be garbage
+            ALTER TABLE pl_customers ALTER COLUMN orders TYPE float8;
+        END IF;
+    END LOOP;
+END $$;
+
+-- No thread pool outlives a training inside the backend: gradient boosting on 4.2M values
+-- (where the library builds its matrix in parallel) leaves the backend with its one thread.
+CREATE TABLE wide AS
+SELECT i AS customer_id, (i % 97)::float8 AS f1, (i % 89)::float8 AS f2, (i % 83)::float8 AS f3,
+       (i % 79)::float8 AS f4, (i % 73)::float8 AS f5, (i % 71)::float8 AS f6, (i % 67)::float8 AS f7,
+       (i % 61)::float8 AS f8, (i % 59)::float8 AS f9, (i % 53)::float8 AS f10,
+       ((i % 97) + 2 * (i % 89))::float8 AS spend
+  FROM generate_series(1, 420000) AS i;
+SELECT version FROM customer_value.train('wide', 'wide', 'spend', 'gbm', '{"n_trees": 2, "exclude": ["customer_id"]}');
+SELECT pg_sleep(0.2);
+SELECT count(*) AS backend_threads FROM pg_ls_dir('/proc/self/task') AS t;
 ROLLBACK;
