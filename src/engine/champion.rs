@@ -84,18 +84,21 @@ pub fn decide(
     decide_values(
         policy,
         metric,
-        challenger.and_then(|c| c.get(metric)),
+        challenger.and_then(|c| c.get(metric).map(|v| (v, c.n))),
         champion,
         &scope,
     )
 }
+
+/// Fewest holdout rows on which a new version may replace the serving one automatically.
+pub const MIN_HOLDOUT_ROWS: usize = 30;
 
 /// The deploy decision on metric values, shared by `retrain` (both versions scored on the same
 /// rows) and `train` (each version's own holdout; `scope` says which).
 pub fn decide_values(
     policy: DeployPolicy,
     metric: Metric,
-    challenger: Option<f64>,
+    challenger: Option<(f64, usize)>,
     champion: Option<(i32, std::result::Result<Option<f64>, &str>)>,
     scope: &str,
 ) -> (bool, String) {
@@ -107,6 +110,16 @@ pub fn decide_values(
     let Some((version, champion)) = champion else {
         return (true, "no version was deployed".into());
     };
+    // a metric on a handful of rows is noise: it must not replace a serving version
+    if let Some((_, rows)) = challenger.filter(|(_, rows)| *rows < MIN_HOLDOUT_ROWS) {
+        return (
+            false,
+            format!(
+                "its holdout has {rows} row(s), too few to judge it against the serving version {version} (at least {MIN_HOLDOUT_ROWS}); raise test_size, or deploy it with customer_value.deploy()"
+            ),
+        );
+    }
+    let challenger = challenger.map(|(value, _)| value);
     let old = match champion {
         Ok(value) => value,
         Err(why) => {
@@ -253,6 +266,35 @@ mod tests {
         assert_eq!(
             why,
             "the serving version 2 could not be scored on today's data: column \"x\" no longer exists"
+        );
+    }
+
+    #[test]
+    fn a_tiny_holdout_never_replaces_the_serving_version() {
+        let mut tiny = metrics(1.0);
+        tiny.n = 1;
+        let champion = metrics(10.0);
+        let (deploy, why) = decide(
+            DeployPolicy::Auto,
+            Metric::Rmse,
+            Some(&tiny),
+            Some((4, Ok(&champion))),
+        );
+        assert!(!deploy);
+        assert!(
+            why.starts_with("its holdout has 1 row(s), too few"),
+            "{why}"
+        );
+        // the first version, or an explicit policy, is not held back
+        assert!(decide(DeployPolicy::Auto, Metric::Rmse, Some(&tiny), None).0);
+        assert!(
+            decide(
+                DeployPolicy::Always,
+                Metric::Rmse,
+                Some(&tiny),
+                Some((4, Ok(&champion)))
+            )
+            .0
         );
     }
 }

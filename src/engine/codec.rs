@@ -184,6 +184,22 @@ impl ModelArtifact {
         .into()
     }
 
+    /// Whether encoded inputs `x` can be scored: a CLV model's row must be a valid summary
+    /// (frequency a whole number ≥ 0, 0 ≤ recency ≤ t, …) — anything else would give a
+    /// meaningless number or overflow, so it is refused with what is wrong.
+    pub fn check_row(&self, x: &[f64]) -> Result<()> {
+        if self.task != Task::Clv || x.len() < 3 {
+            return Ok(());
+        }
+        match super::clv::data::summary_problem(x[0], x[1], x[2]) {
+            None => Ok(()),
+            Some(problem) => Err(EngineError::invalid_parameter(format!(
+                "this row is not a valid RFM summary: {problem}"
+            ))
+            .with_hint("customer_value.rfm() and create_rfm() build valid summaries: frequency counts repeat purchases, recency is the age at the last purchase (0 ≤ recency ≤ t).")),
+        }
+    }
+
     /// Predicts from encoded feature values (one per feature, in feature order): the value, or
     /// for a classifier the probability of the positive class.
     #[inline]

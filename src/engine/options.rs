@@ -855,7 +855,11 @@ mod tests {
             ),
             (
                 json!({"candidates": ["auto"]}),
-                "\"candidates\" must be concrete",
+                "\"candidates\" must be machine-learning algorithms",
+            ),
+            (
+                json!({"candidates": ["bgnbd"]}),
+                "\"candidates\" must be machine-learning algorithms",
             ),
             (
                 json!({"max_depth": 0}),

@@ -473,6 +473,7 @@ unsafe fn read_row<'a>(
             }
             site.x[j] = v;
         }
+        loaded.model.check_row(&site.x).or_raise();
         (&site.x, &loaded.model)
     }
 }

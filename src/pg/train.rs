@@ -596,7 +596,10 @@ pub(crate) fn store(
                     decide_values(
                         options.deploy,
                         metric,
-                        outcome.metrics.as_ref().and_then(|m| m.get(metric)),
+                        outcome
+                            .metrics
+                            .as_ref()
+                            .and_then(|m| m.get(metric).map(|v| (v, m.n))),
                         serving.0.map(|version| (version, Ok(old_value))),
                         "(each on its own holdout)",
                     )

@@ -27,6 +27,32 @@ impl Customer {
     }
 }
 
+/// The relations one customer's summary obeys (what is wrong, or None): used to validate a
+/// summary before a fit and each row before it is scored.
+pub fn summary_problem(frequency: f64, recency: f64, t: f64) -> Option<String> {
+    if !frequency.is_finite() || frequency < 0.0 || frequency.fract() != 0.0 {
+        return Some(format!(
+            "frequency must be a whole number ≥ 0, got {frequency}"
+        ));
+    }
+    if !t.is_finite() || t < 0.0 || (t == 0.0 && frequency > 0.0) {
+        return Some(format!(
+            "t must be positive (or 0 with frequency 0), got {t}"
+        ));
+    }
+    if !recency.is_finite() || recency < 0.0 || recency > t * (1.0 + 1e-9) + 1e-9 {
+        return Some(format!(
+            "recency must be between 0 and t = {t}, got {recency}"
+        ));
+    }
+    if frequency > 0.0 && recency <= 0.0 {
+        return Some(format!(
+            "a customer with {frequency} repeat purchases must have recency > 0"
+        ));
+    }
+    None
+}
+
 /// Checks the relations every RFM summary obeys; the error names the row and the value.
 pub fn validate(customers: &[Customer]) -> Result<()> {
     if customers.is_empty() {
@@ -40,12 +66,6 @@ pub fn validate(customers: &[Customer]) -> Result<()> {
             Err(EngineError::new(ErrorKind::InvalidParameter, format!("row {row} of the RFM summary: {what}"))
                 .with_hint("frequency counts repeat purchases (≥ 0), recency is the age at the last purchase (0 ≤ recency ≤ t), t the age at the end of calibration (≥ 0); customer_value.rfm() builds such a summary."))
         };
-        if !c.frequency.is_finite() || c.frequency < 0.0 || c.frequency.fract() != 0.0 {
-            return bad(format!(
-                "frequency must be a whole number ≥ 0, got {}",
-                c.frequency
-            ));
-        }
         if !c.count.is_finite() || c.count < 1.0 || c.count.fract() != 0.0 {
             return bad(format!(
                 "the customer count must be a whole number ≥ 1, got {}",
@@ -54,23 +74,8 @@ pub fn validate(customers: &[Customer]) -> Result<()> {
         }
         // t = 0: first purchase at the calibration end (frequency 0); such a customer's
         // likelihood term is 1, so the count models leave it out of the fit and still score it
-        if !c.t.is_finite() || c.t < 0.0 || (c.t == 0.0 && c.frequency > 0.0) {
-            return bad(format!(
-                "t must be positive (or 0 with frequency 0), got {}",
-                c.t
-            ));
-        }
-        if !c.recency.is_finite() || c.recency < 0.0 || c.recency > c.t * (1.0 + 1e-9) + 1e-9 {
-            return bad(format!(
-                "recency must be between 0 and t = {}, got {}",
-                c.t, c.recency
-            ));
-        }
-        if c.frequency > 0.0 && c.recency <= 0.0 {
-            return bad(format!(
-                "a customer with {} repeat purchases must have recency > 0",
-                c.frequency
-            ));
+        if let Some(problem) = summary_problem(c.frequency, c.recency, c.t) {
+            return bad(problem);
         }
     }
     Ok(())

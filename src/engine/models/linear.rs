@@ -25,6 +25,11 @@ pub struct LinearModel {
     pub coefficients: Vec<f64>,
 }
 
+/// Largest |coefficient × sd(feature)| / sd(target) a least-squares fit may have: a feature
+/// moving by one standard deviation shifts the prediction by at most this many standard
+/// deviations of the target. Legitimate fits stay in the single or double digits.
+const MAX_STANDARDISED_EFFECT: f64 = 1e4;
+
 impl LinearModel {
     #[inline]
     pub fn predict(&self, x: &[f64]) -> f64 {
@@ -52,6 +57,8 @@ impl LinearModel {
     }
 
     /// Ordinary least squares (QR decomposition).
+    ///
+    /// See [`LinearModel::check_conditioning`] for the bound on coefficients.
     pub fn fit_ols(data: &Dataset) -> Result<LinearModel> {
         need_more_rows_than_features(data, "linear")?;
         let x = matrix(data)?;
@@ -63,7 +70,43 @@ impl LinearModel {
             intercept: *fitted.intercept(),
             coefficients: column(fitted.coefficients()),
         };
+        model.check_conditioning(data)?;
         model.check_fit("linear")
+    }
+
+    /// Refuses a least-squares fit whose coefficients cancel each other out: with (nearly)
+    /// collinear features a coefficient's effect spans thousands of standard deviations of the
+    /// target (e.g. ±2.7e10), and any row off the training pattern scores absurdly (4.2e13).
+    fn check_conditioning(&self, data: &Dataset) -> Result<()> {
+        let sd = |values: &mut dyn Iterator<Item = f64>| {
+            let (mut n, mut mean, mut m2) = (0.0, 0.0, 0.0);
+            for v in values {
+                n += 1.0;
+                let d = v - mean;
+                mean += d / n;
+                m2 += d * (v - mean);
+            }
+            (m2 / n.max(1.0)).sqrt()
+        };
+        let sd_y = sd(&mut data.y.iter().copied()).max(f64::MIN_POSITIVE);
+        let worst = (0..data.n_features)
+            .map(|j| {
+                let sd_x = sd(&mut (0..data.n_rows).map(|i| data.x[i * data.n_features + j]));
+                (j, (self.coefficients[j] * sd_x).abs() / sd_y)
+            })
+            .max_by(|a, b| a.1.total_cmp(&b.1));
+        match worst {
+            Some((j, effect)) if effect > MAX_STANDARDISED_EFFECT => Err(fit_failed(
+                "linear",
+                &format!(
+                    "the least-squares problem is ill-conditioned: feature {} gets coefficient {:.3e}, an effect of {effect:.1e} standard deviations of the target; some features are (nearly) collinear",
+                    j + 1,
+                    self.coefficients[j]
+                ),
+            )
+            .with_hint("Leave one of the collinear features out (options => '{\"exclude\": [...]}'), or use ridge, which stays stable.")),
+            _ => Ok(()),
+        }
     }
 
     /// Ridge regression with penalty `alpha` on standardised features (so one alpha suits

@@ -63,6 +63,27 @@ SELECT version FROM customer_value.train('keyed', 'SELECT * FROM buyers TABLESAM
 SELECT version FROM customer_value.train('keyed2', 'SELECT customer_id, customer_id % 7 AS weekday, orders, spend FROM buyers WHERE customer_id <= 200', 'spend', 'linear');
 SELECT name, features FROM customer_value.model_summary WHERE name IN ('keyed', 'keyed2') ORDER BY 1;
 
+-- Nearly collinear features: least squares would cancel two huge coefficients (and score any
+-- row off the pattern absurdly); it is refused, ridge stays stable.
+CREATE TABLE collinear AS
+SELECT i AS customer_id, (i % 50)::float8 AS x1, 3 * (i % 50) + 1e-7 * ((i * 7) % 5) AS x2,
+       (i % 13)::float8 AS x3, 5 + 2 * (i % 50) + (i % 13) + (i % 3) AS spend
+  FROM generate_series(1, 400) AS i;
+SELECT * FROM customer_value.train('collinear', 'collinear', 'spend', 'linear', '{"exclude": ["customer_id"]}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT name, algorithm FROM customer_value.train('collinear', 'collinear', 'spend', 'ridge', '{"exclude": ["customer_id"]}');
+
+-- A CLV model scores valid summaries only: recency beyond t or a negative frequency is refused.
+SELECT customer_value(r, 'late') FROM (SELECT 2 AS frequency, 5.0 AS recency, 3.0 AS t) r;
+\echo :LAST_ERROR_SQLSTATE
+SELECT customer_value.p_alive(r, 'late') FROM (SELECT -1 AS frequency, 1.0 AS recency, 3.0 AS t) r;
+\echo :LAST_ERROR_SQLSTATE
+
+-- A holdout of a handful of rows cannot replace the serving version (its metric is noise).
+SELECT version, deployed FROM customer_value.train('tiny', 'buyers', 'spend', 'linear', '{"exclude": ["churned"]}');
+SELECT version, deployed, (metrics ->> 'n_test')::int AS holdout_rows
+  FROM customer_value.train('tiny', 'buyers', 'spend', 'ridge', '{"exclude": ["churned"], "test_size": 0.004}');
+
 -- auto's candidates are machine-learning algorithms; a CLV model learns from an RFM summary.
 SELECT * FROM customer_value.train('m', 'buyers', 'spend', 'auto', '{"candidates": ["bgnbd"]}');
 \echo :LAST_ERROR_SQLSTATE
