@@ -38,15 +38,11 @@ impl BinProfile {
     pub fn of(values: &[Option<f64>]) -> BinProfile {
         let mut present: Vec<f64> = values.iter().flatten().copied().collect();
         present.sort_by(f64::total_cmp);
-        let mut edges: Vec<f64> = Vec::new();
-        if !present.is_empty() {
-            for k in 1..10 {
-                let e = quantile_sorted(&present, k as f64 / 10.0);
-                if edges.last().is_none_or(|last| e > *last) {
-                    edges.push(e);
-                }
-            }
-        }
+        let edges = if present.is_empty() {
+            Vec::new()
+        } else {
+            decile_edges(|q| quantile_sorted(&present, q))
+        };
         let mut profile = BinProfile {
             edges,
             shares: Vec::new(),
@@ -66,15 +62,11 @@ impl BinProfile {
         let mut sorted: Vec<(f64, f64)> =
             values.iter().copied().zip(counts.iter().copied()).collect();
         sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let mut edges: Vec<f64> = Vec::new();
-        if !sorted.is_empty() {
-            for k in 1..10 {
-                let e = quantile_sorted_counted(&sorted, k as f64 / 10.0);
-                if edges.last().is_none_or(|last| e > *last) {
-                    edges.push(e);
-                }
-            }
-        }
+        let edges = if sorted.is_empty() {
+            Vec::new()
+        } else {
+            decile_edges(|q| quantile_sorted_counted(&sorted, q))
+        };
         let mut bins = vec![0.0; edges.len() + 1];
         for &(v, c) in &sorted {
             bins[bin_of(&edges, v)] += c;
@@ -126,6 +118,18 @@ impl BinProfile {
         };
         bins + nulls
     }
+}
+
+/// The distinct deciles of a distribution (ties collapse: fewer bins, never empty ones).
+fn decile_edges(quantile: impl Fn(f64) -> f64) -> Vec<f64> {
+    let mut edges: Vec<f64> = Vec::new();
+    for k in 1..10 {
+        let e = quantile(k as f64 / 10.0);
+        if edges.last().is_none_or(|last| e > *last) {
+            edges.push(e);
+        }
+    }
+    edges
 }
 
 /// The conventional reading of a PSI value.

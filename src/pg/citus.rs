@@ -321,21 +321,6 @@ fn restore_roles(client: &mut pgrx::spi::SpiClient<'_>, captured: &RoleColumns) 
     }
 }
 
-fn is_distributed(client: &pgrx::spi::SpiClient<'_>, table: &str) -> bool {
-    client
-        .select(
-            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition
-                             WHERE logicalrelid = pg_catalog.to_regclass($1))",
-            Some(1),
-            &[format!("customer_value.{table}").into()],
-        )
-        .or_raise()
-        .first()
-        .get_one::<bool>()
-        .or_raise()
-        .unwrap_or(false)
-}
-
 fn distribute_store() -> Result<Vec<(String, String)>> {
     if !citus_installed() {
         return Err(EngineError::new(
@@ -394,7 +379,7 @@ fn distribute_store() -> Result<Vec<(String, String)>> {
         let done = STORE_TABLES
             .iter()
             .map(|&table| {
-                if is_distributed(client, table) {
+                if is_distributed_relation(Some(&format!("customer_value.{table}"))) {
                     return (table.to_string(), "already a reference table".to_string());
                 }
                 let captured = capture_roles(client, table);
