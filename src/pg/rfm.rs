@@ -25,6 +25,7 @@ use crate::engine::features::SqlType;
 
 use super::errors::OrRaise;
 use super::source::{missing_column, resolve_source, source_columns};
+use super::train::required;
 use super::types::{sql_type_of, type_name};
 
 struct RfmOptions {
@@ -227,18 +228,19 @@ SELECT c.customer::text,
 /// $2 = holdout_end). Validates the columns and options with clear errors.
 #[pg_extern(schema = "customer_value", stable, parallel_unsafe)]
 fn rfm_query(
-    source: &str,
-    customer_column: &str,
-    time_column: &str,
-    amount_column: &str,
+    source: Option<&str>,
+    customer_column: Option<&str>,
+    time_column: Option<&str>,
+    amount_column: Option<&str>,
     options: default!(Option<JsonB>, "'{}'"),
 ) -> String {
+    // not STRICT (options may be NULL): every other NULL is the caller's error, 22004
     let options = options.map(|j| j.0).unwrap_or(Value::Null);
     build_query(
-        source,
-        customer_column,
-        time_column,
-        amount_column,
+        required(source, "source").or_raise(),
+        required(customer_column, "customer_column").or_raise(),
+        required(time_column, "time_column").or_raise(),
+        required(amount_column, "amount_column").or_raise(),
         &options,
     )
     .or_raise()
@@ -280,15 +282,27 @@ fn check_holdout_end(
 /// of customers.
 #[pg_extern(schema = "customer_value", volatile, parallel_unsafe)]
 fn create_rfm(
-    table_name: &str,
-    source: &str,
-    customer_column: &str,
-    time_column: &str,
-    amount_column: &str,
-    calibration_end: pgrx::datum::TimestampWithTimeZone,
+    table_name: Option<&str>,
+    source: Option<&str>,
+    customer_column: Option<&str>,
+    time_column: Option<&str>,
+    amount_column: Option<&str>,
+    calibration_end: Option<pgrx::datum::TimestampWithTimeZone>,
     options: default!(Option<JsonB>, "'{}'"),
 ) -> i64 {
     super::store::check_not_standby("create_rfm").or_raise();
+    // not STRICT (options may be NULL): every other NULL is the caller's error, 22004
+    let table_name = required(table_name, "table_name").or_raise();
+    let source = required(source, "source").or_raise();
+    let customer_column = required(customer_column, "customer_column").or_raise();
+    let time_column = required(time_column, "time_column").or_raise();
+    let amount_column = required(amount_column, "amount_column").or_raise();
+    let calibration_end = calibration_end.unwrap_or_else(|| {
+        super::errors::raise(EngineError::new(
+            ErrorKind::NullValue,
+            "calibration_end must not be NULL",
+        ))
+    });
     let options = options.map(|j| j.0).unwrap_or(Value::Null);
     let query = build_query(
         source,

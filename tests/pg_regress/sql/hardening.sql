@@ -44,6 +44,15 @@ SELECT customer_value.create_rfm('late_rfm2', 'late_tx', 'customer_id', 'purchas
                                  '{"holdout_end": "2024-06-30"}');
 \echo :LAST_ERROR_SQLSTATE
 
+-- NULL arguments of functions that also take a NULL-able option are 22004, not internal errors
+-- (found by scripts/drills/call_fuzz.sh).
+SELECT count(*) FROM customer_value.rfm('late_tx', 'customer_id', 'purchased', NULL, '2024-06-30');
+\echo :LAST_ERROR_SQLSTATE
+SELECT customer_value.create_rfm('x_rfm', NULL, 'customer_id', 'purchased', 'dollars', '2024-06-30');
+\echo :LAST_ERROR_SQLSTATE
+SELECT customer_value.create_rfm('x_rfm', 'late_tx', 'customer_id', 'purchased', 'dollars', NULL);
+\echo :LAST_ERROR_SQLSTATE
+
 -- A metric that does not apply to the model would compare NULL with NULL when deciding
 -- deployment: refused.
 CREATE TABLE buyers (customer_id int PRIMARY KEY, orders int, tenure float8, spend float8, churned boolean);
