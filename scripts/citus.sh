@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Citus golden tests (tests/citus): a coordinator and two workers (and a spare node the test adds
+# Citus golden tests (tests/distributed): a coordinator and two workers (and a spare node the test adds
 # itself) on localhost, each a throwaway cluster, with this extension and an installed Citus.
 #
 # Citus is not packaged for this platform, and this project neither ships nor builds it: the
@@ -44,11 +44,11 @@ PG_REGRESS="$(dirname "$("$PG_CONFIG" --pgxs)")/../test/regress/pg_regress"
 step "Citus golden tests"
 status=0
 as_db_user "$PG_REGRESS" --host=localhost --port=$COORDINATOR_PORT --user=postgres --bindir="$PG_BIN" \
-    --use-existing --dbname=$DB --inputdir=tests/citus --outputdir="$OUT" citus || status=$?
+    --use-existing --dbname=$DB --inputdir=tests/distributed --outputdir="$OUT" citus || status=$?
 if [ $accept -eq 1 ]; then
-    mkdir -p tests/citus/expected
-    cp "$OUT"/results/*.out tests/citus/expected/
-    echo "accepted outputs into tests/citus/expected (review with git diff)"
+    mkdir -p tests/distributed/expected
+    cp "$OUT"/results/*.out tests/distributed/expected/
+    echo "accepted outputs into tests/distributed/expected (review with git diff)"
 elif [ $status -ne 0 ]; then
     cat "$OUT/regression.diffs" 2>/dev/null || true
     for port in "${CITUS_PORTS[@]}"; do
