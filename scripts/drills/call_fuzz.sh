@@ -23,28 +23,17 @@ step "starting a throwaway cluster"
 start_cluster
 psql_run -c "CREATE EXTENSION customer_value"
 make_customers customers 3000 5
+make_models_of_every_kind cv_fuzz_trainer
 
 step "models of every kind, a restricted one, an RFM summary, a trainer role"
 psql_run >/dev/null <<'SQL'
-ALTER TABLE customers ADD COLUMN region text, ADD COLUMN churned boolean;
-UPDATE customers SET region = (ARRAY['north', 'south', 'east'])[1 + customer_id % 3], churned = customer_id % 5 = 0;
-SELECT * FROM customer_value.train('spend', 'customers', 'spend', 'linear', '{"exclude": ["churned", "region"]}');
-SELECT * FROM customer_value.train('gbm', 'customers', 'spend', 'gbm', '{"n_trees": 10}');
 SELECT * FROM customer_value.train('mlp', 'customers', 'spend', 'mlp', '{"epochs": 5}');
-SELECT * FROM customer_value.train('churn', 'customers', 'churned', 'logistic', '{"exclude": ["spend"]}');
-SELECT * FROM customer_value.train('region', 'customers', 'region', 'random_forest', '{"n_trees": 5, "exclude": ["spend", "churned"]}');
 SELECT * FROM customer_value.train('secret', 'customers', 'spend', 'ridge');
 CREATE ROLE cv_fuzz_finance;
 SELECT customer_value.restrict_model('secret', ARRAY['cv_fuzz_finance']);
-CREATE TABLE tx AS SELECT customer_id, DATE '2024-01-01' + (customer_id * 7 + g * 13) % 300 AS day,
-       (customer_id % 50 + g)::numeric AS amount
-  FROM customers, generate_series(1, 3) AS g WHERE customer_id % 3 <> 0 OR g = 1;
-SELECT customer_value.create_rfm('rfm', 'tx', 'customer_id', 'day', 'amount', '2024-09-30');
-SELECT * FROM customer_value.train('clv', 'rfm', NULL, 'bgnbd', '{"penalizer": 0.1}');
 CREATE TABLE extreme AS SELECT * FROM customers LIMIT 0;
 INSERT INTO extreme (customer_id, f1, spend) VALUES (1, 'NaN', 1), (2, 'Infinity', 2), (3, 1e308, 1e308), (4, -1e308, 3), (5, NULL, NULL);
-CREATE ROLE cv_fuzz_trainer IN ROLE customer_value_trainer;
-GRANT SELECT ON ALL TABLES IN SCHEMA public TO cv_fuzz_trainer;
+GRANT SELECT ON extreme TO cv_fuzz_trainer;
 GRANT CREATE ON SCHEMA public TO cv_fuzz_trainer;
 CREATE TABLE fuzz_calls (fn text, sqlstate text, calls int, example text, PRIMARY KEY (fn, sqlstate));
 GRANT ALL ON fuzz_calls TO cv_fuzz_trainer;

@@ -85,3 +85,25 @@ finish() {
     fi
     printf '\n%s: all invariants held\n' "$(basename "$0")"
 }
+
+# make_models_of_every_kind: on a `customers` table from make_customers, the models the fuzz
+# drills call — linear, gbm, logistic, multi-class forest — plus an RFM summary `rfm` of a
+# generated log `tx` with a BG/NBD model `clv`, and a trainer role $1 that may read every table.
+make_models_of_every_kind() {
+    local trainer=$1
+    psql_run >/dev/null <<SQL
+ALTER TABLE customers ADD COLUMN region text, ADD COLUMN churned boolean;
+UPDATE customers SET region = (ARRAY['north', 'south', 'east'])[1 + customer_id % 3], churned = customer_id % 5 = 0;
+SELECT * FROM customer_value.train('spend', 'customers', 'spend', 'linear', '{"exclude": ["churned", "region"]}');
+SELECT * FROM customer_value.train('gbm', 'customers', 'spend', 'gbm', '{"n_trees": 10}');
+SELECT * FROM customer_value.train('churn', 'customers', 'churned', 'logistic', '{"exclude": ["spend"]}');
+SELECT * FROM customer_value.train('region', 'customers', 'region', 'random_forest', '{"n_trees": 5, "exclude": ["spend", "churned"]}');
+CREATE TABLE tx AS SELECT customer_id, DATE '2024-01-01' + (customer_id * 7 + g * 13) % 300 AS day,
+       (customer_id % 50 + g)::numeric AS amount
+  FROM customers, generate_series(1, 3) AS g WHERE customer_id % 3 <> 0 OR g = 1;
+SELECT customer_value.create_rfm('rfm', 'tx', 'customer_id', 'day', 'amount', '2024-09-30');
+SELECT * FROM customer_value.train('clv', 'rfm', NULL, 'bgnbd', '{"penalizer": 0.1}');
+CREATE ROLE $trainer LOGIN IN ROLE customer_value_trainer;
+GRANT SELECT ON ALL TABLES IN SCHEMA public TO $trainer;
+SQL
+}

@@ -28,20 +28,8 @@ step "starting a throwaway cluster"
 start_cluster "log_line_prefix = '%e '" "log_min_messages = warning" "log_min_error_statement = error"
 psql_run -c "CREATE EXTENSION customer_value"
 make_customers customers 2000 5
+make_models_of_every_kind cv_smith
 psql_run >/dev/null <<'SQL'
-ALTER TABLE customers ADD COLUMN region text, ADD COLUMN churned boolean;
-UPDATE customers SET region = (ARRAY['north', 'south', 'east'])[1 + customer_id % 3], churned = customer_id % 5 = 0;
-SELECT * FROM customer_value.train('spend', 'customers', 'spend', 'linear', '{"exclude": ["churned", "region"]}');
-SELECT * FROM customer_value.train('gbm', 'customers', 'spend', 'gbm', '{"n_trees": 10}');
-SELECT * FROM customer_value.train('churn', 'customers', 'churned', 'logistic', '{"exclude": ["spend"]}');
-SELECT * FROM customer_value.train('region', 'customers', 'region', 'random_forest', '{"n_trees": 5, "exclude": ["spend", "churned"]}');
-CREATE TABLE tx AS SELECT customer_id, DATE '2024-01-01' + (customer_id * 7 + g * 13) % 300 AS day,
-       (customer_id % 50 + g)::numeric AS amount
-  FROM customers, generate_series(1, 3) AS g WHERE customer_id % 3 <> 0 OR g = 1;
-SELECT customer_value.create_rfm('rfm', 'tx', 'customer_id', 'day', 'amount', '2024-09-30');
-SELECT * FROM customer_value.train('clv', 'rfm', NULL, 'bgnbd', '{"penalizer": 0.1}');
-CREATE ROLE cv_smith LOGIN IN ROLE customer_value_trainer;
-GRANT SELECT ON ALL TABLES IN SCHEMA public TO cv_smith;
 ALTER ROLE cv_smith SET statement_timeout = '2s';
 SQL
 start_time=$(psql_run -At -c "SELECT pg_postmaster_start_time()")

@@ -116,15 +116,14 @@ fn look_up_location() -> StoreLocation {
             .select(
                 "SELECT (SELECT s.shardid FROM pg_catalog.pg_dist_shard s
                           WHERE s.logicalrelid = 'customer_value.models'::pg_catalog.regclass
-                          LIMIT 1),
-                        coalesce((SELECT g.groupid <> 0 FROM pg_catalog.pg_dist_local_group g), false)",
+                          LIMIT 1)",
                 Some(1),
                 &[],
             )
             .or_raise();
         let row = row.first();
         let shard = row.get::<i64>(1).or_raise();
-        let worker = row.get::<bool>(2).or_raise().unwrap_or(false);
+        let worker = is_worker(client);
         match shard {
             None => StoreLocation::Local {
                 citus_worker: worker,
@@ -201,6 +200,21 @@ pub fn hash_distribution(relation: Option<&str>) -> Option<(String, String)> {
     .map(|column| (relation.to_string(), column))
 }
 
+/// Whether this node is a Citus worker (its group is not the coordinator's, 0).
+fn is_worker(client: &pgrx::spi::SpiClient<'_>) -> bool {
+    client
+        .select(
+            "SELECT coalesce((SELECT g.groupid <> 0 FROM pg_catalog.pg_dist_local_group g), false)",
+            Some(1),
+            &[],
+        )
+        .or_raise()
+        .first()
+        .get_one::<bool>()
+        .or_raise()
+        .unwrap_or(false)
+}
+
 /// The error for a model looked up on a worker whose store was never distributed.
 pub fn not_distributed(name: &str) -> EngineError {
     EngineError::new(
@@ -216,20 +230,7 @@ pub fn require_coordinator(what: &str) -> Result<()> {
     if !citus_installed() {
         return Ok(());
     }
-    let worker = Spi::connect(|client| {
-        client
-            .select(
-                "SELECT coalesce((SELECT g.groupid <> 0 FROM pg_catalog.pg_dist_local_group g), false)",
-                Some(1),
-                &[],
-            )
-            .or_raise()
-            .first()
-            .get_one::<bool>()
-            .or_raise()
-            .unwrap_or(false)
-    });
-    if worker {
+    if Spi::connect(is_worker) {
         return Err(EngineError::new(
             ErrorKind::NotSupported,
             format!("{what} must run on the Citus coordinator, not on a worker"),
