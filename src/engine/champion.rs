@@ -156,7 +156,7 @@ mod tests {
     use crate::engine::tiers::TierSpec;
 
     fn linear(intercept: f64, coefficient: f64, impute: Option<f64>) -> ModelArtifact {
-        ModelArtifact::regression(
+        ModelArtifact::new(
             Algorithm::Linear,
             Task::Regression,
             Some("y".into()),

@@ -164,8 +164,9 @@ fn decode_payload<T: serde::de::DeserializeOwned>(payload: &[u8]) -> Result<T> {
 }
 
 impl ModelArtifact {
-    /// A model of the regression or CLV kind, as stored before classification existed.
-    pub fn regression(
+    /// A model of any kind (value, class or CLV model) with no class labels, link or
+    /// explanation data yet: training sets those that apply.
+    pub fn new(
         algorithm: Algorithm,
         task: Task,
         target: Option<String>,
@@ -207,7 +208,7 @@ impl ModelArtifact {
         let raw = self.predictor.predict(x);
         let linked = match self.link {
             Link::Identity => raw,
-            Link::Logistic => super::models::gbm::sigmoid(raw),
+            Link::Logistic => super::stats::sigmoid(raw),
         };
         match self.target_transform {
             TargetTransform::Identity => linked,
@@ -501,7 +502,7 @@ mod tests {
             value: v,
         };
         vec![
-            ModelArtifact::regression(
+            ModelArtifact::new(
                 Algorithm::Linear,
                 Task::Regression,
                 Some("spend".into()),
@@ -512,7 +513,7 @@ mod tests {
                 }),
                 tiers.clone(),
             ),
-            ModelArtifact::regression(
+            ModelArtifact::new(
                 Algorithm::RandomForest,
                 Task::Regression,
                 Some("spend".into()),
@@ -685,3 +686,4 @@ mod tests {
         println!("decoder fuzz: {} inputs, {accepted} decoded to valid models, {refused} refused cleanly", accepted + refused);
     }
 }
+

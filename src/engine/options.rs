@@ -369,7 +369,7 @@ fn parse_mlp(map: &Map<String, Value>, seed: u64) -> Result<MlpOptions> {
     if let Some(l2) = number(map, "l2", 0.0, 1e6, "a non-negative number")? {
         o.l2 = l2;
     }
-    o.check()?;
+    o.validate()?;
     Ok(o)
 }
 

@@ -133,9 +133,28 @@ impl SplitMix64 {
     }
 }
 
+/// The logistic function, computed without overflow for any margin.
+pub fn sigmoid(margin: f64) -> f64 {
+    if margin >= 0.0 {
+        1.0 / (1.0 + (-margin).exp())
+    } else {
+        let e = margin.exp();
+        e / (1.0 + e)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sigmoid_is_stable() {
+        assert_eq!(sigmoid(0.0), 0.5);
+        assert!((sigmoid(2.0) - 1.0 / (1.0 + (-2.0f64).exp())).abs() < 1e-16);
+        assert_eq!(sigmoid(-1000.0), 0.0);
+        assert_eq!(sigmoid(1000.0), 1.0);
+        assert!((sigmoid(-3.0) + sigmoid(3.0) - 1.0).abs() < 1e-15);
+    }
 
     #[test]
     fn quantiles_match_numpy_linear_interpolation() {

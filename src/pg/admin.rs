@@ -66,7 +66,7 @@ fn deploy(name: &str, version: i32) -> Option<i32> {
 /// Restricts `name` to members of `roles` (NULL or empty: open to every reader again).
 #[pg_extern(schema = "customer_value", volatile, parallel_unsafe)]
 fn restrict_model(name: Option<&str>, roles: Option<Vec<Option<String>>>) -> i32 {
-    let name = super::train::required(name, "model name").or_raise();
+    let name = super::args::required(name, "model name").or_raise();
     store::check_writable("restrict_model").or_raise();
     if !store::check_visible(name).or_raise() {
         raise(EngineError::new(

@@ -2,18 +2,17 @@
 //! predictions, today's `source` against the distributions stored with the model at training.
 
 use pgrx::prelude::*;
-use pgrx::spi::quote_identifier;
 use pgrx::JsonB;
 
 use crate::engine::drift::{level, BinProfile, TrainingProfile};
 use crate::engine::error::{EngineError, ErrorKind, Result};
-use crate::engine::features::{Encoding, FeatureSpec, SqlType};
+use crate::engine::features::{Encoding, FeatureEncoder, Purpose, RawValue};
 
+use super::columns::raw_value_sql;
 use super::errors::OrRaise;
 use super::evaluate::score_expression;
-use super::source::{missing_column, resolve_source, scan_columns, source_columns};
+use super::source::{missing_column, resolve_source, scan_values, source_columns};
 use super::store::{self, ModelRow};
-use super::train::{as_float8, category_code, encoded_value_sql};
 use super::types::sql_type_of;
 
 /// The name of the predictions' row in drift's output.
@@ -48,6 +47,23 @@ fn training_profile(row: &ModelRow) -> Result<TrainingProfile> {
     })
 }
 
+/// Now, in days since 1970-01-01 (the reference of today's ages).
+fn now_days() -> Result<f64> {
+    Spi::connect(|client| {
+        client
+            .select(
+                "SELECT (pg_catalog.date_part('epoch', pg_catalog.now()) / 86400)::float8",
+                Some(1),
+                &[],
+            )
+            .or_raise()
+            .first()
+            .get_one::<f64>()
+            .or_raise()
+    })
+    .ok_or_else(|| EngineError::new(ErrorKind::Internal, "now() is NULL"))
+}
+
 struct DriftRow {
     feature: String,
     psi: f64,
@@ -61,7 +77,10 @@ fn compute(model: &str, source: &str) -> Result<(Vec<DriftRow>, i64, i64)> {
     let resolved = resolve_source(source)?;
     let columns = source_columns(&resolved)?;
     let model = store::load(&row)?;
+    // today's values as the profile was built at training: ages as of now, categories by code
+    let now_days = now_days()?;
     let mut select = Vec::new();
+    let mut encoders = Vec::new();
     for (name, _) in &profile.features {
         // the profile is per model feature; a one-hot indicator reads its text column
         let spec = model.features.iter().find(|f| f.name == *name);
@@ -71,12 +90,7 @@ fn compute(model: &str, source: &str) -> Result<(Vec<DriftRow>, i64, i64)> {
         };
         let sql_type = sql_type_of(*oid);
         let trained_ok = spec.is_none_or(|f| f.encoding.accepts(&sql_type));
-        if !trained_ok
-            || !(sql_type.is_number()
-                || sql_type == SqlType::Boolean
-                || sql_type == SqlType::Text
-                || sql_type.is_time())
-        {
+        if !trained_ok || Encoding::for_column(column, &sql_type).is_err() {
             return Err(EngineError::new(
                 ErrorKind::DatatypeMismatch,
                 format!(
@@ -86,27 +100,20 @@ fn compute(model: &str, source: &str) -> Result<(Vec<DriftRow>, i64, i64)> {
                 ),
             ));
         }
-        select.push(match spec {
-            // ages are compared as of today, as they were as of the training time
-            Some(f) if matches!(f.encoding, Encoding::DaysBefore { .. }) => format!(
-                "(pg_catalog.date_part('epoch', pg_catalog.now()) / 86400 - pg_catalog.date_part('epoch', {}) / 86400)::float8",
-                quote_identifier(column)
-            ),
-            Some(FeatureSpec {
-                encoding: Encoding::TargetMean { categories, .. },
-                ..
-            }) => category_code(column, categories),
-            Some(f) if matches!(f.encoding, Encoding::Indicator { .. }) => {
-                encoded_value_sql(f, &sql_type)
-            }
-            _ => as_float8(column, &sql_type),
-        });
+        select.push(raw_value_sql(column, &sql_type));
+        encoders.push(spec.map(|f| FeatureEncoder::new(f, Purpose::Profile { now_days })));
     }
     select.push(score_expression(&row.id.to_string()));
     let mut values: Vec<Vec<Option<f64>>> = vec![Vec::new(); select.len()];
-    scan_columns(&resolved.from_clause, &select, &mut |row| {
-        for (column, v) in values.iter_mut().zip(row) {
-            column.push(*v);
+    scan_values(&resolved.from_clause, &select, &mut |row| {
+        for (j, (column, v)) in values.iter_mut().zip(row).enumerate() {
+            column.push(match encoders.get(j) {
+                Some(Some(encoder)) => encoder.encode(*v),
+                _ => match v {
+                    RawValue::Number(v) => Some(*v),
+                    _ => None,
+                },
+            });
         }
         Ok(())
     })?;

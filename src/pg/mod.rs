@@ -2,16 +2,20 @@
 //! GUCs and the mapping of engine errors to SQLSTATEs.
 
 pub mod admin;
+pub mod args;
 pub mod cache;
 pub mod citus;
+pub mod columns;
 pub mod drift;
 pub mod errors;
 pub mod evaluate;
+pub mod fit;
 pub mod guc;
 pub mod privilege;
 pub mod progress;
 pub mod retrain;
 pub mod rfm;
+pub mod runs;
 pub mod score;
 pub mod source;
 pub mod store;

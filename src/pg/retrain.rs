@@ -16,14 +16,15 @@ use crate::engine::models::Algorithm;
 use crate::engine::options::TrainOptions;
 use crate::engine::train::metrics_object;
 
+use super::args::required;
 use super::errors::OrRaise;
+use super::fit::{fit_from_source, Spec};
 use super::privilege::{as_spec_author, spec_author};
+use super::runs::{now, record_run, RunRecord};
 use super::store;
+use super::store::{insert_version, DeployDecision};
 use super::subxact::run_in_subtransaction;
-use super::train::{
-    check_name, fit_from_source, now, record_run, required, store as store_version, DeployDecision,
-    RunRecord, Spec,
-};
+use crate::engine::model_name::check_model_name;
 
 /// The version whose spec is re-run: the deployed one, else the newest.
 struct Basis {
@@ -175,7 +176,7 @@ fn attempt(
         outcome.metrics.as_ref(),
         champion_version.zip(champion_eval),
     );
-    let stored = store_version(
+    let stored = insert_version(
         name,
         &spec.source,
         &spec.to_json(&fitted.qualified_source),
@@ -230,7 +231,7 @@ fn retrain(
 > {
     let started = now();
     let name = required(name, "model name").or_raise();
-    check_name(name).or_raise();
+    check_model_name(name).or_raise();
     store::check_writable("retrain").or_raise();
     let overrides = options.map(|j| j.0).unwrap_or(Value::Null);
     // An engine error is raised inside the subtransaction too, so it is rolled back like any

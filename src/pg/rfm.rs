@@ -23,9 +23,9 @@ use serde_json::{Map, Value};
 use crate::engine::error::{EngineError, ErrorKind, Result};
 use crate::engine::features::SqlType;
 
+use super::args::required;
 use super::errors::OrRaise;
 use super::source::{missing_column, resolve_source, source_columns};
-use super::train::required;
 use super::types::{sql_type_of, type_name};
 
 struct RfmOptions {

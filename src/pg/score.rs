@@ -20,9 +20,10 @@ use pgrx::{pg_getarg, pg_getarg_datum_raw, pg_sys};
 use crate::engine::clv::model::ClvQuantity;
 use crate::engine::codec::{ModelArtifact, Task};
 use crate::engine::error::{EngineError, ErrorKind, Result};
-use crate::engine::features::{Encoding, SqlType};
+use crate::engine::features::{FeatureEncoder, Purpose};
 use crate::engine::models::Predictor;
 
+use super::columns::Reader;
 use super::errors::OrRaise;
 use super::store::{self, ModelRow};
 use super::types::sql_type_of;
@@ -63,134 +64,11 @@ impl ModelKey {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-enum Reader {
-    Float8,
-    Float4,
-    Int2,
-    Int4,
-    Int8,
-    Numeric,
-    Bool,
-    /// date: days since 2000-01-01 (int4)
-    Date,
-    /// timestamp / timestamptz: microseconds since 2000-01-01 (int8)
-    Timestamp,
-    /// text-like: read through the slot's category map
-    Text,
-}
-
-/// Days from 1970-01-01 to 2000-01-01, Postgres' date and timestamp epoch.
-const POSTGRES_EPOCH_DAYS: f64 = 10_957.0;
-
-impl Reader {
-    fn for_type(sql_type: &SqlType) -> Option<Reader> {
-        Some(match sql_type {
-            SqlType::Double => Reader::Float8,
-            SqlType::Real => Reader::Float4,
-            SqlType::SmallInt => Reader::Int2,
-            SqlType::Integer => Reader::Int4,
-            SqlType::BigInt => Reader::Int8,
-            SqlType::Numeric => Reader::Numeric,
-            SqlType::Boolean => Reader::Bool,
-            SqlType::Date => Reader::Date,
-            SqlType::Timestamp | SqlType::TimestampTz => Reader::Timestamp,
-            SqlType::Text => Reader::Text,
-            SqlType::Other(_) => return None,
-        })
-    }
-
-    #[inline]
-    unsafe fn read(self, datum: pg_sys::Datum) -> f64 {
-        match self {
-            Reader::Float8 => f64::from_bits(datum.value() as u64),
-            Reader::Float4 => f32::from_bits(datum.value() as u32) as f64,
-            Reader::Int2 => datum.value() as i16 as f64,
-            Reader::Int4 => datum.value() as i32 as f64,
-            Reader::Int8 => datum.value() as i64 as f64,
-            Reader::Bool => {
-                if datum.value() & 0xff != 0 {
-                    1.0
-                } else {
-                    0.0
-                }
-            }
-            Reader::Numeric => unsafe {
-                pgrx::direct_function_call::<f64>(pg_sys::numeric_float8, &[Some(datum)])
-                    .unwrap_or(f64::NAN)
-            },
-            // days since 1970-01-01, like the training read (extract(epoch …) / 86400);
-            // ±infinity dates become non-finite and are refused below
-            Reader::Date => match datum.value() as i32 {
-                i32::MAX => f64::INFINITY,
-                i32::MIN => f64::NEG_INFINITY,
-                d => d as f64 + POSTGRES_EPOCH_DAYS,
-            },
-            Reader::Timestamp => match datum.value() as i64 {
-                i64::MAX => f64::INFINITY,
-                i64::MIN => f64::NEG_INFINITY,
-                us => us as f64 / 86_400_000_000.0 + POSTGRES_EPOCH_DAYS,
-            },
-            Reader::Text => f64::NAN,
-        }
-    }
-}
-
-/// How a slot turns the attribute into the feature's value.
-enum SlotKind {
-    /// A number or boolean as read.
-    Plain,
-    /// A category: the value of each known text (one-hot 1/0, or the category's target
-    /// mean), `other` for NULL and unseen values.
-    Category {
-        values: std::collections::HashMap<Box<[u8]>, f64>,
-        other: f64,
-    },
-    /// A date or timestamp as its age in days at `as_of`.
-    DaysBefore { as_of: f64 },
-}
-
 struct FeatureSlot {
     /// 0-based attribute index in the row.
     attribute: usize,
     reader: Reader,
-    kind: SlotKind,
-    /// `None`: a NULL is refused (the model gives it no meaning).
-    impute: Option<f64>,
-}
-
-fn slot_kind(encoding: &Encoding) -> SlotKind {
-    match encoding {
-        Encoding::Indicator {
-            category,
-            known,
-            share,
-            ..
-        } => SlotKind::Category {
-            values: known
-                .iter()
-                .map(|k| {
-                    let v = if k == category { 1.0 } else { 0.0 };
-                    (k.as_bytes().into(), v)
-                })
-                .collect(),
-            other: *share,
-        },
-        Encoding::TargetMean {
-            categories,
-            means,
-            fallback,
-        } => SlotKind::Category {
-            values: categories
-                .iter()
-                .zip(means)
-                .map(|(c, m)| (c.as_bytes().into(), *m))
-                .collect(),
-            other: *fallback,
-        },
-        Encoding::DaysBefore { as_of } => SlotKind::DaysBefore { as_of: *as_of },
-        Encoding::Number | Encoding::Boolean => SlotKind::Plain,
-    }
+    encoder: FeatureEncoder,
 }
 
 struct RowLayout {
@@ -385,8 +263,7 @@ unsafe fn build_layout(
             slots.push(FeatureSlot {
                 attribute,
                 reader,
-                kind: slot_kind(&feature.encoding),
-                impute: feature.impute,
+                encoder: FeatureEncoder::new(feature, Purpose::Scoring),
             });
         }
         Ok(RowLayout {
@@ -453,20 +330,18 @@ unsafe fn read_row<'a>(
             site.nulls.as_mut_ptr(),
         );
         for (j, slot) in layout.slots.iter().enumerate() {
-            let i = slot.attribute;
-            let v = match (&slot.kind, site.nulls[i]) {
-                (SlotKind::Category { other, .. }, true) => *other,
-                (SlotKind::Category { values, other }, false) => {
-                    let text = pg_sys::pg_detoast_datum_packed(site.values[i].cast_mut_ptr());
-                    let bytes = pgrx::varlena::varlena_to_byte_slice(text);
-                    values.get(bytes).copied().unwrap_or(*other)
-                }
-                (_, true) => match slot.impute {
-                    Some(v) => v,
-                    None => null_refused(loaded, j),
-                },
-                (SlotKind::DaysBefore { as_of }, false) => as_of - slot.reader.read(site.values[i]),
-                (SlotKind::Plain, false) => slot.reader.read(site.values[i]),
+            let (datum, null) = (site.values[slot.attribute], site.nulls[slot.attribute]);
+            let encoded = if slot.encoder.reads_text() {
+                slot.encoder.text((!null).then(|| {
+                    let text = pg_sys::pg_detoast_datum_packed(datum.cast_mut_ptr());
+                    pgrx::varlena::varlena_to_byte_slice(text)
+                }))
+            } else {
+                slot.encoder
+                    .number((!null).then(|| slot.reader.read(datum)))
+            };
+            let Some(v) = encoded else {
+                null_refused(loaded, j)
             };
             if !v.is_finite() {
                 non_finite(loaded, j, v);

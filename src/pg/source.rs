@@ -4,6 +4,7 @@
 use pgrx::prelude::*;
 
 use crate::engine::error::{EngineError, ErrorKind, Result};
+use crate::engine::features::RawValue;
 
 use super::errors::OrRaise;
 
@@ -211,17 +212,17 @@ pub fn missing_column(what: &str, name: &str, columns: &[(String, pg_sys::Oid)])
     ))
 }
 
-/// Streams `SELECT <columns> FROM <source>` through a cursor, `BATCH_ROWS` at a time, each
-/// value cast to float8 (NULL as `None`), checking for interrupts between batches. This module's
-/// one reader of user data: memory stays bounded by the batch, whatever the source's size.
-pub fn scan_columns(
+/// Streams `SELECT <columns> FROM <source>` through a cursor, `BATCH_ROWS` at a time, checking
+/// for interrupts between batches. Each column must be float8 or text (see
+/// [`super::columns::raw_value_sql`]); `on_row` gets the row's values as read. This module's one
+/// reader of user data: memory stays bounded by the batch, whatever the source's size.
+pub fn scan_values(
     from_clause: &str,
     columns: &[String],
-    on_row: &mut dyn FnMut(&[Option<f64>]) -> Result<()>,
+    on_row: &mut dyn FnMut(&[RawValue<'_>]) -> Result<()>,
 ) -> Result<()> {
     let query = format!("SELECT {} FROM {}", columns.join(", "), from_clause);
     let cursor = Spi::connect(|client| client.open_cursor(query.as_str(), &[]).detach_into_name());
-    let mut values: Vec<Option<f64>> = vec![None; columns.len()];
     let max_rows = super::guc::MAX_TRAINING_ROWS.get().max(0) as usize;
     let mut rows_read = 0usize;
     loop {
@@ -232,45 +233,11 @@ pub fn scan_columns(
             let n = batch.len();
             rows_read += n;
             if rows_read > max_rows {
-                return Err(EngineError::new(
-                    ErrorKind::TooManyRows,
-                    format!("the source has more than {max_rows} rows (customer_value.max_training_rows)"),
-                )
-                .with_detail("Training and evaluation hold the rows they read in memory.")
-                .with_hint("Train on a sample drawn where the rows are stored, e.g. options => '{\"sample\": 0.1}' (a table source), or raise customer_value.max_training_rows."));
+                return Err(too_many_rows(max_rows));
             }
             if n > 0 {
-                // Deform each row once, in place: ~4× faster than a typed get per value.
-                // SAFETY: `batch` keeps SPI_tuptable alive; it holds n tuples of `tupdesc`.
-                unsafe {
-                    let table = pg_sys::SPI_tuptable;
-                    let tupdesc = (*table).tupdesc;
-                    let natts = (*tupdesc).natts as usize;
-                    let attrs = (*tupdesc).attrs.as_slice(natts);
-                    if natts != values.len()
-                        || attrs.iter().any(|a| a.atttypid != pg_sys::FLOAT8OID)
-                    {
-                        return Err(EngineError::new(
-                            ErrorKind::Internal,
-                            "scan_columns expects float8 columns",
-                        ));
-                    }
-                    let mut datums = vec![pg_sys::Datum::from(0usize); natts];
-                    let mut nulls = vec![false; natts];
-                    for r in 0..n {
-                        let tuple = *(*table).vals.add(r);
-                        pg_sys::heap_deform_tuple(
-                            tuple,
-                            tupdesc,
-                            datums.as_mut_ptr(),
-                            nulls.as_mut_ptr(),
-                        );
-                        for (j, slot) in values.iter_mut().enumerate() {
-                            *slot = (!nulls[j]).then(|| f64::from_bits(datums[j].value() as u64));
-                        }
-                        on_row(&values)?;
-                    }
-                }
+                // SAFETY: `batch` keeps SPI_tuptable alive; it holds n tuples.
+                unsafe { deform_batch(pg_sys::SPI_tuptable, n, columns.len(), on_row)? };
             }
             let _ = &batch; // the tuple table stays valid up to here
             if n > 0 {
@@ -281,6 +248,90 @@ pub fn scan_columns(
         if fetched == 0 {
             return Ok(());
         }
+    }
+}
+
+/// [`scan_values`] for columns that are all float8: each value as a number (NULL: `None`).
+pub fn scan_columns(
+    from_clause: &str,
+    columns: &[String],
+    on_row: &mut dyn FnMut(&[Option<f64>]) -> Result<()>,
+) -> Result<()> {
+    let mut numbers: Vec<Option<f64>> = vec![None; columns.len()];
+    scan_values(from_clause, columns, &mut |values| {
+        for (slot, value) in numbers.iter_mut().zip(values) {
+            *slot = match value {
+                RawValue::Null => None,
+                RawValue::Number(v) => Some(*v),
+                RawValue::Text(_) => return Err(not_float8_or_text()),
+            };
+        }
+        on_row(&numbers)
+    })
+}
+
+fn too_many_rows(max_rows: usize) -> EngineError {
+    EngineError::new(
+        ErrorKind::TooManyRows,
+        format!("the source has more than {max_rows} rows (customer_value.max_training_rows)"),
+    )
+    .with_detail("Training and evaluation hold the rows they read in memory.")
+    .with_hint("Train on a sample drawn where the rows are stored, e.g. options => '{\"sample\": 0.1}' (a table source), or raise customer_value.max_training_rows.")
+}
+
+fn not_float8_or_text() -> EngineError {
+    EngineError::new(
+        ErrorKind::Internal,
+        "a scan reads float8 columns (and text where it asks for them)",
+    )
+}
+
+/// Deforms the `n` tuples of an SPI tuple table once each, in place (~4× faster than a typed
+/// get per value), and hands each row's values to `on_row`.
+///
+/// # Safety
+/// `table` must be a valid SPI tuple table holding `n` tuples, alive for the whole call.
+unsafe fn deform_batch(
+    table: *mut pg_sys::SPITupleTable,
+    n: usize,
+    width: usize,
+    on_row: &mut dyn FnMut(&[RawValue<'_>]) -> Result<()>,
+) -> Result<()> {
+    unsafe {
+        let tupdesc = (*table).tupdesc;
+        let natts = (*tupdesc).natts as usize;
+        let attrs = (*tupdesc).attrs.as_slice(natts);
+        let text: Vec<bool> = attrs
+            .iter()
+            .map(|a| a.atttypid == pg_sys::TEXTOID)
+            .collect();
+        if natts != width
+            || attrs
+                .iter()
+                .any(|a| a.atttypid != pg_sys::FLOAT8OID && a.atttypid != pg_sys::TEXTOID)
+        {
+            return Err(not_float8_or_text());
+        }
+        let mut datums = vec![pg_sys::Datum::from(0usize); natts];
+        let mut nulls = vec![false; natts];
+        let mut row: Vec<RawValue<'_>> = Vec::with_capacity(natts);
+        for r in 0..n {
+            let tuple = *(*table).vals.add(r);
+            pg_sys::heap_deform_tuple(tuple, tupdesc, datums.as_mut_ptr(), nulls.as_mut_ptr());
+            row.clear();
+            for j in 0..natts {
+                row.push(if nulls[j] {
+                    RawValue::Null
+                } else if text[j] {
+                    let packed = pg_sys::pg_detoast_datum_packed(datums[j].cast_mut_ptr());
+                    RawValue::Text(pgrx::varlena::varlena_to_byte_slice(packed))
+                } else {
+                    RawValue::Number(f64::from_bits(datums[j].value() as u64))
+                });
+            }
+            on_row(&row)?;
+        }
+        Ok(())
     }
 }
 

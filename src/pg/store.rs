@@ -1,13 +1,19 @@
 //! The model store (`customer_value.models`): finding a model by name, `name@version` or id,
-//! and loading its decoded form through the backend cache.
+//! loading its decoded form through the backend cache, and writing a new version.
 
 use std::rc::Rc;
 
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
+use pgrx::JsonB;
+use serde_json::Value;
 
+use crate::engine::champion::decide_values;
 use crate::engine::codec::ModelArtifact;
 use crate::engine::error::{EngineError, ErrorKind, Result};
+use crate::engine::features::schema_json;
+use crate::engine::options::TrainOptions;
+use crate::engine::train::TrainOutcome;
 
 use super::cache;
 use super::citus::store_location;
@@ -359,4 +365,224 @@ pub fn check_trainable(name: &str) -> Result<bool> {
         .with_hint("Choose another model name."));
     }
     Ok(existing > 0)
+}
+
+/// How [`insert_version`] decides whether the new version is deployed.
+pub(crate) enum DeployDecision {
+    /// `train`: by the deploy option, comparing holdout metrics with the serving version's.
+    VersusServing,
+    /// `retrain`: already decided on a common holdout against `champion` (the version that
+    /// was serving when the retrain started). Not deployed over a version deployed meanwhile
+    /// (e.g. an emergency rollback, which never waits for a retrain).
+    Decided {
+        deploy: bool,
+        reason: String,
+        champion: Option<i32>,
+    },
+}
+
+pub(crate) struct Stored {
+    pub id: i64,
+    pub version: i32,
+    pub deployed: bool,
+    pub reason: String,
+    pub serving_version: Option<i32>,
+}
+
+/// Stores `outcome` as the next version of `name`, deciding deployment under a per-name lock so
+/// concurrent trainings of one name get distinct versions and one deployed row.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn insert_version(
+    name: &str,
+    source: &str,
+    spec: &Value,
+    author: &str,
+    outcome: &TrainOutcome,
+    profile: &Value,
+    options: &TrainOptions,
+    decision: DeployDecision,
+) -> Result<Stored> {
+    let bytes = outcome.artifact.encode()?;
+    let metrics = outcome.metrics_json(options);
+    // who trains, read before acting as the store's owner below
+    let trained_by = super::privilege::caller_name();
+    check_trainable(name)?;
+    // Version numbering, the serving version and the writes all see the whole store (as its
+    // owner): a caller's row-level view must not make two versions collide.
+    super::privilege::as_extension_owner(|| {
+        Spi::connect_mut(|client| {
+            lock_name(client, name);
+            let version = next_version(client, name);
+            let serving = serving_version(client, name);
+            let (deploy, reason) = deploy_decision(decision, &serving, outcome, options);
+            if !deploy {
+                pgrx::notice!("model \"{name}\" version {version} is not deployed: {reason}");
+            }
+            if deploy {
+                client
+                    .update(
+                        "UPDATE customer_value.models SET deployed = false WHERE name = $1 AND deployed",
+                        None,
+                        &[name.into()],
+                    )
+                    .or_raise();
+            }
+            let row = NewVersion {
+                name,
+                version,
+                source,
+                spec,
+                author,
+                artifact: &outcome.artifact,
+                bytes,
+                metrics,
+                profile,
+                trained_by: &trained_by,
+                deploy,
+            };
+            let id = insert_row(client, &row);
+            Ok(Stored {
+                id,
+                version,
+                deployed: deploy,
+                reason,
+                serving_version: serving.0,
+            })
+        })
+    })
+}
+
+fn next_version(client: &SpiClient<'_>, name: &str) -> i32 {
+    client
+        .select(
+            "SELECT coalesce(max(version), 0) + 1 FROM customer_value.models WHERE name = $1",
+            None,
+            &[name.into()],
+        )
+        .or_raise()
+        .first()
+        .get_one::<i32>()
+        .or_raise()
+        .unwrap_or(1)
+}
+
+/// The deployed version of `name` and its metrics, if one is deployed.
+fn serving_version(client: &SpiClient<'_>, name: &str) -> (Option<i32>, Option<Value>) {
+    client
+        .select(
+            "SELECT version, metrics FROM customer_value.models WHERE name = $1 AND deployed",
+            None,
+            &[name.into()],
+        )
+        .or_raise()
+        .next()
+        .map(|row| {
+            (
+                row.get::<i32>(1).or_raise(),
+                row.get::<JsonB>(2).or_raise().map(|j| j.0),
+            )
+        })
+        .unwrap_or((None, None))
+}
+
+/// Whether the new version is deployed, and why (the engine compares the metrics).
+fn deploy_decision(
+    decision: DeployDecision,
+    serving: &(Option<i32>, Option<Value>),
+    outcome: &TrainOutcome,
+    options: &TrainOptions,
+) -> (bool, String) {
+    let version_text =
+        |v: Option<i32>| v.map_or("no version".to_string(), |v| format!("version {v}"));
+    match decision {
+        DeployDecision::Decided {
+            deploy,
+            reason,
+            champion,
+        } => {
+            if deploy && serving.0 != champion {
+                (
+                    false,
+                    format!(
+                        "{} was deployed while this retrain ran; it is kept (the retrain had compared with {})",
+                        version_text(serving.0),
+                        version_text(champion)
+                    ),
+                )
+            } else {
+                (deploy, reason)
+            }
+        }
+        DeployDecision::VersusServing => {
+            let metric = options.metric;
+            let old_value = serving
+                .1
+                .as_ref()
+                .and_then(|m| m.get(metric.key()))
+                .and_then(Value::as_f64);
+            decide_values(
+                options.deploy,
+                metric,
+                outcome
+                    .metrics
+                    .as_ref()
+                    .and_then(|m| m.get(metric).map(|v| (v, m.n))),
+                serving.0.map(|version| (version, Ok(old_value))),
+                "(each on its own holdout)",
+            )
+        }
+    }
+}
+
+/// A version's row as written to `customer_value.models`.
+struct NewVersion<'a> {
+    name: &'a str,
+    version: i32,
+    source: &'a str,
+    spec: &'a Value,
+    author: &'a str,
+    artifact: &'a ModelArtifact,
+    bytes: Vec<u8>,
+    metrics: Value,
+    profile: &'a Value,
+    trained_by: &'a str,
+    deploy: bool,
+}
+
+fn insert_row(client: &mut SpiClient<'_>, row: &NewVersion<'_>) -> i64 {
+    let a = row.artifact;
+    client
+        .update(
+            "INSERT INTO customer_value.models
+               (name, version, algorithm, task, target, source, features, options, metrics,
+                tiers, model, deployed, spec, trained_by, profile, author, allowed_roles)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
+                     $16::pg_catalog.regrole, $17::pg_catalog.regrole[])
+             RETURNING id",
+            None,
+            &[
+                row.name.into(),
+                row.version.into(),
+                a.algorithm.name().into(),
+                a.task.name().into(),
+                a.target.clone().into(),
+                row.source.into(),
+                JsonB(schema_json(&a.features)).into(),
+                JsonB(row.spec.get("options").cloned().unwrap_or(Value::Null)).into(),
+                JsonB(row.metrics.clone()).into(),
+                JsonB(a.tiers.to_json()).into(),
+                row.bytes.clone().into(),
+                row.deploy.into(),
+                JsonB(row.spec.clone()).into(),
+                row.trained_by.into(),
+                JsonB(row.profile.clone()).into(),
+                row.author.into(),
+                allowed_roles(client, row.name).into(),
+            ],
+        )
+        .or_raise()
+        .first()
+        .get_one::<i64>()
+        .or_raise()
+        .unwrap_or(0)
 }

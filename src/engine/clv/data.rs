@@ -25,6 +25,40 @@ impl Customer {
             count: 1.0,
         }
     }
+
+    /// A summary row as read: `values` holds frequency, recency, t, monetary value (spend
+    /// models only) and the count, named by `columns` for errors; row `row` of the source.
+    pub fn from_row(values: &[Option<f64>], columns: &[&str], row: usize) -> Result<Customer> {
+        if !(4..=5).contains(&values.len()) || values.len() != columns.len() {
+            return Err(EngineError::new(
+                ErrorKind::Internal,
+                format!("an RFM row of {} values", values.len()),
+            ));
+        }
+        let mut read = Vec::with_capacity(values.len());
+        for (v, column) in values.iter().zip(columns) {
+            match v {
+                None => {
+                    return Err(EngineError::new(
+                        ErrorKind::NullValue,
+                        format!("RFM column \"{column}\" is NULL in row {row} of the source"),
+                    ))
+                }
+                Some(v) if !v.is_finite() => {
+                    return Err(EngineError::new(
+                        ErrorKind::NonFiniteValue,
+                        format!("RFM column \"{column}\" holds {v} in row {row} of the source"),
+                    ))
+                }
+                Some(v) => read.push(*v),
+            }
+        }
+        let spend = if read.len() > 4 { read[3] } else { 0.0 };
+        Ok(Customer {
+            count: read[read.len() - 1],
+            ..Customer::one(read[0], read[1], read[2], spend)
+        })
+    }
 }
 
 /// The relations one customer's summary obeys (what is wrong, or None): used to validate a

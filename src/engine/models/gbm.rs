@@ -45,30 +45,11 @@ use crate::engine::features::Dataset;
 use crate::engine::guard::catch_library_panic;
 
 use super::forest::{Node, TreeEnsemble, LEAF};
+use super::Loss;
 
 /// Longest wait for `interrupt` while a boosting round runs: a cancel is honoured within this
 /// even when one round is slow (a round on 200k rows takes ~20 ms here).
 const POLL: Duration = Duration::from_millis(100);
-
-/// What the trees minimise.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GbmLoss {
-    /// Squared error; the prediction is the expected target.
-    SquaredError,
-    /// Binary log loss on a 0/1 target; the prediction is the raw margin (log-odds): apply
-    /// [`sigmoid`] for a probability. Margins are stored (not probabilities) so the tree sum,
-    /// its SHAP contributions and the baseline stay additive.
-    LogLoss,
-}
-
-impl GbmLoss {
-    pub fn name(self) -> &'static str {
-        match self {
-            GbmLoss::SquaredError => "squared_error",
-            GbmLoss::LogLoss => "log_loss",
-        }
-    }
-}
 
 /// Hyperparameters of gradient boosting. Names follow LightGBM/scikit-learn where they exist.
 #[derive(Debug, Clone, PartialEq)]
@@ -242,16 +223,6 @@ pub struct GbmFit {
     pub split_gains: Vec<f64>,
 }
 
-/// The logistic function, computed without overflow for any margin.
-pub fn sigmoid(margin: f64) -> f64 {
-    if margin >= 0.0 {
-        1.0 / (1.0 + (-margin).exp())
-    } else {
-        let e = margin.exp();
-        e / (1.0 + e)
-    }
-}
-
 /// The `f64` threshold `t` with `x <= t` ⇔ `(x as f32) < s` for every `f64` x (`s` = the
 /// library's `f32` split condition, compared after the library rounds the feature to `f32`).
 ///
@@ -286,7 +257,7 @@ fn library_error(what: &str, e: impl std::fmt::Display) -> EngineError {
 }
 
 /// Checks the data, so that the library never sees a problem it would report obscurely.
-fn check_data(train: &Dataset, loss: GbmLoss, options: &GbmOptions) -> Result<()> {
+fn check_data(train: &Dataset, loss: Loss, options: &GbmOptions) -> Result<()> {
     let needed = (2 * options.min_samples_leaf).max(2);
     if train.n_features == 0 || train.n_rows < needed {
         return Err(EngineError::insufficient_data(format!(
@@ -313,7 +284,7 @@ fn check_data(train: &Dataset, loss: GbmLoss, options: &GbmOptions) -> Result<()
         ));
     }
     match loss {
-        GbmLoss::SquaredError => {
+        Loss::SquaredError => {
             if let Some(i) = train.y.iter().position(|v| v.is_nan() || v.abs() > limit) {
                 return Err(EngineError::new(
                     ErrorKind::NonFiniteValue,
@@ -331,7 +302,7 @@ fn check_data(train: &Dataset, loss: GbmLoss, options: &GbmOptions) -> Result<()
                 )));
             }
         }
-        GbmLoss::LogLoss => {
+        Loss::LogLoss => {
             if let Some(i) = train.y.iter().position(|&v| v != 0.0 && v != 1.0) {
                 return Err(EngineError::new(
                     ErrorKind::DatatypeMismatch,
@@ -379,7 +350,7 @@ impl Drop for Worker {
 /// training stops after the running round and its thread is joined before the unwind goes on.
 pub fn fit_gbm(
     train: &Dataset,
-    loss: GbmLoss,
+    loss: Loss,
     options: &GbmOptions,
     interrupt: &mut dyn FnMut(),
 ) -> Result<GbmFit> {
@@ -391,8 +362,8 @@ pub fn fit_gbm(
     let x: Vec<f32> = train.x.iter().map(|&v| v as f32).collect();
     let y: Vec<f32> = train.y.iter().map(|&v| v as f32).collect();
     let min_child_weight = match loss {
-        GbmLoss::SquaredError => options.min_samples_leaf as f64,
-        GbmLoss::LogLoss => {
+        Loss::SquaredError => options.min_samples_leaf as f64,
+        Loss::LogLoss => {
             let p = train.y.iter().sum::<f64>() / train.n_rows as f64;
             options.min_samples_leaf as f64 * p * (1.0 - p)
         }
@@ -411,8 +382,8 @@ pub fn fit_gbm(
         let model = pool.install(|| {
             catch_library_panic("gradient_boosting", || -> Result<BoostedModel> {
                 let objective = match loss {
-                    GbmLoss::SquaredError => Objective::SquaredError(RegLoss::default()),
-                    GbmLoss::LogLoss => Objective::BinaryLogistic(RegLoss::default()),
+                    Loss::SquaredError => Objective::SquaredError(RegLoss::default()),
+                    Loss::LogLoss => Objective::BinaryLogistic(RegLoss::default()),
                 };
                 let params = TrainingParams::builder()
                     .objective(objective)
@@ -587,6 +558,7 @@ pub(crate) fn spawn_with_signals_blocked<T: Send + 'static>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::stats::sigmoid;
     use crate::engine::stats::SplitMix64;
     use hessboost::model::Iterations;
 
@@ -627,14 +599,14 @@ mod tests {
 
     /// hessboost trained directly with the parameters fit_gbm derives (min_child_weight is the
     /// row count for squared error, rows × p̄(1 − p̄) for log loss).
-    fn fit_library(train: &Dataset, loss: GbmLoss, o: &GbmOptions) -> BoostedModel {
+    fn fit_library(train: &Dataset, loss: Loss, o: &GbmOptions) -> BoostedModel {
         let p = train.y.iter().sum::<f64>() / train.n_rows as f64;
         let (objective, min_child_weight) = match loss {
-            GbmLoss::SquaredError => (
+            Loss::SquaredError => (
                 Objective::SquaredError(RegLoss::default()),
                 o.min_samples_leaf as f64,
             ),
-            GbmLoss::LogLoss => (
+            Loss::LogLoss => (
                 Objective::BinaryLogistic(RegLoss::default()),
                 o.min_samples_leaf as f64 * p * (1.0 - p),
             ),
@@ -740,8 +712,8 @@ mod tests {
 
     #[test]
     fn our_trees_pick_the_library_leaves_and_match_its_margins() {
-        for loss in [GbmLoss::SquaredError, GbmLoss::LogLoss] {
-            let train = data(3_000, 1, loss == GbmLoss::LogLoss);
+        for loss in [Loss::SquaredError, Loss::LogLoss] {
+            let train = data(3_000, 1, loss == Loss::LogLoss);
             let o = GbmOptions {
                 n_trees: 30,
                 max_depth: 4,
@@ -785,8 +757,8 @@ mod tests {
         // hessboost's own TreeSHAP (XGBoost's algorithm, f32 cover fractions) is an independent
         // implementation: ours on the converted trees must agree up to f32 rounding.
         use crate::engine::models::explain::TreeExplainer;
-        for loss in [GbmLoss::SquaredError, GbmLoss::LogLoss] {
-            let train = data(3_000, 12, loss == GbmLoss::LogLoss);
+        for loss in [Loss::SquaredError, Loss::LogLoss] {
+            let train = data(3_000, 12, loss == Loss::LogLoss);
             let o = GbmOptions {
                 n_trees: 20,
                 max_depth: 5,
@@ -825,7 +797,7 @@ mod tests {
         let train = data(2_000, 2, false);
         let fit = fit_gbm(
             &train,
-            GbmLoss::SquaredError,
+            Loss::SquaredError,
             &GbmOptions {
                 n_trees: 5,
                 ..GbmOptions::default()
@@ -860,7 +832,7 @@ mod tests {
             max_depth: 3,
             ..GbmOptions::default()
         };
-        let fit = fit_gbm(&train, GbmLoss::SquaredError, &o, &mut || {}).unwrap();
+        let fit = fit_gbm(&train, Loss::SquaredError, &o, &mut || {}).unwrap();
         assert_eq!(fit.ensemble.n_trees(), 100);
         assert!(fit.ensemble.max_depth() <= 3);
         let mean = test.y.iter().sum::<f64>() / test.n_rows as f64;
@@ -876,7 +848,7 @@ mod tests {
     #[test]
     fn log_loss_margins_give_calibrated_probabilities() {
         let train = data(6_000, 5, true);
-        let fit = fit_gbm(&train, GbmLoss::LogLoss, &GbmOptions::default(), &mut || {}).unwrap();
+        let fit = fit_gbm(&train, Loss::LogLoss, &GbmOptions::default(), &mut || {}).unwrap();
         let base_rate = train.y.iter().sum::<f64>() / train.n_rows as f64;
         // the intercept is the log-odds of the base rate
         assert!((sigmoid(fit.ensemble.offset) - base_rate).abs() < 1e-6);
@@ -889,15 +861,6 @@ mod tests {
     }
 
     #[test]
-    fn sigmoid_is_stable() {
-        assert_eq!(sigmoid(0.0), 0.5);
-        assert!((sigmoid(2.0) - 1.0 / (1.0 + (-2.0f64).exp())).abs() < 1e-16);
-        assert_eq!(sigmoid(-1000.0), 0.0);
-        assert_eq!(sigmoid(1000.0), 1.0);
-        assert!((sigmoid(-3.0) + sigmoid(3.0) - 1.0).abs() < 1e-15);
-    }
-
-    #[test]
     fn subsampling_is_seeded() {
         let train = data(2_000, 6, false);
         let o = GbmOptions {
@@ -905,12 +868,12 @@ mod tests {
             subsample: 0.5,
             ..GbmOptions::default()
         };
-        let a = fit_gbm(&train, GbmLoss::SquaredError, &o, &mut || {}).unwrap();
-        let b = fit_gbm(&train, GbmLoss::SquaredError, &o, &mut || {}).unwrap();
+        let a = fit_gbm(&train, Loss::SquaredError, &o, &mut || {}).unwrap();
+        let b = fit_gbm(&train, Loss::SquaredError, &o, &mut || {}).unwrap();
         assert_eq!(a, b);
         let c = fit_gbm(
             &train,
-            GbmLoss::SquaredError,
+            Loss::SquaredError,
             &GbmOptions { seed: 7, ..o },
             &mut || {},
         )
@@ -934,7 +897,7 @@ mod tests {
             min_samples_leaf: 5,
             ..GbmOptions::default()
         };
-        fit_gbm(&train, GbmLoss::SquaredError, &o, &mut || {
+        fit_gbm(&train, Loss::SquaredError, &o, &mut || {
             assert_eq!(std::thread::current().id(), me);
             calls += 1;
         })
@@ -954,7 +917,7 @@ mod tests {
         let started = std::time::Instant::now();
         let mut calls = 0;
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            fit_gbm(&train, GbmLoss::SquaredError, &o, &mut || {
+            fit_gbm(&train, Loss::SquaredError, &o, &mut || {
                 calls += 1;
                 if calls == 4 {
                     std::panic::panic_any("canceling statement due to user request");
@@ -975,7 +938,7 @@ mod tests {
         constant.y.iter_mut().for_each(|v| *v = 5.0);
         let err = fit_gbm(
             &constant,
-            GbmLoss::SquaredError,
+            Loss::SquaredError,
             &GbmOptions::default(),
             &mut || {},
         )
@@ -990,7 +953,7 @@ mod tests {
         let tiny = data(30, 9, false);
         let err = fit_gbm(
             &tiny,
-            GbmLoss::SquaredError,
+            Loss::SquaredError,
             &GbmOptions::default(),
             &mut || {},
         )
@@ -1013,7 +976,7 @@ mod tests {
             pending_target_means: Vec::new(),
         };
         // two rows are enough to fit (one split)
-        let fit = fit_gbm(&two, GbmLoss::SquaredError, &one_leaf, &mut || {}).unwrap();
+        let fit = fit_gbm(&two, Loss::SquaredError, &one_leaf, &mut || {}).unwrap();
         assert!(fit.ensemble.predict(&[1.0]) > fit.ensemble.predict(&[0.0]));
         let err = fit_gbm(
             &Dataset {
@@ -1022,7 +985,7 @@ mod tests {
                 y: vec![1.0],
                 ..two.clone()
             },
-            GbmLoss::SquaredError,
+            Loss::SquaredError,
             &one_leaf,
             &mut || {},
         )
@@ -1035,7 +998,7 @@ mod tests {
         };
         let err = fit_gbm(
             &one_class,
-            GbmLoss::LogLoss,
+            Loss::LogLoss,
             &GbmOptions::default(),
             &mut || {},
         )
@@ -1045,7 +1008,7 @@ mod tests {
         not_binary.y[17] = 0.5;
         let err = fit_gbm(
             &not_binary,
-            GbmLoss::LogLoss,
+            Loss::LogLoss,
             &GbmOptions::default(),
             &mut || {},
         )
@@ -1057,7 +1020,7 @@ mod tests {
         huge.x[5] = 1e300;
         let err = fit_gbm(
             &huge,
-            GbmLoss::SquaredError,
+            Loss::SquaredError,
             &GbmOptions::default(),
             &mut || {},
         )
@@ -1087,13 +1050,8 @@ mod tests {
                 ..GbmOptions::default()
             },
         ] {
-            let err = fit_gbm(
-                &data(200, 9, false),
-                GbmLoss::SquaredError,
-                &bad,
-                &mut || {},
-            )
-            .unwrap_err();
+            let err =
+                fit_gbm(&data(200, 9, false), Loss::SquaredError, &bad, &mut || {}).unwrap_err();
             assert_eq!(err.kind, ErrorKind::InvalidParameter);
         }
     }

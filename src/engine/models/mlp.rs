@@ -22,7 +22,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::error::{EngineError, ErrorKind, Result};
 use crate::engine::features::Dataset;
-use crate::engine::stats::SplitMix64;
+use crate::engine::stats::{sigmoid, SplitMix64};
+
+use super::Loss;
 
 /// Widest layer a model may have. Scoring keeps activations in two fixed stack arrays of this
 /// size (8 KiB together) so predicting a row never allocates; it also bounds what a corrupted
@@ -42,15 +44,6 @@ const MIN_RELATIVE_IMPROVEMENT: f64 = 1e-4;
 const ADAM_BETA1: f64 = 0.9;
 const ADAM_BETA2: f64 = 0.999;
 const ADAM_EPSILON: f64 = 1e-8;
-
-/// What the network predicts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum MlpTask {
-    /// A number: identity output, mean squared error.
-    Regression,
-    /// A 0/1 label: sigmoid output, log loss; `predict` returns P(label = 1).
-    Binary,
-}
 
 /// The output unit's activation, stored in the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,7 +96,7 @@ impl Default for MlpOptions {
 
 impl MlpOptions {
     /// Checks every option, naming the key at fault, so a bad value is refused before any work.
-    pub fn check(&self) -> Result<()> {
+    pub fn validate(&self) -> Result<()> {
         let bad = |msg: String| Err(EngineError::invalid_parameter(msg));
         if self.hidden_layers.len() > MAX_HIDDEN_LAYERS {
             return bad(format!(
@@ -355,11 +348,6 @@ fn relu(v: f64) -> f64 {
     }
 }
 
-#[inline]
-fn sigmoid(z: f64) -> f64 {
-    1.0 / (1.0 + (-z).exp())
-}
-
 /// Log loss of logit `z` for label `y`, stable for any `z`:
 /// `-y·ln σ(z) - (1-y)·ln(1-σ(z)) = max(z, 0) - z·y + ln(1 + e^-|z|)`.
 #[inline]
@@ -472,7 +460,7 @@ fn forward(net: &Net, x: ArrayView2<f64>, ws: &mut Workspace) {
 /// Mean loss over the rows of `z` (logits or standardised scores) against `y`, and the
 /// gradient of that mean with respect to each `z`, written to `delta`.
 fn output_loss(
-    task: MlpTask,
+    task: Loss,
     z: ArrayView1<f64>,
     y: ArrayView1<f64>,
     delta: Option<ArrayViewMut1<f64>>,
@@ -485,12 +473,12 @@ fn output_loss(
                 .and(&z)
                 .and(&y)
                 .for_each(|d, &z, &y| match task {
-                    MlpTask::Regression => {
+                    Loss::SquaredError => {
                         // 0.5·(z - y)² per row, as scikit-learn; the gradient is then z - y
                         sum += 0.5 * (z - y) * (z - y);
                         *d = (z - y) / m;
                     }
-                    MlpTask::Binary => {
+                    Loss::LogLoss => {
                         sum += log_loss(z, y);
                         *d = (sigmoid(z) - y) / m;
                     }
@@ -498,8 +486,8 @@ fn output_loss(
         }
         None => Zip::from(&z).and(&y).for_each(|&z, &y| {
             sum += match task {
-                MlpTask::Regression => 0.5 * (z - y) * (z - y),
-                MlpTask::Binary => log_loss(z, y),
+                Loss::SquaredError => 0.5 * (z - y) * (z - y),
+                Loss::LogLoss => log_loss(z, y),
             }
         }),
     }
@@ -522,7 +510,7 @@ fn l2_penalty(net: &Net, l2: f64) -> f64 {
 #[cfg(test)]
 fn objective(
     net: &Net,
-    task: MlpTask,
+    task: Loss,
     l2: f64,
     x: ArrayView2<f64>,
     y: ArrayView1<f64>,
@@ -538,7 +526,7 @@ fn objective(
 /// respect to every weight and bias into `grads`.
 fn objective_and_gradient(
     net: &Net,
-    task: MlpTask,
+    task: Loss,
     l2: f64,
     x: ArrayView2<f64>,
     y: ArrayView1<f64>,
@@ -676,12 +664,12 @@ fn usable_scale(sd: f64) -> f64 {
 /// (on this thread), so a Postgres cancel or `statement_timeout` takes effect within one batch.
 ///
 /// Errors: an invalid option (`InvalidParameter`), too few rows (`InsufficientData`), labels
-/// other than 0/1 or a single class for [`MlpTask::Binary`] (`InvalidParameter` /
+/// other than 0/1 or a single class for [`Loss::LogLoss`] (`InvalidParameter` /
 /// `InsufficientData`), and a loss that stops being a finite number (`FitFailed`, naming the
 /// epoch and suggesting a lower `learning_rate`).
 pub fn fit_mlp(
     train: &Dataset,
-    task: MlpTask,
+    task: Loss,
     options: &MlpOptions,
     interrupt: &mut dyn FnMut(),
 ) -> Result<(MlpModel, MlpReport)> {
@@ -690,11 +678,11 @@ pub fn fit_mlp(
 
 fn fit_network(
     train: &Dataset,
-    task: MlpTask,
+    task: Loss,
     options: &MlpOptions,
     interrupt: &mut dyn FnMut(),
 ) -> Result<(Net, MlpModel, MlpReport)> {
-    options.check()?;
+    options.validate()?;
     let (n, p) = (train.n_rows, train.n_features);
     if Some(train.x.len()) != n.checked_mul(p) || train.y.len() != n {
         return Err(EngineError::new(
@@ -730,8 +718,8 @@ fn fit_network(
         .with_hint("Use more rows, or a smaller validation_fraction."));
     }
     let output = match task {
-        MlpTask::Regression => OutputActivation::Identity,
-        MlpTask::Binary => {
+        Loss::SquaredError => OutputActivation::Identity,
+        Loss::LogLoss => {
             if let Some(v) = train.y.iter().find(|&&v| v != 0.0 && v != 1.0) {
                 return Err(EngineError::invalid_parameter(format!(
                     "binary classification needs a 0/1 target, found {v}"
@@ -768,7 +756,7 @@ fn fit_network(
         input_scale.push(usable_scale(sd));
     }
     let (target_mean, target_scale) = match task {
-        MlpTask::Regression => {
+        Loss::SquaredError => {
             let n_f = n as f64;
             let mean = train.y.iter().sum::<f64>() / n_f;
             let var = train.y.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n_f;
@@ -780,7 +768,7 @@ fn fit_network(
             }
             (mean, usable_scale(var.sqrt()))
         }
-        MlpTask::Binary => (0.0, 1.0),
+        Loss::LogLoss => (0.0, 1.0),
     };
 
     let mut rng = SplitMix64::new(options.seed);
@@ -908,7 +896,7 @@ fn view2(values: &[f64], rows: usize, cols: usize) -> Result<ArrayView2<'_, f64>
 /// Validation loss in reportable units: MSE on the target's own scale, or mean log loss.
 fn validation_loss(
     net: &Net,
-    task: MlpTask,
+    task: Loss,
     part: &Part,
     target_scale: f64,
     ws: &mut Workspace,
@@ -926,8 +914,8 @@ fn validation_loss(
     let mean = sum / part.n_rows() as f64;
     Ok(match task {
         // output_loss is 0.5·(z-y)² on the standardised scale
-        MlpTask::Regression => 2.0 * mean * target_scale * target_scale,
-        MlpTask::Binary => mean,
+        Loss::SquaredError => 2.0 * mean * target_scale * target_scale,
+        Loss::LogLoss => mean,
     })
 }
 
@@ -1007,14 +995,14 @@ mod tests {
             .collect()
     }
 
-    fn fit(data: &Dataset, task: MlpTask, options: &MlpOptions) -> (MlpModel, MlpReport) {
+    fn fit(data: &Dataset, task: Loss, options: &MlpOptions) -> (MlpModel, MlpReport) {
         fit_mlp(data, task, options, &mut || {}).unwrap()
     }
 
     /// Analytic gradients against central finite differences of the objective, for every weight
     /// and bias of a 3 → 5 → 4 → 1 network. Relative error with a 1e-3 floor on the
     /// denominator (below that, the absolute error is what finite differences can resolve).
-    fn gradient_check(task: MlpTask, l2: f64) {
+    fn gradient_check(task: Loss, l2: f64) {
         let mut rng = SplitMix64::new(5);
         let mut net = Net::he_init(&[3, 5, 4, 1], &mut rng);
         for b in &mut net.b {
@@ -1023,8 +1011,8 @@ mod tests {
         let m = 6;
         let x = Array2::from_shape_fn((m, 3), |_| uniform(&mut rng, -1.5, 1.5));
         let y = Array1::from_shape_fn(m, |i| match task {
-            MlpTask::Regression => uniform(&mut rng, -2.0, 2.0),
-            MlpTask::Binary => (i % 2) as f64,
+            Loss::SquaredError => uniform(&mut rng, -2.0, 2.0),
+            Loss::LogLoss => (i % 2) as f64,
         });
         let mut ws = Workspace::new(&net, m);
         let mut grads = net.zeros_like();
@@ -1074,14 +1062,14 @@ mod tests {
 
     #[test]
     fn backprop_matches_finite_differences_for_squared_error() {
-        gradient_check(MlpTask::Regression, 0.0);
-        gradient_check(MlpTask::Regression, 0.1);
+        gradient_check(Loss::SquaredError, 0.0);
+        gradient_check(Loss::SquaredError, 0.1);
     }
 
     #[test]
     fn backprop_matches_finite_differences_for_log_loss() {
-        gradient_check(MlpTask::Binary, 0.0);
-        gradient_check(MlpTask::Binary, 0.1);
+        gradient_check(Loss::LogLoss, 0.0);
+        gradient_check(Loss::LogLoss, 0.1);
     }
 
     #[test]
@@ -1089,7 +1077,7 @@ mod tests {
         let f = |r: &[f64]| 3.0 * r[0] - 2.0 * r[1] + 1.0;
         let train = dataset(3000, 3, 1, f);
         let test = dataset(500, 3, 2, f);
-        let (model, report) = fit(&train, MlpTask::Regression, &MlpOptions::default());
+        let (model, report) = fit(&train, Loss::SquaredError, &MlpOptions::default());
         let score = r2(&test.y, &predict_all(&model, &test));
         assert!(score > 0.99, "r² {score}, {report:?}");
     }
@@ -1099,7 +1087,7 @@ mod tests {
         let f = |r: &[f64]| r[0] * r[0] + 0.5 * r[1].abs();
         let train = dataset(3000, 3, 3, f);
         let test = dataset(500, 3, 4, f);
-        let (model, report) = fit(&train, MlpTask::Regression, &MlpOptions::default());
+        let (model, report) = fit(&train, Loss::SquaredError, &MlpOptions::default());
         let mlp = r2(&test.y, &predict_all(&model, &test));
         let ols = LinearModel::fit_ols(&train).unwrap();
         let linear = r2(
@@ -1120,12 +1108,12 @@ mod tests {
             epochs: 5,
             ..MlpOptions::default()
         };
-        let a = fit(&train, MlpTask::Regression, &options);
-        let b = fit(&train, MlpTask::Regression, &options);
+        let a = fit(&train, Loss::SquaredError, &options);
+        let b = fit(&train, Loss::SquaredError, &options);
         assert_eq!(a, b);
         let c = fit(
             &train,
-            MlpTask::Regression,
+            Loss::SquaredError,
             &MlpOptions { seed: 8, ..options },
         );
         assert_ne!(a.0, c.0);
@@ -1153,7 +1141,7 @@ mod tests {
             patience: 4,
             ..MlpOptions::default()
         };
-        let (model, report) = fit(&train, MlpTask::Regression, &options);
+        let (model, report) = fit(&train, Loss::SquaredError, &options);
         assert!(report.epochs_run < 100, "{report:?}");
         assert!(report.best_epoch < report.epochs_run, "{report:?}");
         assert!(report.epochs_run - report.best_epoch <= options.patience);
@@ -1162,7 +1150,7 @@ mod tests {
             epochs: report.best_epoch,
             ..options.clone()
         };
-        let (again, again_report) = fit(&train, MlpTask::Regression, &truncated);
+        let (again, again_report) = fit(&train, Loss::SquaredError, &truncated);
         assert_eq!(again, model);
         assert_eq!(
             again_report.best_validation_loss,
@@ -1194,7 +1182,7 @@ mod tests {
             epochs: 7,
             ..MlpOptions::default()
         };
-        let (_, report) = fit(&train, MlpTask::Regression, &options);
+        let (_, report) = fit(&train, Loss::SquaredError, &options);
         assert_eq!(
             report,
             MlpReport {
@@ -1209,12 +1197,12 @@ mod tests {
     /// was copied from, for both output kinds.
     #[test]
     fn stored_model_predicts_like_the_ndarray_network() {
-        for task in [MlpTask::Regression, MlpTask::Binary] {
+        for task in [Loss::SquaredError, Loss::LogLoss] {
             let train = dataset(800, 4, 8, |r| {
                 let v = 100.0 * r[0] - 50.0 * r[1] * r[2] + 1000.0;
                 match task {
-                    MlpTask::Regression => v,
-                    MlpTask::Binary => f64::from(v > 1000.0),
+                    Loss::SquaredError => v,
+                    Loss::LogLoss => f64::from(v > 1000.0),
                 }
             });
             let options = MlpOptions {
@@ -1233,8 +1221,8 @@ mod tests {
             for i in 0..n {
                 let z = ws.acts[last][[i, 0]];
                 let want = match task {
-                    MlpTask::Regression => model.target_mean + model.target_scale * z,
-                    MlpTask::Binary => 1.0 / (1.0 + (-z).exp()),
+                    Loss::SquaredError => model.target_mean + model.target_scale * z,
+                    Loss::LogLoss => 1.0 / (1.0 + (-z).exp()),
                 };
                 let got = model.predict(train.row(i));
                 assert!(
@@ -1252,7 +1240,7 @@ mod tests {
             epochs: 2,
             ..MlpOptions::default()
         };
-        let (model, _) = fit(&train, MlpTask::Regression, &options);
+        let (model, _) = fit(&train, Loss::SquaredError, &options);
         let bytes = postcard::to_allocvec(&model).unwrap();
         let decoded: MlpModel = postcard::from_bytes(&bytes).unwrap();
         assert_eq!(decoded, model);
@@ -1365,7 +1353,7 @@ mod tests {
         let rule = |r: &[f64]| f64::from(r[0] + 0.5 * r[1] > 0.2);
         let train = dataset(2000, 3, 10, rule);
         let test = dataset(600, 3, 11, rule);
-        let (model, report) = fit(&train, MlpTask::Binary, &MlpOptions::default());
+        let (model, report) = fit(&train, Loss::LogLoss, &MlpOptions::default());
         let p = predict_all(&model, &test);
         assert!(p.iter().all(|v| (0.0..=1.0).contains(v)));
         let score = auc(&test.y, &p);
@@ -1379,7 +1367,7 @@ mod tests {
         for i in 0..train.n_rows {
             train.x[i * 2 + 1] = 5.0;
         }
-        let (model, _) = fit(&train, MlpTask::Regression, &MlpOptions::default());
+        let (model, _) = fit(&train, Loss::SquaredError, &MlpOptions::default());
         assert_eq!(model.input_scale[1], 1.0);
         assert_eq!(model.input_mean[1], 5.0);
         model.validate(2).unwrap();
@@ -1393,7 +1381,7 @@ mod tests {
         let f = |r: &[f64]| 1e7 + 3e6 * r[0];
         let train = dataset(2000, 2, 13, f);
         let test = dataset(300, 2, 14, f);
-        let (model, _) = fit(&train, MlpTask::Regression, &MlpOptions::default());
+        let (model, _) = fit(&train, Loss::SquaredError, &MlpOptions::default());
         assert!(r2(&test.y, &predict_all(&model, &test)) > 0.99);
     }
 
@@ -1402,7 +1390,7 @@ mod tests {
         let small = dataset(10, 2, 15, |r| r[0]);
         let err = fit_mlp(
             &small,
-            MlpTask::Regression,
+            Loss::SquaredError,
             &MlpOptions::default(),
             &mut || {},
         )
@@ -1411,13 +1399,12 @@ mod tests {
         assert!(err.message.contains("got 10 rows"), "{}", err.message);
 
         let labels = dataset(100, 2, 16, |r| r[0]);
-        let err =
-            fit_mlp(&labels, MlpTask::Binary, &MlpOptions::default(), &mut || {}).unwrap_err();
+        let err = fit_mlp(&labels, Loss::LogLoss, &MlpOptions::default(), &mut || {}).unwrap_err();
         assert_eq!(err.kind, ErrorKind::InvalidParameter);
         let one_class = dataset(100, 2, 17, |_| 1.0);
         let err = fit_mlp(
             &one_class,
-            MlpTask::Binary,
+            Loss::LogLoss,
             &MlpOptions::default(),
             &mut || {},
         )
@@ -1430,7 +1417,7 @@ mod tests {
         };
         let err = fit_mlp(
             &broken,
-            MlpTask::Regression,
+            Loss::SquaredError,
             &MlpOptions::default(),
             &mut || {},
         )
@@ -1500,7 +1487,7 @@ mod tests {
             ),
         ];
         for (options, key) in cases {
-            let err = fit_mlp(&data, MlpTask::Regression, &options, &mut || {}).unwrap_err();
+            let err = fit_mlp(&data, Loss::SquaredError, &options, &mut || {}).unwrap_err();
             assert_eq!(err.kind, ErrorKind::InvalidParameter, "{key}");
             assert!(err.message.starts_with(key), "{key}: {}", err.message);
         }
@@ -1513,7 +1500,7 @@ mod tests {
             learning_rate: 1e150,
             ..MlpOptions::default()
         };
-        let err = fit_mlp(&data, MlpTask::Regression, &options, &mut || {}).unwrap_err();
+        let err = fit_mlp(&data, Loss::SquaredError, &options, &mut || {}).unwrap_err();
         assert_eq!(err.kind, ErrorKind::FitFailed, "{err}");
         assert!(err.message.contains("diverged in epoch 1"), "{err}");
         assert!(err.hint.unwrap().contains("lower learning_rate"));
@@ -1528,7 +1515,7 @@ mod tests {
             learning_rate: 0.01,
             ..MlpOptions::default()
         };
-        let (model, _) = fit(&train, MlpTask::Regression, &options);
+        let (model, _) = fit(&train, Loss::SquaredError, &options);
         assert_eq!(model.layers.len(), 1);
         assert!(model.hidden_layers().is_empty());
         assert!((model.predict(&[1.0, 1.0]) - 2.0).abs() < 0.01);
@@ -1542,13 +1529,13 @@ mod tests {
             ..MlpOptions::default()
         };
         let mut calls = 0;
-        fit_mlp(&data, MlpTask::Regression, &options, &mut || calls += 1).unwrap();
+        fit_mlp(&data, Loss::SquaredError, &options, &mut || calls += 1).unwrap();
         // 900 fit rows → 8 batches of ≤ 128, plus one validation pass, per epoch
         assert_eq!(calls, 3 * (8 + 1));
 
         let result = std::panic::catch_unwind(|| {
             let mut n = 0;
-            let _ = fit_mlp(&data, MlpTask::Regression, &options, &mut || {
+            let _ = fit_mlp(&data, Loss::SquaredError, &options, &mut || {
                 n += 1;
                 if n == 5 {
                     panic!("query canceled");

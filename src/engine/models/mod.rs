@@ -20,6 +20,24 @@ pub use linear::LinearModel;
 pub use mlp::MlpModel;
 
 /// The algorithms a user can name in `customer_value.train`.
+/// What a model minimises on a value or 0/1 target: squared error (the prediction is the
+/// expected value) or binary log loss (the prediction is a probability; boosted trees store the
+/// raw margin, so the tree sum, its SHAP contributions and the baseline stay additive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Loss {
+    SquaredError,
+    LogLoss,
+}
+
+impl Loss {
+    pub fn name(self) -> &'static str {
+        match self {
+            Loss::SquaredError => "squared_error",
+            Loss::LogLoss => "log_loss",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Algorithm {
     Linear,
@@ -161,7 +179,11 @@ impl Predictor {
             .iter()
             .map(|m| {
                 let raw = m.predictor.predict(x);
-                let p = if m.logistic { gbm::sigmoid(raw) } else { raw };
+                let p = if m.logistic {
+                    crate::engine::stats::sigmoid(raw)
+                } else {
+                    raw
+                };
                 p.clamp(1e-15, 1.0)
             })
             .collect();

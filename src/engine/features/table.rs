@@ -1,0 +1,654 @@
+//! The training table as read: feature columns and the target, checked as they arrive, then
+//! encoded into a [`Dataset`] with each feature's [`FeatureSpec`].
+
+use std::collections::HashMap;
+
+use super::super::drift::BinProfile;
+use super::super::error::{EngineError, ErrorKind, Result};
+use super::super::stats;
+use super::{Dataset, Encoding, FeatureSpec, RawValue, SqlType, DEFAULT_MAX_ONE_HOT};
+
+/// Feature specs, the dataset, and each feature's distribution as read.
+pub type DatasetWithProfiles = (Vec<FeatureSpec>, Dataset, Vec<(String, BinProfile)>);
+
+/// A training table as read from Postgres: feature columns and the target, NULL kept as `None`.
+///
+/// Values are checked as they arrive so that a NaN or infinity is reported with its column and
+/// row, not discovered later as a mysterious fit failure.
+#[derive(Debug, Clone)]
+pub struct RawTable {
+    names: Vec<String>,
+    types: Vec<SqlType>,
+    target_name: String,
+    columns: Vec<Vec<Option<f64>>>,
+    target: Vec<Option<f64>>,
+    /// Per text column: its categories, most frequent first; its values are 1-based codes.
+    categories: Vec<Vec<String>>,
+    /// Per text column: the code of each category (other values have none: NULL).
+    codes: Vec<HashMap<Box<[u8]>, f64>>,
+    /// A class target's labels (class index = position); empty: the target is a number.
+    classes: HashMap<Box<[u8]>, f64>,
+    /// The reference time of date features, in days since 1970-01-01; their values arrive as
+    /// days since 1970-01-01 too.
+    as_of: f64,
+    max_one_hot: usize,
+    imputation: Vec<(String, Imputation)>,
+}
+
+/// How a feature column's NULLs are filled (`options->'impute'`); the value is computed on
+/// the training rows, stored with the model and used identically when scoring.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Imputation {
+    Median,
+    Mean,
+    /// The most frequent value (ties: the smallest).
+    Mode,
+    Constant(f64),
+}
+
+impl Imputation {
+    pub fn parse(value: &serde_json::Value) -> Option<Imputation> {
+        match value {
+            serde_json::Value::String(s) => match s.as_str() {
+                "median" => Some(Imputation::Median),
+                "mean" => Some(Imputation::Mean),
+                "mode" => Some(Imputation::Mode),
+                _ => None,
+            },
+            serde_json::Value::Number(n) => n
+                .as_f64()
+                .filter(|v| v.is_finite())
+                .map(Imputation::Constant),
+            _ => None,
+        }
+    }
+
+    fn value(&self, present: &[f64]) -> f64 {
+        match self {
+            Imputation::Median => stats::median(present),
+            Imputation::Mean => present.iter().sum::<f64>() / present.len().max(1) as f64,
+            Imputation::Mode => {
+                let mut sorted = present.to_vec();
+                sorted.sort_by(f64::total_cmp);
+                let (mut best, mut best_n) = (sorted[0], 0usize);
+                let mut i = 0;
+                while i < sorted.len() {
+                    let mut j = i;
+                    while j < sorted.len() && sorted[j] == sorted[i] {
+                        j += 1;
+                    }
+                    if j - i > best_n {
+                        best = sorted[i];
+                        best_n = j - i;
+                    }
+                    i = j;
+                }
+                best
+            }
+            Imputation::Constant(v) => *v,
+        }
+    }
+}
+
+impl RawTable {
+    pub fn new(target_name: &str, features: Vec<(String, SqlType)>) -> Result<RawTable> {
+        let mut names = Vec::with_capacity(features.len());
+        let mut types = Vec::with_capacity(features.len());
+        for (name, sql_type) in features {
+            Encoding::for_column(&name, &sql_type)?;
+            names.push(name);
+            types.push(sql_type);
+        }
+        if names.is_empty() {
+            return Err(EngineError::insufficient_data(
+                "no feature columns to train on",
+            )
+            .with_detail(format!(
+                "Every column of the source is the target \"{target_name}\", part of the primary key, or excluded."
+            )));
+        }
+        let columns = vec![Vec::new(); names.len()];
+        let categories = vec![Vec::new(); names.len()];
+        let codes = vec![HashMap::new(); names.len()];
+        Ok(RawTable {
+            names,
+            types,
+            target_name: target_name.to_string(),
+            columns,
+            target: Vec::new(),
+            categories,
+            codes,
+            classes: HashMap::new(),
+            as_of: 0.0,
+            max_one_hot: DEFAULT_MAX_ONE_HOT,
+            imputation: Vec::new(),
+        })
+    }
+
+    pub fn n_rows(&self) -> usize {
+        self.target.len()
+    }
+
+    /// The categories of text column `j`, most frequent first: a value is kept as its 1-based
+    /// position here; a value not among them is kept as NULL (an unseen category).
+    pub fn set_categories(&mut self, j: usize, categories: Vec<String>) {
+        if let (Some(c), Some(codes)) = (self.categories.get_mut(j), self.codes.get_mut(j)) {
+            *codes = positions(&categories, 1);
+            *c = categories;
+        }
+    }
+
+    /// The labels of a class target: a text target value is kept as its 0-based position here.
+    pub fn set_target_classes(&mut self, classes: &[String]) {
+        self.classes = positions(classes, 0);
+    }
+
+    /// The reference time of date features (days since 1970-01-01).
+    pub fn set_as_of(&mut self, days: f64) {
+        self.as_of = days;
+    }
+
+    pub fn set_max_one_hot(&mut self, n: usize) {
+        self.max_one_hot = n;
+    }
+
+    /// How NULLs of named columns are imputed (others: the median).
+    pub fn set_imputation(&mut self, rules: Vec<(String, Imputation)>) -> Result<()> {
+        for (column, _) in &rules {
+            match self.names.iter().position(|n| n == column) {
+                None => {
+                    return Err(EngineError::new(
+                        ErrorKind::UndefinedColumn,
+                        format!("option \"impute\" names \"{column}\", which is not a feature column"),
+                    )
+                    .with_detail(format!("The feature columns are: {}.", self.names.join(", "))))
+                }
+                Some(j) if self.types[j] == SqlType::Text => {
+                    return Err(EngineError::invalid_parameter(format!(
+                        "option \"impute\" cannot apply to text column \"{column}\""
+                    ))
+                    .with_detail("A NULL category is scored like an unseen one: at the training shares (one-hot) or the overall mean (target encoding)."))
+                }
+                Some(_) => {}
+            }
+        }
+        self.imputation = rules;
+        Ok(())
+    }
+
+    pub fn feature_names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// Appends one row of numbers (a text column's values as their codes).
+    pub fn push_row(&mut self, features: &[Option<f64>], target: Option<f64>) -> Result<()> {
+        let values: Vec<RawValue<'_>> = features.iter().map(|v| RawValue::from(*v)).collect();
+        self.push_values(&values, target.into()).map(|_| ())
+    }
+
+    /// Appends one row as read: `features` has one value per feature column; a text column's
+    /// value is kept as its category's code, a class target's as its class index. Returns
+    /// whether the row has a target (rows without one are not trained on).
+    pub fn push_values(&mut self, features: &[RawValue<'_>], target: RawValue<'_>) -> Result<bool> {
+        if features.len() != self.names.len() {
+            return Err(EngineError::new(
+                ErrorKind::Internal,
+                format!(
+                    "row has {} feature values, expected {}",
+                    features.len(),
+                    self.names.len()
+                ),
+            ));
+        }
+        let row_number = self.target.len() + 1;
+        for (i, value) in features.iter().enumerate() {
+            let value = match *value {
+                RawValue::Null => None,
+                RawValue::Number(v) if !v.is_finite() => {
+                    return Err(non_finite(&self.names[i], v, row_number))
+                }
+                RawValue::Number(v) => Some(v),
+                RawValue::Text(t) => self.codes[i].get(t).copied(),
+            };
+            self.columns[i].push(value);
+        }
+        let target = match target {
+            RawValue::Null => None,
+            RawValue::Number(v) => Some(v),
+            RawValue::Text(t) => self.classes.get(t).copied(),
+        };
+        if let Some(v) = target {
+            if !v.is_finite() {
+                return Err(non_finite(&self.target_name, v, row_number));
+            }
+        }
+        self.target.push(target);
+        Ok(target.is_some())
+    }
+
+    /// Each feature's distribution as read (NULLs included), for drift.
+    pub fn profiles(&self) -> Vec<(String, BinProfile)> {
+        self.names
+            .iter()
+            .zip(&self.columns)
+            .map(|(name, column)| (name.clone(), BinProfile::of(column)))
+            .collect()
+    }
+
+    /// Drops rows whose target is NULL, encodes and imputes every feature column and checks
+    /// that each can teach the model something.
+    pub fn into_dataset(self) -> Result<(Vec<FeatureSpec>, Dataset)> {
+        self.into_dataset_with_profiles()
+            .map(|(specs, data, _)| (specs, data))
+    }
+
+    /// [`RawTable::into_dataset`], plus each feature's distribution before imputation (NULL
+    /// kept; a target-encoded column by category code) for drift.
+    pub fn into_dataset_with_profiles(mut self) -> Result<DatasetWithProfiles> {
+        let keep = self.rows_with_target()?;
+        let mut out = EncodedColumns::default();
+        // Memory: each raw column (16 bytes a value) is released as soon as it is encoded, and
+        // each encoded column as soon as it is laid out, so the peak stays near two copies of
+        // the 8-byte matrix rather than four.
+        let raw_columns = std::mem::take(&mut self.columns);
+        for (j, column) in raw_columns.into_iter().enumerate() {
+            let as_of = self.as_of;
+            let age = self.types[j].is_time();
+            let kept: Vec<Option<f64>> = keep
+                .iter()
+                .map(|&i| column[i])
+                .map(|v| if age { v.map(|days| as_of - days) } else { v })
+                .collect();
+            let present: Vec<f64> = kept.iter().flatten().copied().collect();
+            self.check_informative(j, &present)?;
+            if self.types[j] == SqlType::Text {
+                self.encode_categories(j, &kept, &present, &mut out);
+            } else {
+                self.encode_numbers(j, &kept, &present, &mut out)?;
+            }
+        }
+        let y = keep.iter().filter_map(|&i| self.target[i]).collect();
+        let dropped_null_target = self.target.len() - keep.len();
+        Ok(out.into_dataset(y, dropped_null_target))
+    }
+
+    /// The rows whose target is not NULL (an error when there are none).
+    fn rows_with_target(&self) -> Result<Vec<usize>> {
+        if self.target.is_empty() {
+            return Err(EngineError::insufficient_data(
+                "the source has no rows to train on",
+            ));
+        }
+        let keep: Vec<usize> = (0..self.target.len())
+            .filter(|&i| self.target[i].is_some())
+            .collect();
+        if keep.is_empty() {
+            return Err(EngineError::insufficient_data(format!(
+                "no rows to train on: the target column \"{}\" is NULL in all {} rows",
+                self.target_name,
+                self.target.len()
+            )));
+        }
+        Ok(keep)
+    }
+
+    /// Refuses a column that is NULL or constant in every training row.
+    fn check_informative(&self, j: usize, present: &[f64]) -> Result<()> {
+        let name = &self.names[j];
+        let leave_out = format!("Leave it out with options => '{{\"exclude\": [\"{name}\"]}}'.");
+        let Some(&first) = present.first() else {
+            return Err(EngineError::insufficient_data(format!(
+                "feature column \"{name}\" is NULL in every training row"
+            ))
+            .with_hint(leave_out));
+        };
+        if present.iter().any(|&v| v != first) {
+            return Ok(());
+        }
+        let shown = match self.types[j] {
+            SqlType::Text => format!(
+                "\"{}\"",
+                self.categories[j]
+                    .get(first as usize - 1)
+                    .map(String::as_str)
+                    .unwrap_or("?")
+            ),
+            _ => first.to_string(),
+        };
+        Err(EngineError::insufficient_data(format!(
+            "feature column \"{name}\" is constant ({shown}) in every training row"
+        ))
+        .with_detail("A constant column carries no information about the target.")
+        .with_hint(leave_out))
+    }
+
+    /// A text column (values as category codes): one-hot indicators for few categories,
+    /// target (mean) encoding for many.
+    fn encode_categories(
+        &self,
+        j: usize,
+        kept: &[Option<f64>],
+        present: &[f64],
+        out: &mut EncodedColumns,
+    ) {
+        let (name, sql_type) = (&self.names[j], self.types[j].sql_name());
+        let categories = &self.categories[j];
+        if categories.len() > self.max_one_hot {
+            // codes for now: the means are computed on the training rows only, after the
+            // holdout split (`Dataset::encode_target_means`)
+            out.pending_target_means.push(out.columns.len());
+            out.push(
+                FeatureSpec {
+                    name: name.clone(),
+                    sql_type: sql_type.to_string(),
+                    encoding: Encoding::TargetMean {
+                        categories: categories.clone(),
+                        means: Vec::new(),
+                        fallback: 0.0,
+                    },
+                    impute: None,
+                },
+                BinProfile::of(kept),
+                kept.iter().map(|v| v.unwrap_or(f64::NAN)).collect(),
+            );
+            return;
+        }
+        // one indicator per category but the most frequent (the reference level)
+        let total = present.len() as f64;
+        for (c, category) in categories.iter().enumerate().skip(1) {
+            let code = (c + 1) as f64;
+            let share = present.iter().filter(|v| **v == code).count() as f64 / total;
+            let values: Vec<f64> = kept
+                .iter()
+                .map(|v| v.map_or(share, |v| f64::from(u8::from(v == code))))
+                .collect();
+            let as_options: Vec<Option<f64>> = values.iter().map(|v| Some(*v)).collect();
+            out.push(
+                FeatureSpec {
+                    name: format!("{name}={category}"),
+                    sql_type: sql_type.to_string(),
+                    encoding: Encoding::Indicator {
+                        column: name.clone(),
+                        category: category.clone(),
+                        known: categories.clone(),
+                        share,
+                    },
+                    impute: None,
+                },
+                BinProfile::of(&as_options),
+                values,
+            );
+        }
+    }
+
+    /// A number, boolean or date column (dates already as ages): NULLs imputed by its rule.
+    fn encode_numbers(
+        &self,
+        j: usize,
+        kept: &[Option<f64>],
+        present: &[f64],
+        out: &mut EncodedColumns,
+    ) -> Result<()> {
+        let (name, sql_type) = (&self.names[j], &self.types[j]);
+        let rule = self
+            .imputation
+            .iter()
+            .find(|(c, _)| c == name)
+            .map_or(&Imputation::Median, |(_, r)| r);
+        let impute = rule.value(present);
+        let encoding = if sql_type.is_time() {
+            Encoding::DaysBefore { as_of: self.as_of }
+        } else {
+            Encoding::for_column(name, sql_type)?
+        };
+        out.push(
+            FeatureSpec {
+                name: name.clone(),
+                sql_type: sql_type.sql_name().to_string(),
+                encoding,
+                impute: Some(impute),
+            },
+            BinProfile::of(kept),
+            kept.iter().map(|v| v.unwrap_or(impute)).collect(),
+        );
+        Ok(())
+    }
+}
+
+/// Encoded feature columns as they are built (a text column may become several).
+#[derive(Default)]
+struct EncodedColumns {
+    specs: Vec<FeatureSpec>,
+    profiles: Vec<(String, BinProfile)>,
+    columns: Vec<Vec<f64>>,
+    pending_target_means: Vec<usize>,
+}
+
+impl EncodedColumns {
+    fn push(&mut self, spec: FeatureSpec, profile: BinProfile, values: Vec<f64>) {
+        self.profiles.push((spec.name.clone(), profile));
+        self.specs.push(spec);
+        self.columns.push(values);
+    }
+
+    /// The columns laid out by row, each column released once copied.
+    fn into_dataset(self, y: Vec<f64>, dropped_null_target: usize) -> DatasetWithProfiles {
+        let (n, p) = (y.len(), self.columns.len());
+        let mut x = vec![0.0; n * p];
+        for (j, column) in self.columns.into_iter().enumerate() {
+            for (row, v) in column.into_iter().enumerate() {
+                x[row * p + j] = v;
+            }
+        }
+        let data = Dataset {
+            n_rows: n,
+            n_features: p,
+            x,
+            y,
+            dropped_null_target,
+            pending_target_means: self.pending_target_means,
+        };
+        (self.specs, data, self.profiles)
+    }
+}
+
+/// Each value's position in `values`, counted from `first`.
+fn positions(values: &[String], first: usize) -> HashMap<Box<[u8]>, f64> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (v.as_bytes().into(), (i + first) as f64))
+        .collect()
+}
+
+fn non_finite(column: &str, value: f64, row_number: usize) -> EngineError {
+    EngineError::new(
+        ErrorKind::NonFiniteValue,
+        format!("column \"{column}\" holds {value} in row {row_number} of the source"),
+    )
+    .with_detail("NaN and infinite values cannot be used for training.")
+    .with_hint("Filter or replace them in a SELECT source.")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> RawTable {
+        RawTable::new(
+            "spend",
+            vec![
+                ("a".to_string(), SqlType::Integer),
+                ("b".to_string(), SqlType::Boolean),
+            ],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn nulls_are_imputed_with_the_median_and_null_targets_dropped() {
+        let mut t = table();
+        t.push_row(&[Some(1.0), Some(1.0)], Some(10.0)).unwrap();
+        t.push_row(&[None, Some(0.0)], Some(20.0)).unwrap();
+        t.push_row(&[Some(5.0), None], Some(30.0)).unwrap();
+        t.push_row(&[Some(3.0), Some(0.0)], None).unwrap();
+        t.push_row(&[Some(2.0), Some(1.0)], Some(40.0)).unwrap();
+        let (specs, data) = t.into_dataset().unwrap();
+        assert_eq!(data.n_rows, 4);
+        assert_eq!(data.dropped_null_target, 1);
+        // median of a over kept rows {1, 5, 2} = 2; of b over {1, 0, 1} = 1
+        assert_eq!(specs[0].impute, Some(2.0));
+        assert_eq!(specs[1].impute, Some(1.0));
+        assert_eq!(data.row(1), &[2.0, 0.0]);
+        assert_eq!(data.row(2), &[5.0, 1.0]);
+        assert_eq!(data.y, vec![10.0, 20.0, 30.0, 40.0]);
+        assert_eq!(specs[1].encoding, Encoding::Boolean);
+    }
+
+    #[test]
+    fn constant_and_all_null_columns_are_refused_by_name() {
+        let mut t = table();
+        t.push_row(&[Some(1.0), None], Some(1.0)).unwrap();
+        t.push_row(&[Some(2.0), None], Some(2.0)).unwrap();
+        let err = t.into_dataset().unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InsufficientData);
+        assert!(
+            err.message.contains("\"b\" is NULL in every"),
+            "{}",
+            err.message
+        );
+
+        let mut t = table();
+        t.push_row(&[Some(7.0), Some(1.0)], Some(1.0)).unwrap();
+        t.push_row(&[Some(7.0), Some(0.0)], Some(2.0)).unwrap();
+        let err = t.into_dataset().unwrap_err();
+        assert!(
+            err.message.contains("\"a\" is constant (7)"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn non_finite_values_name_column_and_row() {
+        let mut t = table();
+        t.push_row(&[Some(1.0), Some(1.0)], Some(1.0)).unwrap();
+        let err = t
+            .push_row(&[Some(f64::NAN), Some(1.0)], Some(1.0))
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::NonFiniteValue);
+        assert_eq!(err.message, "column \"a\" holds NaN in row 2 of the source");
+        let err = t
+            .push_row(&[Some(1.0), Some(1.0)], Some(f64::INFINITY))
+            .unwrap_err();
+        assert!(
+            err.message.contains("\"spend\" holds inf"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn unsupported_types_are_refused_with_the_column_named() {
+        let err =
+            RawTable::new("y", vec![("city".into(), SqlType::Other("text".into()))]).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::NotSupported);
+        assert!(err.message.contains("\"city\" has type text"));
+    }
+
+    #[test]
+    fn boolean_features_refuse_numbers_and_number_features_accept_any_number() {
+        assert!(Encoding::Number.accepts(&SqlType::Numeric));
+        assert!(Encoding::Number.accepts(&SqlType::SmallInt));
+        assert!(!Encoding::Number.accepts(&SqlType::Boolean));
+        assert!(!Encoding::Boolean.accepts(&SqlType::Integer));
+        assert!(!Encoding::Number.accepts(&SqlType::Other("text".into())));
+    }
+}
+
+#[cfg(test)]
+mod encoding_tests {
+    use super::*;
+    use crate::engine::features::{FeatureEncoder, Purpose};
+
+    fn table() -> RawTable {
+        let mut raw = RawTable::new(
+            "y",
+            vec![
+                ("segment".into(), SqlType::Text),
+                ("city".into(), SqlType::Text),
+                ("last".into(), SqlType::Date),
+            ],
+        )
+        .unwrap();
+        // segment codes: 1 = a (most frequent), 2 = b, 3 = c; city has 12 categories
+        raw.set_categories(0, vec!["a".into(), "b".into(), "c".into()]);
+        raw.set_categories(1, (0..12).map(|i| format!("c{i}")).collect());
+        raw.set_as_of(20_000.0);
+        let cities: Vec<String> = (0..12).map(|i| format!("c{i}")).collect();
+        for i in 0..60 {
+            let segment = [
+                RawValue::Text(b"a"),
+                RawValue::Text(b"a"),
+                RawValue::Text(b"b"),
+                RawValue::Text(b"c"),
+                RawValue::Null,
+            ][i % 5];
+            let city = RawValue::Text(cities[i % 12].as_bytes());
+            let last = RawValue::Number(20_000.0 - i as f64);
+            raw.push_values(&[segment, city, last], RawValue::Number(i as f64))
+                .unwrap();
+        }
+        raw
+    }
+
+    #[test]
+    fn one_hot_indicators_skip_the_reference_level_and_give_unknowns_the_shares() {
+        let (specs, data) = table().into_dataset().unwrap();
+        let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["segment=b", "segment=c", "city", "last"]);
+        // 48 non-NULL segments: 24 a, 12 b, 12 c → shares 0.25, 0.25
+        let Encoding::Indicator { share, .. } = &specs[0].encoding else {
+            panic!("indicator expected")
+        };
+        assert_eq!(*share, 0.25);
+        assert_eq!(data.row(0)[..2], [0.0, 0.0]); // a: the reference level
+        assert_eq!(data.row(2)[..2], [1.0, 0.0]); // b
+        assert_eq!(data.row(4)[..2], [0.25, 0.25]); // NULL: the shares
+                                                    // scoring encodes text the same way, and an unseen category like NULL
+        let segment_b = FeatureEncoder::new(&specs[0], Purpose::Scoring);
+        assert_eq!(segment_b.text(Some(b"b")), Some(1.0));
+        assert_eq!(segment_b.text(Some(b"a")), Some(0.0));
+        assert_eq!(segment_b.text(Some(b"zzz")), Some(0.25));
+        assert_eq!(segment_b.text(None), Some(0.25));
+        assert_eq!(specs[0].column(), "segment");
+        // dates become ages at as_of: row i was i days before
+        assert_eq!(data.row(7)[3], 7.0);
+        assert_eq!(specs[3].encoding, Encoding::DaysBefore { as_of: 20_000.0 });
+    }
+
+    #[test]
+    fn target_means_come_from_the_training_rows_only() {
+        let (mut specs, mut data) = table().into_dataset().unwrap();
+        assert_eq!(data.pending_target_means, vec![2]);
+        // train on rows 0..12 only: city c(k) holds row k − 1 with y = k − 1
+        let train: Vec<usize> = (0..12).collect();
+        data.encode_target_means(&mut specs, &train);
+        let Encoding::TargetMean {
+            means, fallback, ..
+        } = &specs[2].encoding
+        else {
+            panic!("target mean expected")
+        };
+        // overall mean of y 0..11 = 5.5; c1 (code 1) has one row y = 0:
+        // (0 + 20 · 5.5) / (1 + 20) = 110 / 21
+        assert_eq!(*fallback, 5.5);
+        assert!((means[0] - 110.0 / 21.0).abs() < 1e-12);
+        // rows outside the training rows use the same means (row 12 is city c1 again)
+        assert!((data.row(12)[2] - 110.0 / 21.0).abs() < 1e-12);
+        let city = FeatureEncoder::new(&specs[2], Purpose::Scoring);
+        assert_eq!(city.text(Some(b"c0")), Some(means[0]));
+        assert_eq!(city.text(Some(b"nowhere")), Some(5.5));
+        assert!(data.pending_target_means.is_empty());
+    }
+}

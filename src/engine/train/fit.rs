@@ -1,0 +1,218 @@
+//! Fitting one algorithm on a training set: value models, binary classifiers, and multi-class
+//! classifiers as one binary model per class; and scoring a fit on an evaluation set.
+
+use crate::engine::codec::{Link, Task};
+use crate::engine::error::{EngineError, ErrorKind, Result};
+use crate::engine::features::Dataset;
+use crate::engine::metrics::HoldoutMetrics;
+use crate::engine::models::explain::node_covers;
+use crate::engine::models::forest::fit_random_forest;
+use crate::engine::models::gbm::fit_gbm;
+use crate::engine::models::mlp::fit_mlp;
+use crate::engine::models::{Algorithm, ClassModel, LinearModel, Loss, Predictor};
+use crate::engine::options::TrainOptions;
+use crate::engine::stats::sigmoid;
+use crate::engine::target::{cannot_classify, TargetKind};
+
+/// A fitted predictor with what explanations and importances need from training.
+pub(super) struct Fit {
+    pub predictor: Predictor,
+    pub covers: Vec<f64>,
+    pub gains: Vec<f64>,
+    pub link: Link,
+}
+
+impl From<Predictor> for Fit {
+    fn from(predictor: Predictor) -> Fit {
+        Fit {
+            predictor,
+            covers: Vec::new(),
+            gains: Vec::new(),
+            link: Link::Identity,
+        }
+    }
+}
+
+impl Fit {
+    /// The prediction for an encoded row: the raw output through the link.
+    pub fn output(&self, raw: f64) -> f64 {
+        match self.link {
+            Link::Identity => raw,
+            Link::Logistic => sigmoid(raw),
+        }
+    }
+}
+
+/// Fits a binary classifier on 0/1 labels.
+fn fit_classifier(
+    algorithm: Algorithm,
+    train: &Dataset,
+    options: &TrainOptions,
+    interrupt: &mut dyn FnMut(),
+) -> Result<Fit> {
+    match algorithm {
+        Algorithm::Logistic => Ok(Fit {
+            link: Link::Logistic,
+            ..Fit::from(Predictor::Linear(LinearModel::fit_logistic(
+                train,
+                options.alpha,
+            )?))
+        }),
+        Algorithm::Gbm => {
+            let fitted = fit_gbm(train, Loss::LogLoss, &options.gbm, interrupt)?;
+            Ok(Fit {
+                predictor: Predictor::Trees(fitted.ensemble),
+                covers: fitted.hessian_covers,
+                gains: fitted.split_gains,
+                link: Link::Logistic,
+            })
+        }
+        Algorithm::Mlp => {
+            let (model, _report) = fit_mlp(train, Loss::LogLoss, &options.mlp, interrupt)?;
+            Ok(Fit::from(Predictor::Mlp(model)))
+        }
+        // a forest of regression trees on 0/1 labels averages them into a probability
+        Algorithm::RandomForest => fit(algorithm, train, options, interrupt),
+        other => Err(cannot_classify(other)),
+    }
+}
+
+/// A multi-class classifier as one binary classifier per class (class k against the rest).
+fn fit_one_vs_rest(
+    algorithm: Algorithm,
+    train: &Dataset,
+    options: &TrainOptions,
+    interrupt: &mut dyn FnMut(),
+) -> Result<Fit> {
+    let binary_options = TrainOptions {
+        classes: Vec::new(),
+        ..options.clone()
+    };
+    let mut models = Vec::with_capacity(options.classes.len());
+    for k in 0..options.classes.len() {
+        interrupt();
+        let mut one = train.clone();
+        for y in &mut one.y {
+            *y = f64::from(u8::from(*y == k as f64));
+        }
+        if !one.y.contains(&1.0) {
+            return Err(EngineError::insufficient_data(format!(
+                "class \"{}\" has no training row",
+                options.classes[k]
+            )));
+        }
+        let fitted = fit(algorithm, &one, &binary_options, interrupt)?;
+        models.push(ClassModel {
+            predictor: fitted.predictor,
+            logistic: fitted.link == Link::Logistic,
+        });
+    }
+    Ok(Fit::from(Predictor::OneVsRest(models)))
+}
+
+pub(super) fn fit(
+    algorithm: Algorithm,
+    train: &Dataset,
+    options: &TrainOptions,
+    interrupt: &mut dyn FnMut(),
+) -> Result<Fit> {
+    if options.task == Some(Task::Classification) && options.classes.len() > 2 {
+        return fit_one_vs_rest(algorithm, train, options, interrupt);
+    }
+    if options.task == Some(Task::Classification) && algorithm != Algorithm::RandomForest {
+        return fit_classifier(algorithm, train, options, interrupt);
+    }
+    let linear = |m: Result<LinearModel>| m.map(|m| Fit::from(Predictor::Linear(m)));
+    match algorithm {
+        Algorithm::Linear => linear(LinearModel::fit_ols(train)),
+        Algorithm::Ridge => linear(LinearModel::fit_ridge(train, options.alpha)),
+        Algorithm::Lasso => linear(LinearModel::fit_lasso(train, options.alpha)),
+        Algorithm::ElasticNet => linear(LinearModel::fit_elastic_net(
+            train,
+            options.alpha,
+            options.l1_ratio,
+        )),
+        Algorithm::RandomForest => {
+            let forest = fit_random_forest(train, &options.forest, interrupt)?;
+            // row counts per node: TreeSHAP's cover for a forest
+            let covers = node_covers(&forest, train)?;
+            Ok(Fit {
+                predictor: Predictor::Trees(forest),
+                covers,
+                gains: Vec::new(),
+                link: Link::Identity,
+            })
+        }
+        Algorithm::Gbm => {
+            let fitted = fit_gbm(train, Loss::SquaredError, &options.gbm, interrupt)?;
+            Ok(Fit {
+                predictor: Predictor::Trees(fitted.ensemble),
+                covers: fitted.hessian_covers,
+                gains: fitted.split_gains,
+                link: Link::Identity,
+            })
+        }
+        Algorithm::Mlp => {
+            let (model, _report) = fit_mlp(train, Loss::SquaredError, &options.mlp, interrupt)?;
+            Ok(Fit::from(Predictor::Mlp(model)))
+        }
+        other => Err(EngineError::new(
+            ErrorKind::Internal,
+            format!("{} is not a regression algorithm", other.name()),
+        )),
+    }
+}
+
+pub(super) fn predict_all(predictor: &Predictor, data: &Dataset) -> Result<Vec<f64>> {
+    let predictions: Vec<f64> = (0..data.n_rows)
+        .map(|i| predictor.predict(data.row(i)))
+        .collect();
+    if let Some(i) = predictions.iter().position(|p| !p.is_finite()) {
+        return Err(EngineError::new(
+            ErrorKind::NonFiniteValue,
+            format!(
+                "the fitted model predicts {} for a training row",
+                predictions[i]
+            ),
+        )
+        .with_hint("Features may have extreme values; try ridge or scale the inputs."));
+    }
+    Ok(predictions)
+}
+
+/// Metrics of `fitted` on the rows of `set`, whose actual targets (on the original scale) are
+/// `actual`; `back` undoes the target transform.
+pub(super) fn evaluate_fit(
+    fitted: &Fit,
+    set: &Dataset,
+    actual: &[f64],
+    kind: TargetKind,
+    back: &dyn Fn(f64) -> f64,
+) -> Result<HoldoutMetrics> {
+    if kind == TargetKind::MultiClass {
+        let probabilities: Vec<Vec<f64>> = (0..set.n_rows)
+            .map(|i| fitted.predictor.class_probabilities(set.row(i)))
+            .collect();
+        return Ok(HoldoutMetrics::compute_multiclass(actual, &probabilities));
+    }
+    let predicted: Vec<f64> = predict_all(&fitted.predictor, set)?
+        .into_iter()
+        .map(|raw| back(fitted.output(raw)))
+        .collect();
+    Ok(if kind == TargetKind::Binary {
+        HoldoutMetrics::compute_classification(actual, &predicted)
+    } else {
+        HoldoutMetrics::compute(actual, &predicted)
+    })
+}
+
+/// `combo`'s options with what was settled from the target (task, classes) taken from `options`.
+pub(super) fn with_target_settings(combo: &TrainOptions, options: &TrainOptions) -> TrainOptions {
+    TrainOptions {
+        task: options.task,
+        class_labels: options.class_labels.clone(),
+        classes: options.classes.clone(),
+        search: None,
+        ..combo.clone()
+    }
+}
