@@ -7,5 +7,6 @@ pub mod data;
 pub mod gamma_gamma;
 pub mod model;
 pub mod optimize;
+pub mod options;
 pub mod pareto_nbd;
 pub mod special;

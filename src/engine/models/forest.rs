@@ -8,7 +8,7 @@
 //! loop.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 use smartcore::ensemble::random_forest_regressor::{
     RandomForestRegressor, RandomForestRegressorParameters,
 };
@@ -17,6 +17,7 @@ use smartcore::linalg::basic::matrix::DenseMatrix;
 use crate::engine::error::{EngineError, ErrorKind, Result};
 use crate::engine::features::Dataset;
 use crate::engine::guard::catch_library_panic;
+use crate::engine::options::values::integer;
 
 use super::linear::matrix;
 
@@ -162,6 +163,46 @@ impl Default for ForestParams {
             max_features: None,
             seed: 42,
         }
+    }
+}
+
+impl ForestParams {
+    /// The option keys of the random forest.
+    pub const KEYS: &'static [&'static str] = &[
+        "n_trees",
+        "max_depth",
+        "min_samples_leaf",
+        "min_samples_split",
+        "max_features",
+    ];
+
+    /// Reads the [`ForestParams::KEYS`] from an options object, starting from the defaults;
+    /// `seed` seeds the bootstrap and the feature draws.
+    pub fn from_options(map: &Map<String, Value>, seed: u64) -> Result<ForestParams> {
+        let mut p = ForestParams {
+            seed,
+            ..ForestParams::default()
+        };
+        if let Some(n) = integer(map, "n_trees", 1, 10_000)? {
+            p.n_trees = n as usize;
+        }
+        if let Some(d) = integer(map, "max_depth", 1, 64)? {
+            p.max_depth = d as u16;
+        }
+        if let Some(n) = integer(map, "min_samples_leaf", 1, 1_000_000)? {
+            p.min_samples_leaf = n as usize;
+            // a split must leave room for two leaves unless min_samples_split says otherwise
+            if !map.contains_key("min_samples_split") {
+                p.min_samples_split = 2 * n as usize;
+            }
+        }
+        if let Some(n) = integer(map, "min_samples_split", 2, 2_000_000)? {
+            p.min_samples_split = n as usize;
+        }
+        if let Some(n) = integer(map, "max_features", 1, 100_000)? {
+            p.max_features = Some(n as usize);
+        }
+        Ok(p)
     }
 }
 

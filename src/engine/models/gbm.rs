@@ -43,6 +43,7 @@ use serde_json::{Map, Value};
 use crate::engine::error::{EngineError, ErrorKind, Result};
 use crate::engine::features::Dataset;
 use crate::engine::guard::catch_library_panic;
+use crate::engine::options::values::{fraction, integer};
 
 use super::forest::{Node, TreeEnsemble, LEAF};
 use super::Loss;
@@ -94,63 +95,36 @@ impl Default for GbmOptions {
 }
 
 /// The option keys gradient boosting reads (besides the common `seed`), for `valid_keys`.
-pub const GBM_KEYS: [&str; 5] = [
-    "n_trees",
-    "max_depth",
-    "learning_rate",
-    "min_samples_leaf",
-    "subsample",
-];
-
-fn option_error(key: &str, expected: &str, got: &Value) -> EngineError {
-    EngineError::invalid_parameter(format!("option \"{key}\" must be {expected}, got {got}"))
-}
-
-fn integer_option(map: &Map<String, Value>, key: &str, lo: u64, hi: u64) -> Result<Option<u64>> {
-    match map.get(key) {
-        None => Ok(None),
-        Some(v) => v
-            .as_u64()
-            .filter(|i| *i >= lo && *i <= hi)
-            .map(Some)
-            .ok_or_else(|| option_error(key, &format!("an integer from {lo} to {hi}"), v)),
-    }
-}
-
-/// A number in `(0, 1]`: zero would mean no learning / no rows.
-fn fraction_option(map: &Map<String, Value>, key: &str) -> Result<Option<f64>> {
-    match map.get(key) {
-        None => Ok(None),
-        Some(v) => v
-            .as_f64()
-            .filter(|f| *f > 0.0 && *f <= 1.0)
-            .map(Some)
-            .ok_or_else(|| option_error(key, "a number greater than 0 and at most 1", v)),
-    }
-}
-
 impl GbmOptions {
-    /// Reads the [`GBM_KEYS`] (and `seed`) from an options object, starting from the defaults.
-    /// Unknown keys are the caller's business (`TrainOptions::parse` refuses them); messages
-    /// use the same wording as the other options.
+    /// The option keys of gradient boosting.
+    pub const KEYS: &'static [&'static str] = &[
+        "n_trees",
+        "max_depth",
+        "learning_rate",
+        "min_samples_leaf",
+        "subsample",
+    ];
+
+    /// Reads the [`GbmOptions::KEYS`] (and `seed`) from an options object, starting from the
+    /// defaults. Unknown keys are the caller's business (`TrainOptions::parse` refuses them).
     pub fn from_options(map: &Map<String, Value>) -> Result<GbmOptions> {
         let mut o = GbmOptions::default();
-        if let Some(n) = integer_option(map, "n_trees", 1, 10_000)? {
+        if let Some(n) = integer(map, "n_trees", 1, 10_000)? {
             o.n_trees = n as usize;
         }
-        if let Some(d) = integer_option(map, "max_depth", 1, 32)? {
+        if let Some(d) = integer(map, "max_depth", 1, 32)? {
             o.max_depth = d as usize;
         }
-        if let Some(r) = fraction_option(map, "learning_rate")? {
+        if let Some(r) = fraction(map, "learning_rate")? {
             o.learning_rate = r;
         }
-        if let Some(n) = integer_option(map, "min_samples_leaf", 1, 1_000_000)? {
+        if let Some(n) = integer(map, "min_samples_leaf", 1, 1_000_000)? {
             o.min_samples_leaf = n as usize;
         }
-        if let Some(s) = fraction_option(map, "subsample")? {
+        if let Some(s) = fraction(map, "subsample")? {
             o.subsample = s;
         }
-        if let Some(seed) = integer_option(map, "seed", 0, i64::MAX as u64)? {
+        if let Some(seed) = integer(map, "seed", 0, i64::MAX as u64)? {
             o.seed = seed;
         }
         o.validate()?;

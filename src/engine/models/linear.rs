@@ -14,10 +14,49 @@ use smartcore::linear::ridge_regression::{
     RidgeRegression, RidgeRegressionParameters, RidgeRegressionSolverName,
 };
 
+use serde_json::{Map, Value};
+
 use crate::engine::error::{EngineError, ErrorKind, Result};
 use crate::engine::features::Dataset;
+use crate::engine::options::values::number;
 
 use super::super::guard::catch_library_panic;
+
+/// The penalty of ridge, lasso, elastic net and logistic regression.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PenaltyOptions {
+    /// Strength of the penalty. Option `alpha`.
+    pub alpha: f64,
+    /// Share of the elastic-net penalty that is L1. Option `l1_ratio`.
+    pub l1_ratio: f64,
+}
+
+impl Default for PenaltyOptions {
+    fn default() -> Self {
+        PenaltyOptions {
+            alpha: 1.0,
+            l1_ratio: 0.5,
+        }
+    }
+}
+
+impl PenaltyOptions {
+    /// The option keys of ridge, lasso and logistic regression.
+    pub const KEYS: &'static [&'static str] = &["alpha"];
+    /// The option keys of the elastic net.
+    pub const ELASTIC_NET_KEYS: &'static [&'static str] = &["alpha", "l1_ratio"];
+
+    pub fn from_options(map: &Map<String, Value>) -> Result<PenaltyOptions> {
+        let mut p = PenaltyOptions::default();
+        if let Some(alpha) = number(map, "alpha", 0.0, f64::MAX, "a non-negative number")? {
+            p.alpha = alpha;
+        }
+        if let Some(r) = number(map, "l1_ratio", 0.0, 1.0, "a number from 0 to 1")? {
+            p.l1_ratio = r;
+        }
+        Ok(p)
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LinearModel {

@@ -19,9 +19,11 @@
 use ndarray::linalg::general_mat_mul;
 use ndarray::{s, Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1, Zip};
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use crate::engine::error::{EngineError, ErrorKind, Result};
 use crate::engine::features::Dataset;
+use crate::engine::options::values::{integer, number, option_error};
 use crate::engine::stats::{sigmoid, SplitMix64};
 
 use super::Loss;
@@ -95,6 +97,65 @@ impl Default for MlpOptions {
 }
 
 impl MlpOptions {
+    /// The option keys of the MLP.
+    pub const KEYS: &'static [&'static str] = &[
+        "hidden_layers",
+        "learning_rate",
+        "epochs",
+        "batch_size",
+        "validation_fraction",
+        "patience",
+        "l2",
+    ];
+
+    /// Reads the [`MlpOptions::KEYS`] from an options object, each checked and named when
+    /// wrong; `seed` seeds the weights and mini-batches.
+    pub fn from_options(map: &Map<String, Value>, seed: u64) -> Result<MlpOptions> {
+        let mut o = MlpOptions {
+            seed,
+            ..MlpOptions::default()
+        };
+        if let Some(v) = map.get("hidden_layers") {
+            let widths: Option<Vec<usize>> = v
+                .as_array()
+                .map(|a| a.iter().map(|w| w.as_u64().map(|w| w as usize)).collect())
+                .and_then(|w: Option<Vec<usize>>| w);
+            o.hidden_layers = widths.ok_or_else(|| {
+                option_error(
+                    "hidden_layers",
+                    "an array of layer widths, e.g. [64, 32]",
+                    v,
+                )
+            })?;
+        }
+        if let Some(r) = number(map, "learning_rate", 1e-9, 1.0, "a number from 1e-9 to 1")? {
+            o.learning_rate = r;
+        }
+        if let Some(n) = integer(map, "epochs", 1, 10_000)? {
+            o.epochs = n as usize;
+        }
+        if let Some(n) = integer(map, "batch_size", 1, 1_000_000)? {
+            o.batch_size = n as usize;
+        }
+        if let Some(f) = number(
+            map,
+            "validation_fraction",
+            0.0,
+            0.5,
+            "a number from 0 to 0.5",
+        )? {
+            o.validation_fraction = f;
+        }
+        if let Some(n) = integer(map, "patience", 1, 10_000)? {
+            o.patience = n as usize;
+        }
+        if let Some(l2) = number(map, "l2", 0.0, 1e6, "a non-negative number")? {
+            o.l2 = l2;
+        }
+        o.validate()?;
+        Ok(o)
+    }
+
     /// Checks every option, naming the key at fault, so a bad value is refused before any work.
     pub fn validate(&self) -> Result<()> {
         let bad = |msg: String| Err(EngineError::invalid_parameter(msg));
@@ -683,6 +744,53 @@ fn fit_network(
     interrupt: &mut dyn FnMut(),
 ) -> Result<(Net, MlpModel, MlpReport)> {
     options.validate()?;
+    let (n_val, output) = check_training_data(train, task, options)?;
+    let scaling = Scaling::measure(train, task)?;
+    let p = train.n_features;
+    let mut rng = SplitMix64::new(options.seed);
+    let mut order: Vec<usize> = (0..train.n_rows).collect();
+    rng.shuffle(&mut order);
+    let (val_rows, fit_rows) = order.split_at(n_val);
+    let fit_part = scaling.part(train, fit_rows);
+    let val_part = scaling.part(train, val_rows);
+    let mut sizes = Vec::with_capacity(options.hidden_layers.len() + 2);
+    sizes.push(p);
+    sizes.extend_from_slice(&options.hidden_layers);
+    sizes.push(1);
+    let net = Net::he_init(&sizes, &mut rng);
+    let data = EpochData {
+        task,
+        fit: &fit_part,
+        validation: (n_val > 0).then_some(&val_part),
+        target_scale: scaling.target_scale,
+        p,
+    };
+    let (net, report) = train_epochs(net, &data, options, &mut rng, interrupt)?;
+    let model = MlpModel {
+        layers: net.to_layers(),
+        input_mean: scaling.input_mean,
+        input_scale: scaling.input_scale,
+        target_mean: scaling.target_mean,
+        target_scale: scaling.target_scale,
+        output,
+    };
+    model.validate(p).map_err(|e| {
+        EngineError::new(
+            ErrorKind::FitFailed,
+            format!("mlp training produced an unusable network: {}", e.message),
+        )
+        .with_hint("Try a lower learning_rate.")
+    })?;
+    Ok((net, model, report))
+}
+
+/// Checks the training data and the target for `task`; returns how many rows are set aside for
+/// validation and the output unit's activation.
+fn check_training_data(
+    train: &Dataset,
+    task: Loss,
+    options: &MlpOptions,
+) -> Result<(usize, OutputActivation)> {
     let (n, p) = (train.n_rows, train.n_features);
     if Some(train.x.len()) != n.checked_mul(p) || train.y.len() != n {
         return Err(EngineError::new(
@@ -735,69 +843,100 @@ fn fit_network(
             OutputActivation::Sigmoid
         }
     };
+    Ok((n_val, output))
+}
 
-    // Scaling is measured on all rows handed in, so the stored transform describes the whole
-    // training set (the validation rows are only used to decide when to stop).
-    let mut input_mean = Vec::with_capacity(p);
-    let mut input_scale = Vec::with_capacity(p);
-    for j in 0..p {
-        let (mean, sd) = column_moments(train, j);
-        if !mean.is_finite() || !sd.is_finite() {
-            return Err(EngineError::new(
-                ErrorKind::FitFailed,
-                format!(
-                    "mlp cannot standardise feature {}: its values are too large",
-                    j + 1
-                ),
-            )
-            .with_hint("Rescale the column (e.g. divide by 1000) in a SELECT source."));
-        }
-        input_mean.push(mean);
-        input_scale.push(usable_scale(sd));
-    }
-    let (target_mean, target_scale) = match task {
-        Loss::SquaredError => {
-            let n_f = n as f64;
-            let mean = train.y.iter().sum::<f64>() / n_f;
-            let var = train.y.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n_f;
-            if !mean.is_finite() || !var.is_finite() {
+/// The standardisation of inputs and (for a value target) the target, stored with the model.
+/// Measured on all rows handed in, so the stored transform describes the whole training set
+/// (the validation rows are only used to decide when to stop).
+struct Scaling {
+    input_mean: Vec<f64>,
+    input_scale: Vec<f64>,
+    target_mean: f64,
+    target_scale: f64,
+}
+
+impl Scaling {
+    fn measure(train: &Dataset, task: Loss) -> Result<Scaling> {
+        let p = train.n_features;
+        let mut input_mean = Vec::with_capacity(p);
+        let mut input_scale = Vec::with_capacity(p);
+        for j in 0..p {
+            let (mean, sd) = column_moments(train, j);
+            if !mean.is_finite() || !sd.is_finite() {
                 return Err(EngineError::new(
                     ErrorKind::FitFailed,
-                    "mlp cannot standardise the target: its values are too large",
-                ));
+                    format!(
+                        "mlp cannot standardise feature {}: its values are too large",
+                        j + 1
+                    ),
+                )
+                .with_hint("Rescale the column (e.g. divide by 1000) in a SELECT source."));
             }
-            (mean, usable_scale(var.sqrt()))
+            input_mean.push(mean);
+            input_scale.push(usable_scale(sd));
         }
-        Loss::LogLoss => (0.0, 1.0),
-    };
+        let (target_mean, target_scale) = match task {
+            Loss::SquaredError => {
+                let n_f = train.n_rows as f64;
+                let mean = train.y.iter().sum::<f64>() / n_f;
+                let var = train.y.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n_f;
+                if !mean.is_finite() || !var.is_finite() {
+                    return Err(EngineError::new(
+                        ErrorKind::FitFailed,
+                        "mlp cannot standardise the target: its values are too large",
+                    ));
+                }
+                (mean, usable_scale(var.sqrt()))
+            }
+            Loss::LogLoss => (0.0, 1.0),
+        };
+        Ok(Scaling {
+            input_mean,
+            input_scale,
+            target_mean,
+            target_scale,
+        })
+    }
 
-    let mut rng = SplitMix64::new(options.seed);
-    let mut order: Vec<usize> = (0..n).collect();
-    rng.shuffle(&mut order);
-    let (val_rows, fit_rows) = order.split_at(n_val);
-    let part = |rows: &[usize]| {
-        let mut x = Vec::with_capacity(rows.len() * p);
+    /// The rows `rows` of `train`, standardised.
+    fn part(&self, train: &Dataset, rows: &[usize]) -> Part {
+        let mut x = Vec::with_capacity(rows.len() * train.n_features);
         let mut y = Vec::with_capacity(rows.len());
         for &i in rows {
-            let row = train.row(i);
             x.extend(
-                row.iter()
-                    .zip(&input_mean)
-                    .zip(&input_scale)
+                train
+                    .row(i)
+                    .iter()
+                    .zip(&self.input_mean)
+                    .zip(&self.input_scale)
                     .map(|((v, m), s)| (v - m) / s),
             );
-            y.push((train.y[i] - target_mean) / target_scale);
+            y.push((train.y[i] - self.target_mean) / self.target_scale);
         }
         Part { x, y }
-    };
-    let fit_part = part(fit_rows);
-    let val_part = part(val_rows);
+    }
+}
 
-    let mut sizes = Vec::with_capacity(options.hidden_layers.len() + 2);
-    sizes.push(p);
-    sizes.extend_from_slice(&options.hidden_layers);
-    sizes.push(1);
-    let mut net = Net::he_init(&sizes, &mut rng);
+/// What the epochs train on: standardised fitting rows, and validation rows if any.
+struct EpochData<'a> {
+    task: Loss,
+    fit: &'a Part,
+    validation: Option<&'a Part>,
+    target_scale: f64,
+    p: usize,
+}
+
+/// Adam over shuffled mini-batches, epoch after epoch; with validation rows, stops after
+/// `patience` epochs without a significant improvement and returns the best weights.
+fn train_epochs(
+    mut net: Net,
+    data: &EpochData<'_>,
+    options: &MlpOptions,
+    rng: &mut SplitMix64,
+    interrupt: &mut dyn FnMut(),
+) -> Result<(Net, MlpReport)> {
+    let (p, n_fit) = (data.p, data.fit.y.len());
     let batch = options.batch_size.min(n_fit);
     let mut ws = Workspace::new(&net, batch);
     let mut grads = net.zeros_like();
@@ -805,9 +944,7 @@ fn fit_network(
     let mut batch_x = vec![0.0; batch * p];
     let mut batch_y = vec![0.0; batch];
     let mut perm: Vec<usize> = (0..n_fit).collect();
-
-    let mut best: Option<(f64, usize, Net)> = None;
-    let mut since_improvement = 0;
+    let mut stopping = EarlyStopping::default();
     let mut epochs_run = 0;
     for epoch in 1..=options.epochs {
         rng.shuffle(&mut perm);
@@ -816,12 +953,13 @@ fn fit_network(
             interrupt();
             let m = chunk.len();
             for (r, &i) in chunk.iter().enumerate() {
-                batch_x[r * p..(r + 1) * p].copy_from_slice(&fit_part.x[i * p..(i + 1) * p]);
-                batch_y[r] = fit_part.y[i];
+                batch_x[r * p..(r + 1) * p].copy_from_slice(&data.fit.x[i * p..(i + 1) * p]);
+                batch_y[r] = data.fit.y[i];
             }
             let xb = view2(&batch_x[..m * p], m, p)?;
             let yb = ArrayView1::from(&batch_y[..m]);
-            let loss = objective_and_gradient(&net, task, options.l2, xb, yb, &mut ws, &mut grads);
+            let loss =
+                objective_and_gradient(&net, data.task, options.l2, xb, yb, &mut ws, &mut grads);
             loss_sum += loss * m as f64;
             adam.step(&mut net, &grads);
         }
@@ -829,63 +967,64 @@ fn fit_network(
         if !(loss_sum.is_finite() && net.all_finite()) {
             return Err(diverged(epoch, "training", options.learning_rate));
         }
-        if n_val == 0 {
+        let Some(validation) = data.validation else {
             continue;
-        }
+        };
         interrupt();
-        let val_loss = validation_loss(&net, task, &val_part, target_scale, &mut ws)?;
+        let val_loss = validation_loss(&net, data.task, validation, data.target_scale, &mut ws)?;
         if !val_loss.is_finite() {
             return Err(diverged(epoch, "validation", options.learning_rate));
         }
-        match &best {
-            Some((best_loss, _, _)) if val_loss >= *best_loss => since_improvement += 1,
-            _ => {
-                let significant = match &best {
-                    Some((best_loss, _, _)) => {
-                        val_loss < *best_loss - MIN_RELATIVE_IMPROVEMENT * best_loss.abs()
-                    }
-                    None => true,
-                };
-                since_improvement = if significant {
-                    0
-                } else {
-                    since_improvement + 1
-                };
-                best = Some((val_loss, epoch, net.clone()));
-            }
-        }
-        if since_improvement >= options.patience {
+        if stopping.observe(val_loss, epoch, &net) >= options.patience {
             break;
         }
     }
-    let (best_epoch, best_validation_loss) = match best {
+    let (best_epoch, best_validation_loss) = match stopping.best {
         Some((loss, epoch, weights)) => {
             net = weights;
             (epoch, Some(loss))
         }
         None => (epochs_run, None),
     };
-    let model = MlpModel {
-        layers: net.to_layers(),
-        input_mean,
-        input_scale,
-        target_mean,
-        target_scale,
-        output,
-    };
-    model.validate(p).map_err(|e| {
-        EngineError::new(
-            ErrorKind::FitFailed,
-            format!("mlp training produced an unusable network: {}", e.message),
-        )
-        .with_hint("Try a lower learning_rate.")
-    })?;
     let report = MlpReport {
         epochs_run,
         best_epoch,
         best_validation_loss,
     };
-    Ok((net, model, report))
+    Ok((net, report))
+}
+
+/// The best validation loss so far (with its epoch and weights) and the epochs since it last
+/// improved significantly.
+#[derive(Default)]
+struct EarlyStopping {
+    best: Option<(f64, usize, Net)>,
+    since_improvement: usize,
+}
+
+impl EarlyStopping {
+    /// Records this epoch's validation loss; returns the epochs without a significant
+    /// improvement. A lower loss is kept even when the improvement is too small to count.
+    fn observe(&mut self, val_loss: f64, epoch: usize, net: &Net) -> usize {
+        match &self.best {
+            Some((best_loss, _, _)) if val_loss >= *best_loss => self.since_improvement += 1,
+            _ => {
+                let significant = match &self.best {
+                    Some((best_loss, _, _)) => {
+                        val_loss < *best_loss - MIN_RELATIVE_IMPROVEMENT * best_loss.abs()
+                    }
+                    None => true,
+                };
+                self.since_improvement = if significant {
+                    0
+                } else {
+                    self.since_improvement + 1
+                };
+                self.best = Some((val_loss, epoch, net.clone()));
+            }
+        }
+        self.since_improvement
+    }
 }
 
 fn view2(values: &[f64], rows: usize, cols: usize) -> Result<ArrayView2<'_, f64>> {

@@ -10,14 +10,18 @@ pub mod importance;
 pub mod linear;
 pub mod mlp;
 
+use gbm::GbmOptions;
+
+use crate::engine::clv::options::ClvOptions;
+
 use serde::{Deserialize, Serialize};
 
 use super::error::{EngineError, Result};
-pub use forest::TreeEnsemble;
+pub use forest::{ForestParams, TreeEnsemble};
 
 use crate::engine::clv::model::ClvModel;
-pub use linear::LinearModel;
-pub use mlp::MlpModel;
+pub use linear::{LinearModel, PenaltyOptions};
+pub use mlp::{MlpModel, MlpOptions};
 
 /// The algorithms a user can name in `customer_value.train`.
 /// What a model minimises on a value or 0/1 target: squared error (the prediction is the
@@ -123,6 +127,26 @@ impl Algorithm {
                 | Algorithm::Mlp
                 | Algorithm::Auto
         )
+    }
+
+    /// The keys of the algorithm's own options type (the registry: one line per algorithm);
+    /// the common keys, search and `auto`'s keys are added by `options::valid_keys`.
+    pub fn own_option_keys(self) -> &'static [&'static str] {
+        match self {
+            Algorithm::Linear | Algorithm::Auto => &[],
+            Algorithm::Ridge | Algorithm::Lasso | Algorithm::Logistic => PenaltyOptions::KEYS,
+            Algorithm::ElasticNet => PenaltyOptions::ELASTIC_NET_KEYS,
+            Algorithm::RandomForest => ForestParams::KEYS,
+            Algorithm::Gbm => GbmOptions::KEYS,
+            Algorithm::Mlp => MlpOptions::KEYS,
+            Algorithm::BgNbd | Algorithm::ParetoNbd | Algorithm::GammaGamma => &[],
+            Algorithm::Clv => ClvOptions::COMBINED_KEYS,
+        }
+    }
+
+    /// Whether the algorithm has hyperparameters to search (option `search`).
+    pub fn has_hyperparameters(self) -> bool {
+        !self.own_option_keys().is_empty() && !self.is_clv()
     }
 
     /// The probabilistic CLV models, fitted on an RFM summary rather than learned from a target.

@@ -55,7 +55,7 @@ fn fit_classifier(
             link: Link::Logistic,
             ..Fit::from(Predictor::Linear(LinearModel::fit_logistic(
                 train,
-                options.alpha,
+                options.penalty.alpha,
             )?))
         }),
         Algorithm::Gbm => {
@@ -125,12 +125,12 @@ pub(super) fn fit(
     let linear = |m: Result<LinearModel>| m.map(|m| Fit::from(Predictor::Linear(m)));
     match algorithm {
         Algorithm::Linear => linear(LinearModel::fit_ols(train)),
-        Algorithm::Ridge => linear(LinearModel::fit_ridge(train, options.alpha)),
-        Algorithm::Lasso => linear(LinearModel::fit_lasso(train, options.alpha)),
+        Algorithm::Ridge => linear(LinearModel::fit_ridge(train, options.penalty.alpha)),
+        Algorithm::Lasso => linear(LinearModel::fit_lasso(train, options.penalty.alpha)),
         Algorithm::ElasticNet => linear(LinearModel::fit_elastic_net(
             train,
-            options.alpha,
-            options.l1_ratio,
+            options.penalty.alpha,
+            options.penalty.l1_ratio,
         )),
         Algorithm::RandomForest => {
             let forest = fit_random_forest(train, &options.forest, interrupt)?;

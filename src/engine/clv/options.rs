@@ -1,0 +1,156 @@
+//! The CLV models' options: which columns of the RFM summary they read, the horizon and
+//! discounting of `customer_value(row)`, the fit's penalty and iterations, grouped input.
+
+use serde_json::{Map, Value};
+
+use crate::engine::error::{EngineError, Result};
+use crate::engine::models::Algorithm;
+use crate::engine::options::values::{choice, integer, number, option_error};
+
+/// The columns of an RFM summary the CLV models read (`options->'columns'` renames them).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RfmColumns {
+    pub frequency: String,
+    pub recency: String,
+    pub t: String,
+    pub monetary_value: String,
+    /// Grouped input: the column holding how many customers share each row's summary.
+    pub count: Option<String>,
+}
+
+impl Default for RfmColumns {
+    fn default() -> Self {
+        RfmColumns {
+            frequency: "frequency".into(),
+            recency: "recency".into(),
+            t: "t".into(),
+            monetary_value: "monetary_value".into(),
+            count: None,
+        }
+    }
+}
+
+/// Settings of the CLV models.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClvOptions {
+    pub columns: RfmColumns,
+    /// Horizon of `customer_value(row)` in the summary's time unit.
+    pub horizon: f64,
+    pub discount_rate: f64,
+    pub unit_days: f64,
+    pub penalizer: f64,
+    pub max_iterations: usize,
+    pub count_model: Algorithm,
+    /// Read the summary grouped into distinct rows with counts (an exact, weighted fit):
+    /// None = when the source is a Citus distributed table and there is no target.
+    pub group: Option<bool>,
+}
+
+impl Default for ClvOptions {
+    fn default() -> Self {
+        ClvOptions {
+            columns: RfmColumns::default(),
+            horizon: 52.0,
+            discount_rate: 0.1,
+            unit_days: 7.0,
+            penalizer: 0.0,
+            max_iterations: 5_000,
+            count_model: Algorithm::BgNbd,
+            group: None,
+        }
+    }
+}
+
+impl ClvOptions {
+    /// The option keys every CLV model accepts, in the order error hints list them.
+    pub const KEYS: &'static [&'static str] = &[
+        "max_iterations",
+        "group",
+        "deploy",
+        "metric",
+        "tiers",
+        "columns",
+        "horizon",
+        "penalizer",
+        "time_unit_days",
+    ];
+    /// The further keys of the combined `clv` model.
+    pub const COMBINED_KEYS: &'static [&'static str] = &["discount_rate", "count_model"];
+
+    pub fn from_options(map: &Map<String, Value>) -> Result<ClvOptions> {
+        let mut o = ClvOptions::default();
+        if let Some(h) = number(map, "horizon", 0.0, 1e6, "a number of time units ≥ 0")? {
+            o.horizon = h;
+        }
+        let rate = "a yearly rate from 0 to 10 (0.1 = 10 %)";
+        if let Some(d) = number(map, "discount_rate", 0.0, 10.0, rate)? {
+            o.discount_rate = d;
+        }
+        let unit = "the length of the summary's time unit in days (7 for weeks)";
+        if let Some(u) = number(map, "time_unit_days", 1e-6, 1e6, unit)? {
+            o.unit_days = u;
+        }
+        if let Some(p) = number(map, "penalizer", 0.0, 1e6, "a non-negative number")? {
+            o.penalizer = p;
+        }
+        if let Some(n) = integer(map, "max_iterations", 1, 1_000_000)? {
+            o.max_iterations = n as usize;
+        }
+        if let Some(v) = map.get("group") {
+            o.group = Some(
+                v.as_bool()
+                    .ok_or_else(|| option_error("group", "true or false", v))?,
+            );
+        }
+        let count_models = [
+            ("bgnbd", Algorithm::BgNbd),
+            ("pareto_nbd", Algorithm::ParetoNbd),
+        ];
+        if let Some(m) = choice(
+            map,
+            "count_model",
+            &count_models,
+            "\"bgnbd\" or \"pareto_nbd\"",
+        )? {
+            o.count_model = m;
+        }
+        if let Some(v) = map.get("columns") {
+            o.columns = RfmColumns::from_option(v)?;
+        }
+        Ok(o)
+    }
+}
+
+impl RfmColumns {
+    /// `options->'columns'`: the summary's column for each role.
+    fn from_option(v: &Value) -> Result<RfmColumns> {
+        let obj = v.as_object().ok_or_else(|| {
+            option_error(
+                "columns",
+                "an object like {\"frequency\": \"x\", \"recency\": \"t_x\", \"t\": \"T\"}",
+                v,
+            )
+        })?;
+        let mut c = RfmColumns::default();
+        for (role, column) in obj {
+            let column = column
+                .as_str()
+                .ok_or_else(|| option_error("columns", "an object of column names", v))?
+                .to_string();
+            match role.as_str() {
+                "frequency" => c.frequency = column,
+                "recency" => c.recency = column,
+                "t" => c.t = column,
+                "monetary_value" => c.monetary_value = column,
+                "count" => c.count = Some(column),
+                other => {
+                    return Err(EngineError::invalid_parameter(format!(
+                        "unknown key \"{other}\" in option \"columns\""
+                    ))
+                    .with_hint("Valid keys are frequency, recency, t, monetary_value, count."))
+                }
+            }
+        }
+        Ok(c)
+    }
+}
