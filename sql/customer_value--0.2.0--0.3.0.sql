@@ -134,3 +134,6 @@ BEGIN
         USING calibration_end, (options ->> 'holdout_end')::timestamptz;
 END
 $fn$;
+
+-- The task column's description (it said every model was a regression).
+COMMENT ON COLUMN customer_value.models.task IS 'What the model predicts: regression (a value), classification (a class and its probability) or clv (a CLV model fitted on an RFM summary)';

@@ -44,7 +44,7 @@ COMMENT ON COLUMN customer_value.models.id IS 'Immutable model id, usable with c
 COMMENT ON COLUMN customer_value.models.name IS 'Model name (no "@": name@version pins a version)';
 COMMENT ON COLUMN customer_value.models.version IS 'Version number within the name, from 1';
 COMMENT ON COLUMN customer_value.models.algorithm IS 'Algorithm that produced the model (auto resolves to the chosen one)';
-COMMENT ON COLUMN customer_value.models.task IS 'What the model predicts: regression';
+COMMENT ON COLUMN customer_value.models.task IS 'What the model predicts: regression (a value), classification (a class and its probability) or clv (a CLV model fitted on an RFM summary)';
 COMMENT ON COLUMN customer_value.models.target IS 'Target column the model learned';
 COMMENT ON COLUMN customer_value.models.source IS 'Source table, view or query it was trained on';
 COMMENT ON COLUMN customer_value.models.features IS 'Feature schema: name, SQL type, encoding and imputation of each input column';

@@ -63,6 +63,15 @@ fn deploy(name: &str, version: i32) -> Option<i32> {
     })
 }
 
+extension_sql!(
+    r#"
+COMMENT ON FUNCTION customer_value.deploy(text, int) IS
+    'Makes a stored version the deployed version of its model (also used to roll back); returns the previously deployed version';
+"#,
+    name = "deploy_comment",
+    requires = [deploy]
+);
+
 /// Restricts `name` to members of `roles` (NULL or empty: open to every reader again).
 #[pg_extern(schema = "customer_value", volatile, parallel_unsafe)]
 fn restrict_model(name: Option<&str>, roles: Option<Vec<Option<String>>>) -> i32 {
@@ -154,6 +163,15 @@ fn restrict_model(name: Option<&str>, roles: Option<Vec<Option<String>>>) -> i32
     roles.len() as i32
 }
 
+extension_sql!(
+    r#"
+COMMENT ON FUNCTION customer_value.restrict_model(text, text[]) IS
+    'Restricts who may see and score a model (all versions) to members of these roles; NULL or an empty array opens it to every customer_value_reader again. Allowed to the model''s owner (who trained its first version) and the store''s owner; returns the number of roles';
+"#,
+    name = "restrict_model_comment",
+    requires = [restrict_model]
+);
+
 /// The id of role `name`, or 42704.
 fn role_oid(name: &str) -> pg_sys::Oid {
     Spi::connect(|client| {
@@ -184,6 +202,15 @@ fn deployed_id(model: &str) -> i64 {
     store::resolve(model).or_raise().id
 }
 
+extension_sql!(
+    r#"
+COMMENT ON FUNCTION customer_value.deployed_id(text) IS
+    'Id of the deployed version of a model (or of name@version), for the pinned form customer_value(c, customer_value.deployed_id(''name'')) that Citus accepts in UPDATE on distributed tables';
+"#,
+    name = "deployed_id_comment",
+    requires = [deployed_id]
+);
+
 /// The fitted parameters of a model (`name`, `name@version`): for linear models the intercept
 /// and one coefficient per feature; for tree ensembles their size.
 #[pg_extern(schema = "customer_value", stable, parallel_safe)]
@@ -197,6 +224,15 @@ fn model_params(model: &str) -> pgrx::JsonB {
     }
     pgrx::JsonB(params)
 }
+
+extension_sql!(
+    r#"
+COMMENT ON FUNCTION customer_value.model_params(text) IS
+    'Fitted parameters of a model (name or name@version): intercept and coefficients by feature for linear models, size for tree ensembles';
+"#,
+    name = "model_params_comment",
+    requires = [model_params]
+);
 
 /// Importance of each feature, as measured on the holdout at training: `permutation` (how much
 /// the holdout loss — squared error, or log loss for a classifier — grows when the feature's
@@ -264,3 +300,12 @@ fn feature_importance(
     }
     TableIterator::new(ranked)
 }
+
+extension_sql!(
+    r#"
+COMMENT ON FUNCTION customer_value.feature_importance(text) IS
+    'Importance of each feature measured on the holdout at training: permutation (loss increase when shuffled) for every model, gain share for gbm; ranked';
+"#,
+    name = "feature_importance_comment",
+    requires = [feature_importance]
+);

@@ -2,8 +2,10 @@
 //!
 //! Decoding a 100-tree forest takes milliseconds; a query scoring one row per call must not pay
 //! that per row, nor per query. Entries are keyed by model id *and* the row's physical version
-//! (`xmin`/`ctid`), so a model row that was rewritten (it should never be: versions are
-//! immutable) is decoded afresh instead of served stale. The cache is small and evicts the least recently used model.
+//! (`xmin`/`ctid`): a version's model bytes never change, but its row is rewritten when `deploy`
+//! flips its `deployed` flag or `restrict_model` changes its access list, and any rewrite is
+//! decoded afresh rather than trusted. The cache is small and evicts the least recently used
+//! model.
 
 use std::cell::RefCell;
 use std::rc::Rc;

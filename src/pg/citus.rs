@@ -417,3 +417,12 @@ fn distribute() -> TableIterator<'static, (name!(relation, String), name!(action
             .map(|(t, action)| (format!("customer_value.{t}"), action)),
     )
 }
+
+extension_sql!(
+    r#"
+COMMENT ON FUNCTION customer_value.distribute() IS
+    'On a Citus coordinator: makes the model store (models, training_runs, model_access) reference tables, so every node holds every model and scores next to its shards; idempotent';
+"#,
+    name = "distribute_comment",
+    requires = [distribute]
+);

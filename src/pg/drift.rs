@@ -176,3 +176,12 @@ fn drift(
         )
     }))
 }
+
+extension_sql!(
+    r#"
+COMMENT ON FUNCTION customer_value.drift(text, text) IS
+    'Population stability index (PSI) of each feature and of the predictions ("(prediction)" row), source against the distributions the model saw at training; drift is stable (< 0.1), moderate (0.1-0.25) or major (> 0.25)';
+"#,
+    name = "drift_comment",
+    requires = [drift]
+);

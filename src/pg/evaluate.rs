@@ -102,6 +102,15 @@ fn evaluate(model: &str, source: &str, actual: &str) -> JsonB {
     }))
 }
 
+extension_sql!(
+    r#"
+COMMENT ON FUNCTION customer_value.evaluate(text, text, text) IS
+    'Metrics of a model on any relation against its column `actual`: n, predicted/actual totals and % error, MAE, RMSE, R², Pearson, Spearman, normalized Gini, top-decile capture';
+"#,
+    name = "evaluate_comment",
+    requires = [evaluate]
+);
+
 /// Lift table: customers ranked by prediction in `buckets` groups, best first.
 // pgrx reads the output column names from this signature, so the row type cannot be an alias.
 #[allow(clippy::type_complexity)]
@@ -140,6 +149,15 @@ fn lift(
         )
     }))
 }
+
+extension_sql!(
+    r#"
+COMMENT ON FUNCTION customer_value.lift(text, text, text, int) IS
+    'Lift table of a model on a relation: customers ranked by prediction in `buckets` groups (best first) with mean predicted, mean actual and share of actual value';
+"#,
+    name = "lift_comment",
+    requires = [lift]
+);
 
 /// One row of `group_report`.
 type GroupRow = (
@@ -180,6 +198,15 @@ fn group_report(
     let rows = group_rows(model, source, actual, group_column).or_raise();
     TableIterator::new(rows)
 }
+
+extension_sql!(
+    r#"
+COMMENT ON FUNCTION customer_value.group_report(text, text, text, text) IS
+    'Per value of group_column (fairness, segments): customers, mean predicted vs mean actual, mean error, MAE, RMSE and the share of each tier';
+"#,
+    name = "group_report_comment",
+    requires = [group_report]
+);
 
 fn group_rows(model: &str, source: &str, actual: &str, group: &str) -> Result<Vec<GroupRow>> {
     store::resolve(model)?;

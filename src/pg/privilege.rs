@@ -194,3 +194,15 @@ fn cv_is_member_of_any(roles: pgrx::Array<'_, pg_sys::Oid>) -> bool {
         .flatten()
         .any(|role| unsafe { pg_sys::is_member_of_role(user, role) })
 }
+
+extension_sql!(
+    r#"
+CREATE FUNCTION customer_value.is_member_of_any(roles regrole[]) RETURNS boolean
+    LANGUAGE c STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_is_member_of_any_wrapper';
+COMMENT ON FUNCTION customer_value.is_member_of_any(regrole[]) IS
+    'Whether the current user is a member of any of these roles (roles that no longer exist match nobody); used by the store''s row-level security';
+"#,
+    name = "cv_is_member_of_any_sql",
+    requires = ["schema"]
+);

@@ -287,6 +287,102 @@ fn retrain(
     TableIterator::once(row)
 }
 
+extension_sql!(
+    r#"
+COMMENT ON FUNCTION customer_value.retrain(text, jsonb) IS
+    'Re-runs the serving version''s training spec on today''s data; deploys the new version only if at least as good on the same holdout (champion/challenger), options override the spec (e.g. {"deploy": "always"}); records every run, failed ones too, in customer_value.training_runs';
+"#,
+    name = "retrain_comment",
+    requires = [retrain]
+);
+
+extension_sql!(
+    r#"
+CREATE FUNCTION customer_value.unschedule_retraining(name text)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    job_name text := 'customer_value.retrain:' || name;
+    found_job boolean;
+BEGIN
+    IF name IS NULL THEN
+        RAISE EXCEPTION 'model name must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_cron') THEN
+        RAISE EXCEPTION 'extension "pg_cron" is not installed in database "%"', current_database()
+            USING ERRCODE = '42704',
+                  HINT = 'Retraining can only be scheduled (and unscheduled) with pg_cron.';
+    END IF;
+    EXECUTE 'SELECT EXISTS (SELECT 1 FROM cron.job WHERE jobname = $1 AND username = current_user)'
+        INTO found_job USING job_name;
+    IF NOT found_job THEN
+        RAISE EXCEPTION 'no retraining is scheduled for model "%"', name
+            USING ERRCODE = '42704', HINT = 'Scheduled jobs are listed in cron.job (job names start with customer_value.retrain:).';
+    END IF;
+    EXECUTE 'SELECT cron.unschedule($1)' USING job_name;
+    RETURN true;
+END
+$fn$;
+
+COMMENT ON FUNCTION customer_value.unschedule_retraining(text) IS
+    'Removes the pg_cron job that retrains the model';
+"#,
+    name = "unschedule_retraining_sql",
+    requires = ["schema"]
+);
+
+// Scheduled retraining with pg_cron (optional: these functions look for it when called). The job
+// runs `retrain` as the role that scheduled it, in this database; `retrain` then runs the spec as
+// its author, so scheduling is refused up front to anyone who could not retrain by hand.
+extension_sql!(
+    r#"
+CREATE FUNCTION customer_value.schedule_retraining(name text, cron text, options jsonb DEFAULT '{}')
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    job_id bigint;
+    spec_author regrole;
+BEGIN
+    IF name IS NULL OR cron IS NULL THEN
+        RAISE EXCEPTION 'model name and cron schedule must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_cron') THEN
+        RAISE EXCEPTION 'extension "pg_cron" is not installed in database "%"', current_database()
+            USING ERRCODE = '42704',
+                  HINT = format('Install the postgresql-15-cron package, set shared_preload_libraries = ''pg_cron'' and cron.database_name = %L in postgresql.conf, restart, then CREATE EXTENSION pg_cron.', current_database());
+    END IF;
+    SELECT m.author INTO spec_author FROM customer_value.models m
+     WHERE m.name = schedule_retraining.name ORDER BY m.deployed DESC, m.version DESC LIMIT 1;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'model "%" does not exist', name USING ERRCODE = '42704';
+    END IF;
+    -- The job re-runs the spec as its author (see retrain): refuse now, not at 3 a.m.
+    IF spec_author IS NULL OR NOT pg_catalog.pg_has_role(current_user, spec_author::oid, 'MEMBER') THEN
+        RAISE EXCEPTION 'permission denied to retrain model "%"', name
+            USING ERRCODE = '42501',
+                  DETAIL = format('Its training spec was written by role %s and runs with that role''s privileges; %s is not a member of it.',
+                                  coalesce(spec_author::text, '(unknown)'), current_user),
+                  HINT = 'Ask the author (or a member of it) to schedule it, or train your own version with customer_value.train(...).';
+    END IF;
+    -- cron.schedule(job_name, …) replaces an existing job of that name: rescheduling is one call.
+    EXECUTE 'SELECT cron.schedule($1, $2, $3)' INTO job_id
+        USING 'customer_value.retrain:' || name, cron,
+              format('SELECT * FROM customer_value.retrain(%L, %L::jsonb)', name, coalesce(options, '{}'::jsonb));
+    RETURN job_id;
+END
+$fn$;
+
+COMMENT ON FUNCTION customer_value.schedule_retraining(text, text, jsonb) IS
+    'Schedules customer_value.retrain(name, options) with pg_cron on a cron schedule (e.g. ''0 3 * * *''); the job is named customer_value.retrain:<name>, runs as the caller, and replaces an earlier schedule of that model; returns the pg_cron job id';
+"#,
+    name = "schedule_retraining_sql",
+    requires = ["schema"]
+);
+
 type RetrainRow = (
     String,
     Option<i32>,

@@ -247,6 +247,48 @@ fn rfm_query(
     .sql
 }
 
+extension_sql!(
+    r#"
+COMMENT ON FUNCTION customer_value.rfm_query(text, text, text, text, jsonb) IS
+    'The SQL that customer_value.rfm() runs for these arguments ($1 = calibration_end, $2 = holdout_end)';
+"#,
+    name = "rfm_query_comment",
+    requires = [rfm_query]
+);
+
+extension_sql!(
+    r#"
+CREATE FUNCTION customer_value.rfm(
+    source text, customer_column text, time_column text, amount_column text,
+    calibration_end timestamptz, options jsonb DEFAULT '{}')
+RETURNS TABLE (customer text, frequency int, recency float8, t float8, monetary_value float8,
+               first_purchase timestamptz, last_purchase timestamptz, total_spend float8,
+               purchases int, transactions bigint, holdout_purchases int, holdout_spend float8)
+LANGUAGE plpgsql STABLE PARALLEL UNSAFE
+AS $fn$
+BEGIN
+    IF calibration_end IS NULL THEN
+        RAISE EXCEPTION 'calibration_end must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    -- a holdout that ends before the calibration would silently cut the calibration short
+    IF (options ->> 'holdout_end')::timestamptz <= calibration_end THEN
+        RAISE EXCEPTION 'option "holdout_end" (%) must be after calibration_end (%)',
+            options ->> 'holdout_end', calibration_end
+            USING ERRCODE = '22023',
+                  HINT = 'The holdout is the period after the calibration: purchases after calibration_end up to holdout_end.';
+    END IF;
+    RETURN QUERY EXECUTE customer_value.rfm_query(source, customer_column, time_column, amount_column, options)
+        USING calibration_end, (options ->> 'holdout_end')::timestamptz;
+END
+$fn$;
+
+COMMENT ON FUNCTION customer_value.rfm(text, text, text, text, timestamptz, jsonb) IS
+    'RFM summary of a transaction log, one row per customer: frequency (repeat purchase periods), recency (age at last purchase), t (age at calibration end), monetary_value (mean repeat purchase value), first/last purchase, total spend, purchases, transactions, and holdout purchases/spend up to options->>''holdout_end''';
+"#,
+    name = "rfm_sql",
+    requires = [rfm_query]
+);
+
 /// A holdout must end after the calibration (else it would silently cut the calibration short).
 fn check_holdout_end(
     calibration_end: pgrx::datum::TimestampWithTimeZone,
@@ -392,3 +434,12 @@ fn create_rfm(
             .unwrap_or(0)
     })
 }
+
+extension_sql!(
+    r#"
+COMMENT ON FUNCTION customer_value.create_rfm(text, text, text, text, text, timestamptz, jsonb) IS
+    'Creates a table holding customer_value.rfm(...) with the customer key under its source column name and type, as primary key; returns the number of customers';
+"#,
+    name = "create_rfm_comment",
+    requires = [create_rfm]
+);

@@ -396,8 +396,12 @@ unsafe fn id_arg<'a>(fcinfo: pg_sys::FunctionCallInfo, index: usize) -> KeyArg<'
     KeyArg::Id(unsafe { pg_getarg::<i64>(fcinfo, index) }.unwrap_or(0))
 }
 
-// The SQL declarations of these functions are in sql/finalize.sql: they take a `record`,
-// which they read in place through `fcinfo` instead of letting pgrx copy the tuple.
+// Each scoring function is declared in SQL right below its Rust entry point: it takes a
+// `record`, which it reads in place through `fcinfo` (pgrx would copy every row before the call).
+// `customer_value` and `customer_tier` are created unqualified, in the extension's schema
+// (public by default), so analysts and BI tools call customer_value(c) without a schema. A model
+// id names one immutable version, so the by-id variants are honestly IMMUTABLE (Citus can push
+// them down to shards and use them in UPDATE ... SET).
 
 unsafe fn value(fcinfo: pg_sys::FunctionCallInfo, key: KeyArg<'_>) -> f64 {
     let (x, model) = unsafe { read_row(fcinfo, key) };
@@ -440,30 +444,102 @@ fn cv_value_default(fcinfo: pg_sys::FunctionCallInfo) -> f64 {
     unsafe { value(fcinfo, KeyArg::Default) }
 }
 
+extension_sql!(
+    r#"
+CREATE FUNCTION customer_value("row" record) RETURNS float8
+    LANGUAGE c STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_value_default_wrapper';
+COMMENT ON FUNCTION customer_value(record) IS
+    'Predicted value of a customer row with the default model (customer_value.model, else the only deployed model); features are matched by column name';
+"#,
+    name = "cv_value_default_sql",
+    requires = ["schema"]
+);
+
 #[pg_extern(sql = false)]
 fn cv_value_named(fcinfo: pg_sys::FunctionCallInfo) -> f64 {
     unsafe { value(fcinfo, name_arg(fcinfo, 1)) }
 }
+
+extension_sql!(
+    r#"
+CREATE FUNCTION customer_value("row" record, model text) RETURNS float8
+    LANGUAGE c STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_value_named_wrapper';
+COMMENT ON FUNCTION customer_value(record, text) IS
+    'Predicted value of a customer row with the deployed version of the named model, or name@version for a pinned version';
+"#,
+    name = "cv_value_named_sql",
+    requires = ["schema"]
+);
 
 #[pg_extern(sql = false)]
 fn cv_value_by_id(fcinfo: pg_sys::FunctionCallInfo) -> f64 {
     unsafe { value(fcinfo, id_arg(fcinfo, 1)) }
 }
 
+extension_sql!(
+    r#"
+CREATE FUNCTION customer_value("row" record, model_id bigint) RETURNS float8
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_value_by_id_wrapper';
+COMMENT ON FUNCTION customer_value(record, bigint) IS
+    'Predicted value of a customer row with the model of this id (immutable: one fixed version)';
+"#,
+    name = "cv_value_by_id_sql",
+    requires = ["schema"]
+);
+
 #[pg_extern(sql = false)]
 fn cv_tier_default(fcinfo: pg_sys::FunctionCallInfo) -> String {
     unsafe { tier(fcinfo, KeyArg::Default) }
 }
+
+extension_sql!(
+    r#"
+CREATE FUNCTION customer_tier("row" record) RETURNS text
+    LANGUAGE c STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_tier_default_wrapper';
+COMMENT ON FUNCTION customer_tier(record) IS
+    'Value tier (e.g. VIP/high/medium/low) of a customer row with the default model';
+"#,
+    name = "cv_tier_default_sql",
+    requires = ["schema"]
+);
 
 #[pg_extern(sql = false)]
 fn cv_tier_named(fcinfo: pg_sys::FunctionCallInfo) -> String {
     unsafe { tier(fcinfo, name_arg(fcinfo, 1)) }
 }
 
+extension_sql!(
+    r#"
+CREATE FUNCTION customer_tier("row" record, model text) RETURNS text
+    LANGUAGE c STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_tier_named_wrapper';
+COMMENT ON FUNCTION customer_tier(record, text) IS
+    'Value tier of a customer row with the deployed version of the named model, or name@version';
+"#,
+    name = "cv_tier_named_sql",
+    requires = ["schema"]
+);
+
 #[pg_extern(sql = false)]
 fn cv_tier_by_id(fcinfo: pg_sys::FunctionCallInfo) -> String {
     unsafe { tier(fcinfo, id_arg(fcinfo, 1)) }
 }
+
+extension_sql!(
+    r#"
+CREATE FUNCTION customer_tier("row" record, model_id bigint) RETURNS text
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_tier_by_id_wrapper';
+COMMENT ON FUNCTION customer_tier(record, bigint) IS
+    'Value tier of a customer row with the model of this id (immutable: one fixed version)';
+"#,
+    name = "cv_tier_by_id_sql",
+    requires = ["schema"]
+);
 
 // predict_proba(row [, model]): the probability of the positive class of a binary classifier.
 
@@ -493,10 +569,34 @@ fn cv_proba_default(fcinfo: pg_sys::FunctionCallInfo) -> f64 {
     unsafe { probability(fcinfo, KeyArg::Default) }
 }
 
+extension_sql!(
+    r#"
+CREATE FUNCTION customer_value.predict_proba("row" record) RETURNS float8
+    LANGUAGE c STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_proba_default_wrapper';
+COMMENT ON FUNCTION customer_value.predict_proba(record) IS
+    'Probability of the positive class (e.g. churned = true) of a customer row, with the default classifier';
+"#,
+    name = "cv_proba_default_sql",
+    requires = ["schema"]
+);
+
 #[pg_extern(sql = false)]
 fn cv_proba_named(fcinfo: pg_sys::FunctionCallInfo) -> f64 {
     unsafe { probability(fcinfo, name_arg(fcinfo, 1)) }
 }
+
+extension_sql!(
+    r#"
+CREATE FUNCTION customer_value.predict_proba("row" record, model text) RETURNS float8
+    LANGUAGE c STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_proba_named_wrapper';
+COMMENT ON FUNCTION customer_value.predict_proba(record, text) IS
+    'Probability of the positive class of a customer row, with the named classifier (name or name@version)';
+"#,
+    name = "cv_proba_named_sql",
+    requires = ["schema"]
+);
 
 // explain(row [, model]): per-feature contributions that add up to the prediction.
 
@@ -535,10 +635,34 @@ fn cv_explain_default(fcinfo: pg_sys::FunctionCallInfo) -> pgrx::JsonB {
     unsafe { explanation(fcinfo, KeyArg::Default) }
 }
 
+extension_sql!(
+    r#"
+CREATE FUNCTION customer_value.explain("row" record) RETURNS jsonb
+    LANGUAGE c STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_explain_default_wrapper';
+COMMENT ON FUNCTION customer_value.explain(record) IS
+    'Why this prediction: {"baseline", "prediction", "contributions": {feature: value}, "scale", "value"} with baseline + sum of contributions = prediction (exact: linear coefficients or TreeSHAP), default model';
+"#,
+    name = "cv_explain_default_sql",
+    requires = ["schema"]
+);
+
 #[pg_extern(sql = false)]
 fn cv_explain_named(fcinfo: pg_sys::FunctionCallInfo) -> pgrx::JsonB {
     unsafe { explanation(fcinfo, name_arg(fcinfo, 1)) }
 }
+
+extension_sql!(
+    r#"
+CREATE FUNCTION customer_value.explain("row" record, model text) RETURNS jsonb
+    LANGUAGE c STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_explain_named_wrapper';
+COMMENT ON FUNCTION customer_value.explain(record, text) IS
+    'Why this prediction, with the named model: per-feature contributions adding up to prediction - baseline';
+"#,
+    name = "cv_explain_named_sql",
+    requires = ["schema"]
+);
 
 // CLV quantities: expected_purchases(row, periods [, model]), p_alive(row [, model]),
 // expected_spend(row [, model]). Which model parts they need is checked by the engine.
@@ -565,6 +689,18 @@ fn cv_expected_purchases_default(fcinfo: pg_sys::FunctionCallInfo) -> f64 {
     }
 }
 
+extension_sql!(
+    r#"
+CREATE FUNCTION customer_value.expected_purchases("row" record, periods float8) RETURNS float8
+    LANGUAGE c STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_expected_purchases_default_wrapper';
+COMMENT ON FUNCTION customer_value.expected_purchases(record, float8) IS
+    'Expected repeat purchases of a customer in the next `periods` time units, with the default CLV model (bgnbd, pareto_nbd or clv)';
+"#,
+    name = "cv_expected_purchases_default_sql",
+    requires = ["schema"]
+);
+
 #[pg_extern(sql = false)]
 fn cv_expected_purchases_named(fcinfo: pg_sys::FunctionCallInfo) -> f64 {
     let periods = unsafe { pg_getarg::<f64>(fcinfo, 1) }.unwrap_or(0.0);
@@ -577,22 +713,82 @@ fn cv_expected_purchases_named(fcinfo: pg_sys::FunctionCallInfo) -> f64 {
     }
 }
 
+extension_sql!(
+    r#"
+CREATE FUNCTION customer_value.expected_purchases("row" record, periods float8, model text) RETURNS float8
+    LANGUAGE c STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_expected_purchases_named_wrapper';
+COMMENT ON FUNCTION customer_value.expected_purchases(record, float8, text) IS
+    'Expected repeat purchases of a customer in the next `periods` time units, with the named CLV model';
+"#,
+    name = "cv_expected_purchases_named_sql",
+    requires = ["schema"]
+);
+
 #[pg_extern(sql = false)]
 fn cv_p_alive_default(fcinfo: pg_sys::FunctionCallInfo) -> f64 {
     unsafe { clv_quantity(fcinfo, KeyArg::Default, ClvQuantity::ProbabilityAlive) }
 }
+
+extension_sql!(
+    r#"
+CREATE FUNCTION customer_value.p_alive("row" record) RETURNS float8
+    LANGUAGE c STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_p_alive_default_wrapper';
+COMMENT ON FUNCTION customer_value.p_alive(record) IS
+    'Probability that the customer is still active (alive) at the end of calibration, with the default CLV model';
+"#,
+    name = "cv_p_alive_default_sql",
+    requires = ["schema"]
+);
 
 #[pg_extern(sql = false)]
 fn cv_p_alive_named(fcinfo: pg_sys::FunctionCallInfo) -> f64 {
     unsafe { clv_quantity(fcinfo, name_arg(fcinfo, 1), ClvQuantity::ProbabilityAlive) }
 }
 
+extension_sql!(
+    r#"
+CREATE FUNCTION customer_value.p_alive("row" record, model text) RETURNS float8
+    LANGUAGE c STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_p_alive_named_wrapper';
+COMMENT ON FUNCTION customer_value.p_alive(record, text) IS
+    'Probability that the customer is still active (alive) at the end of calibration, with the named CLV model';
+"#,
+    name = "cv_p_alive_named_sql",
+    requires = ["schema"]
+);
+
 #[pg_extern(sql = false)]
 fn cv_expected_spend_default(fcinfo: pg_sys::FunctionCallInfo) -> f64 {
     unsafe { clv_quantity(fcinfo, KeyArg::Default, ClvQuantity::ExpectedSpend) }
 }
 
+extension_sql!(
+    r#"
+CREATE FUNCTION customer_value.expected_spend("row" record) RETURNS float8
+    LANGUAGE c STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_expected_spend_default_wrapper';
+COMMENT ON FUNCTION customer_value.expected_spend(record) IS
+    'Expected value of the customer''s future purchases (Gamma-Gamma), with the default spend or clv model';
+"#,
+    name = "cv_expected_spend_default_sql",
+    requires = ["schema"]
+);
+
 #[pg_extern(sql = false)]
 fn cv_expected_spend_named(fcinfo: pg_sys::FunctionCallInfo) -> f64 {
     unsafe { clv_quantity(fcinfo, name_arg(fcinfo, 1), ClvQuantity::ExpectedSpend) }
 }
+
+extension_sql!(
+    r#"
+CREATE FUNCTION customer_value.expected_spend("row" record, model text) RETURNS float8
+    LANGUAGE c STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_expected_spend_named_wrapper';
+COMMENT ON FUNCTION customer_value.expected_spend(record, text) IS
+    'Expected value of the customer''s future purchases (Gamma-Gamma), with the named spend or clv model';
+"#,
+    name = "cv_expected_spend_named_sql",
+    requires = ["schema"]
+);

@@ -99,3 +99,12 @@ fn train(
         stored.id,
     ))
 }
+
+extension_sql!(
+    r#"
+COMMENT ON FUNCTION customer_value.train(text, text, text, text, jsonb) IS
+    'Trains a new version of a model from a table, view or SELECT, stores it with holdout metrics and tiers, and deploys it if at least as good as the deployed version; returns name, version, algorithm, metrics, deployed, id';
+"#,
+    name = "train_comment",
+    requires = [train]
+);
