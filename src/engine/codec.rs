@@ -687,3 +687,6 @@ mod tests {
     }
 }
 
+#[cfg(test)]
+#[path = "codec_tests.rs"]
+mod codec_tests;

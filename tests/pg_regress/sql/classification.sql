@@ -5,9 +5,8 @@ BEGIN;
 -- churn is likelier with few orders and long inactivity; tenure is noise
 CREATE TABLE customers (customer_id int PRIMARY KEY, orders int, days_inactive float8, tenure float8, churned boolean);
 INSERT INTO customers
-SELECT i, (i * 37) % 23, ((i * 53) % 97)::float8, ((i * 71) % 13)::float8,
-       ((i * 37) % 23) * 4 - ((i * 53) % 97) + ((i * 29) % 31) - 15 < 0
-  FROM generate_series(1, 3000) AS i;
+SELECT customer_id, orders, days_inactive, tenure, orders * 4 - days_inactive + (customer_id * 29) % 31 - 15 < 0
+  FROM regress.customers(3000);
 SELECT round(avg(churned::int), 3) AS churn_rate FROM customers;
 -- A boolean target makes a classifier; metrics: auc, log_loss, accuracy, f1, calibration.
 SELECT algorithm, (metrics ->> 'auc')::float8 > 0.9 AS auc_above_09,
@@ -68,9 +67,9 @@ ROLLBACK;
 BEGIN;
 CREATE TABLE members (customer_id int PRIMARY KEY, orders int, days_inactive float8, tenure float8, label text);
 INSERT INTO members
-SELECT i, (i * 37) % 23, ((i * 53) % 97)::float8, ((i * 71) % 13)::float8,
-       CASE WHEN (i * 37) % 23 >= 15 THEN 'gold' WHEN (i * 37) % 23 >= 7 THEN 'silver' ELSE 'bronze' END
-  FROM generate_series(1, 1500) AS i;
+SELECT customer_id, orders, days_inactive, tenure,
+       CASE WHEN orders >= 15 THEN 'gold' WHEN orders >= 7 THEN 'silver' ELSE 'bronze' END
+  FROM regress.customers(1500);
 SELECT algorithm, (metrics ->> 'accuracy')::float8 > 0.9 AS accurate, metrics ->> 'selection_metric' AS selected_by,
        metrics ? 'auc' AS has_auc, (metrics ->> 'log_loss')::float8 < 0.5 AS good_log_loss
   FROM customer_value.train('label', 'members', 'label', 'gbm', '{"n_trees": 30}');

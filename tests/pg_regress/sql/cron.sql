@@ -9,10 +9,7 @@ SELECT customer_value.schedule_retraining('cron_spend', '* * * * *');
 SELECT customer_value.unschedule_retraining('cron_spend');
 CREATE EXTENSION pg_cron;
 
-CREATE TABLE public.cron_customers (customer_id int PRIMARY KEY, orders int, tenure float8, spend float8);
-INSERT INTO public.cron_customers
-SELECT i, (i * 37) % 23, ((i * 71) % 13)::float8, 10 + 2 * ((i * 37) % 23) + ((i * 17) % 5)
-  FROM generate_series(1, 300) AS i;
+CALL regress.create_customers('public.cron_customers', 300);
 SELECT version, deployed FROM customer_value.train('cron_spend', 'cron_customers', 'spend', 'linear');
 
 -- Unknown models and bad schedules are refused.

@@ -1,10 +1,7 @@
 -- Versions, the deploy decision, and rollback.
 \set ON_ERROR_ROLLBACK on
 BEGIN;
-CREATE TABLE customers (customer_id int PRIMARY KEY, orders int, noise float8, spend float8);
-INSERT INTO customers
-SELECT i, (i * 37) % 23, ((i * 71) % 13)::float8, 10 + 2 * ((i * 37) % 23) + ((i * 17) % 5)
-  FROM generate_series(1, 300) AS i;
+CALL regress.create_customers('customers', 300);
 
 SELECT version, algorithm, deployed FROM customer_value.train('spend', 'customers', 'spend', 'linear');
 -- A worse model (a 3-tree forest) is stored but not deployed; a NOTICE says why.

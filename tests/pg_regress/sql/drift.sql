@@ -4,9 +4,7 @@
 BEGIN;
 CREATE TABLE customers (customer_id int PRIMARY KEY, orders int, tenure float8, vip boolean, spend float8);
 INSERT INTO customers
-SELECT i, (i * 37) % 23, ((i * 71) % 13)::float8, i % 7 = 0,
-       10 + 2 * ((i * 37) % 23) + ((i * 17) % 5) + CASE WHEN i % 7 = 0 THEN 30 ELSE 0 END
-  FROM generate_series(1, 1000) AS i;
+SELECT customer_id, orders, tenure, vip, spend + CASE WHEN vip THEN 30 ELSE 0 END FROM regress.customers(1000);
 SELECT version FROM customer_value.train('spend', 'customers', 'spend', 'linear');
 -- The training data itself: nothing moved.
 SELECT feature, round(psi::numeric, 4) AS psi, drift, training_rows, source_rows

@@ -5,9 +5,8 @@ BEGIN;
 CREATE TABLE customers (customer_id int PRIMARY KEY, orders int, basket float8, city text,
                         active boolean, flat int, empty_col float8, spend float8, label text);
 INSERT INTO customers
-SELECT i, (i * 37) % 23, ((i * 53) % 97) / 4.0, 'city ' || i % 3, i % 2 = 0, 1, NULL,
-       10 + 2 * ((i * 37) % 23), 'x'
-  FROM generate_series(1, 100) AS i;
+SELECT customer_id, orders, basket, 'city ' || customer_id % 3, customer_id % 2 = 0, 1, NULL, 10 + 2 * orders, 'x'
+  FROM regress.customers(100);
 
 -- training: unknown source, target, feature columns
 SELECT * FROM customer_value.train('m', 'no_such_table', 'spend');

@@ -56,9 +56,7 @@ SELECT customer_value.create_rfm('x_rfm', 'late_tx', 'customer_id', 'purchased',
 -- A metric that does not apply to the model would compare NULL with NULL when deciding
 -- deployment: refused.
 CREATE TABLE buyers (customer_id int PRIMARY KEY, orders int, tenure float8, spend float8, churned boolean);
-INSERT INTO buyers
-SELECT i, (i * 37) % 23, ((i * 71) % 13)::float8, 10 + 2 * ((i * 37) % 23) + ((i * 17) % 5), (i * 37) % 23 < 5
-  FROM generate_series(1, 300) AS i;
+INSERT INTO buyers SELECT customer_id, orders, tenure, spend, orders < 5 FROM regress.customers(300);
 SELECT * FROM customer_value.train('m', 'SELECT orders, tenure, spend FROM buyers', 'spend', 'linear', '{"metric": "auc"}');
 \echo :LAST_ERROR_SQLSTATE
 SELECT * FROM customer_value.train('m', 'SELECT orders, tenure, churned FROM buyers', 'churned', 'logistic', '{"metric": "r2"}');
@@ -101,9 +99,7 @@ SELECT * FROM customer_value.train('m', 'buyers', 'spend', 'auto', '{"candidates
 -- resolved again for each statement, so a set_config, a deploy or an ALTER TABLE in between is
 -- seen by the same call site.
 CREATE TABLE pl_customers (customer_id int PRIMARY KEY, orders int, tenure float8, spend float8);
-INSERT INTO pl_customers
-SELECT i, (i * 37) % 23, ((i * 71) % 13)::float8, 10 + 2 * ((i * 37) % 23) + ((i * 17) % 5) + ((i * 71) % 13)
-  FROM generate_series(1, 300) AS i;
+INSERT INTO pl_customers SELECT customer_id, orders, tenure, spend + tenure FROM regress.customers(300);
 SELECT version FROM customer_value.train('pl_a', 'pl_customers', 'spend', 'linear');
 SELECT version FROM customer_value.train('pl_b', 'SELECT orders, spend FROM pl_customers', 'spend', 'linear');
 DO $$

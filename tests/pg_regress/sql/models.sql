@@ -5,10 +5,9 @@ BEGIN;
 -- spend depends on orders non-linearly (a threshold) and on tenure; many customers spend 0.
 CREATE TABLE customers (customer_id int PRIMARY KEY, orders int, tenure float8, vip boolean, spend float8);
 INSERT INTO customers
-SELECT i, (i * 37) % 23, ((i * 71) % 13)::float8, i % 7 = 0,
-       CASE WHEN (i * 37) % 23 < 6 THEN 0
-            ELSE 40 + 3 * ((i * 71) % 13) + CASE WHEN i % 7 = 0 THEN 60 ELSE 0 END END
-  FROM generate_series(1, 2000) AS i;
+SELECT customer_id, orders, tenure, vip,
+       CASE WHEN orders < 6 THEN 0 ELSE 40 + 3 * tenure + CASE WHEN vip THEN 60 ELSE 0 END END
+  FROM regress.customers(2000);
 -- The threshold defeats a line and suits trees; every model keeps its holdout metrics.
 SELECT algorithm, round((metrics ->> 'r2')::numeric, 2) AS r2
   FROM customer_value.train('lin', 'customers', 'spend', 'linear');

@@ -29,10 +29,7 @@ SELECT c.relname, has_table_privilege('cv_alice', c.oid, 'SELECT') AS reader_sel
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE n.nspname = 'customer_value' AND c.relkind IN ('r', 'v') ORDER BY 1;
 
-CREATE TABLE public.customers (customer_id int PRIMARY KEY, orders int, tenure float8, spend float8);
-INSERT INTO public.customers
-SELECT i, (i * 37) % 23, ((i * 71) % 13)::float8, 10 + 2 * ((i * 37) % 23) + ((i * 17) % 5)
-  FROM generate_series(1, 300) AS i;
+CALL regress.create_customers('public.customers', 300);
 CREATE TABLE public.secret_customers AS SELECT * FROM public.customers;
 GRANT SELECT ON public.customers TO cv_alice, cv_bob, cv_carol, cv_nobody;
 

@@ -4,10 +4,7 @@
 \set VERBOSITY terse
 BEGIN;
 CREATE SCHEMA shop;
-CREATE TABLE shop.customers (customer_id int PRIMARY KEY, orders int, tenure float8, spend float8);
-INSERT INTO shop.customers
-SELECT i, (i * 37) % 23, ((i * 71) % 13)::float8, 10 + 2 * ((i * 37) % 23) + ((i * 17) % 5)
-  FROM generate_series(1, 300) AS i;
+CALL regress.create_customers('shop.customers', 300);
 -- Trained through the search_path: the spec stores the schema-qualified relation, so a
 -- scheduled retrain (another search_path) reads the same table.
 SET search_path = shop, public;
@@ -18,9 +15,7 @@ SELECT version, spec FROM customer_value.models WHERE name = 'spend';
 -- Today's data: more customers, same relationship. The challenger is scored against the
 -- serving version on the challenger's holdout (100 rows); here the serving version is a hair
 -- better on them, so the challenger is stored but not deployed.
-INSERT INTO shop.customers
-SELECT i, (i * 37) % 23, ((i * 71) % 13)::float8, 10 + 2 * ((i * 37) % 23) + ((i * 17) % 5)
-  FROM generate_series(301, 500) AS i;
+INSERT INTO shop.customers SELECT customer_id, orders, tenure, spend FROM regress.customers(500, 301);
 SELECT name, version, deployed, decision, reason, champion_version,
        (metrics ->> 'n_test')::int AS n_test, (champion_metrics ->> 'n')::int AS champion_n
   FROM customer_value.retrain('spend');

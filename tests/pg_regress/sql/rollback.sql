@@ -4,10 +4,7 @@
 -- must see the model, so this file cleans up after itself.
 \set VERBOSITY terse
 CREATE EXTENSION dblink;
-CREATE TABLE public.rb_customers (customer_id int PRIMARY KEY, orders int, tenure float8, spend float8);
-INSERT INTO public.rb_customers
-SELECT i, (i * 37) % 23, ((i * 71) % 13)::float8, 10 + 2 * ((i * 37) % 23) + ((i * 17) % 5)
-  FROM generate_series(1, 300) AS i;
+CALL regress.create_customers('public.rb_customers', 300);
 -- a source that takes 3 seconds to read
 SELECT version FROM customer_value.train('rb', 'SELECT c.* FROM public.rb_customers c, (SELECT pg_sleep(0)) AS s', 'spend', 'linear');
 SELECT version FROM customer_value.train('rb', 'SELECT c.* FROM public.rb_customers c, (SELECT pg_sleep(3)) AS s', 'spend', 'linear', '{"deploy": "always"}');

@@ -3,9 +3,7 @@
 \set VERBOSITY default
 BEGIN;
 CREATE TABLE customers (customer_id int PRIMARY KEY, orders int, avg_basket float8, spend float8);
-INSERT INTO customers
-SELECT i, (i * 37) % 23, ((i * 53) % 97) / 4.0, 0
-  FROM generate_series(1, 400) AS i;
+INSERT INTO customers SELECT customer_id, orders, basket, 0 FROM regress.customers(400);
 UPDATE customers SET spend = 10 + 2 * orders + 0.5 * avg_basket;
 SELECT version FROM customer_value.train('spend', 'customers', 'spend', 'linear');
 
@@ -56,8 +54,7 @@ ROLLBACK;
 
 -- Parallel workers score too (the functions are PARALLEL SAFE and read models read-only).
 -- Outside a transaction block, so the workers start from a transaction without an xid.
-CREATE TABLE many AS SELECT i AS customer_id, (i * 37) % 23 AS orders, ((i * 53) % 97) / 4.0::float8 AS avg_basket
-  FROM generate_series(1, 20000) AS i;
+CREATE TABLE many AS SELECT customer_id, orders, basket::float8 AS avg_basket FROM regress.customers(20000);
 SELECT version FROM customer_value.train('par',
        'SELECT orders, avg_basket, 10 + 2 * orders + 0.5 * avg_basket AS spend FROM many', 'spend', 'linear');
 SET parallel_setup_cost = 0;

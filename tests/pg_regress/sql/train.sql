@@ -12,8 +12,8 @@ CREATE TABLE customers (
     spend           float8
 );
 INSERT INTO customers
-SELECT i, (i * 37) % 23, ((i * 53) % 97) / 4.0, i % 5 = 0, ((i * 29) % 365)::float8, NULL
-  FROM generate_series(1, 500) AS i;
+SELECT customer_id, orders, basket, customer_id % 5 = 0, ((customer_id * 29) % 365)::float8, NULL
+  FROM regress.customers(500);
 UPDATE customers
    SET spend = 12 + 4.5 * orders + 1.2 * avg_basket::float8 + 20 * is_member::int - 0.03 * days_since_last;
 
