@@ -916,30 +916,6 @@ struct Accepted {
     /// magnitude that the original does not (a float's exponent byte hit); scoring refuses a
     /// non-finite prediction (src/pg/score.rs).
     non_finite_predictions: usize,
-    /// Of those, Gamma-Gamma models with q ≤ 1, which validation accepts (a known gap).
-    spend_q_at_most_1: usize,
-    /// CLV models not scored because their horizon spans more than `MAX_PROBED_CLV_STEPS`
-    /// monthly steps (see there).
-    clv_horizon_too_long: usize,
-}
-
-/// KNOWN GAP, not fixed here (tests only): `ClvModel::validate` bounds neither the horizon nor
-/// the time unit, and the value of a `clv` model with a discount rate allocates and evaluates
-/// one step per month of the horizon (`ClvModel::discounted_purchases`). A horizon changed in
-/// the payload (e.g. 52 weeks → 1e300) passes decoding and then makes scoring panic (capacity
-/// overflow) or allocate without limit; the training options alone (`horizon` and
-/// `time_unit_days` up to 1e6 each) reach 3·10^10 steps. Until validation (or the computation)
-/// bounds it, such models are counted here and not scored.
-const MAX_PROBED_CLV_STEPS: f64 = 1e5;
-
-/// The monthly steps the value of a discounted `clv` model computes (0 for other models).
-fn clv_steps(m: &ModelArtifact) -> f64 {
-    match &m.predictor {
-        Predictor::Clv(c) if c.count.is_some() && c.spend.is_some() && c.discount_rate != 0.0 => {
-            (c.horizon * c.unit_days / crate::engine::clv::model::MONTH_DAYS).ceil()
-        }
-        _ => 0.0,
-    }
 }
 
 /// How many stored floats of `m` have an extreme magnitude (non-zero, outside 1e-10..1e10):
@@ -982,10 +958,12 @@ fn check_accepted(m: &ModelArtifact, bytes: &[u8], original: &ModelArtifact, out
     } else {
         out.non_canonical += 1;
     }
-    if clv_steps(m) > MAX_PROBED_CLV_STEPS {
-        out.clv_horizon_too_long += 1;
-        return;
-    }
+    // validation refuses a Gamma-Gamma model with q ≤ 1 (an infinite mean spend) and a horizon
+    // beyond MAX_DISCOUNT_STEPS months: every accepted CLV model is scored below
+    assert!(
+        !matches!(&m.predictor, Predictor::Clv(c) if c.spend.is_some_and(|g| g.q <= 1.0)),
+        "a Gamma-Gamma model with q ≤ 1 was accepted"
+    );
     // scoring it must not panic: predictions, labels, probabilities, explanations and CLV
     // quantities answer with a number or a clean error
     let mut finite = true;
@@ -1055,11 +1033,6 @@ fn check_accepted(m: &ModelArtifact, bytes: &[u8], original: &ModelArtifact, out
             "a non-finite prediction from a model without a changed parameter: {m:?}"
         );
         out.non_finite_predictions += 1;
-        // KNOWN GAP: validation accepts a Gamma-Gamma model with q ≤ 1, whose mean spend is
-        // infinite (training refuses such a fit)
-        if matches!(&m.predictor, Predictor::Clv(c) if c.spend.is_some_and(|g| g.q <= 1.0)) {
-            out.spend_q_at_most_1 += 1;
-        }
     }
 }
 

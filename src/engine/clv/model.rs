@@ -48,6 +48,12 @@ impl CountModel {
 
 /// Length of an average month in days, the step at which CLV is discounted.
 pub const MONTH_DAYS: f64 = 30.4375;
+/// Longest horizon a CLV model is trained with, in days (100 years).
+pub const MAX_HORIZON_DAYS: f64 = 1_200.0 * MONTH_DAYS;
+/// Longest horizon a stored CLV model may have, in monthly steps (1,000 years: models trained
+/// before the 100-year bound keep scoring exactly; a longer one is damaged, and would make
+/// one row ask for unbounded memory and time).
+pub const MAX_DISCOUNT_STEPS: usize = 12_000;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClvModel {
@@ -99,8 +105,11 @@ impl ClvModel {
         if self.discount_rate == 0.0 {
             return count.expected_purchases(self.horizon, x, t_x, t);
         }
+        // at most MAX_DISCOUNT_STEPS: `validate` refuses a longer horizon
         let step = MONTH_DAYS / self.unit_days;
-        let steps = (self.horizon / step).ceil().max(1.0) as usize;
+        let steps = (self.horizon / step)
+            .ceil()
+            .clamp(1.0, MAX_DISCOUNT_STEPS as f64) as usize;
         let yearly = (1.0 + self.discount_rate).ln();
         let horizons: Vec<f64> = (1..=steps)
             .map(|k| (k as f64 * step).min(self.horizon))
@@ -160,12 +169,14 @@ impl ClvModel {
             && self.discount_rate > -1.0
             && self.unit_days.is_finite()
             && self.unit_days > 0.0
+            && self.horizon * self.unit_days <= MAX_DISCOUNT_STEPS as f64 * MONTH_DAYS
             && match &self.count {
                 Some(CountModel::BgNbd(m)) => params_ok(&m.params()),
                 Some(CountModel::ParetoNbd(m)) => params_ok(&m.params()),
                 None => true,
             }
-            && self.spend.is_none_or(|m| params_ok(&m.params()));
+            // training refuses q ≤ 1 (an infinite mean spend), so no stored model has it
+            && self.spend.is_none_or(|m| params_ok(&m.params()) && m.q > 1.0);
         if ok {
             Ok(())
         } else {
@@ -229,6 +240,25 @@ mod tests {
             discount_rate,
             unit_days: 7.0,
         }
+    }
+
+    #[test]
+    fn a_stored_horizon_beyond_a_millennium_or_an_infinite_mean_spend_is_invalid() {
+        // e.g. a damaged model: 1e6 weeks would be 230,000 monthly steps for every scored row
+        let mut m = clv(0.1);
+        m.horizon = 1e6;
+        assert!(m.validate(4).is_err());
+        m.horizon = 50_000.0; // 958 years of weeks: still scored, exactly
+        assert!(m.validate(4).is_ok());
+        assert!(m.value(&[2.0, 30.43, 38.86, 25.0]).is_finite());
+        // a Gamma-Gamma model with q ≤ 1 (infinite mean spend) is never valid
+        let mut bad = clv(0.1);
+        bad.spend = Some(GammaGamma {
+            p: 6.25,
+            q: 0.9,
+            gamma: 15.44,
+        });
+        assert!(bad.validate(4).is_err());
     }
 
     #[test]

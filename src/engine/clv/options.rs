@@ -3,6 +3,7 @@
 
 use serde_json::{Map, Value};
 
+use crate::engine::clv::model::MAX_HORIZON_DAYS;
 use crate::engine::error::{EngineError, Result};
 use crate::engine::models::Algorithm;
 use crate::engine::options::values::{choice, integer, number, option_error};
@@ -96,6 +97,13 @@ impl ClvOptions {
         if let Some(n) = integer(map, "max_iterations", 1, 1_000_000)? {
             o.max_iterations = n as usize;
         }
+        let days = o.horizon * o.unit_days;
+        if days > MAX_HORIZON_DAYS {
+            return Err(EngineError::invalid_parameter(format!(
+                "option \"horizon\" of {} time units of {} days is {days} days; at most {MAX_HORIZON_DAYS} days (100 years) are allowed",
+                o.horizon, o.unit_days
+            )));
+        }
         if let Some(v) = map.get("group") {
             o.group = Some(
                 v.as_bool()
@@ -152,5 +160,32 @@ impl RfmColumns {
             }
         }
         Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(options: serde_json::Value) -> Result<ClvOptions> {
+        ClvOptions::from_options(options.as_object().unwrap())
+    }
+
+    #[test]
+    fn options_are_read_and_a_horizon_beyond_a_century_is_refused() {
+        let o = parse(json!({"horizon": 26, "count_model": "pareto_nbd",
+                             "columns": {"t": "T", "count": "n"}}))
+        .unwrap();
+        assert_eq!((o.horizon, o.count_model), (26.0, Algorithm::ParetoNbd));
+        assert_eq!(
+            (o.columns.t.as_str(), o.columns.count.as_deref()),
+            ("T", Some("n"))
+        );
+        assert!(parse(json!({"horizon": 5200})).is_ok()); // 100 years of weeks
+        let err = parse(json!({"horizon": 1e6, "time_unit_days": 1e6})).unwrap_err();
+        assert!(err.message.contains("100 years"), "{}", err.message);
+        let err = parse(json!({"columns": {"x": "y"}})).unwrap_err();
+        assert!(err.message.contains("unknown key \"x\""), "{}", err.message);
     }
 }
