@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates the README's pictures from real runs: the CDNOW demo's lift table and the scoring
+# Regenerates the pictures of the README and docs/benchmarks.md from real runs: the CDNOW demo's lift table and the scoring
 # benchmark, and the boosting benchmark's last results. Writes docs/*.svg and docs/data/*.csv.
 source "$(dirname "$0")/common.sh"
 lock_install

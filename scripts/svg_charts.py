@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Draws the README's charts as plain SVG from the CSVs the demo and benchmark write.
+"""Draws the charts of the README and docs/benchmarks.md as plain SVG from the CSVs the demo and benchmark write.
 Standard library only (a developer tool; the product never runs Python).
 
 usage: svg_charts.py lift <lift.csv> <out.svg> [title]

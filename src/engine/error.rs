@@ -42,6 +42,8 @@ pub enum ErrorKind {
     ReadOnly,
     /// The system is not in the state the call needs, e.g. a store not yet distributed (55000).
     PrerequisiteState,
+    /// The work would need more memory than its budget or than the system gives (53200).
+    OutOfMemory,
     /// A bug: an invariant of the engine itself was broken (XX000).
     Internal,
 }

@@ -9,6 +9,7 @@ pub mod drift;
 pub mod error;
 pub mod features;
 mod guard;
+pub mod memory;
 pub mod metrics;
 pub mod model_name;
 pub mod models;

@@ -6,7 +6,7 @@
 //! given as absolute thresholds.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::error::{EngineError, Result};
 use super::stats::{quantile_sorted, quantile_sorted_counted};
@@ -52,7 +52,60 @@ fn tier_error(message: impl Into<String>) -> EngineError {
     )
 }
 
+/// One entry of the `tiers` array, checked on its own (the scheme is checked as a whole later).
+struct TierEntry {
+    name: String,
+    share: Option<f64>,
+    min: Option<f64>,
+}
+
+impl TierEntry {
+    /// Reads entry `i` (0-based). `earlier` are the names of the entries before it, which this
+    /// one must not repeat. Checks run in the order the messages are documented in: object, keys,
+    /// name, duplicate name, then the numbers.
+    fn parse(i: usize, item: &Value, earlier: &[String]) -> Result<TierEntry> {
+        let obj = item
+            .as_object()
+            .ok_or_else(|| tier_error(format!("tier {} is not a JSON object", i + 1)))?;
+        for key in obj.keys() {
+            if !["name", "share", "min"].contains(&key.as_str()) {
+                return Err(tier_error(format!(
+                    "unknown key \"{key}\" in tier {}; valid keys are name, share, min",
+                    i + 1
+                )));
+            }
+        }
+        let name = obj
+            .get("name")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| tier_error(format!("tier {} has no \"name\" string", i + 1)))?;
+        if earlier.iter().any(|n| n == name) {
+            return Err(tier_error(format!("tier name \"{name}\" appears twice")));
+        }
+        Ok(TierEntry {
+            name: name.to_string(),
+            share: tier_number(obj, "share", name)?,
+            min: tier_number(obj, "min", name)?,
+        })
+    }
+}
+
+/// The finite number under `key` of the tier called `name`; absent and `null` both mean none.
+fn tier_number(obj: &Map<String, Value>, key: &str, name: &str) -> Result<Option<f64>> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_f64()
+            .filter(|f| f.is_finite())
+            .map(Some)
+            .ok_or_else(|| tier_error(format!("\"{key}\" of tier \"{name}\" must be a number"))),
+    }
+}
+
 impl TierSpec {
+    /// Parses `options->'tiers'`: every entry is checked first, then whether the scheme is cut
+    /// by shares or by bounds, then that scheme as a whole.
     pub fn from_json(value: &Value) -> Result<TierSpec> {
         let items = value
             .as_array()
@@ -64,40 +117,10 @@ impl TierSpec {
         let mut shares = Vec::new();
         let mut mins = Vec::new();
         for (i, item) in items.iter().enumerate() {
-            let obj = item
-                .as_object()
-                .ok_or_else(|| tier_error(format!("tier {} is not a JSON object", i + 1)))?;
-            for key in obj.keys() {
-                if !["name", "share", "min"].contains(&key.as_str()) {
-                    return Err(tier_error(format!(
-                        "unknown key \"{key}\" in tier {}; valid keys are name, share, min",
-                        i + 1
-                    )));
-                }
-            }
-            let name = obj
-                .get("name")
-                .and_then(Value::as_str)
-                .filter(|n| !n.is_empty())
-                .ok_or_else(|| tier_error(format!("tier {} has no \"name\" string", i + 1)))?;
-            if names.iter().any(|n| n == name) {
-                return Err(tier_error(format!("tier name \"{name}\" appears twice")));
-            }
-            names.push(name.to_string());
-            let number = |key: &str| -> Result<Option<f64>> {
-                match obj.get(key) {
-                    None | Some(Value::Null) => Ok(None),
-                    Some(v) => v
-                        .as_f64()
-                        .filter(|f| f.is_finite())
-                        .map(Some)
-                        .ok_or_else(|| {
-                            tier_error(format!("\"{key}\" of tier \"{name}\" must be a number"))
-                        }),
-                }
-            };
-            shares.push(number("share")?);
-            mins.push(number("min")?);
+            let entry = TierEntry::parse(i, item, &names)?;
+            names.push(entry.name);
+            shares.push(entry.share);
+            mins.push(entry.min);
         }
         let any_share = shares.iter().any(Option::is_some);
         let any_min = mins.iter().any(Option::is_some);
@@ -107,52 +130,63 @@ impl TierSpec {
             ));
         }
         if any_share {
-            let mut out = Vec::new();
-            for (name, share) in names.into_iter().zip(shares) {
-                let share =
-                    share.ok_or_else(|| tier_error(format!("tier \"{name}\" has no \"share\"")))?;
-                if share <= 0.0 || share > 1.0 {
-                    return Err(tier_error(format!(
-                        "share of tier \"{name}\" must be in (0, 1], got {share}"
-                    )));
-                }
-                out.push((name, share));
-            }
-            let total: f64 = out.iter().map(|(_, s)| s).sum();
-            if (total - 1.0).abs() > 1e-9 {
-                return Err(tier_error(format!("tier shares sum to {total}, not 1")));
-            }
-            Ok(TierSpec::Shares(out))
+            Self::from_shares(names, shares)
         } else if any_min {
-            let last = names.len() - 1;
-            let mut out = Vec::new();
-            let mut previous = f64::INFINITY;
-            for (i, (name, min)) in names.into_iter().zip(mins).enumerate() {
-                match (i == last, min) {
-                    (false, None) => {
-                        return Err(tier_error(format!(
-                            "tier \"{name}\" has no \"min\"; only the last tier may omit it"
-                        )))
-                    }
-                    (true, Some(_)) => {
-                        return Err(tier_error(format!(
-                            "the last tier \"{name}\" takes everyone below the others and must not have a \"min\""
-                        )))
-                    }
-                    (false, Some(m)) if m >= previous => {
-                        return Err(tier_error(format!(
-                            "tier bounds must decrease, but \"{name}\" has min {m} after {previous}"
-                        )))
-                    }
-                    (false, Some(m)) => previous = m,
-                    (true, None) => {}
-                }
-                out.push((name, min));
-            }
-            Ok(TierSpec::Thresholds(out))
+            Self::from_thresholds(names, mins)
         } else {
             Err(tier_error("tiers need a \"share\" or a \"min\""))
         }
+    }
+
+    /// Tiers cut by shares: every tier has a share in (0, 1], and the shares sum to 1.
+    fn from_shares(names: Vec<String>, shares: Vec<Option<f64>>) -> Result<TierSpec> {
+        let mut out = Vec::new();
+        for (name, share) in names.into_iter().zip(shares) {
+            let share =
+                share.ok_or_else(|| tier_error(format!("tier \"{name}\" has no \"share\"")))?;
+            if share <= 0.0 || share > 1.0 {
+                return Err(tier_error(format!(
+                    "share of tier \"{name}\" must be in (0, 1], got {share}"
+                )));
+            }
+            out.push((name, share));
+        }
+        let total: f64 = out.iter().map(|(_, s)| s).sum();
+        if (total - 1.0).abs() > 1e-9 {
+            return Err(tier_error(format!("tier shares sum to {total}, not 1")));
+        }
+        Ok(TierSpec::Shares(out))
+    }
+
+    /// Tiers cut at absolute bounds: strictly decreasing, on every tier but the last, which
+    /// takes everyone below the others.
+    fn from_thresholds(names: Vec<String>, mins: Vec<Option<f64>>) -> Result<TierSpec> {
+        let last = names.len() - 1;
+        let mut out = Vec::new();
+        let mut previous = f64::INFINITY;
+        for (i, (name, min)) in names.into_iter().zip(mins).enumerate() {
+            match (i == last, min) {
+                (false, None) => {
+                    return Err(tier_error(format!(
+                        "tier \"{name}\" has no \"min\"; only the last tier may omit it"
+                    )))
+                }
+                (true, Some(_)) => {
+                    return Err(tier_error(format!(
+                        "the last tier \"{name}\" takes everyone below the others and must not have a \"min\""
+                    )))
+                }
+                (false, Some(m)) if m >= previous => {
+                    return Err(tier_error(format!(
+                        "tier bounds must decrease, but \"{name}\" has min {m} after {previous}"
+                    )))
+                }
+                (false, Some(m)) => previous = m,
+                (true, None) => {}
+            }
+            out.push((name, min));
+        }
+        Ok(TierSpec::Thresholds(out))
     }
 
     /// Cuts the scheme. `predictions` are the model's predictions for the training population.

@@ -85,8 +85,27 @@ fn restrict_model(name: Option<&str>, roles: Option<Vec<Option<String>>>) -> i32
     }
     let caller = caller_name();
     let roles: Vec<String> = roles.unwrap_or_default().into_iter().flatten().collect();
-    // Allowed: whoever can act as the author of its first version, and members of the store's
-    // owner (e.g. a superuser).
+    check_may_restrict(name);
+    // every role must exist (42704); they are written by name, each node storing its own id
+    for role in &roles {
+        role_oid(role);
+    }
+    as_extension_owner(|| write_access_list(name, &roles, &caller));
+    roles.len() as i32
+}
+
+extension_sql!(
+    r#"
+COMMENT ON FUNCTION customer_value.restrict_model(text, text[]) IS
+    'Restricts who may see and score a model (all versions) to members of these roles; NULL or an empty array opens it to every customer_value_reader again. Allowed to the model''s owner (who trained its first version) and the store''s owner; returns the number of roles';
+"#,
+    name = "restrict_model_comment",
+    requires = [restrict_model]
+);
+
+/// Allowed to restrict a model: whoever can act as the author of its first version, and
+/// members of the store's owner (e.g. a superuser); anyone else gets 42501.
+fn check_may_restrict(name: &str) {
     let (owner, first_author) = Spi::connect(|client| {
         let row = client
             .select(
@@ -120,57 +139,45 @@ fn restrict_model(name: Option<&str>, roles: Option<Vec<Option<String>>>) -> i32
             .with_detail("Only members of the role that trained its first version, or of the owner of the model store, may change who can use a model."),
         );
     }
-    // every role must exist (42704); they are written by name, each node storing its own id
-    for role in &roles {
-        role_oid(role);
-    }
-    as_extension_owner(|| {
-        Spi::connect_mut(|client| {
-            store::lock_name(client, name);
-            client
-                .update(
-                    "DELETE FROM customer_value.model_access WHERE name = $1",
-                    None,
-                    &[name.into()],
-                )
-                .or_raise();
-            for role in &roles {
-                client
-                    .update(
-                        "INSERT INTO customer_value.model_access (name, role, granted_by)
-                         VALUES ($1, $2::pg_catalog.regrole, $3) ON CONFLICT DO NOTHING",
-                        None,
-                        &[name.into(), role.as_str().into(), caller.as_str().into()],
-                    )
-                    .or_raise();
-            }
-            // The copies row-level security reads (see finalize.sql).
-            let allowed = store::allowed_roles(client, name);
-            for (table, column) in [("models", "name"), ("training_runs", "model")] {
-                client
-                    .update(
-                        &format!(
-                            "UPDATE customer_value.{table} SET allowed_roles = $2::pg_catalog.regrole[]
-                              WHERE {column} = $1"
-                        ),
-                        None,
-                        &[name.into(), allowed.clone().into()],
-                    )
-                    .or_raise();
-            }
-        })
-    });
-    roles.len() as i32
 }
 
-extension_sql!(
-    r#"
-COMMENT ON FUNCTION customer_value.restrict_model(text, text[]) IS
-    'Restricts who may see and score a model (all versions) to members of these roles; NULL or an empty array opens it to every customer_value_reader again. Allowed to the model''s owner (who trained its first version) and the store''s owner; returns the number of roles';
-"#,
-    name = "restrict_model_comment",
-    requires = [restrict_model]
-);
+/// Replaces the model's access list, and the per-row copies row-level security reads (see
+/// the policies in finalize.sql). Runs as the store's owner, under the model's lock.
+fn write_access_list(name: &str, roles: &[String], granted_by: &str) {
+    Spi::connect_mut(|client| {
+        store::lock_name(client, name);
+        client
+            .update(
+                "DELETE FROM customer_value.model_access WHERE name = $1",
+                None,
+                &[name.into()],
+            )
+            .or_raise();
+        for role in roles {
+            client
+                .update(
+                    "INSERT INTO customer_value.model_access (name, role, granted_by)
+                     VALUES ($1, $2::pg_catalog.regrole, $3) ON CONFLICT DO NOTHING",
+                    None,
+                    &[name.into(), role.as_str().into(), granted_by.into()],
+                )
+                .or_raise();
+        }
+        let allowed = store::allowed_roles(client, name);
+        for (table, column) in [("models", "name"), ("training_runs", "model")] {
+            client
+                .update(
+                    &format!(
+                        "UPDATE customer_value.{table} SET allowed_roles = $2::pg_catalog.regrole[]
+                          WHERE {column} = $1"
+                    ),
+                    None,
+                    &[name.into(), allowed.clone().into()],
+                )
+                .or_raise();
+        }
+    })
+}
 
 /// The id of role `name`, or 42704.
 fn role_oid(name: &str) -> pg_sys::Oid {

@@ -323,6 +323,23 @@ fn restore_roles(client: &mut pgrx::spi::SpiClient<'_>, captured: &RoleColumns) 
 }
 
 fn distribute_store() -> Result<Vec<(String, String)>> {
+    check_may_distribute()?;
+    Ok(Spi::connect_mut(|client| {
+        // Citus's notices about copying the rows and the local copy left on disk say nothing
+        // the caller must act on (the local copy is freed below)
+        let messages = client_min_messages(client);
+        set_client_min_messages(client, "warning");
+        let done = STORE_TABLES
+            .iter()
+            .map(|&table| (table.to_string(), make_reference_table(client, table)))
+            .collect();
+        set_client_min_messages(client, &messages);
+        done
+    }))
+}
+
+/// Citus installed, on the coordinator, and the caller a member of the store's owner.
+fn check_may_distribute() -> Result<()> {
     if !citus_installed() {
         return Err(EngineError::new(
             ErrorKind::PrerequisiteState,
@@ -353,59 +370,58 @@ fn distribute_store() -> Result<Vec<(String, String)>> {
         )
         .with_detail("Only the owner of the customer_value extension's tables (or a member of that role) may distribute them."));
     }
-    Ok(Spi::connect_mut(|client| {
-        // Citus's notices about copying the rows and the local copy left on disk say nothing
-        // the caller must act on (the local copy is freed below)
-        let messages: String = client
-            .update(
-                "SELECT pg_catalog.current_setting('client_min_messages')",
-                Some(1),
-                &[],
-            )
-            .or_raise()
-            .first()
-            .get_one::<String>()
-            .or_raise()
-            .unwrap_or_else(|| "notice".into());
-        let set_messages = |client: &mut pgrx::spi::SpiClient<'_>, level: &str| {
-            client
-                .update(
-                    "SELECT pg_catalog.set_config('client_min_messages', $1, true)",
-                    None,
-                    &[level.into()],
-                )
-                .or_raise();
-        };
-        set_messages(client, "warning");
-        let done = STORE_TABLES
-            .iter()
-            .map(|&table| {
-                if is_distributed_relation(Some(&format!("customer_value.{table}"))) {
-                    return (table.to_string(), "already a reference table".to_string());
-                }
-                let captured = capture_roles(client, table);
-                client
-                    .update(
-                        "SELECT pg_catalog.create_reference_table($1::pg_catalog.regclass)",
-                        None,
-                        &[format!("customer_value.{table}").into()],
-                    )
-                    .or_raise();
-                // the coordinator's local copy of the rows is hidden from now on: free it
-                client
-                    .update(
-                        "SELECT pg_catalog.truncate_local_data_after_distributing_table($1::pg_catalog.regclass)",
-                        None,
-                        &[format!("customer_value.{table}").into()],
-                    )
-                    .or_raise();
-                restore_roles(client, &captured);
-                (table.to_string(), "made a reference table".to_string())
-            })
-            .collect();
-        set_messages(client, &messages);
-        done
-    }))
+    Ok(())
+}
+
+fn client_min_messages(client: &mut pgrx::spi::SpiClient<'_>) -> String {
+    client
+        .update(
+            "SELECT pg_catalog.current_setting('client_min_messages')",
+            Some(1),
+            &[],
+        )
+        .or_raise()
+        .first()
+        .get_one::<String>()
+        .or_raise()
+        .unwrap_or_else(|| "notice".into())
+}
+
+fn set_client_min_messages(client: &mut pgrx::spi::SpiClient<'_>, level: &str) {
+    client
+        .update(
+            "SELECT pg_catalog.set_config('client_min_messages', $1, true)",
+            None,
+            &[level.into()],
+        )
+        .or_raise();
+}
+
+/// Makes one store table a reference table (its roles re-written by name on every node) and
+/// says what was done.
+fn make_reference_table(client: &mut pgrx::spi::SpiClient<'_>, table: &'static str) -> String {
+    let relation = format!("customer_value.{table}");
+    if is_distributed_relation(Some(&relation)) {
+        return "already a reference table".to_string();
+    }
+    let captured = capture_roles(client, table);
+    client
+        .update(
+            "SELECT pg_catalog.create_reference_table($1::pg_catalog.regclass)",
+            None,
+            &[relation.clone().into()],
+        )
+        .or_raise();
+    // the coordinator's local copy of the rows is hidden from now on: free it
+    client
+        .update(
+            "SELECT pg_catalog.truncate_local_data_after_distributing_table($1::pg_catalog.regclass)",
+            None,
+            &[relation.into()],
+        )
+        .or_raise();
+    restore_roles(client, &captured);
+    "made a reference table".to_string()
 }
 
 /// `customer_value.distribute()`: the model store on every node of a Citus cluster.

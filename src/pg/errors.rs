@@ -25,6 +25,7 @@ pub fn sqlstate(kind: ErrorKind) -> PgSqlErrorCode {
         ErrorKind::InsufficientPrivilege => ERRCODE_INSUFFICIENT_PRIVILEGE,
         ErrorKind::ReadOnly => ERRCODE_READ_ONLY_SQL_TRANSACTION,
         ErrorKind::PrerequisiteState => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+        ErrorKind::OutOfMemory => ERRCODE_OUT_OF_MEMORY,
         ErrorKind::Internal => ERRCODE_INTERNAL_ERROR,
     }
 }

@@ -16,6 +16,7 @@ use crate::engine::features::{
     encoders, Encoding, FeatureEncoder, FeatureSpec, Purpose, RawTable, RawValue, SqlType,
     MAX_CATEGORIES,
 };
+use crate::engine::memory::BYTES_PER_CUSTOMER;
 use crate::engine::metrics::HoldoutMetrics;
 use crate::engine::models::Algorithm;
 use crate::engine::options::TrainOptions;
@@ -25,7 +26,9 @@ use crate::engine::train::{train as train_model, train_clv, TrainOutcome};
 use super::columns::raw_value_sql;
 use super::errors::OrRaise;
 use super::progress::Progress;
-use super::source::{missing_column, resolve_source, sampled, scan_values, source_columns, Source};
+use super::source::{
+    estimated_rows, missing_column, resolve_source, sampled, scan_values, source_columns, Source,
+};
 use super::types::sql_type_of;
 
 /// Picks the feature columns: `options->'features'` exactly, or every column but the target,
@@ -362,6 +365,11 @@ fn read_table(
     let has_dates = features.iter().any(|(_, t)| t.is_time());
     let n_features = features.len();
     let mut table = RawTable::new(&target.name, features)?;
+    let budget = super::guc::training_budget();
+    if let Some(rows) = estimated_rows(source, options.sample) {
+        budget.check_rows(rows, table.bytes_per_row(), true)?;
+    }
+    table.set_budget(budget);
     for (j, cats) in categories {
         table.set_categories(j, cats);
     }
@@ -573,8 +581,13 @@ fn read_rfm(
         champion_rows: Vec::new(),
     };
     let mut numbers: Vec<Option<f64>> = Vec::with_capacity(n_summary);
+    let budget = super::guc::training_budget();
+    if let Some(rows) = estimated_rows(source, options.sample).filter(|_| !grouped) {
+        budget.check_rows(rows, BYTES_PER_CUSTOMER, true)?;
+    }
     scan_values(&from, &select, &mut |values| {
         let row = summary.customers.len() + 1;
+        budget.check_rows(row as u64, BYTES_PER_CUSTOMER, false)?;
         numbers.clear();
         numbers.extend(values[..n_summary].iter().map(|v| match v {
             RawValue::Number(v) => Some(*v),
@@ -638,6 +651,31 @@ pub(crate) struct Spec {
 }
 
 impl Spec {
+    /// The spec of a `train` call. CLV models learn from an RFM summary: a target is optional
+    /// and only evaluates them; every other model needs one.
+    pub fn new(
+        source: &str,
+        target: Option<&str>,
+        algorithm: Algorithm,
+        options: Value,
+    ) -> Result<Spec> {
+        let target = if algorithm.is_clv() {
+            target
+        } else {
+            Some(super::args::required(target, "target column")?)
+        };
+        Ok(Spec {
+            source: source.to_string(),
+            target: target.map(str::to_string),
+            algorithm,
+            options: if options.is_null() {
+                serde_json::json!({})
+            } else {
+                options
+            },
+        })
+    }
+
     pub fn to_json(&self, qualified_source: &str) -> Value {
         serde_json::json!({
             "source": qualified_source,

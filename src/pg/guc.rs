@@ -12,6 +12,10 @@ pub static DEFAULT_MODEL: GucSetting<Option<CString>> = GucSetting::<Option<CStr
 /// memory; past this many rows they stop with a clear error instead of exhausting memory.
 pub static MAX_TRAINING_ROWS: GucSetting<i32> = GucSetting::<i32>::new(20_000_000);
 
+/// `customer_value.max_training_memory` (kB): the memory a training may use; checked against
+/// the planner's row estimate before reading and as rows arrive (53200 past it).
+pub static MAX_TRAINING_MEMORY: GucSetting<i32> = GucSetting::<i32>::new(4 * 1024 * 1024);
+
 /// `customer_value.progress_interval`: seconds between progress NOTICEs of a long training
 /// (rows read, step, elapsed); 0 turns them off.
 pub static PROGRESS_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(10);
@@ -37,6 +41,16 @@ pub fn register() {
         GucContext::Userset,
         GucFlags::default(),
     );
+    GucRegistry::define_int_guc(
+        c"customer_value.max_training_memory",
+        c"Most memory a training may use for the rows it reads.",
+        c"Checked against the planner's row estimate before reading and as rows arrive (48 bytes per value); past it, training stops with an out-of-memory error (53200) instead of exhausting the server.",
+        &MAX_TRAINING_MEMORY,
+        1024,
+        i32::MAX,
+        GucContext::Userset,
+        GucFlags::UNIT_KB,
+    );
     GucRegistry::define_string_guc(
         c"customer_value.model",
         c"Model used by customer_value(row) and customer_tier(row) when no model is named.",
@@ -46,6 +60,13 @@ pub fn register() {
         GucFlags::default(),
     );
     unsafe { pg_sys::MarkGUCPrefixReserved(c"customer_value".as_ptr()) };
+}
+
+/// The training memory budget.
+pub fn training_budget() -> crate::engine::memory::MemoryBudget {
+    crate::engine::memory::MemoryBudget {
+        bytes: MAX_TRAINING_MEMORY.get().max(0) as u64 * 1024,
+    }
 }
 
 /// The configured default model, if set and not empty.

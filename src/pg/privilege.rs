@@ -6,7 +6,7 @@
 //! `pg_catalog, pg_temp`, so a caller's objects (an operator, a function) can never be picked
 //! up while elevated.
 //!
-//! Stored specs (the rule of "Roles and grants" in the README): a version's spec — its source
+//! Stored specs (the rule of "Roles and grants" in docs/production.md): a version's spec — its source
 //! SQL and everything that SQL reaches (functions, views, row-level-security policies) — is
 //! code written by its author. `retrain` runs it as that author, never as the caller, in a
 //! security-restricted operation whose setting changes are undone, and only for a caller who

@@ -3,7 +3,7 @@
 //! query (`customer_value.rfm_query`); a PL/pgSQL wrapper runs it with `RETURN QUERY EXECUTE`,
 //! so millions of transactions stream through Postgres' executor into a tuplestore.
 //!
-//! Definitions (documented in the README):
+//! Definitions (documented in docs/clv.md, "RFM definitions"):
 //! - purchases are collapsed to one per customer per `period` (day by default), values summed
 //!   (refunds included);
 //! - `frequency` = purchase periods in calibration − 1 (the first purchase is not a repeat);
@@ -18,8 +18,9 @@
 use pgrx::prelude::*;
 use pgrx::spi::quote_identifier;
 use pgrx::JsonB;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
+use crate::engine::clv::rfm_options::RfmOptions;
 use crate::engine::error::{EngineError, ErrorKind, Result};
 use crate::engine::features::SqlType;
 
@@ -28,71 +29,6 @@ use super::errors::OrRaise;
 use super::source::{missing_column, resolve_source, source_columns};
 use super::types::{sql_type_of, type_name};
 
-struct RfmOptions {
-    period: &'static str,
-    unit_days: f64,
-}
-
-fn parse_options(options: &Value) -> Result<RfmOptions> {
-    let empty = Map::new();
-    let map = match options {
-        Value::Null => &empty,
-        Value::Object(m) => m,
-        other => {
-            return Err(EngineError::invalid_parameter(format!(
-                "options must be a JSON object, got {other}"
-            )))
-        }
-    };
-    let mut o = RfmOptions {
-        period: "day",
-        unit_days: 7.0,
-    };
-    for (key, value) in map {
-        match key.as_str() {
-            "period" => {
-                o.period = match value.as_str() {
-                    Some("day") => "day",
-                    Some("week") => "week",
-                    Some("month") => "month",
-                    _ => {
-                        return Err(EngineError::invalid_parameter(format!(
-                            "option \"period\" must be \"day\", \"week\" or \"month\", got {value}"
-                        )))
-                    }
-                }
-            }
-            "time_unit" => {
-                o.unit_days = match value.as_str() {
-                    Some("day") => 1.0,
-                    Some("week") => 7.0,
-                    Some("month") => crate::engine::clv::model::MONTH_DAYS,
-                    _ => {
-                        return Err(EngineError::invalid_parameter(format!(
-                        "option \"time_unit\" must be \"day\", \"week\" or \"month\", got {value}"
-                    )))
-                    }
-                }
-            }
-            // used by rfm() itself (a parameter of the query), validated there by Postgres
-            "holdout_end" => {
-                if !value.is_string() {
-                    return Err(EngineError::invalid_parameter(format!(
-                        "option \"holdout_end\" must be a timestamp string, got {value}"
-                    )));
-                }
-            }
-            other => {
-                return Err(
-                    EngineError::invalid_parameter(format!("unknown option \"{other}\""))
-                        .with_hint("Valid options are: period, time_unit, holdout_end."),
-                )
-            }
-        }
-    }
-    Ok(o)
-}
-
 /// Builds the summary query. `$1` is calibration_end (timestamptz), `$2` holdout_end (or NULL).
 /// The summary query and the SQL type of the customer key it returns as text.
 struct RfmQuery {
@@ -100,6 +36,8 @@ struct RfmQuery {
     key_type: String,
     /// The log's schema-qualified name when it is a relation (not a query).
     relation: Option<String>,
+    /// Option `holdout_end` ($2), as given.
+    holdout_end: Option<String>,
 }
 
 fn build_query(
@@ -109,15 +47,37 @@ fn build_query(
     amount_column: &str,
     options: &Value,
 ) -> Result<RfmQuery> {
-    let o = parse_options(options)?;
+    let o = RfmOptions::parse(options)?;
     let source = resolve_source(source)?;
     let columns = source_columns(&source)?;
+    let key_type = check_log_columns(&columns, customer_column, time_column, amount_column)?;
+    let sql = summary_sql(
+        &source.from_clause,
+        (customer_column, time_column, amount_column),
+        &o,
+    );
+    Ok(RfmQuery {
+        sql,
+        key_type,
+        relation: source.qualified_name.clone(),
+        holdout_end: o.holdout_end,
+    })
+}
+
+/// Checks that the log has the three columns, a date or timestamp time and a numeric amount;
+/// returns the SQL type of the customer key.
+fn check_log_columns(
+    columns: &[(String, pg_sys::Oid)],
+    customer_column: &str,
+    time_column: &str,
+    amount_column: &str,
+) -> Result<String> {
     let type_of = |what: &str, name: &str| -> Result<pg_sys::Oid> {
         columns
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, t)| *t)
-            .ok_or_else(|| missing_column(what, name, &columns))
+            .ok_or_else(|| missing_column(what, name, columns))
     };
     let key_type = type_name(type_of("customer", customer_column)?);
     let time_type = unsafe { pg_sys::getBaseType(type_of("time", time_column)?) };
@@ -147,11 +107,17 @@ fn build_query(
             ),
         ));
     }
+    Ok(key_type)
+}
+
+/// The summary query over `from` (customer, time and amount columns as named). `$1` is
+/// calibration_end (timestamptz), `$2` holdout_end (or NULL).
+fn summary_sql(from: &str, (customer, time, amount): (&str, &str, &str), o: &RfmOptions) -> String {
     // qualified: the query joins the source with its own bounds
     let (c, t, a) = (
-        format!("cv_source.{}", quote_identifier(customer_column)),
-        format!("cv_source.{}", quote_identifier(time_column)),
-        format!("cv_source.{}", quote_identifier(amount_column)),
+        format!("cv_source.{}", quote_identifier(customer)),
+        format!("cv_source.{}", quote_identifier(time)),
+        format!("cv_source.{}", quote_identifier(amount)),
     );
     let period = o.period;
     let unit_seconds = o.unit_days * 86_400.0;
@@ -163,7 +129,7 @@ fn build_query(
     // calibration or holdout) → customers. The key keeps its own type until the output (grouping
     // by text would compare with the collation). The first period's value, needed to leave it out
     // of the repeat mean, is carried by min() over [epoch, amount] arrays.
-    let sql = format!(
+    format!(
         "WITH bounds AS (
     SELECT given.c AS calibration_end,
            {cal_cut} AS calibration_cut,
@@ -215,13 +181,7 @@ SELECT c.customer::text,
  WHERE c.purchases > 0",
         cal_cut = cutoff("given.c"),
         hold_cut = cutoff("given.h"),
-        from = source.from_clause,
-    );
-    Ok(RfmQuery {
-        sql,
-        key_type,
-        relation: source.qualified_name.clone(),
-    })
+    )
 }
 
 /// The SQL `customer_value.rfm()` runs for these arguments ($1 = calibration_end,
@@ -354,15 +314,15 @@ fn create_rfm(
         &options,
     )
     .or_raise();
-    let holdout_end: Option<String> = options
-        .get("holdout_end")
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    check_holdout_end(calibration_end, holdout_end.as_deref()).or_raise();
-    let key = quote_identifier(customer_column);
-    // the table name as Postgres parses an identifier (optionally schema-qualified), each part
-    // quoted: nothing but a name can reach the DDL below
-    let table_name: String = Spi::connect(|client| {
+    check_holdout_end(calibration_end, query.holdout_end.as_deref()).or_raise();
+    let table_name = quoted_table_name(table_name);
+    create_summary_table(&table_name, customer_column, &query, calibration_end).or_raise()
+}
+
+/// The table name as Postgres parses an identifier (optionally schema-qualified), each part
+/// quoted: nothing but a name can reach the DDL.
+fn quoted_table_name(table_name: &str) -> String {
+    Spi::connect(|client| {
         client
             .select(
                 "SELECT string_agg(quote_ident(part), '.' ORDER BY n) FROM unnest(parse_ident($1)) WITH ORDINALITY AS p(part, n)",
@@ -374,7 +334,20 @@ fn create_rfm(
             .get_one::<String>()
             .or_raise()
             .unwrap_or_default()
-    });
+    })
+}
+
+/// Creates `table_name` holding the summary with the customer key under its source name and
+/// type, as primary key; returns the number of customers. On Citus, a summary of a
+/// distributed log is distributed by the customer key too, colocated with the log when the log
+/// is distributed by that column: each shard's customers are summarised where they are stored.
+fn create_summary_table(
+    table_name: &str,
+    customer_column: &str,
+    query: &RfmQuery,
+    calibration_end: pgrx::datum::TimestampWithTimeZone,
+) -> Result<i64> {
+    let key = quote_identifier(customer_column);
     let select = format!(
         "SELECT r.customer::{key_type} AS {key}, r.frequency, r.recency, r.t, r.monetary_value,
                 r.first_purchase, r.last_purchase, r.total_spend, r.purchases, r.transactions,
@@ -383,19 +356,17 @@ fn create_rfm(
         key_type = query.key_type,
         query = query.sql,
     );
-    // On Citus, a summary of a distributed log is distributed by the customer key too, colocated
-    // with the log when the log is distributed by that column: each shard's customers are
-    // summarised where they are stored.
     let colocation = super::citus::hash_distribution(query.relation.as_deref());
     let params = || -> Vec<pgrx::datum::DatumWithOid<'_>> {
-        vec![calibration_end.into(), holdout_end.clone().into()]
+        vec![calibration_end.into(), query.holdout_end.clone().into()]
     };
-    Spi::connect_mut(|client| {
-        let create = if colocation.is_some() {
-            format!("CREATE TABLE {table_name} AS {select} WITH NO DATA")
+    Ok(Spi::connect_mut(|client| {
+        let no_data = if colocation.is_some() {
+            " WITH NO DATA"
         } else {
-            format!("CREATE TABLE {table_name} AS {select}")
+            ""
         };
+        let create = format!("CREATE TABLE {table_name} AS {select}{no_data}");
         client.update(&create, None, &params()).or_raise();
         client
             .update(
@@ -414,7 +385,7 @@ fn create_rfm(
                 .update(
                     "SELECT pg_catalog.create_distributed_table($1::regclass, $2, colocate_with => $3)",
                     None,
-                    &[table_name.as_str().into(), customer_column.into(), colocate_with.into()],
+                    &[table_name.into(), customer_column.into(), colocate_with.into()],
                 )
                 .or_raise();
             client
@@ -432,7 +403,7 @@ fn create_rfm(
             .get_one::<i64>()
             .or_raise()
             .unwrap_or(0)
-    })
+    }))
 }
 
 extension_sql!(

@@ -20,7 +20,7 @@ use pgrx::{pg_getarg, pg_getarg_datum_raw, pg_sys};
 use crate::engine::clv::model::ClvQuantity;
 use crate::engine::codec::{ModelArtifact, Task};
 use crate::engine::error::{EngineError, ErrorKind, Result};
-use crate::engine::features::{FeatureEncoder, Purpose};
+use crate::engine::features::{FeatureEncoder, FeatureSpec, Purpose};
 use crate::engine::models::Predictor;
 
 use super::columns::Reader;
@@ -205,61 +205,8 @@ unsafe fn build_layout(
         let attrs = (*tupdesc).attrs.as_slice(natts);
         let mut slots = Vec::with_capacity(loaded.model.features.len());
         for feature in &loaded.model.features {
-            let column = feature.column();
-            let matches =
-                |a: &pg_sys::FormData_pg_attribute| !a.attisdropped && attribute_name(a) == column;
-            if attrs.iter().filter(|a| matches(a)).count() > 1 {
-                return Err(EngineError::new(
-                    ErrorKind::DuplicateColumn,
-                    format!(
-                        "the scored row has more than one column named \"{}\", which {} needs",
-                        column,
-                        loaded.row.label()
-                    ),
-                )
-                .with_hint("Give every column a distinct name (… AS name) in the subquery."));
-            }
-            let found = attrs.iter().position(matches);
-            let Some(attribute) = found else {
-                let present: Vec<&str> = attrs
-                    .iter()
-                    .filter(|a| !a.attisdropped)
-                    .map(|a| attribute_name(a))
-                    .collect();
-                return Err(EngineError::new(
-                    ErrorKind::UndefinedColumn,
-                    format!(
-                        "the scored row has no column \"{}\", which {} needs",
-                        column,
-                        loaded.row.label()
-                    ),
-                )
-                .with_detail(format!(
-                    "The model's features are: {}. The row's columns are: {}.",
-                    loaded.model.features.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", "),
-                    present.join(", ")
-                ))
-                .with_hint("Features are matched by column name; alias the column (… AS name) in a subquery."));
-            };
-            let sql_type = sql_type_of(attrs[attribute].atttypid);
-            let reader =
-                Reader::for_type(&sql_type).filter(|_| feature.encoding.accepts(&sql_type));
-            let Some(reader) = reader else {
-                return Err(EngineError::new(
-                    ErrorKind::DatatypeMismatch,
-                    format!(
-                        "column \"{}\" has type {}, but {} was trained with it as {}",
-                        column,
-                        sql_type.sql_name(),
-                        loaded.row.label(),
-                        feature.sql_type
-                    ),
-                )
-                .with_hint(format!(
-                    "Cast the column: {}::{}.",
-                    column, feature.sql_type
-                )));
-            };
+            let attribute = find_attribute(attrs, feature.column(), loaded)?;
+            let reader = reader_for(&attrs[attribute], feature, loaded)?;
             slots.push(FeatureSlot {
                 attribute,
                 reader,
@@ -273,6 +220,84 @@ unsafe fn build_layout(
             slots,
         })
     }
+}
+
+/// The position of the row's column `column`: an error when it is missing or named twice.
+fn find_attribute(
+    attrs: &[pg_sys::FormData_pg_attribute],
+    column: &str,
+    loaded: &LoadedModel,
+) -> Result<usize> {
+    let matches = |a: &pg_sys::FormData_pg_attribute| {
+        !a.attisdropped && unsafe { attribute_name(a) } == column
+    };
+    if attrs.iter().filter(|a| matches(a)).count() > 1 {
+        return Err(EngineError::new(
+            ErrorKind::DuplicateColumn,
+            format!(
+                "the scored row has more than one column named \"{}\", which {} needs",
+                column,
+                loaded.row.label()
+            ),
+        )
+        .with_hint("Give every column a distinct name (… AS name) in the subquery."));
+    }
+    if let Some(attribute) = attrs.iter().position(matches) {
+        return Ok(attribute);
+    }
+    let present: Vec<&str> = attrs
+        .iter()
+        .filter(|a| !a.attisdropped)
+        .map(|a| unsafe { attribute_name(a) })
+        .collect();
+    Err(EngineError::new(
+        ErrorKind::UndefinedColumn,
+        format!(
+            "the scored row has no column \"{}\", which {} needs",
+            column,
+            loaded.row.label()
+        ),
+    )
+    .with_detail(format!(
+        "The model's features are: {}. The row's columns are: {}.",
+        loaded
+            .model
+            .features
+            .iter()
+            .map(|f| f.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        present.join(", ")
+    ))
+    .with_hint("Features are matched by column name; alias the column (… AS name) in a subquery."))
+}
+
+/// How to read the column `attr` for `feature`: an error when its type cannot feed it.
+fn reader_for(
+    attr: &pg_sys::FormData_pg_attribute,
+    feature: &FeatureSpec,
+    loaded: &LoadedModel,
+) -> Result<Reader> {
+    let sql_type = sql_type_of(attr.atttypid);
+    Reader::for_type(&sql_type)
+        .filter(|_| feature.encoding.accepts(&sql_type))
+        .ok_or_else(|| {
+            let column = feature.column();
+            EngineError::new(
+                ErrorKind::DatatypeMismatch,
+                format!(
+                    "column \"{}\" has type {}, but {} was trained with it as {}",
+                    column,
+                    sql_type.sql_name(),
+                    loaded.row.label(),
+                    feature.sql_type
+                ),
+            )
+            .with_hint(format!(
+                "Cast the column: {}::{}.",
+                column, feature.sql_type
+            ))
+        })
 }
 
 /// Reads the row in argument 0 for the model named as `key`: returns the encoded feature values

@@ -212,6 +212,30 @@ pub fn missing_column(what: &str, name: &str, columns: &[(String, pg_sys::Oid)])
     ))
 }
 
+/// The planner's estimate of a table source's rows (`pg_class.reltuples`, times the share of a
+/// sample), when it has one: checked against the training memory budget before any row is
+/// read. A view's or a query's rows are only counted as they arrive (an estimate through joins
+/// and filters can be far off); so are a table never analyzed and a Citus distributed table
+/// (whose coordinator holds no statistics of the shards).
+pub fn estimated_rows(source: &Source, sample: Option<f64>) -> Option<u64> {
+    let relation = source.qualified_name.as_deref()?;
+    let rows: Option<f64> = Spi::connect(|client| {
+        client
+            .select(
+                "SELECT (SELECT c.reltuples::float8 FROM pg_catalog.pg_class c
+                          WHERE c.oid = pg_catalog.to_regclass($1) AND c.relkind IN ('r', 'm'))",
+                Some(1),
+                &[relation.into()],
+            )
+            .or_raise()
+            .first()
+            .get_one::<f64>()
+            .or_raise()
+    });
+    let rows = rows? * sample.unwrap_or(1.0);
+    (rows.is_finite() && rows >= 1.0).then_some(rows as u64)
+}
+
 /// Streams `SELECT <columns> FROM <source>` through a cursor, `BATCH_ROWS` at a time, checking
 /// for interrupts between batches. Each column must be float8 or text (see
 /// [`super::columns::raw_value_sql`]); `on_row` gets the row's values as read. This module's one

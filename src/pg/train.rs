@@ -43,22 +43,7 @@ fn train(
     let algorithm = Algorithm::parse(algorithm.unwrap_or("auto")).or_raise();
     let options_json = options.map(|j| j.0).unwrap_or(Value::Null);
     let parsed = TrainOptions::parse(&options_json, algorithm).or_raise();
-    // CLV models learn from an RFM summary; a target is optional and only evaluates them.
-    let target = if algorithm.is_clv() {
-        target
-    } else {
-        Some(required(target, "target column").or_raise())
-    };
-    let spec = Spec {
-        source: source_text.to_string(),
-        target: target.map(str::to_string),
-        algorithm,
-        options: if options_json.is_null() {
-            serde_json::json!({})
-        } else {
-            options_json.clone()
-        },
-    };
+    let spec = Spec::new(source_text, target, algorithm, options_json).or_raise();
     let fitted = fit_from_source(&spec, &parsed, None).or_raise();
     let outcome = &fitted.outcome;
     let stored = store::insert_version(

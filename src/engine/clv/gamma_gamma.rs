@@ -51,84 +51,26 @@ impl GammaGamma {
             - (px + q) * (gamma + mean * x).ln()
     }
 
+    /// Maximum-likelihood fit on the customers with repeat purchases and a positive mean repeat
+    /// spend. `penalizer` adds `penalizer · Σ params²` to the mean negative log-likelihood.
     pub fn fit(
         customers: &[Customer],
         fit: &FitOptions,
         interrupt: &mut dyn FnMut(),
     ) -> Result<SpendFit> {
-        let repeaters: Vec<&Customer> = customers.iter().filter(|c| c.frequency > 0.0).collect();
-        // (x, mean spend, how many customers share them)
-        let used: Vec<(f64, f64, f64)> = repeaters
-            .iter()
-            .filter(|c| c.monetary_value > 0.0 && c.monetary_value.is_finite())
-            .map(|c| (c.frequency, c.monetary_value, c.count))
-            .collect();
-        let n_repeaters = repeaters.iter().map(|c| c.count).sum::<f64>() as usize;
-        let n = used.iter().map(|(_, _, w)| w).sum::<f64>();
-        let n_used = n as usize;
-        if n_used < 2 {
-            return Err(EngineError::insufficient_data(format!(
-                "gamma_gamma needs customers with repeat purchases and a positive mean repeat spend; found {n_used}"
-            ))
-            .with_detail(format!(
-                "{n_repeaters} customers have repeat purchases, {} of them with a mean repeat spend ≤ 0.",
-                n_repeaters - n_used
-            )));
-        }
-        let mean_spend = used.iter().map(|(_, m, w)| m * w).sum::<f64>() / n;
-        // Per customer only (px − 1) ln z̄ − (px + q) ln(γ + z̄ x); the gamma-function terms are
-        // computed once per distinct x (a few dozen), ln z̄ and ln x once for the whole fit.
-        let mut distinct_x: Vec<f64> = used.iter().map(|(x, _, _)| *x).collect();
-        distinct_x.sort_by(f64::total_cmp);
-        distinct_x.dedup();
-        let rows: Vec<(usize, f64, f64, f64, f64)> = used
-            .iter()
-            .map(|&(x, z, w)| (distinct_x.partition_point(|d| *d < x), x, z, z.ln(), w))
-            .collect();
-        let ln_x: Vec<f64> = distinct_x.iter().map(|x| x.ln()).collect();
-        // value and gradient with respect to (p, q, γ)
-        let ll_gradient = |m: &GammaGamma| -> (f64, [f64; 3]) {
-            let GammaGamma { p, q, gamma } = *m;
-            let (ln_gamma_scale, psi_q) = (gamma.ln(), digamma(q));
-            let per_x: Vec<(f64, f64, f64)> = distinct_x
-                .iter()
-                .zip(&ln_x)
-                .map(|(&x, &lx)| {
-                    let px = p * x;
-                    let (psi_pxq, psi_px) = (digamma(px + q), digamma(px));
-                    (
-                        ln_gamma(px + q) - ln_gamma(px) - ln_gamma(q)
-                            + q * ln_gamma_scale
-                            + px * lx,
-                        x * (psi_pxq - psi_px + lx),
-                        psi_pxq - psi_q + ln_gamma_scale,
-                    )
-                })
-                .collect();
-            let mut total = 0.0;
-            let mut g = [0.0; 3];
-            for &(i, x, z, ln_z, w) in &rows {
-                let px = p * x;
-                let (value, dp, dq) = per_x[i];
-                let ln_scale = (gamma + z * x).ln();
-                total += w * (value + (px - 1.0) * ln_z - (px + q) * ln_scale);
-                g[0] += w * (dp + x * ln_z - x * ln_scale);
-                g[1] += w * (dq - ln_scale);
-                g[2] += w * (q / gamma - (px + q) / (gamma + z * x));
-            }
-            (total, g)
-        };
-        let ll = |m: &GammaGamma| ll_gradient(m).0;
+        let data = SpendData::new(customers)?;
+        let n = data.n;
+        // minimise over log-parameters θ = ln p, with ∂/∂θₖ = pₖ ∂/∂pₖ
         let mut objective = |v: &[f64], gradient: &mut [f64]| {
             let m = GammaGamma::from_log(v);
-            let (value, g) = ll_gradient(&m);
+            let (value, g) = data.log_likelihood_gradient(&m);
             let params = m.params();
             for k in 0..3 {
                 gradient[k] = params[k] * (-g[k] / n + 2.0 * fit.penalizer * params[k]);
             }
             -value / n + fit.penalizer * params.iter().map(|p| p * p).sum::<f64>()
         };
-        let start = [0.0, 1f64.ln(), mean_spend.max(1e-6).ln()];
+        let start = [0.0, 1f64.ln(), data.mean_spend.max(1e-6).ln()];
         let best = minimize_smooth(
             "gamma_gamma",
             &mut objective,
@@ -139,9 +81,9 @@ impl GammaGamma {
         let model = GammaGamma::from_log(&best.x);
         Ok(SpendFit {
             model,
-            log_likelihood: ll(&model),
-            customers_used: n_used,
-            excluded_nonpositive: n_repeaters - n_used,
+            log_likelihood: data.log_likelihood_gradient(&model).0,
+            customers_used: data.customers_used,
+            excluded_nonpositive: data.excluded_nonpositive,
         })
     }
 
@@ -162,6 +104,103 @@ impl GammaGamma {
         }
         let GammaGamma { p, q, gamma } = *self;
         p * (gamma + mean * x) / (p * x + q - 1.0)
+    }
+}
+
+/// The customers a fit uses, laid out for a cheap log-likelihood: per customer only
+/// (px − 1) ln z̄ − (px + q) ln(γ + z̄ x) is left to compute; the gamma-function terms are computed
+/// once per distinct x (a few dozen), ln z̄ and ln x once for the whole fit.
+struct SpendData {
+    /// The distinct repeat-purchase counts x, ascending.
+    distinct_x: Vec<f64>,
+    /// ln x of each `distinct_x`.
+    ln_x: Vec<f64>,
+    /// Per used summary row: (index of its x in `distinct_x`, x, z̄, ln z̄, how many customers
+    /// share it).
+    rows: Vec<(usize, f64, f64, f64, f64)>,
+    /// Customers used (weighted), which the log-likelihood is averaged over.
+    n: f64,
+    /// Their mean spend, from which the fit starts.
+    mean_spend: f64,
+    customers_used: usize,
+    excluded_nonpositive: usize,
+}
+
+impl SpendData {
+    /// Keeps the customers with repeat purchases and a positive, finite mean repeat spend;
+    /// refuses fewer than two.
+    fn new(customers: &[Customer]) -> Result<SpendData> {
+        let repeaters: Vec<&Customer> = customers.iter().filter(|c| c.frequency > 0.0).collect();
+        // (x, mean spend, how many customers share them)
+        let used: Vec<(f64, f64, f64)> = repeaters
+            .iter()
+            .filter(|c| c.monetary_value > 0.0 && c.monetary_value.is_finite())
+            .map(|c| (c.frequency, c.monetary_value, c.count))
+            .collect();
+        let n_repeaters = repeaters.iter().map(|c| c.count).sum::<f64>() as usize;
+        let n = used.iter().map(|(_, _, w)| w).sum::<f64>();
+        let n_used = n as usize;
+        if n_used < 2 {
+            return Err(EngineError::insufficient_data(format!(
+                "gamma_gamma needs customers with repeat purchases and a positive mean repeat spend; found {n_used}"
+            ))
+            .with_detail(format!(
+                "{n_repeaters} customers have repeat purchases, {} of them with a mean repeat spend ≤ 0.",
+                n_repeaters - n_used
+            )));
+        }
+        let mean_spend = used.iter().map(|(_, m, w)| m * w).sum::<f64>() / n;
+        let mut distinct_x: Vec<f64> = used.iter().map(|(x, _, _)| *x).collect();
+        distinct_x.sort_by(f64::total_cmp);
+        distinct_x.dedup();
+        let rows: Vec<(usize, f64, f64, f64, f64)> = used
+            .iter()
+            .map(|&(x, z, w)| (distinct_x.partition_point(|d| *d < x), x, z, z.ln(), w))
+            .collect();
+        let ln_x: Vec<f64> = distinct_x.iter().map(|x| x.ln()).collect();
+        Ok(SpendData {
+            distinct_x,
+            ln_x,
+            rows,
+            n,
+            mean_spend,
+            customers_used: n_used,
+            excluded_nonpositive: n_repeaters - n_used,
+        })
+    }
+
+    /// The log-likelihood of `m` and its gradient with respect to (p, q, γ).
+    fn log_likelihood_gradient(&self, m: &GammaGamma) -> (f64, [f64; 3]) {
+        let GammaGamma { p, q, gamma } = *m;
+        let (ln_gamma_scale, psi_q) = (gamma.ln(), digamma(q));
+        // per distinct x: (the terms of the log-likelihood that depend on x only, and their
+        // derivatives by p and by q)
+        let per_x: Vec<(f64, f64, f64)> = self
+            .distinct_x
+            .iter()
+            .zip(&self.ln_x)
+            .map(|(&x, &lx)| {
+                let px = p * x;
+                let (psi_pxq, psi_px) = (digamma(px + q), digamma(px));
+                (
+                    ln_gamma(px + q) - ln_gamma(px) - ln_gamma(q) + q * ln_gamma_scale + px * lx,
+                    x * (psi_pxq - psi_px + lx),
+                    psi_pxq - psi_q + ln_gamma_scale,
+                )
+            })
+            .collect();
+        let mut total = 0.0;
+        let mut g = [0.0; 3];
+        for &(i, x, z, ln_z, w) in &self.rows {
+            let px = p * x;
+            let (value, dp, dq) = per_x[i];
+            let ln_scale = (gamma + z * x).ln();
+            total += w * (value + (px - 1.0) * ln_z - (px + q) * ln_scale);
+            g[0] += w * (dp + x * ln_z - x * ln_scale);
+            g[1] += w * (dq - ln_scale);
+            g[2] += w * (q / gamma - (px + q) / (gamma + z * x));
+        }
+        (total, g)
     }
 }
 

@@ -9,4 +9,5 @@ pub mod model;
 pub mod optimize;
 pub mod options;
 pub mod pareto_nbd;
+pub mod rfm_options;
 pub mod special;

@@ -71,13 +71,7 @@ pub fn minimize(
 ) -> Result<Minimum> {
     let first = f(start);
     if !first.is_finite() {
-        return Err(EngineError::new(
-            ErrorKind::FitFailed,
-            format!(
-                "{model} fit cannot start: the likelihood is not finite at the starting values"
-            ),
-        )
-        .with_hint("Check the data for impossible values (e.g. recency greater than T)."));
+        return Err(not_finite_at_start(model));
     }
     let mut best = Minimum {
         x: start.to_vec(),
@@ -109,6 +103,34 @@ pub fn minimize(
     Ok(best)
 }
 
+/// The error of a fit whose objective (or gradient) is not finite where it starts.
+fn not_finite_at_start(model: &str) -> EngineError {
+    EngineError::new(
+        ErrorKind::FitFailed,
+        format!("{model} fit cannot start: the likelihood is not finite at the starting values"),
+    )
+    .with_hint("Check the data for impossible values (e.g. recency greater than T).")
+}
+
+/// The error of a fit that used up its iterations; `detail` says how far it got.
+fn not_converged(model: &str, iterations: usize, detail: String) -> EngineError {
+    EngineError::new(
+        ErrorKind::FitFailed,
+        format!("{model} fit did not converge after {iterations} iterations"),
+    )
+    .with_detail(detail)
+    .with_hint("Add a penalty with options => '{\"penalizer\": 0.01}', or check the summary for extreme values.")
+}
+
+/// Nelder–Mead's coefficients of reflection, expansion, contraction and shrinkage: the standard
+/// 1, 2, ½, ½ of Lagarias et al. (1998).
+const REFLECTION: f64 = 1.0;
+const EXPANSION: f64 = 2.0;
+const CONTRACTION: f64 = 0.5;
+const SHRINKAGE: f64 = 0.5;
+
+/// One Nelder–Mead run from `start`. Iterations are counted on from `iterations_so_far`, so the
+/// restarts of [`minimize`] share one budget of `settings.max_iterations`.
 fn nelder_mead(
     model: &str,
     f: &mut dyn FnMut(&[f64]) -> f64,
@@ -118,35 +140,15 @@ fn nelder_mead(
     between_iterations: &mut dyn FnMut(),
 ) -> Result<Minimum> {
     let n = start.len();
-    let (alpha, gamma, rho, sigma) = (1.0, 2.0, 0.5, 0.5);
-    let mut simplex: Vec<Vec<f64>> = vec![start.to_vec()];
-    for i in 0..n {
-        let mut v = start.to_vec();
-        v[i] += settings.initial_step;
-        simplex.push(v);
-    }
-    let value = |f: &mut dyn FnMut(&[f64]) -> f64, x: &[f64]| {
-        let v = f(x);
-        if v.is_finite() {
-            v
-        } else {
-            f64::INFINITY
-        }
-    };
-    let mut values: Vec<f64> = simplex.iter().map(|x| value(f, x)).collect();
+    let mut simplex = initial_simplex(start, settings.initial_step);
+    let mut values: Vec<f64> = simplex.iter().map(|x| finite_or_infinity(f, x)).collect();
     let mut iterations = iterations_so_far;
     loop {
         between_iterations();
-        let mut order: Vec<usize> = (0..=n).collect();
-        order.sort_by(|&i, &j| values[i].total_cmp(&values[j]));
-        simplex = order.iter().map(|&i| simplex[i].clone()).collect();
-        values = order.iter().map(|&i| values[i]).collect();
-
+        sort_best_first(&mut simplex, &mut values);
+        // converged when the vertices agree both in value and in position
         let spread = values[n] - values[0];
-        let size = (1..=n)
-            .flat_map(|i| (0..n).map(move |k| (i, k)))
-            .map(|(i, k)| (simplex[i][k] - simplex[0][k]).abs())
-            .fold(0.0, f64::max);
+        let size = simplex_size(&simplex);
         if spread.abs() <= settings.value_tolerance * (1.0 + values[0].abs())
             && size <= settings.step_tolerance
         {
@@ -157,62 +159,114 @@ fn nelder_mead(
             });
         }
         if iterations >= settings.max_iterations {
-            return Err(EngineError::new(
-                ErrorKind::FitFailed,
-                format!("{model} fit did not converge after {iterations} iterations"),
-            )
-            .with_detail(format!(
-                "Best mean log-likelihood per customer so far {:.6}; the simplex still spans {size:.3e} in log-parameters.",
-                -values[0]
-            ))
-            .with_hint("Add a penalty with options => '{\"penalizer\": 0.01}', or check the summary for extreme values."));
+            return Err(not_converged(
+                model,
+                iterations,
+                format!(
+                    "Best mean log-likelihood per customer so far {:.6}; the simplex still spans {size:.3e} in log-parameters.",
+                    -values[0]
+                ),
+            ));
         }
         iterations += 1;
+        replace_worst_vertex(f, &mut simplex, &mut values);
+    }
+}
 
-        let centroid: Vec<f64> = (0..n)
-            .map(|k| simplex[..n].iter().map(|v| v[k]).sum::<f64>() / n as f64)
-            .collect();
-        let towards = |t: f64, from: &[f64]| -> Vec<f64> {
-            (0..n)
-                .map(|k| centroid[k] + t * (from[k] - centroid[k]))
-                .collect()
-        };
-        let reflected = towards(-alpha, &simplex[n]);
-        let fr = value(f, &reflected);
-        if fr < values[0] {
-            let expanded = towards(-gamma, &simplex[n]);
-            let fe = value(f, &expanded);
-            if fe < fr {
-                simplex[n] = expanded;
-                values[n] = fe;
-            } else {
-                simplex[n] = reflected;
-                values[n] = fr;
-            }
-        } else if fr < values[n - 1] {
+/// The objective at `x`, with anything not finite (outside the model's domain) counted as +∞,
+/// so that such a vertex is always the worst.
+fn finite_or_infinity(f: &mut dyn FnMut(&[f64]) -> f64, x: &[f64]) -> f64 {
+    let v = f(x);
+    if v.is_finite() {
+        v
+    } else {
+        f64::INFINITY
+    }
+}
+
+/// `start` and, for each coordinate, `start` moved by `step` along it.
+fn initial_simplex(start: &[f64], step: f64) -> Vec<Vec<f64>> {
+    let mut simplex: Vec<Vec<f64>> = vec![start.to_vec()];
+    for i in 0..start.len() {
+        let mut v = start.to_vec();
+        v[i] += step;
+        simplex.push(v);
+    }
+    simplex
+}
+
+/// Orders the vertices (and their values) best first; ties keep their order.
+fn sort_best_first(simplex: &mut Vec<Vec<f64>>, values: &mut Vec<f64>) {
+    let mut order: Vec<usize> = (0..values.len()).collect();
+    order.sort_by(|&i, &j| values[i].total_cmp(&values[j]));
+    *simplex = order.iter().map(|&i| simplex[i].clone()).collect();
+    *values = order.iter().map(|&i| values[i]).collect();
+}
+
+/// How far the vertices lie from the best one: the largest difference in any coordinate.
+fn simplex_size(simplex: &[Vec<f64>]) -> f64 {
+    let n = simplex.len() - 1;
+    (1..=n)
+        .flat_map(|i| (0..n).map(move |k| (i, k)))
+        .map(|(i, k)| (simplex[i][k] - simplex[0][k]).abs())
+        .fold(0.0, f64::max)
+}
+
+/// One Nelder–Mead move on a simplex sorted best first. The worst vertex is reflected through the
+/// centroid of the others; a reflection better than the best vertex is tried further out
+/// (expansion), one no better than the second worst is pulled back towards the centroid
+/// (contraction); when even that fails, every vertex but the best is shrunk towards the best.
+fn replace_worst_vertex(
+    f: &mut dyn FnMut(&[f64]) -> f64,
+    simplex: &mut [Vec<f64>],
+    values: &mut [f64],
+) {
+    let n = simplex.len() - 1;
+    let centroid: Vec<f64> = (0..n)
+        .map(|k| simplex[..n].iter().map(|v| v[k]).sum::<f64>() / n as f64)
+        .collect();
+    // the point at `t` times the way from the centroid to `from` (t < 0: on the far side)
+    let towards = |t: f64, from: &[f64]| -> Vec<f64> {
+        (0..n)
+            .map(|k| centroid[k] + t * (from[k] - centroid[k]))
+            .collect()
+    };
+    let reflected = towards(-REFLECTION, &simplex[n]);
+    let fr = finite_or_infinity(f, &reflected);
+    if fr < values[0] {
+        let expanded = towards(-EXPANSION, &simplex[n]);
+        let fe = finite_or_infinity(f, &expanded);
+        if fe < fr {
+            simplex[n] = expanded;
+            values[n] = fe;
+        } else {
             simplex[n] = reflected;
             values[n] = fr;
+        }
+    } else if fr < values[n - 1] {
+        simplex[n] = reflected;
+        values[n] = fr;
+    } else {
+        // outside the simplex when the reflection beats the worst vertex, inside otherwise
+        let (contracted, fc) = if fr < values[n] {
+            let c = towards(-CONTRACTION, &simplex[n]);
+            let v = finite_or_infinity(f, &c);
+            (c, v)
         } else {
-            let (contracted, fc) = if fr < values[n] {
-                let c = towards(-rho, &simplex[n]);
-                let v = value(f, &c);
-                (c, v)
-            } else {
-                let c = towards(rho, &simplex[n]);
-                let v = value(f, &c);
-                (c, v)
-            };
-            if fc < values[n].min(fr) {
-                simplex[n] = contracted;
-                values[n] = fc;
-            } else {
-                for i in 1..=n {
-                    let shrunk: Vec<f64> = (0..n)
-                        .map(|k| simplex[0][k] + sigma * (simplex[i][k] - simplex[0][k]))
-                        .collect();
-                    values[i] = value(f, &shrunk);
-                    simplex[i] = shrunk;
-                }
+            let c = towards(CONTRACTION, &simplex[n]);
+            let v = finite_or_infinity(f, &c);
+            (c, v)
+        };
+        if fc < values[n].min(fr) {
+            simplex[n] = contracted;
+            values[n] = fc;
+        } else {
+            for i in 1..=n {
+                let shrunk: Vec<f64> = (0..n)
+                    .map(|k| simplex[0][k] + SHRINKAGE * (simplex[i][k] - simplex[0][k]))
+                    .collect();
+                values[i] = finite_or_infinity(f, &shrunk);
+                simplex[i] = shrunk;
             }
         }
     }
@@ -222,6 +276,10 @@ fn nelder_mead(
 /// BFGS and a backtracking Armijo line search: a few dozen iterations where Nelder–Mead needs
 /// hundreds. If the line search stalls away from a stationary point (e.g. a flat region),
 /// Nelder–Mead takes over from where BFGS stopped.
+///
+/// The loop is one BFGS iteration (Nocedal & Wright, Numerical Optimization, algorithm 6.1),
+/// read top to bottom: stationarity test, direction −H g, line search, update of H, convergence
+/// test.
 pub fn minimize_smooth(
     model: &str,
     fg: &mut dyn FnMut(&[f64], &mut [f64]) -> f64,
@@ -234,19 +292,11 @@ pub fn minimize_smooth(
     let mut g = vec![0.0; n];
     let mut value = fg(&x, &mut g);
     if !value.is_finite() || g.iter().any(|v| !v.is_finite()) {
-        return Err(EngineError::new(
-            ErrorKind::FitFailed,
-            format!(
-                "{model} fit cannot start: the likelihood is not finite at the starting values"
-            ),
-        )
-        .with_hint("Check the data for impossible values (e.g. recency greater than T)."));
+        return Err(not_finite_at_start(model));
     }
     // inverse Hessian approximation, row-major
     let mut h = vec![0.0; n * n];
-    for i in 0..n {
-        h[i * n + i] = 1.0;
-    }
+    set_identity(&mut h, n);
     let mut g_new = vec![0.0; n];
     let mut x_new = vec![0.0; n];
     let gradient_tolerance = 1e-9;
@@ -259,72 +309,14 @@ pub fn minimize_smooth(
                 iterations: iteration,
             });
         }
-        let direction: Vec<f64> = (0..n)
-            .map(|i| -(0..n).map(|j| h[i * n + j] * g[j]).sum::<f64>())
-            .collect();
+        let direction = quasi_newton_direction(&h, &g);
         let slope: f64 = direction.iter().zip(&g).map(|(d, gi)| d * gi).sum();
         if slope >= 0.0 {
             // not a descent direction: reset the approximation and retry
-            h.iter_mut()
-                .enumerate()
-                .for_each(|(k, v)| *v = if k % (n + 1) == 0 { 1.0 } else { 0.0 });
+            set_identity(&mut h, n);
             continue;
         }
-        let mut step = 1.0;
-        let mut accepted = false;
-        for _ in 0..60 {
-            for i in 0..n {
-                x_new[i] = x[i] + step * direction[i];
-            }
-            let v = fg(&x_new, &mut g_new);
-            if v.is_finite()
-                && v <= value + 1e-4 * step * slope
-                && g_new.iter().all(|d| d.is_finite())
-            {
-                accepted = true;
-                let s: Vec<f64> = (0..n).map(|i| x_new[i] - x[i]).collect();
-                let y: Vec<f64> = (0..n).map(|i| g_new[i] - g[i]).collect();
-                let sy: f64 = s.iter().zip(&y).map(|(a, b)| a * b).sum();
-                let previous = value;
-                x.copy_from_slice(&x_new);
-                g.copy_from_slice(&g_new);
-                value = v;
-                if sy > 1e-16 {
-                    if iteration == 0 {
-                        let yy: f64 = y.iter().map(|v| v * v).sum();
-                        for (k, hk) in h.iter_mut().enumerate() {
-                            *hk = if k % (n + 1) == 0 { sy / yy } else { 0.0 };
-                        }
-                    }
-                    // H ← (I − ρ s yᵀ) H (I − ρ y sᵀ) + ρ s sᵀ
-                    let rho = 1.0 / sy;
-                    let hy: Vec<f64> = (0..n)
-                        .map(|i| (0..n).map(|j| h[i * n + j] * y[j]).sum())
-                        .collect();
-                    let yhy: f64 = y.iter().zip(&hy).map(|(a, b)| a * b).sum();
-                    for i in 0..n {
-                        for j in 0..n {
-                            h[i * n + j] += -rho * (s[i] * hy[j] + hy[i] * s[j])
-                                + (rho * rho * yhy + rho) * s[i] * s[j];
-                        }
-                    }
-                }
-                // converged when the objective stops moving and the gradient is small (the
-                // Pareto/NBD gradient is numerical, with an error near 1e-10)
-                if (previous - value).abs() <= 1e-13 * (1.0 + value.abs())
-                    && g.iter().all(|v| v.abs() <= 1e-5)
-                {
-                    return Ok(Minimum {
-                        x,
-                        value,
-                        iterations: iteration + 1,
-                    });
-                }
-                break;
-            }
-            step *= 0.5;
-        }
-        if !accepted {
+        let Some(v) = armijo_step(fg, &x, value, &direction, slope, &mut x_new, &mut g_new) else {
             // no decrease along the direction: at the optimum up to rounding, or stuck
             if g.iter().all(|v| v.abs() <= 1e-5) {
                 return Ok(Minimum {
@@ -333,19 +325,125 @@ pub fn minimize_smooth(
                     iterations: iteration + 1,
                 });
             }
-            let mut f_only = |p: &[f64]| {
-                let mut scratch = vec![0.0; p.len()];
-                fg(p, &mut scratch)
-            };
-            return minimize(model, &mut f_only, &x, settings, between_iterations);
+            return minimize_values_only(model, fg, &x, settings, between_iterations);
+        };
+        let s: Vec<f64> = (0..n).map(|i| x_new[i] - x[i]).collect();
+        let y: Vec<f64> = (0..n).map(|i| g_new[i] - g[i]).collect();
+        let previous = value;
+        x.copy_from_slice(&x_new);
+        g.copy_from_slice(&g_new);
+        value = v;
+        update_inverse_hessian(&mut h, &s, &y, iteration == 0);
+        // converged when the objective stops moving and the gradient is small (the
+        // Pareto/NBD gradient is numerical, with an error near 1e-10)
+        if (previous - value).abs() <= 1e-13 * (1.0 + value.abs())
+            && g.iter().all(|v| v.abs() <= 1e-5)
+        {
+            return Ok(Minimum {
+                x,
+                value,
+                iterations: iteration + 1,
+            });
         }
     }
-    Err(EngineError::new(
-        ErrorKind::FitFailed,
-        format!("{model} fit did not converge after {} iterations", settings.max_iterations),
-    )
-    .with_detail(format!("Best mean log-likelihood per customer so far {:.6}.", -value))
-    .with_hint("Add a penalty with options => '{\"penalizer\": 0.01}', or check the summary for extreme values."))
+    Err(not_converged(
+        model,
+        settings.max_iterations,
+        format!(
+            "Best mean log-likelihood per customer so far {:.6}.",
+            -value
+        ),
+    ))
+}
+
+/// Nelder–Mead ([`minimize`]) on the values of `fg` alone, from `start`: where BFGS's line search
+/// stalls, the gradient is of no use.
+fn minimize_values_only(
+    model: &str,
+    fg: &mut dyn FnMut(&[f64], &mut [f64]) -> f64,
+    start: &[f64],
+    settings: &Settings,
+    between_iterations: &mut dyn FnMut(),
+) -> Result<Minimum> {
+    let mut f_only = |p: &[f64]| {
+        let mut scratch = vec![0.0; p.len()];
+        fg(p, &mut scratch)
+    };
+    minimize(model, &mut f_only, start, settings, between_iterations)
+}
+
+/// Sets the `n`×`n` row-major matrix `h` to the identity.
+fn set_identity(h: &mut [f64], n: usize) {
+    h.iter_mut()
+        .enumerate()
+        .for_each(|(k, v)| *v = if k % (n + 1) == 0 { 1.0 } else { 0.0 });
+}
+
+/// The quasi-Newton direction −H g (`h` row-major).
+fn quasi_newton_direction(h: &[f64], g: &[f64]) -> Vec<f64> {
+    let n = g.len();
+    (0..n)
+        .map(|i| -(0..n).map(|j| h[i * n + j] * g[j]).sum::<f64>())
+        .collect()
+}
+
+/// Backtracking line search from `x` along `direction`, on which the objective (`value` at `x`)
+/// has the slope `slope` < 0: tries the steps 1, ½, ¼, … (60 at most) until one decreases the
+/// objective by at least 10⁻⁴ · step · |slope| (Armijo's condition) at a point where the objective
+/// and its gradient are finite. Returns the objective there, with the point left in `x_new` and
+/// its gradient in `g_new`; `None` when no step qualifies.
+fn armijo_step(
+    fg: &mut dyn FnMut(&[f64], &mut [f64]) -> f64,
+    x: &[f64],
+    value: f64,
+    direction: &[f64],
+    slope: f64,
+    x_new: &mut [f64],
+    g_new: &mut [f64],
+) -> Option<f64> {
+    let n = x.len();
+    let mut step = 1.0;
+    for _ in 0..60 {
+        for i in 0..n {
+            x_new[i] = x[i] + step * direction[i];
+        }
+        let v = fg(x_new, g_new);
+        if v.is_finite() && v <= value + 1e-4 * step * slope && g_new.iter().all(|d| d.is_finite())
+        {
+            return Some(v);
+        }
+        step *= 0.5;
+    }
+    None
+}
+
+/// The BFGS update of the inverse Hessian approximation `h` (row-major) after the step `s`, which
+/// changed the gradient by `y`. Skipped unless sᵀy > 0 clearly (the curvature condition; without
+/// it H would stop being positive definite). Before the `first` update H is rescaled to
+/// (sᵀy / yᵀy) I, the usual choice of initial approximation (Nocedal & Wright, §6.1).
+fn update_inverse_hessian(h: &mut [f64], s: &[f64], y: &[f64], first: bool) {
+    let n = s.len();
+    let sy: f64 = s.iter().zip(y).map(|(a, b)| a * b).sum();
+    if sy > 1e-16 {
+        if first {
+            let yy: f64 = y.iter().map(|v| v * v).sum();
+            for (k, hk) in h.iter_mut().enumerate() {
+                *hk = if k % (n + 1) == 0 { sy / yy } else { 0.0 };
+            }
+        }
+        // H ← (I − ρ s yᵀ) H (I − ρ y sᵀ) + ρ s sᵀ
+        let rho = 1.0 / sy;
+        let hy: Vec<f64> = (0..n)
+            .map(|i| (0..n).map(|j| h[i * n + j] * y[j]).sum())
+            .collect();
+        let yhy: f64 = y.iter().zip(&hy).map(|(a, b)| a * b).sum();
+        for i in 0..n {
+            for j in 0..n {
+                h[i * n + j] +=
+                    -rho * (s[i] * hy[j] + hy[i] * s[j]) + (rho * rho * yhy + rho) * s[i] * s[j];
+            }
+        }
+    }
 }
 
 #[cfg(test)]

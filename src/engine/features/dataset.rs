@@ -1,5 +1,7 @@
 //! A complete numeric training set and the target encoding of its category columns.
 
+use super::super::error::Result;
+use super::super::memory::try_with_capacity;
 use super::{Encoding, FeatureSpec, TARGET_MEAN_SMOOTHING};
 
 /// A complete numeric training set: row-major features and the target.
@@ -71,22 +73,25 @@ impl Dataset {
         self.pending_target_means.clear();
     }
 
-    /// The rows at `indices`, in that order.
-    pub fn subset(&self, indices: &[usize]) -> Dataset {
+    /// The rows at `indices`, in that order (53200 when there is no memory for the copy).
+    pub fn subset(&self, indices: &[usize]) -> Result<Dataset> {
         let p = self.n_features;
-        let mut x = Vec::with_capacity(indices.len() * p);
-        let mut y = Vec::with_capacity(indices.len());
+        let mut x = try_with_capacity(
+            indices.len().saturating_mul(p),
+            "a copy of the training rows",
+        )?;
+        let mut y = try_with_capacity(indices.len(), "a copy of the training targets")?;
         for &i in indices {
             x.extend_from_slice(self.row(i));
             y.push(self.y[i]);
         }
-        Dataset {
+        Ok(Dataset {
             n_rows: indices.len(),
             n_features: p,
             x,
             y,
             dropped_null_target: 0,
             pending_target_means: self.pending_target_means.clone(),
-        }
+        })
     }
 }

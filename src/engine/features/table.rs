@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use super::super::drift::BinProfile;
 use super::super::error::{EngineError, ErrorKind, Result};
+use super::super::memory::{try_filled, try_grow, MemoryBudget, BYTES_PER_VALUE};
 use super::super::stats;
 use super::{Dataset, Encoding, FeatureSpec, RawValue, SqlType, DEFAULT_MAX_ONE_HOT};
 
@@ -33,6 +34,7 @@ pub struct RawTable {
     as_of: f64,
     max_one_hot: usize,
     imputation: Vec<(String, Imputation)>,
+    budget: MemoryBudget,
 }
 
 /// How a feature column's NULLs are filled (`options->'impute'`); the value is computed on
@@ -122,6 +124,7 @@ impl RawTable {
             as_of: 0.0,
             max_one_hot: DEFAULT_MAX_ONE_HOT,
             imputation: Vec::new(),
+            budget: MemoryBudget::UNLIMITED,
         })
     }
 
@@ -146,6 +149,16 @@ impl RawTable {
     /// The reference time of date features (days since 1970-01-01).
     pub fn set_as_of(&mut self, days: f64) {
         self.as_of = days;
+    }
+
+    /// The memory training may use: rows beyond it are refused as they arrive (53200).
+    pub fn set_budget(&mut self, budget: MemoryBudget) {
+        self.budget = budget;
+    }
+
+    /// Bytes one row is counted for (see [`BYTES_PER_VALUE`]).
+    pub fn bytes_per_row(&self) -> u64 {
+        (self.names.len() as u64 + 1) * BYTES_PER_VALUE
     }
 
     pub fn set_max_one_hot(&mut self, n: usize) {
@@ -201,6 +214,8 @@ impl RawTable {
             ));
         }
         let row_number = self.target.len() + 1;
+        self.budget
+            .check_rows(row_number as u64, self.bytes_per_row(), false)?;
         for (i, value) in features.iter().enumerate() {
             let value = match *value {
                 RawValue::Null => None,
@@ -210,6 +225,7 @@ impl RawTable {
                 RawValue::Number(v) => Some(v),
                 RawValue::Text(t) => self.codes[i].get(t).copied(),
             };
+            try_grow(&mut self.columns[i], "a feature column")?;
             self.columns[i].push(value);
         }
         let target = match target {
@@ -222,6 +238,7 @@ impl RawTable {
                 return Err(non_finite(&self.target_name, v, row_number));
             }
         }
+        try_grow(&mut self.target, "the target column")?;
         self.target.push(target);
         Ok(target.is_some())
     }
@@ -269,7 +286,7 @@ impl RawTable {
         }
         let y = keep.iter().filter_map(|&i| self.target[i]).collect();
         let dropped_null_target = self.target.len() - keep.len();
-        Ok(out.into_dataset(y, dropped_null_target))
+        out.into_dataset(y, dropped_null_target)
     }
 
     /// The rows whose target is not NULL (an error when there are none).
@@ -432,9 +449,9 @@ impl EncodedColumns {
     }
 
     /// The columns laid out by row, each column released once copied.
-    fn into_dataset(self, y: Vec<f64>, dropped_null_target: usize) -> DatasetWithProfiles {
+    fn into_dataset(self, y: Vec<f64>, dropped_null_target: usize) -> Result<DatasetWithProfiles> {
         let (n, p) = (y.len(), self.columns.len());
-        let mut x = vec![0.0; n * p];
+        let mut x = try_filled(n.saturating_mul(p), 0.0, "the feature matrix")?;
         for (j, column) in self.columns.into_iter().enumerate() {
             for (row, v) in column.into_iter().enumerate() {
                 x[row * p + j] = v;
@@ -448,7 +465,7 @@ impl EncodedColumns {
             dropped_null_target,
             pending_target_means: self.pending_target_means,
         };
-        (self.specs, data, self.profiles)
+        Ok((self.specs, data, self.profiles))
     }
 }
 

@@ -29,7 +29,7 @@
 //!   the library's own `f32` margin only by its `f32` rounding (~1e-7 relative).
 
 use std::ops::ControlFlow;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -38,6 +38,7 @@ use hessboost::data::DMatrix;
 use hessboost::model::BoostedModel;
 use hessboost::objective::{Objective, RegLoss};
 use hessboost::training::Trainer;
+use hessboost::tree::Node as LibraryNode;
 use serde_json::{Map, Value};
 
 use crate::engine::error::{EngineError, ErrorKind, Result};
@@ -317,6 +318,131 @@ impl Drop for Worker {
     }
 }
 
+impl Worker {
+    /// Waits for the training thread, calling `interrupt` after every finished round and at least
+    /// every [`POLL`] while one runs, and returns what the thread returned.
+    fn wait(mut self, interrupt: &mut dyn FnMut()) -> Result<GbmFit> {
+        if let Some(rounds) = &self.rounds {
+            // a finished round or a slow one: check; the worker hanging up ends training
+            while let Ok(_) | Err(RecvTimeoutError::Timeout) = rounds.recv_timeout(POLL) {
+                interrupt();
+            }
+        }
+        let handle = self.handle.take().ok_or_else(|| {
+            EngineError::new(
+                ErrorKind::Internal,
+                "gradient_boosting training thread lost",
+            )
+        })?;
+        handle.join().map_err(|_| {
+            EngineError::new(
+                ErrorKind::Internal,
+                "gradient_boosting training thread panicked",
+            )
+        })?
+    }
+}
+
+/// Everything the training thread needs, owned: it runs beside the caller and borrows nothing.
+struct BoostingJob {
+    /// Features (row-major) and target, rounded to `f32`, the library's input format; routing
+    /// stays exact (see [`f64_threshold`]).
+    x: Vec<f32>,
+    y: Vec<f32>,
+    n_rows: usize,
+    n_features: usize,
+    loss: Loss,
+    min_child_weight: f64,
+    options: GbmOptions,
+    /// Told the number of every finished round; the receiver hanging up means the caller has
+    /// gone (cancelled), and training stops after the round.
+    rounds: Sender<usize>,
+}
+
+impl BoostingJob {
+    fn new(train: &Dataset, loss: Loss, options: &GbmOptions, rounds: Sender<usize>) -> Self {
+        BoostingJob {
+            x: train.x.iter().map(|&v| v as f32).collect(),
+            y: train.y.iter().map(|&v| v as f32).collect(),
+            n_rows: train.n_rows,
+            n_features: train.n_features,
+            loss,
+            min_child_weight: min_child_weight(train, loss, options),
+            options: options.clone(),
+            rounds,
+        }
+    }
+
+    /// Runs on the training thread: boosts, then converts the model to our format.
+    fn run(self) -> Result<GbmFit> {
+        let n_features = self.n_features;
+        // every rayon call of the library runs in this pool, never in rayon's global one
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(self.options.threads)
+            .thread_name(|i| format!("customer_value gbm {i}"))
+            .build()
+            .map_err(|e| library_error("thread pool", e))?;
+        let model =
+            pool.install(move || catch_library_panic("gradient_boosting", move || self.boost()))??;
+        catch_library_panic("gradient_boosting", || convert(&model, n_features))?
+    }
+
+    /// The library's training proper, reporting every round on `rounds`.
+    fn boost(self) -> Result<BoostedModel> {
+        let params = training_params(self.loss, &self.options, self.min_child_weight)?;
+        let dtrain = DMatrix::from_dense_vec(self.x, self.n_rows, self.n_features)
+            .and_then(|d| d.with_labels(&self.y))
+            .map_err(|e| library_error("training matrix", e))?;
+        let rounds = self.rounds;
+        let result = Trainer::new(&params, &dtrain, self.options.n_trees)
+            .on_round(move |round| match rounds.send(round.iteration()) {
+                Ok(()) => ControlFlow::Continue(()),
+                // the caller is gone (cancelled): stop after this round
+                Err(_) => ControlFlow::Break(()),
+            })
+            .train()
+            .map_err(|e| library_error("training", e))?;
+        Ok(result.model)
+    }
+}
+
+/// hessboost bounds the hessian sum of a leaf, not its rows: the hessian `min_samples_leaf` rows
+/// carry (see [`GbmOptions::min_samples_leaf`]).
+fn min_child_weight(train: &Dataset, loss: Loss, options: &GbmOptions) -> f64 {
+    match loss {
+        Loss::SquaredError => options.min_samples_leaf as f64,
+        Loss::LogLoss => {
+            let p = train.y.iter().sum::<f64>() / train.n_rows as f64;
+            options.min_samples_leaf as f64 * p * (1.0 - p)
+        }
+    }
+}
+
+/// The library's parameters for our options: histogram trees grown depth-wise.
+fn training_params(
+    loss: Loss,
+    options: &GbmOptions,
+    min_child_weight: f64,
+) -> Result<TrainingParams> {
+    let objective = match loss {
+        Loss::SquaredError => Objective::SquaredError(RegLoss::default()),
+        Loss::LogLoss => Objective::BinaryLogistic(RegLoss::default()),
+    };
+    TrainingParams::builder()
+        .objective(objective)
+        .tree_method(TreeMethod::Hist)
+        .grow_policy(GrowPolicy::DepthWise)
+        .max_depth(options.max_depth)
+        .eta(options.learning_rate)
+        .min_child_weight(min_child_weight)
+        .subsample(options.subsample)
+        .lambda(options.l2)
+        .seed(options.seed)
+        .nthread(options.threads)
+        .build()
+        .map_err(|e| library_error("parameters", e))
+}
+
 /// Trains gradient-boosted trees on `train` and converts them to our format.
 ///
 /// `interrupt` is called on the calling thread before training, after every boosting round and
@@ -332,149 +458,97 @@ pub fn fit_gbm(
     check_data(train, loss, options)?;
     interrupt();
 
-    // Rounding to f32 is the library's input format; routing stays exact (see f64_threshold).
-    let x: Vec<f32> = train.x.iter().map(|&v| v as f32).collect();
-    let y: Vec<f32> = train.y.iter().map(|&v| v as f32).collect();
-    let min_child_weight = match loss {
-        Loss::SquaredError => options.min_samples_leaf as f64,
-        Loss::LogLoss => {
-            let p = train.y.iter().sum::<f64>() / train.n_rows as f64;
-            options.min_samples_leaf as f64 * p * (1.0 - p)
-        }
-    };
-    let (n_rows, n_features) = (train.n_rows, train.n_features);
-    let options = options.clone();
     let (sender, receiver) = mpsc::channel::<usize>();
-
-    let job = move || -> Result<GbmFit> {
-        // every rayon call of the library runs in this pool, never in rayon's global one
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(options.threads)
-            .thread_name(|i| format!("customer_value gbm {i}"))
-            .build()
-            .map_err(|e| library_error("thread pool", e))?;
-        let model = pool.install(|| {
-            catch_library_panic("gradient_boosting", || -> Result<BoostedModel> {
-                let objective = match loss {
-                    Loss::SquaredError => Objective::SquaredError(RegLoss::default()),
-                    Loss::LogLoss => Objective::BinaryLogistic(RegLoss::default()),
-                };
-                let params = TrainingParams::builder()
-                    .objective(objective)
-                    .tree_method(TreeMethod::Hist)
-                    .grow_policy(GrowPolicy::DepthWise)
-                    .max_depth(options.max_depth)
-                    .eta(options.learning_rate)
-                    .min_child_weight(min_child_weight)
-                    .subsample(options.subsample)
-                    .lambda(options.l2)
-                    .seed(options.seed)
-                    .nthread(options.threads)
-                    .build()
-                    .map_err(|e| library_error("parameters", e))?;
-                let dtrain = DMatrix::from_dense_vec(x, n_rows, n_features)
-                    .and_then(|d| d.with_labels(&y))
-                    .map_err(|e| library_error("training matrix", e))?;
-                let result = Trainer::new(&params, &dtrain, options.n_trees)
-                    .on_round(move |round| match sender.send(round.iteration()) {
-                        Ok(()) => ControlFlow::Continue(()),
-                        // the caller is gone (cancelled): stop after this round
-                        Err(_) => ControlFlow::Break(()),
-                    })
-                    .train()
-                    .map_err(|e| library_error("training", e))?;
-                Ok(result.model)
-            })
-        })??;
-        catch_library_panic("gradient_boosting", || convert(&model, n_features))?
-    };
-    let handle = spawn_with_signals_blocked("customer_value gbm", job).map_err(|e| {
-        EngineError::new(
-            ErrorKind::Internal,
-            format!("could not start the training thread: {e}"),
-        )
-    })?;
-    let mut worker = Worker {
+    let job = BoostingJob::new(train, loss, options, sender);
+    let handle =
+        spawn_with_signals_blocked("customer_value gbm", move || job.run()).map_err(|e| {
+            EngineError::new(
+                ErrorKind::Internal,
+                format!("could not start the training thread: {e}"),
+            )
+        })?;
+    let worker = Worker {
         rounds: Some(receiver),
         handle: Some(handle),
     };
-    if let Some(rounds) = &worker.rounds {
-        // a finished round or a slow one: check; the worker hanging up ends training
-        while let Ok(_) | Err(RecvTimeoutError::Timeout) = rounds.recv_timeout(POLL) {
-            interrupt();
-        }
-    }
-    let handle = worker.handle.take().ok_or_else(|| {
-        EngineError::new(
-            ErrorKind::Internal,
-            "gradient_boosting training thread lost",
-        )
-    })?;
-    handle.join().map_err(|_| {
-        EngineError::new(
-            ErrorKind::Internal,
-            "gradient_boosting training thread panicked",
-        )
-    })?
+    worker.wait(interrupt)
+}
+
+fn unsupported_model(what: &str) -> EngineError {
+    EngineError::new(
+        ErrorKind::Internal,
+        format!("unexpected hessboost model: {what}"),
+    )
 }
 
 /// Copies a fitted hessboost model into our flat format (nodes renumbered in pre-order, so
 /// children always follow their parent whatever the library's layout), with per-node hessian
 /// covers and split gains.
 fn convert(model: &BoostedModel, n_features: usize) -> Result<GbmFit> {
-    let unsupported = |what: &str| {
-        EngineError::new(
-            ErrorKind::Internal,
-            format!("unexpected hessboost model: {what}"),
-        )
-    };
     if model.n_outputs() != 1 || model.trees_per_iteration() != 1 || model.has_vector_leaves() {
-        return Err(unsupported("more than one output"));
+        return Err(unsupported_model("more than one output"));
     }
     if model.n_features() != n_features {
-        return Err(unsupported("feature count differs"));
+        return Err(unsupported_model("feature count differs"));
     }
-    let mut ensemble = TreeEnsemble {
-        n_features: n_features as u32,
-        roots: Vec::with_capacity(model.trees().len()),
-        nodes: Vec::new(),
-        scale: 1.0,
-        offset: f64::from(model.base_score()),
+    let mut fit = GbmFit {
+        ensemble: TreeEnsemble {
+            n_features: n_features as u32,
+            roots: Vec::with_capacity(model.trees().len()),
+            nodes: Vec::new(),
+            scale: 1.0,
+            offset: f64::from(model.base_score()),
+        },
+        hessian_covers: Vec::new(),
+        split_gains: Vec::new(),
     };
-    let mut covers = Vec::new();
-    let mut gains = Vec::new();
     let weights: Vec<f32> = model.tree_weights().collect();
     for (t, tree) in model.trees().iter().enumerate() {
         if tree.linear_leaves().is_some() || tree.has_categorical_splits() {
-            return Err(unsupported("linear leaves or categorical splits"));
+            return Err(unsupported_model("linear leaves or categorical splits"));
         }
         let weight = f64::from(weights.get(t).copied().unwrap_or(1.0));
-        let nodes = tree.nodes();
-        // pre-order: new index of every old node
-        let mut order = Vec::with_capacity(nodes.len());
-        let mut stack = vec![0usize];
-        while let Some(old) = stack.pop() {
-            let node = nodes
-                .get(old)
-                .ok_or_else(|| unsupported("child out of range"))?;
-            if order.len() >= nodes.len() {
-                return Err(unsupported("a node is reached twice"));
-            }
-            order.push(old);
-            if !node.is_leaf() {
-                // push right first so the left child comes next
-                for child in [node.right, node.left] {
-                    stack.push(usize::try_from(child).map_err(|_| unsupported("bad child"))?);
-                }
+        let order = preorder(tree.nodes())?;
+        fit.append_tree(tree.nodes(), &order, weight)?;
+    }
+    fit.ensemble.validate(n_features)?;
+    Ok(fit)
+}
+
+/// The indices of a library tree's nodes in pre-order (every node before its children, the left
+/// subtree first), checking on the way that the child links form a tree.
+fn preorder(nodes: &[LibraryNode]) -> Result<Vec<usize>> {
+    let mut order = Vec::with_capacity(nodes.len());
+    let mut stack = vec![0usize];
+    while let Some(old) = stack.pop() {
+        let node = nodes
+            .get(old)
+            .ok_or_else(|| unsupported_model("child out of range"))?;
+        if order.len() >= nodes.len() {
+            return Err(unsupported_model("a node is reached twice"));
+        }
+        order.push(old);
+        if !node.is_leaf() {
+            // push right first so the left child comes next
+            for child in [node.right, node.left] {
+                stack.push(usize::try_from(child).map_err(|_| unsupported_model("bad child"))?);
             }
         }
-        let base = ensemble.nodes.len();
+    }
+    Ok(order)
+}
+
+impl GbmFit {
+    /// Appends a library tree whose nodes, taken in `order` (see [`preorder`]), become
+    /// consecutive nodes of ours; leaf values are scaled by the tree's `weight`.
+    fn append_tree(&mut self, nodes: &[LibraryNode], order: &[usize], weight: f64) -> Result<()> {
+        let base = self.ensemble.nodes.len();
         let mut new_index = vec![u32::MAX; nodes.len()];
         for (k, &old) in order.iter().enumerate() {
             new_index[old] = (base + k) as u32;
         }
-        ensemble.roots.push(base as u32);
-        for &old in &order {
+        self.ensemble.roots.push(base as u32);
+        for &old in order {
             let node = &nodes[old];
             let converted = if node.is_leaf() {
                 Node {
@@ -489,24 +563,19 @@ fn convert(model: &BoostedModel, n_features: usize) -> Result<GbmFit> {
                     left: new_index[node.left as usize],
                     right: new_index[node.right as usize],
                     value: f64_threshold(node.split_cond)
-                        .ok_or_else(|| unsupported("a split at -inf or NaN"))?,
+                        .ok_or_else(|| unsupported_model("a split at -inf or NaN"))?,
                 }
             };
-            ensemble.nodes.push(converted);
-            covers.push(f64::from(node.sum_hess));
-            gains.push(if node.is_leaf() {
+            self.ensemble.nodes.push(converted);
+            self.hessian_covers.push(f64::from(node.sum_hess));
+            self.split_gains.push(if node.is_leaf() {
                 0.0
             } else {
                 f64::from(node.split_gain)
             });
         }
+        Ok(())
     }
-    ensemble.validate(n_features)?;
-    Ok(GbmFit {
-        ensemble,
-        hessian_covers: covers,
-        split_gains: gains,
-    })
 }
 
 /// Starts a thread that runs beside the backend with every signal blocked: the thread (and any

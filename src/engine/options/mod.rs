@@ -407,6 +407,24 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn a_huge_search_space_is_refused_before_it_is_listed() {
+        // 1000 × 32 × 1000 × 1000 = 3.2·10^10 combinations, never enumerated
+        let upto = |n: u64| json!((1..=n).collect::<Vec<u64>>());
+        let params = json!({"n_trees": upto(1000), "max_depth": upto(32),
+                            "min_samples_leaf": upto(1000), "learning_rate": upto(1000)});
+        for method in ["grid", "random"] {
+            let options = json!({"search": {"method": method, "params": params}});
+            let err = TrainOptions::parse(&options, Algorithm::Gbm).unwrap_err();
+            assert_eq!(err.kind, ErrorKind::InvalidParameter);
+            assert!(
+                err.message.contains("32000000000 combinations"),
+                "{}",
+                err.message
+            );
+        }
+    }
+
+    #[test]
     fn defaults_apply_when_options_are_empty_or_null() {
         let o = TrainOptions::parse(&json!({}), Algorithm::Linear).unwrap();
         assert_eq!(o, TrainOptions::default());

@@ -96,7 +96,7 @@ pub(super) fn insert_importance(
     interrupt: &mut dyn FnMut(),
 ) -> Result<()> {
     let sample: Vec<usize> = (0..test.n_rows.min(20_000)).collect();
-    let holdout = test.subset(&sample);
+    let holdout = test.subset(&sample)?;
     let predict = |x: &[f64]| match kind {
         TargetKind::MultiClass => artifact
             .predictor

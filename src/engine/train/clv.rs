@@ -60,42 +60,12 @@ pub fn train_clv(
     if target.is_some() {
         TargetKind::Value.check_metric(options)?;
     }
-    let o = &options.clv;
-    let fit_options = FitOptions {
-        penalizer: o.penalizer,
-        max_iterations: o.max_iterations,
-    };
     // grouped input: a row stands for `count` customers
     let counts: Vec<f64> = customers.iter().map(|c| c.count).collect();
     let grouped = counts.iter().any(|&c| c != 1.0);
     let n_customers: f64 = counts.iter().sum();
     let mut extra = summary_facts(customers, grouped);
-    let count = fit_count_model(
-        algorithm,
-        options,
-        customers,
-        &fit_options,
-        &mut extra,
-        interrupt,
-    )?;
-    let spend = if matches!(algorithm, Algorithm::GammaGamma | Algorithm::Clv) {
-        Some(fit_spend_model(
-            customers,
-            &fit_options,
-            count.is_some(),
-            &mut extra,
-            interrupt,
-        )?)
-    } else {
-        None
-    };
-    let model = ClvModel {
-        count,
-        spend,
-        horizon: o.horizon,
-        discount_rate: o.discount_rate,
-        unit_days: o.unit_days,
-    };
+    let model = fit_clv_model(algorithm, options, customers, &mut extra, interrupt)?;
     let predictions = predict_summary(&model, customers, algorithm)?;
     let evaluation = match target {
         None => None,
@@ -132,6 +102,48 @@ pub fn train_clv(
         dropped_null_target,
         evaluation_rows,
         prediction_profile,
+    })
+}
+
+/// The CLV model of `algorithm`: its count model, its spend model or both (`clv`), fitted in
+/// that order, with the valuation options. The fits' facts go to `extra`.
+fn fit_clv_model(
+    algorithm: Algorithm,
+    options: &TrainOptions,
+    customers: &[Customer],
+    extra: &mut Map<String, Value>,
+    interrupt: &mut dyn FnMut(),
+) -> Result<ClvModel> {
+    let o = &options.clv;
+    let fit_options = FitOptions {
+        penalizer: o.penalizer,
+        max_iterations: o.max_iterations,
+    };
+    let count = fit_count_model(
+        algorithm,
+        options,
+        customers,
+        &fit_options,
+        extra,
+        interrupt,
+    )?;
+    let spend = if matches!(algorithm, Algorithm::GammaGamma | Algorithm::Clv) {
+        Some(fit_spend_model(
+            customers,
+            &fit_options,
+            count.is_some(),
+            extra,
+            interrupt,
+        )?)
+    } else {
+        None
+    };
+    Ok(ClvModel {
+        count,
+        spend,
+        horizon: o.horizon,
+        discount_rate: o.discount_rate,
+        unit_days: o.unit_days,
     })
 }
 

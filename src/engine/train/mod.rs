@@ -178,7 +178,7 @@ impl Split {
                 )));
             }
         }
-        let mut train = data.subset(train_idx);
+        let mut train = data.subset(train_idx)?;
         if log1p {
             // fit on ln(1 + y); every prediction is transformed back, so metrics, tiers and
             // scoring are on the original scale
@@ -188,7 +188,7 @@ impl Split {
         }
         Ok(Split {
             train,
-            test: data.subset(test_idx),
+            test: data.subset(test_idx)?,
             log1p,
         })
     }

@@ -108,8 +108,8 @@ fn cross_validate(
                 fit_rows.push(row);
             }
         }
-        let fit_set = split.train.subset(&fit_rows);
-        let val_set = split.train.subset(&val_rows);
+        let fit_set = split.train.subset(&fit_rows)?;
+        let val_set = split.train.subset(&val_rows)?;
         let fitted = fit(algorithm, &fit_set, combo, interrupt)?;
         // the training rows' targets are on the fitted (transformed) scale
         let actual: Vec<f64> = val_set.y.iter().map(|y| back(*y)).collect();

@@ -25,13 +25,17 @@ SELECT jobname, schedule, command, username = current_user AS as_me, database = 
 SELECT customer_value.schedule_retraining('cron_spend', '* * * * *', '{"deploy": "always"}') > 0 AS rescheduled;
 SELECT count(*) AS jobs FROM cron.job WHERE jobname = 'customer_value.retrain:cron_spend';
 
--- Wait (at most 150 s) for the job to run once and commit.
+-- Wait (at most 150 s) for the job to run once and commit, and for pg_cron to record its end
+-- (it marks the run succeeded just after the job's transaction commits).
 DO $$
 DECLARE
     waited int := 0;
 BEGIN
-    WHILE waited < 300 AND NOT EXISTS (
-        SELECT 1 FROM customer_value.training_runs WHERE model = 'cron_spend' AND kind = 'retrain')
+    WHILE waited < 300 AND (NOT EXISTS (
+            SELECT 1 FROM customer_value.training_runs WHERE model = 'cron_spend' AND kind = 'retrain')
+        OR EXISTS (
+            SELECT 1 FROM cron.job_run_details d JOIN cron.job j USING (jobid)
+             WHERE j.jobname = 'customer_value.retrain:cron_spend' AND d.status IN ('starting', 'running')))
     LOOP
         PERFORM pg_sleep(0.5);
         waited := waited + 1;
