@@ -1,24 +1,28 @@
 #!/usr/bin/env bash
 # Golden SQL tests: installs the extension (release build), starts a throwaway cluster and runs
 # tests/pg_regress/sql/*.sql with pg_regress, comparing with tests/pg_regress/expected/*.out.
-# Usage: scripts/regress.sh [--debug] [--accept] [test …]
-#   --debug   install a debug build (faster to build while developing)
-#   --accept  copy the actual outputs over the expected ones (then review the git diff!)
+# Usage: scripts/regress.sh [--debug] [--accept] [--installed] [test …]
+#   --debug      install a debug build (faster to build while developing)
+#   --accept     copy the actual outputs over the expected ones (then review the git diff!)
+#   --installed  test the extension as installed (e.g. from the Debian package): no build
 source "$(dirname "$0")/common.sh"
 lock_install
 cd "$ROOT"
-profile=--release accept=0 tests=()
+profile=--release accept=0 installed=0 tests=()
 for arg in "$@"; do
     case "$arg" in
         --debug) profile="" ;;
         --accept) accept=1 ;;
+        --installed) installed=1 ;;
         setup) ;;   # always runs first
         *) tests+=("$arg") ;;
     esac
 done
 ensure_toolchain
-step "building and installing the extension (${profile:-debug})"
-cargo pgrx install $profile --pg-config "$PG_CONFIG" ${SUDO:+--sudo} >/dev/null
+if [ $installed -eq 0 ]; then
+    step "building and installing the extension (${profile:-debug})"
+    cargo pgrx install $profile --pg-config "$PG_CONFIG" ${SUDO:+--sudo} >/dev/null
+fi
 if [ ${#tests[@]} -eq 0 ]; then
     mapfile -t tests < <(cd tests/pg_regress/sql && ls -- *.sql | sed 's/\.sql$//' | grep -v '^setup$' | sort)
 fi

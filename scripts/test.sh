@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: formatting and lints, engine unit tests and #[pg_test]s (cargo pgrx test),
 # then the golden SQL files in tests/pg_regress against a release build in a throwaway cluster,
+# the same tests against the Debian package installed with dpkg (scripts/package_test.sh),
 # the upgrade test from the previous release (scripts/upgrade.sh), then the Citus golden tests
 # on a local coordinator and workers when Citus is installed (scripts/citus.sh; reported as
 # SKIPPED in the summary line when it is not).
@@ -25,6 +26,9 @@ chmod 755 "$PGRX_TEST_DIR"
 rm -rf "$PGRX_TEST_DIR"
 
 bash "$ROOT/scripts/regress.sh"
+
+step "Debian package: build, install with dpkg, golden tests against it (scripts/package_test.sh)"
+bash "$ROOT/scripts/package_test.sh"
 
 step "upgrade test (previous release → this build)"
 bash "$ROOT/scripts/upgrade.sh"

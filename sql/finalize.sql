@@ -35,13 +35,18 @@ GRANT SELECT ON customer_value.models, customer_value.model_summary, customer_va
    TO customer_value_reader;
 
 -- Row-level security reads the access list copied into each row (no subquery: Citus accepts
--- these policies on reference tables, and every node decides alike).
+-- these policies on reference tables, and every node decides alike). Members of
+-- pg_read_all_data (backup roles) read every model, so `pg_dump --enable-row-security` by such a
+-- role dumps the whole store (a plain pg_dump needs the owner or BYPASSRLS: it turns row
+-- security off, which Postgres refuses for a role the policies apply to).
 ALTER TABLE customer_value.models ENABLE ROW LEVEL SECURITY;
 ALTER TABLE customer_value.training_runs ENABLE ROW LEVEL SECURITY;
 CREATE POLICY models_by_access ON customer_value.models FOR SELECT
-    USING (allowed_roles IS NULL OR customer_value.is_member_of_any(allowed_roles));
+    USING (allowed_roles IS NULL OR customer_value.is_member_of_any(allowed_roles)
+           OR pg_catalog.pg_has_role('pg_read_all_data', 'MEMBER'));
 CREATE POLICY training_runs_by_access ON customer_value.training_runs FOR SELECT
-    USING (allowed_roles IS NULL OR customer_value.is_member_of_any(allowed_roles));
+    USING (allowed_roles IS NULL OR customer_value.is_member_of_any(allowed_roles)
+           OR pg_catalog.pg_has_role('pg_read_all_data', 'MEMBER'));
 
 -- Functions that change the store: trainers only (the owner keeps them as owner).
 REVOKE EXECUTE ON FUNCTION customer_value.train(text, text, text, text, jsonb) FROM PUBLIC;

@@ -87,6 +87,9 @@ SELECT * FROM customer_value.rfm('sample_tx', 'customer_id', 'purchased', 'purch
 \echo :LAST_ERROR_SQLSTATE
 SELECT * FROM customer_value.rfm('sample_tx', 'customer_id', 'purchased', 'dollars', '1997-09-30', '{"period": "year"}');
 \echo :LAST_ERROR_SQLSTATE
+-- a CLV horizon beyond 100 years (it would value each customer over 3·10^10 monthly steps)
+SELECT * FROM customer_value.train('far', 'cdnow_rfm', NULL, 'clv', '{"horizon": 1e6, "time_unit_days": 1e6}');
+\echo :LAST_ERROR_SQLSTATE
 -- create_rfm takes a table name, nothing else
 SELECT customer_value.create_rfm('x; DROP TABLE sample_tx', 'sample_tx', 'customer_id', 'purchased', 'dollars', '1997-09-30');
 \echo :LAST_ERROR_SQLSTATE

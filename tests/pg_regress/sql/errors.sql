@@ -58,6 +58,18 @@ SET customer_value.max_training_rows = 50;
 SELECT * FROM customer_value.train('m', 'customers', 'spend', 'linear', '{"features": ["orders"]}');
 \echo :LAST_ERROR_SQLSTATE
 RESET customer_value.max_training_rows;
+-- more than customer_value.max_training_memory: refused before reading a table (the planner's
+-- estimate), as rows arrive from a query — out of memory is an error (53200), never an abort
+CREATE TABLE big AS
+SELECT i AS id, i % 7 AS a, i % 11 AS b, (i % 13)::float8 AS y FROM generate_series(1, 20000) AS i;
+ANALYZE big;
+SET customer_value.max_training_memory = '1MB';
+SELECT * FROM customer_value.train('m', 'big', 'y', 'linear', '{"exclude": ["id"]}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM customer_value.train('m', 'SELECT a, b, y FROM big', 'y', 'linear');
+\echo :LAST_ERROR_SQLSTATE
+RESET customer_value.max_training_memory;
+DROP TABLE big;
 -- a SELECT source with duplicate column names
 SELECT * FROM customer_value.train('m', 'SELECT orders, orders, spend FROM customers', 'spend', 'linear');
 \echo :LAST_ERROR_SQLSTATE

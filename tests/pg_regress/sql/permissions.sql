@@ -161,6 +161,14 @@ SELECT customer_value.deploy('spend', 1);
 SELECT customer_value.restrict_model('spend', NULL);
 SELECT * FROM customer_value.train('spend', 'public.customers', 'spend', 'linear');
 RESET ROLE;
+-- A backup role (pg_read_all_data) reads every model and run, restricted ones too, so
+-- `pg_dump --enable-row-security` by it dumps the whole store (reading every model's bytes, it
+-- may score them too: pg_read_all_data means reading everything).
+CREATE ROLE cv_backup LOGIN IN ROLE pg_read_all_data;
+SET ROLE cv_backup;
+SELECT count(*) AS restricted_versions_seen FROM customer_value.models WHERE name = 'spend';
+SELECT count(*) > 0 AS restricted_runs_seen FROM customer_value.training_runs WHERE model = 'spend';
+RESET ROLE;
 SELECT customer_value.restrict_model('spend', NULL) AS open_again;
 
 -- search_path: a trainer's own operator named + on int, put ahead of pg_catalog, must not run
