@@ -70,8 +70,10 @@ as_db_user() {
 # start_cluster [extra postgresql.conf lines…]: a fresh cluster on a Unix socket in a temp dir,
 # stopped and removed when the calling script exits.
 start_cluster() {
-    # The server inherits our environment: a Rust backtrace in every error DETAIL helps nobody.
+    # The server inherits our environment. The golden tests set CV_SERVER_RUST_BACKTRACE=1 to
+    # check that a backtrace never reaches an error's DETAIL even so (see _PG_init).
     unset RUST_BACKTRACE RUST_LIB_BACKTRACE
+    if [ -n "${CV_SERVER_RUST_BACKTRACE:-}" ]; then export RUST_BACKTRACE=1; fi
     CLUSTER_DIR=$(mktemp -d /tmp/customer_value_pg.XXXXXX)
     chmod 755 "$CLUSTER_DIR"
     if [ "$(id -u)" -eq 0 ]; then chown postgres: "$CLUSTER_DIR"; fi

@@ -29,7 +29,8 @@ fi
 step "golden SQL tests: ${tests[*]}"
 # pg_cron for the scheduling test: preloaded, jobs in the regression database, run by background
 # workers (no TCP connection needed on this socket-only cluster).
-start_cluster "shared_preload_libraries = 'pg_cron'" "cron.database_name = 'customer_value_regress'" \
+# RUST_BACKTRACE=1 in the server's environment: no error may carry a Rust backtrace anyway.
+CV_SERVER_RUST_BACKTRACE=1 start_cluster "shared_preload_libraries = 'pg_cron'" "cron.database_name = 'customer_value_regress'" \
     "cron.use_background_workers = on" "max_worker_processes = 24"
 OUT=$(mktemp -d /tmp/customer_value_regress.XXXXXX)
 chmod 777 "$OUT"

@@ -23,6 +23,12 @@ pgrx::extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 
 #[pgrx::pg_guard]
 pub extern "C-unwind" fn _PG_init() {
+    // pgrx captures a Rust backtrace with every error that passes through Rust frames and puts
+    // it in the error's DETAIL when RUST_BACKTRACE is set in the server's environment: users
+    // would get 30 lines of stack frames with a division by zero in their source. A backtrace
+    // is never part of our errors (RUST_LIB_BACKTRACE decides for `Backtrace::capture`, ahead of
+    // RUST_BACKTRACE). Set while the backend runs no other thread.
+    std::env::set_var("RUST_LIB_BACKTRACE", "0");
     pg::guc::register();
 }
 

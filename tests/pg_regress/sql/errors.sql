@@ -73,6 +73,10 @@ DROP TABLE big;
 -- a SELECT source with duplicate column names
 SELECT * FROM customer_value.train('m', 'SELECT orders, orders, spend FROM customers', 'spend', 'linear');
 \echo :LAST_ERROR_SQLSTATE
+-- an error of Postgres' own in the source is passed on as it is: no Rust backtrace in its
+-- DETAIL, although the test server runs with RUST_BACKTRACE=1 (scripts/regress.sh)
+SELECT * FROM customer_value.train('m', 'SELECT orders, spend, 1 / (orders - orders) AS z FROM customers', 'spend', 'linear');
+\echo :LAST_ERROR_SQLSTATE
 -- NaN and Infinity in the data
 SELECT * FROM customer_value.train('m', $$SELECT orders, CASE WHEN orders = 3 THEN 'NaN' ELSE basket END AS basket, spend FROM customers$$, 'spend', 'linear');
 \echo :LAST_ERROR_SQLSTATE
