@@ -11,7 +11,7 @@ PG_BIN=/usr/lib/postgresql/$PG_MAJOR/bin
 PG_CONFIG=$PG_BIN/pg_config
 CARGO_PGRX_VERSION=0.18.0
 APT_PACKAGES=(postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR postgresql-$PG_MAJOR-cron
-              libclang-dev clang sudo libssl-dev pkg-config dpkg-dev)
+              libclang-dev clang sudo libssl-dev pkg-config dpkg-dev python3)
 
 if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO=sudo; fi
 export PATH="$HOME/.cargo/bin:$PATH"

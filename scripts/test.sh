@@ -15,6 +15,9 @@ ensure_toolchain
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
+step "no function over 80 lines outside tests (scripts/long_functions.py)"
+python3 "$ROOT/scripts/long_functions.py"
+
 step "cargo clippy -D warnings"
 cargo clippy --all-targets --features "pg15 pg_test" --no-default-features -- -D warnings
 
