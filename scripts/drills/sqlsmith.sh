@@ -43,18 +43,27 @@ timeout $((QUERIES / 20 + 120)) sqlsmith --target="host=$PGHOST port=$PGPORT dbn
 tail -n 5 "$CLUSTER_DIR/sqlsmith.out"
 seconds=$(elapsed "$started")
 log="$CLUSTER_DIR/server.log"
-errors=$(grep -c ' ERROR: ' "$log" || true)
-ours=$(grep -A1 ' ERROR: ' "$log" | grep -cE 'customer_value|customer_tier' || true)
-# internal errors, and those among them whose statement calls one of the extension's functions
-# (SQLsmith also finds PostgreSQL's own, e.g. "failed to find conversion function from unknown")
-internal_blocks() {
-    awk '/^XX000 ERROR:/ { if (b != "") print b; b = $0; next }
-         /^[0-9A-Z]{5} / && $2 != "STATEMENT:" { if (b != "") print b; b = ""; next }
+# a statement calls the extension when it calls one of its functions (not merely when it reads
+# one of the store's tables, e.g. customer_value.models)
+CALLS='(customer_value|customer_tier)[[:space:]]*\(|customer_value\.[a-z_]+[[:space:]]*\('
+# every logged error with its whole statement on one line. No interval expressions: Debian's awk
+# is mawk, which reads {5} literally (and would then join the whole log into one string).
+error_blocks() {
+    awk '/^[0-9A-Z][0-9A-Z][0-9A-Z][0-9A-Z][0-9A-Z] ERROR:/ { if (b != "") print b; b = $0; next }
+         /^[0-9A-Z][0-9A-Z][0-9A-Z][0-9A-Z][0-9A-Z] / && $2 != "STATEMENT:" { if (b != "") print b; b = ""; next }
          b != "" { b = b " " $0 }
          END { if (b != "") print b }' "$log"
 }
+error_blocks > "$CLUSTER_DIR/errors.txt"
+errors=$(wc -l < "$CLUSTER_DIR/errors.txt")
+ours=$(grep -cE "$CALLS" "$CLUSTER_DIR/errors.txt" || true)
+# internal errors, and those among them whose statement calls one of the extension's functions
+# (SQLsmith also finds PostgreSQL's own, e.g. "failed to find conversion function from unknown")
+internal_blocks() { grep '^XX000' "$CLUSTER_DIR/errors.txt" || true; }
 internal=$(internal_blocks | wc -l)
-internal_ours=$(internal_blocks | grep -cE 'customer_value|customer_tier' || true)
+internal_ours=$(internal_blocks | grep -cE "$CALLS" || true)
+grep -E "$CALLS" "$CLUSTER_DIR/errors.txt" | cut -c1-5 | sort | uniq -c | sort -rn | head -8 |
+    sed 's/^/    SQLSTATE of errors in statements calling the extension: /'
 internal_blocks | cut -c1-200 | sort | uniq -c | sort -rn | head -5
 check "postmaster start time (a crash restarts it)" "$start_time" "$(psql_run -At -c "SELECT pg_postmaster_start_time()")" || true
 check "server log: crashes and panics" "0" "$(grep -cE 'terminated by signal|PANIC' "$log" || true)" || true
