@@ -6,7 +6,7 @@ use pgrx::JsonB;
 
 use crate::engine::drift::{level, BinProfile, TrainingProfile};
 use crate::engine::error::{EngineError, ErrorKind, Result};
-use crate::engine::features::{Encoding, FeatureEncoder, Purpose, RawValue};
+use crate::engine::features::{Encoding, FeatureEncoder, Purpose};
 
 use super::columns::raw_value_sql;
 use super::errors::OrRaise;
@@ -109,10 +109,7 @@ fn compute(model: &str, source: &str) -> Result<(Vec<DriftRow>, i64, i64)> {
         for (j, (column, v)) in values.iter_mut().zip(row).enumerate() {
             column.push(match encoders.get(j) {
                 Some(Some(encoder)) => encoder.encode(*v),
-                _ => match v {
-                    RawValue::Number(v) => Some(*v),
-                    _ => None,
-                },
+                _ => v.number(),
             });
         }
         Ok(())

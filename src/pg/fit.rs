@@ -589,18 +589,12 @@ fn read_rfm(
         let row = summary.customers.len() + 1;
         budget.check_rows(row as u64, BYTES_PER_CUSTOMER, false)?;
         numbers.clear();
-        numbers.extend(values[..n_summary].iter().map(|v| match v {
-            RawValue::Number(v) => Some(*v),
-            _ => None,
-        }));
+        numbers.extend(values[..n_summary].iter().map(|v| v.number()));
         summary
             .customers
             .push(Customer::from_row(&numbers, &names, row)?);
         if let Some(actual) = summary.actual.as_mut() {
-            let v = match values[n_summary] {
-                RawValue::Number(v) => Some(v),
-                _ => None,
-            };
+            let v = values[n_summary].number();
             if let Some(v) = v.filter(|v| !v.is_finite()) {
                 return Err(EngineError::new(
                     ErrorKind::NonFiniteValue,

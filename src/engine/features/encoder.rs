@@ -21,6 +21,17 @@ pub enum RawValue<'a> {
     Text(&'a [u8]),
 }
 
+impl RawValue<'_> {
+    /// The value as a number: `None` for NULL (and for a text, which no number column holds).
+    #[inline]
+    pub fn number(self) -> Option<f64> {
+        match self {
+            RawValue::Number(v) => Some(v),
+            RawValue::Null | RawValue::Text(_) => None,
+        }
+    }
+}
+
 impl From<Option<f64>> for RawValue<'_> {
     fn from(value: Option<f64>) -> Self {
         value.map_or(RawValue::Null, RawValue::Number)
