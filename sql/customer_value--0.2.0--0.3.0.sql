@@ -139,3 +139,44 @@ $fn$;
 
 -- The task column's description (it said every model was a regression).
 COMMENT ON COLUMN customer_value.models.task IS 'What the model predicts: regression (a value), classification (a class and its probability) or clv (a CLV model fitted on an RFM summary)';
+
+-- ---------------------------------------------------------------------------------------------
+-- Models learnt from a transaction log across time (src/pg/log.rs).
+-- ---------------------------------------------------------------------------------------------
+CREATE  FUNCTION customer_value."train_from_log"(
+	"name" TEXT, /* Option < & str > */
+	"log" TEXT, /* Option < & str > */
+	"customer_column" TEXT, /* Option < & str > */
+	"time_column" TEXT, /* Option < & str > */
+	"amount_column" TEXT, /* Option < & str > */
+	"as_of" timestamp with time zone, /* Option < TimestampWithTimeZone > */
+	"options" jsonb DEFAULT '{}' /* Option < JsonB > */
+) RETURNS TABLE (
+	"name" TEXT,  /* String */
+	"version" INT,  /* i32 */
+	"algorithm" TEXT,  /* String */
+	"metrics" jsonb,  /* JsonB */
+	"deployed" bool,  /* bool */
+	"id" bigint  /* i64 */
+)
+VOLATILE PARALLEL UNSAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'train_from_log_wrapper';
+COMMENT ON FUNCTION customer_value.train_from_log(text, text, text, text, text, timestamptz, jsonb) IS
+    'Trains a new version of a model from a transaction log (one row per purchase or line item), leak-free: features at earlier cut-offs, the spend of the following window as target, a backtest on the most recent window before as_of with BG/NBD × Gamma-Gamma and the last window''s spend as baselines (metrics->''baselines''); options: horizon_days (365), window_days, cutoffs, cutoff_step_days, count_model, algorithm (auto) and the usual training options; returns name, version, algorithm, metrics, deployed, id';
+REVOKE EXECUTE ON FUNCTION customer_value.train_from_log(text, text, text, text, text, timestamptz, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION customer_value.train_from_log(text, text, text, text, text, timestamptz, jsonb) TO customer_value_trainer;
+CREATE  FUNCTION customer_value."create_log_features"(
+	"table_name" TEXT, /* Option < & str > */
+	"model" TEXT, /* Option < & str > */
+	"as_of" timestamp with time zone /* Option < TimestampWithTimeZone > */
+) RETURNS bigint /* i64 */
+VOLATILE PARALLEL UNSAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'create_log_features_wrapper';
+COMMENT ON FUNCTION customer_value.create_log_features(text, text, timestamptz) IS
+    'Creates a table of every customer''s features as of as_of, computed from the log of a model trained with train_from_log, keyed by the log''s customer column (primary key); customer_value(f, model), customer_tier(f, model) and explain(f, model) score it; returns the number of customers';
+
+-- evaluate reports the decile MAPE and the naive ranking's Gini.
+COMMENT ON FUNCTION customer_value.evaluate(text, text, text) IS
+    'Metrics of a model on any relation against its column `actual`: n, predicted/actual totals and % error, MAE, RMSE, R², Pearson, Spearman, normalized Gini, top-decile capture, decile MAPE, and the Gini of the naive ranking by the source''s total_spend or monetary_value column (naive_gini_by_<column>) when it has one';

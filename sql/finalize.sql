@@ -50,10 +50,12 @@ CREATE POLICY training_runs_by_access ON customer_value.training_runs FOR SELECT
 
 -- Functions that change the store: trainers only (the owner keeps them as owner).
 REVOKE EXECUTE ON FUNCTION customer_value.train(text, text, text, text, jsonb) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION customer_value.train_from_log(text, text, text, text, text, timestamptz, jsonb) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION customer_value.retrain(text, jsonb) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION customer_value.deploy(text, int) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION customer_value.restrict_model(text, text[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION customer_value.train(text, text, text, text, jsonb) TO customer_value_trainer;
+GRANT EXECUTE ON FUNCTION customer_value.train_from_log(text, text, text, text, text, timestamptz, jsonb) TO customer_value_trainer;
 GRANT EXECUTE ON FUNCTION customer_value.retrain(text, jsonb) TO customer_value_trainer;
 GRANT EXECUTE ON FUNCTION customer_value.deploy(text, int) TO customer_value_trainer;
 GRANT EXECUTE ON FUNCTION customer_value.restrict_model(text, text[]) TO customer_value_trainer;

@@ -204,6 +204,8 @@ mod tests {
             spearman: None,
             gini: None,
             top_decile_capture: None,
+            decile_mape: None,
+            total_error_pct: None,
             n: 50,
             classification: None,
         }

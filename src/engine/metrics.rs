@@ -20,6 +20,11 @@ pub struct HoldoutMetrics {
     pub spearman: Option<f64>,
     pub gini: Option<f64>,
     pub top_decile_capture: Option<f64>,
+    /// Mean over 10 equal-count prediction deciles of |mean predicted − mean actual| / mean
+    /// actual (the ZILN paper's decile MAPE); deciles whose actual mean is 0 are left out.
+    pub decile_mape: Option<f64>,
+    /// (Σ predicted − Σ actual) / Σ actual, in percent; `None` when the actual total is 0.
+    pub total_error_pct: Option<f64>,
     pub n: usize,
     pub classification: Option<ClassificationMetrics>,
 }
@@ -138,6 +143,8 @@ impl HoldoutMetrics {
             spearman: spearman(actual, predicted),
             gini: normalized_gini(actual, predicted),
             top_decile_capture: top_share_capture(actual, predicted, 0.1),
+            decile_mape: decile_mape(actual, predicted),
+            total_error_pct: Totals::compute(actual, predicted).error_pct,
             n,
             classification: None,
         }
@@ -190,6 +197,8 @@ impl HoldoutMetrics {
             spearman: None,
             gini: None,
             top_decile_capture: None,
+            decile_mape: None,
+            total_error_pct: None,
             n,
             classification: Some(ClassificationMetrics {
                 auc: None,
@@ -219,6 +228,7 @@ impl HoldoutMetrics {
             Metric::Spearman => self.spearman,
             Metric::Gini => self.gini,
             Metric::TopDecileCapture => self.top_decile_capture,
+            Metric::DecileMape => self.decile_mape,
             Metric::Auc => self.classification.as_ref().and_then(|c| c.auc),
             Metric::LogLoss => self.classification.as_ref().map(|c| c.log_loss),
             Metric::Accuracy => self.classification.as_ref().map(|c| c.accuracy),
@@ -318,6 +328,7 @@ pub enum Metric {
     Spearman,
     Gini,
     TopDecileCapture,
+    DecileMape,
     Auc,
     LogLoss,
     Accuracy,
@@ -325,13 +336,14 @@ pub enum Metric {
 }
 
 impl Metric {
-    pub const ALL: [Metric; 10] = [
+    pub const ALL: [Metric; 11] = [
         Metric::Rmse,
         Metric::Mae,
         Metric::R2,
         Metric::Spearman,
         Metric::Gini,
         Metric::TopDecileCapture,
+        Metric::DecileMape,
         Metric::Auc,
         Metric::LogLoss,
         Metric::Accuracy,
@@ -347,6 +359,7 @@ impl Metric {
             Metric::Spearman => "spearman",
             Metric::Gini => "gini",
             Metric::TopDecileCapture => "top_decile_capture",
+            Metric::DecileMape => "decile_mape",
             Metric::Auc => "auc",
             Metric::LogLoss => "log_loss",
             Metric::Accuracy => "accuracy",
@@ -359,7 +372,10 @@ impl Metric {
     }
 
     pub fn lower_is_better(self) -> bool {
-        matches!(self, Metric::Rmse | Metric::Mae | Metric::LogLoss)
+        matches!(
+            self,
+            Metric::Rmse | Metric::Mae | Metric::LogLoss | Metric::DecileMape
+        )
     }
 
     /// Whether `candidate` is at least as good as `incumbent`. An undefined value loses to a
@@ -430,6 +446,34 @@ pub fn normalized_gini(actual: &[f64], predicted: &[f64]) -> Option<f64> {
         return None;
     }
     Some(gini(actual, predicted)? / perfect)
+}
+
+/// Decile MAPE (Wang, Liu & Miao 2019, "A Deep Probabilistic Model for Customer Lifetime Value
+/// Prediction"): customers sorted by prediction into 10 groups of equal count (the first
+/// n mod 10 groups one larger), and the mean over groups of |mean predicted − mean actual| /
+/// |mean actual|. A group whose actual mean is 0 has no relative error and is left out; `None`
+/// with fewer than 10 customers or no group left.
+pub fn decile_mape(actual: &[f64], predicted: &[f64]) -> Option<f64> {
+    let n = actual.len();
+    if n < 10 {
+        return None;
+    }
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&a, &b| predicted[a].total_cmp(&predicted[b]).then(a.cmp(&b)));
+    let (size, larger) = (n / 10, n % 10);
+    let mut start = 0;
+    let mut errors = Vec::with_capacity(10);
+    for group in 0..10 {
+        let len = size + usize::from(group < larger);
+        let members = &order[start..start + len];
+        start += len;
+        let mean_actual = members.iter().map(|&i| actual[i]).sum::<f64>() / len as f64;
+        let mean_predicted = members.iter().map(|&i| predicted[i]).sum::<f64>() / len as f64;
+        if mean_actual != 0.0 {
+            errors.push((mean_predicted - mean_actual).abs() / mean_actual.abs());
+        }
+    }
+    (!errors.is_empty()).then(|| errors.iter().sum::<f64>() / errors.len() as f64)
 }
 
 /// Share of the total actual value held by the top `share` of customers by prediction.
@@ -626,5 +670,35 @@ mod tests {
             Some(Metric::TopDecileCapture)
         );
         assert_eq!(Metric::from_key("precision"), None);
+    }
+
+    #[test]
+    fn decile_mape_by_hand() {
+        // one customer per decile: the mean of |p − a| / a over the ten customers
+        let actual = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0];
+        let predicted = [2.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 5.0];
+        // customer 0: |2 − 1| / 1 = 1; customer 9: |5 − 10| / 10 = 0.5; the rest 0
+        assert!((decile_mape(&actual, &predicted).unwrap() - 0.15).abs() < 1e-12);
+        // 20 customers, two per decile in prediction order: decile k holds the customers
+        // predicted 2k and 2k + 1 (actual 0 and 4k + 2, mean 2k + 1, predicted mean 2k + 0.5)
+        let predicted: Vec<f64> = (0..20).map(f64::from).collect();
+        let actual: Vec<f64> = (0..20)
+            .map(|i| if i % 2 == 0 { 0.0 } else { 2.0 * f64::from(i) })
+            .collect();
+        let expected = (0..10)
+            .map(|k| 0.5 / (2.0 * f64::from(k) + 1.0))
+            .sum::<f64>()
+            / 10.0;
+        assert!((decile_mape(&actual, &predicted).unwrap() - expected).abs() < 1e-12);
+        // a decile with no actual value is left out; fewer than ten customers have none
+        let mut actual = [1.0; 10];
+        actual[0] = 0.0;
+        assert_eq!(decile_mape(&actual, &[1.0; 10]), Some(0.0));
+        assert_eq!(decile_mape(&[1.0; 9], &[1.0; 9]), None);
+        // the totals' error
+        let m = HoldoutMetrics::compute(&[1.0, 3.0], &[2.0, 4.0]);
+        assert_eq!(m.total_error_pct, Some(50.0));
+        assert_eq!(Metric::from_key("decile_mape"), Some(Metric::DecileMape));
+        assert!(Metric::DecileMape.lower_is_better());
     }
 }

@@ -8,7 +8,7 @@ use pgrx::JsonB;
 use serde_json::json;
 
 use crate::engine::error::{EngineError, ErrorKind, Result};
-use crate::engine::metrics::{lift as lift_table, HoldoutMetrics, Totals};
+use crate::engine::metrics::{lift as lift_table, normalized_gini, HoldoutMetrics, Totals};
 use crate::engine::stats::pearson;
 
 use super::errors::OrRaise;
@@ -40,8 +40,20 @@ pub(crate) fn score_expression(model: &str) -> String {
     )
 }
 
-/// Predictions and actual values for every row of `source` whose actual value is not NULL.
-fn scored_pairs(model: &str, source: &str, actual: &str) -> Result<(Vec<f64>, Vec<f64>, usize)> {
+/// What `evaluate` and `lift` read: predictions and actual values for every row of `source`
+/// whose actual value is not NULL, and the naive ranking column's values on the same rows.
+struct ScoredPairs {
+    predicted: Vec<f64>,
+    observed: Vec<f64>,
+    skipped: usize,
+    /// The naive baseline: the source's `total_spend` or `monetary_value` column and its values.
+    naive: Option<(&'static str, Vec<f64>)>,
+}
+
+/// The columns a naive ranking is read from, first present wins: a customer's spend so far.
+const NAIVE_RANKING_COLUMNS: [&str; 2] = ["total_spend", "monetary_value"];
+
+fn scored_pairs(model: &str, source: &str, actual: &str) -> Result<ScoredPairs> {
     // resolve first: a missing model is reported as such, not as a scoring error
     store::resolve(model)?;
     let resolved = resolve_source(source)?;
@@ -59,53 +71,85 @@ fn scored_pairs(model: &str, source: &str, actual: &str) -> Result<(Vec<f64>, Ve
             ),
         ));
     }
+    let naive_column = NAIVE_RANKING_COLUMNS.into_iter().find(|name| {
+        *name != actual
+            && columns
+                .iter()
+                .any(|(n, t)| n == name && sql_type_of(*t).is_number())
+    });
     let score = score_expression(&quote_literal(model));
-    let exprs = vec![score, format!("({})::float8", quote_identifier(actual))];
-    let (mut predicted, mut observed, mut skipped) = (Vec::new(), Vec::new(), 0usize);
+    let mut exprs = vec![score, format!("({})::float8", quote_identifier(actual))];
+    if let Some(name) = naive_column {
+        exprs.push(format!("({})::float8", quote_identifier(name)));
+    }
+    let mut out = ScoredPairs {
+        predicted: Vec::new(),
+        observed: Vec::new(),
+        skipped: 0,
+        naive: naive_column.map(|name| (name, Vec::new())),
+    };
     scan_columns(&resolved.from_clause, &exprs, &mut |v| {
         match (v[0], v[1]) {
             (Some(p), Some(a)) => {
-                predicted.push(p);
-                observed.push(a);
+                out.predicted.push(p);
+                out.observed.push(a);
+                if let Some((_, naive)) = &mut out.naive {
+                    // a NULL spend ranks last
+                    naive.push(v[2].unwrap_or(f64::NEG_INFINITY));
+                }
             }
-            _ => skipped += 1,
+            _ => out.skipped += 1,
         }
         Ok(())
     })?;
-    if observed.is_empty() {
+    if out.observed.is_empty() {
         return Err(EngineError::insufficient_data(format!(
             "no rows to evaluate: the source has no row with a non-NULL \"{actual}\""
         )));
     }
-    Ok((predicted, observed, skipped))
+    Ok(out)
 }
 
 /// Holdout metrics of `model` on `source` against its column `actual`.
 #[pg_extern(schema = "customer_value", stable, parallel_unsafe)]
 fn evaluate(model: &str, source: &str, actual: &str) -> JsonB {
-    let (predicted, observed, skipped) = scored_pairs(model, source, actual).or_raise();
-    let m = HoldoutMetrics::compute(&observed, &predicted);
-    let totals = Totals::compute(&observed, &predicted);
-    JsonB(json!({
+    let pairs = scored_pairs(model, source, actual).or_raise();
+    let (observed, predicted) = (&pairs.observed, &pairs.predicted);
+    let m = HoldoutMetrics::compute(observed, predicted);
+    let totals = Totals::compute(observed, predicted);
+    // every Gini is read against the naive ranking by spend so far, when the source has it;
+    // under a key that names the column, so every value of the object stays a number
+    let naive = pairs.naive.as_ref().map(|(column, values)| {
+        (
+            format!("naive_gini_by_{column}"),
+            normalized_gini(observed, values),
+        )
+    });
+    let mut out = json!({
         "n": observed.len(),
-        "skipped_null_actual": skipped,
+        "skipped_null_actual": pairs.skipped,
         "predicted_total": totals.predicted,
         "actual_total": totals.actual,
         "total_error_pct": totals.error_pct,
         "mae": m.mae,
         "rmse": m.rmse,
         "r2": m.r2,
-        "pearson": pearson(&observed, &predicted),
+        "pearson": pearson(observed, predicted),
         "spearman": m.spearman,
         "gini": m.gini,
         "top_decile_capture": m.top_decile_capture,
-    }))
+        "decile_mape": m.decile_mape,
+    });
+    if let (Some((key, gini)), Some(map)) = (naive, out.as_object_mut()) {
+        map.insert(key, json!(gini));
+    }
+    JsonB(out)
 }
 
 extension_sql!(
     r#"
 COMMENT ON FUNCTION customer_value.evaluate(text, text, text) IS
-    'Metrics of a model on any relation against its column `actual`: n, predicted/actual totals and % error, MAE, RMSE, R², Pearson, Spearman, normalized Gini, top-decile capture';
+    'Metrics of a model on any relation against its column `actual`: n, predicted/actual totals and % error, MAE, RMSE, R², Pearson, Spearman, normalized Gini, top-decile capture, decile MAPE, and the Gini of the naive ranking by the source''s total_spend or monetary_value column (naive_gini_by_<column>) when it has one';
 "#,
     name = "evaluate_comment",
     requires = [evaluate]
@@ -136,8 +180,8 @@ fn lift(
             "buckets must be between 1 and 10000, got {buckets}"
         )));
     }
-    let (predicted, observed, _) = scored_pairs(model, source, actual).or_raise();
-    let rows = lift_table(&observed, &predicted, buckets as usize);
+    let pairs = scored_pairs(model, source, actual).or_raise();
+    let rows = lift_table(&pairs.observed, &pairs.predicted, buckets as usize);
     TableIterator::new(rows.into_iter().map(|r| {
         (
             r.bucket as i32,

@@ -304,7 +304,7 @@ fn at_rows<T: Clone>(all: &[T], rows: &[usize]) -> Vec<T> {
 }
 
 /// Cancellation and progress between units of training work.
-fn interrupt_with_progress() -> impl FnMut() {
+pub(crate) fn interrupt_with_progress() -> impl FnMut() {
     let mut progress = Progress::new("training");
     move || {
         pgrx::check_for_interrupts!();

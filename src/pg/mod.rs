@@ -11,6 +11,7 @@ pub mod errors;
 pub mod evaluate;
 pub mod fit;
 pub mod guc;
+pub mod log;
 pub mod privilege;
 pub mod progress;
 pub mod retrain;

@@ -66,7 +66,7 @@ fn build_query(
 
 /// Checks that the log has the three columns, a date or timestamp time and a numeric amount;
 /// returns the SQL type of the customer key.
-fn check_log_columns(
+pub(crate) fn check_log_columns(
     columns: &[(String, pg_sys::Oid)],
     customer_column: &str,
     time_column: &str,
@@ -321,7 +321,7 @@ fn create_rfm(
 
 /// The table name as Postgres parses an identifier (optionally schema-qualified), each part
 /// quoted: nothing but a name can reach the DDL.
-fn quoted_table_name(table_name: &str) -> String {
+pub(crate) fn quoted_table_name(table_name: &str) -> String {
     Spi::connect(|client| {
         client
             .select(

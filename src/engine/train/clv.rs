@@ -24,7 +24,12 @@ use super::TrainOutcome;
 /// Parameters of a fitted CLV model that are usable: finite and within [1e-8, 1e8]. A fit that
 /// ran off to a boundary (e.g. r, α → 10³⁸ with a likelihood of 0 on very regular buyers)
 /// reached no valid optimum and is refused instead of deployed.
-fn check_clv_fit(model: &str, names: &[&str], values: &[f64], log_likelihood: f64) -> Result<()> {
+pub(crate) fn check_clv_fit(
+    model: &str,
+    names: &[&str],
+    values: &[f64],
+    log_likelihood: f64,
+) -> Result<()> {
     let out_of_range = |v: f64| !v.is_finite() || !(1e-8..=1e8).contains(&v);
     if values.iter().all(|&v| !out_of_range(v)) && log_likelihood.is_finite() {
         return Ok(());

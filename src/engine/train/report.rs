@@ -22,10 +22,14 @@ pub fn metrics_object(m: &HoldoutMetrics) -> serde_json::Map<String, Value> {
     map.insert("spearman".into(), json!(m.spearman));
     map.insert("gini".into(), json!(m.gini));
     map.insert("top_decile_capture".into(), json!(m.top_decile_capture));
+    map.insert("decile_mape".into(), json!(m.decile_mape));
+    map.insert("total_error_pct".into(), json!(m.total_error_pct));
     if let Some(c) = &m.classification {
         // a classifier: its own keys, and the value metrics that mean something for it
         map.remove("r2");
         map.remove("spearman");
+        map.remove("decile_mape");
+        map.remove("total_error_pct");
         map.insert("auc".into(), json!(c.auc));
         map.insert("log_loss".into(), json!(c.log_loss));
         map.insert("accuracy".into(), json!(c.accuracy));

@@ -1,0 +1,199 @@
+//! Options of `train_from_log` that are about time: the horizon to predict, the target window,
+//! the cut-offs, the count model behind the CLV features. They are taken out of the options
+//! object; the rest (algorithm hyperparameters, tiers, deploy, metric) are the usual training
+//! options.
+
+use serde_json::{json, Map, Value};
+
+use crate::engine::error::{EngineError, Result};
+use crate::engine::models::Algorithm;
+use crate::engine::options::values::{choice, integer, option_error};
+
+/// Longest horizon: 100 years of days.
+pub const MAX_HORIZON_DAYS: u64 = 36_525;
+/// Most training cut-offs (each one is a copy of the customer base as training rows).
+pub const MAX_CUTOFFS: u64 = 52;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogOptions {
+    /// `horizon_days`: the window whose spend the model predicts.
+    pub horizon_days: i32,
+    /// `window_days`: the target window of training examples (default: the horizon, shortened
+    /// when the history is short — see [`super::plan`]).
+    pub window_days: Option<i32>,
+    /// `cutoffs`: how many training cut-offs at most.
+    pub cutoffs: usize,
+    /// `cutoff_step_days`: days between training cut-offs (default: a third of the window).
+    pub cutoff_step_days: Option<i32>,
+    /// `count_model`: the purchase-count model behind the CLV features and the extrapolation.
+    pub count_model: Algorithm,
+    /// `attributes`: a table of static customer attributes joined by the customer column.
+    pub attributes: Option<String>,
+    /// `algorithm`: what learns from the features (`auto` by default).
+    pub algorithm: Algorithm,
+}
+
+impl Default for LogOptions {
+    fn default() -> Self {
+        LogOptions {
+            horizon_days: 365,
+            window_days: None,
+            cutoffs: 6,
+            cutoff_step_days: None,
+            count_model: Algorithm::BgNbd,
+            attributes: None,
+            algorithm: Algorithm::Auto,
+        }
+    }
+}
+
+impl LogOptions {
+    pub const KEYS: [&'static str; 7] = [
+        "algorithm",
+        "horizon_days",
+        "window_days",
+        "cutoffs",
+        "cutoff_step_days",
+        "count_model",
+        "attributes",
+    ];
+    /// Training options that have no meaning here: the holdout is a time window, and the
+    /// features are computed as of each cut-off.
+    const REFUSED: [(&'static str, &'static str); 4] = [
+        (
+            "test_size",
+            "the holdout is the most recent window before as_of",
+        ),
+        ("sample", "every customer of the log is used"),
+        ("as_of", "as_of is an argument of train_from_log"),
+        ("task", "train_from_log predicts spend (a regression)"),
+    ];
+
+    /// Splits `options` into the log's options and the remaining training options.
+    pub fn split(options: &Value) -> Result<(LogOptions, Value)> {
+        let mut map = match options {
+            Value::Null => Map::new(),
+            Value::Object(map) => map.clone(),
+            other => {
+                return Err(EngineError::invalid_parameter(format!(
+                    "options must be a JSON object, got {other}"
+                ))
+                .with_hint("Pass options like '{\"horizon_days\": 90}'::jsonb."))
+            }
+        };
+        for (key, why) in LogOptions::REFUSED {
+            if map.contains_key(key) {
+                return Err(EngineError::invalid_parameter(format!(
+                    "option \"{key}\" does not apply to train_from_log: {why}"
+                )));
+            }
+        }
+        let mut own = Map::new();
+        for key in LogOptions::KEYS {
+            if let Some(v) = map.remove(key) {
+                own.insert(key.to_string(), v);
+            }
+        }
+        Ok((LogOptions::parse(&own)?, Value::Object(map)))
+    }
+
+    fn parse(map: &Map<String, Value>) -> Result<LogOptions> {
+        let mut o = LogOptions::default();
+        let days = |key: &str| -> Result<Option<i32>> {
+            Ok(integer(map, key, 1, MAX_HORIZON_DAYS)?.map(|d| d as i32))
+        };
+        if let Some(h) = days("horizon_days")? {
+            o.horizon_days = h;
+        }
+        o.window_days = days("window_days")?;
+        if let Some(w) = o.window_days {
+            if w > o.horizon_days {
+                return Err(EngineError::invalid_parameter(format!(
+                    "option \"window_days\" ({w}) must not exceed \"horizon_days\" ({})",
+                    o.horizon_days
+                )));
+            }
+        }
+        if let Some(n) = integer(map, "cutoffs", 1, MAX_CUTOFFS)? {
+            o.cutoffs = n as usize;
+        }
+        o.cutoff_step_days = days("cutoff_step_days")?;
+        let models = [
+            ("bgnbd", Algorithm::BgNbd),
+            ("pareto_nbd", Algorithm::ParetoNbd),
+        ];
+        if let Some(m) = choice(map, "count_model", &models, "\"bgnbd\" or \"pareto_nbd\"")? {
+            o.count_model = m;
+        }
+        if let Some(v) = map.get("algorithm") {
+            let name = v
+                .as_str()
+                .ok_or_else(|| option_error("algorithm", "the name of an algorithm", v))?;
+            o.algorithm = Algorithm::parse(name)?;
+        }
+        if let Some(v) = map.get("attributes") {
+            let name = v.as_str().filter(|s| !s.trim().is_empty()).ok_or_else(|| {
+                option_error(
+                    "attributes",
+                    "the name of a table keyed by the customer column",
+                    v,
+                )
+            })?;
+            o.attributes = Some(name.to_string());
+        }
+        Ok(o)
+    }
+
+    /// The options as stored in the model's spec (every default spelled out).
+    pub fn to_json(&self) -> Value {
+        json!({
+            "horizon_days": self.horizon_days,
+            "window_days": self.window_days,
+            "cutoffs": self.cutoffs,
+            "cutoff_step_days": self.cutoff_step_days,
+            "count_model": self.count_model.name(),
+            "attributes": self.attributes,
+            "algorithm": self.algorithm.name(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::error::ErrorKind;
+
+    #[test]
+    fn log_options_are_taken_out_and_the_rest_left() {
+        let (o, rest) = LogOptions::split(&json!({
+            "horizon_days": 90, "cutoffs": 3, "n_trees": 50, "count_model": "pareto_nbd"
+        }))
+        .unwrap();
+        assert_eq!(o.horizon_days, 90);
+        assert_eq!(o.cutoffs, 3);
+        assert_eq!(o.count_model, Algorithm::ParetoNbd);
+        assert_eq!(rest, json!({"n_trees": 50}));
+        let (o, rest) = LogOptions::split(&Value::Null).unwrap();
+        assert_eq!(o, LogOptions::default());
+        assert_eq!(rest, json!({}));
+    }
+
+    #[test]
+    fn bad_log_options_name_the_key() {
+        for (options, needle) in [
+            (json!({"horizon_days": 0}), "\"horizon_days\""),
+            (json!({"horizon_days": -5}), "\"horizon_days\""),
+            (json!({"horizon_days": "a year"}), "\"horizon_days\""),
+            (json!({"window_days": 400}), "must not exceed"),
+            (json!({"cutoffs": 0}), "\"cutoffs\""),
+            (json!({"count_model": "gbm"}), "\"count_model\""),
+            (json!({"test_size": 0.2}), "does not apply"),
+            (json!({"attributes": ""}), "\"attributes\""),
+            (json!([1]), "JSON object"),
+        ] {
+            let err = LogOptions::split(&options).unwrap_err();
+            assert_eq!(err.kind, ErrorKind::InvalidParameter);
+            assert!(err.message.contains(needle), "{options}: {}", err.message);
+        }
+    }
+}

@@ -1,0 +1,135 @@
+-- Models learnt from a transaction log across time (train_from_log), on the CDNOW 1/10 sample:
+-- features at earlier cut-offs, the following window's spend as target, a backtest with the
+-- classic CLV model and the naive prediction beside it; the feature table of any day; the time
+-- split checked with a poisoned future; bad logs refused clearly.
+\set ON_ERROR_ROLLBACK on
+\set SHOW_CONTEXT never
+\getenv test_data CV_TEST_DATA
+\set transactions_csv :test_data '/cdnow_sample_transactions.csv'
+BEGIN;
+CREATE TABLE sample_tx (customer_id int, purchased date, cds int, dollars numeric);
+COPY sample_tx FROM :'transactions_csv' WITH (FORMAT csv, HEADER);
+
+-- 1. Train as of the end of the standard calibration (1997-09-30), for the 39-week holdout.
+--    The history (273 days) is shorter than three horizons: the target window is shortened to
+--    91 days and extrapolated by the count model's expected-purchase curve.
+SELECT name, version, algorithm, deployed
+  FROM customer_value.train_from_log('cdnow_log', 'sample_tx', 'customer_id', 'purchased', 'dollars',
+                                     '1997-09-30', '{"horizon_days": 273, "algorithm": "gbm"}') \gset trained_
+SELECT :'trained_name' AS name, :trained_version AS version, :'trained_algorithm' AS algorithm, :'trained_deployed' AS deployed;
+SELECT jsonb_pretty(metrics -> 'backtest') AS backtest FROM customer_value.models WHERE name = 'cdnow_log';
+-- The backtest (holdout window 1997-07-01 .. 1997-09-30) for the model and both baselines.
+SELECT approach, round((m ->> 'gini')::numeric, 3) AS gini, round((m ->> 'total_error_pct')::numeric, 1) AS total_error_pct,
+       round((m ->> 'decile_mape')::numeric, 3) AS decile_mape, round((m ->> 'top_decile_capture')::numeric, 3) AS top_decile_capture
+  FROM customer_value.models,
+       LATERAL (VALUES ('model', metrics),
+                       ('bgnbd_gamma_gamma', metrics -> 'baselines' -> 'bgnbd_gamma_gamma'),
+                       ('last_window', metrics -> 'baselines' -> 'last_window')) AS a(approach, m)
+ WHERE name = 'cdnow_log';
+SELECT metrics -> 'n_train' AS n_train, metrics -> 'n_test' AS n_test,
+       metrics -> 'log' -> 'customers' AS customers, metrics -> 'log' -> 'repeat_buyers' AS repeat_buyers,
+       metrics -> 'log' -> 'examples_per_cutoff' AS examples_per_cutoff,
+       metrics -> 'log' -> 'features_left_out' AS features_left_out
+  FROM customer_value.models WHERE name = 'cdnow_log';
+
+-- 2. The feature table as of the same day, keyed like the log; scoring reads it.
+SELECT customer_value.create_log_features('cdnow_features', 'cdnow_log', '1997-09-30') AS customers;
+SELECT a.attname, format_type(a.atttypid, a.atttypmod)
+  FROM pg_attribute a WHERE a.attrelid = 'cdnow_features'::regclass AND a.attnum BETWEEN 1 AND 5 ORDER BY a.attnum;
+SELECT customer_id, frequency, tenure_days, days_since_last, total_spend, round(clv_p_alive::numeric, 3) AS p_alive
+  FROM cdnow_features ORDER BY customer_id LIMIT 3;
+SELECT customer_tier(f, 'cdnow_log') AS tier, count(*) FROM cdnow_features f GROUP BY 1 ORDER BY 2;
+-- Against the real 39-week holdout (1997-10-01 .. 1998-06-30), with the naive ranking by
+-- total_spend beside it.
+CREATE TABLE holdout AS
+SELECT f.*, coalesce(h.spend, 0) AS holdout_spend
+  FROM cdnow_features f
+  LEFT JOIN (SELECT customer_id, sum(dollars)::float8 AS spend FROM sample_tx
+              WHERE purchased > '1997-09-30' AND purchased <= '1998-06-30' GROUP BY 1) h USING (customer_id);
+SELECT key, round(value::text::numeric, 3) AS value
+  FROM jsonb_each(customer_value.evaluate('cdnow_log', 'holdout', 'holdout_spend'))
+ WHERE key IN ('n', 'gini', 'total_error_pct', 'decile_mape', 'top_decile_capture', 'naive_gini_by_total_spend')
+ ORDER BY key;
+-- explain() works on the feature table too: the contributions add up to the prediction.
+SELECT round((e ->> 'prediction')::numeric, 6) = round(((e ->> 'baseline')::float8 + (SELECT sum(value::text::float8) FROM jsonb_each(e -> 'contributions')))::numeric, 6) AS adds_up
+  FROM (SELECT customer_value.explain(f, 'cdnow_log') AS e FROM cdnow_features f ORDER BY customer_id LIMIT 1) x;
+
+-- 3. No example sees its future: the same log with every purchase after as_of poisoned (a
+--    thousand times the amount, and new customers) trains exactly the same model.
+CREATE TABLE poisoned_tx AS
+SELECT customer_id, purchased, cds, CASE WHEN purchased > '1997-09-30' THEN dollars * 1000 ELSE dollars END AS dollars
+  FROM sample_tx
+UNION ALL
+SELECT 100000 + g, DATE '1997-10-01' + g, 1, 1e6 FROM generate_series(1, 50) g;
+SELECT version FROM customer_value.train_from_log('cdnow_poisoned', 'poisoned_tx', 'customer_id', 'purchased', 'dollars',
+                                                  '1997-09-30', '{"horizon_days": 273, "algorithm": "gbm"}');
+SELECT (SELECT metrics FROM customer_value.models WHERE name = 'cdnow_log')
+     = (SELECT metrics FROM customer_value.models WHERE name = 'cdnow_poisoned') AS same_metrics,
+       count(*) FILTER (WHERE customer_value(f, 'cdnow_log') <> customer_value(f, 'cdnow_poisoned')) AS predictions_differ
+  FROM cdnow_features f;
+-- The poisoned log's feature table as of 1997-09-30 is the same too.
+SELECT customer_value.create_log_features('poisoned_features', 'cdnow_poisoned', '1997-09-30') AS customers;
+SELECT count(*) AS rows_differ FROM (TABLE cdnow_features EXCEPT TABLE poisoned_features) d;
+
+-- 4. With the horizon as window (a history of three horizons or more), nothing is extrapolated.
+SELECT metrics -> 'backtest' -> 'window_days' AS window_days, metrics -> 'backtest' -> 'extrapolated' AS extrapolated
+  FROM customer_value.train_from_log('cdnow_90', 'sample_tx', 'customer_id', 'purchased', 'dollars',
+                                     '1997-09-30', '{"horizon_days": 90, "algorithm": "linear"}');
+
+-- 5. Refunds are features; a window whose refunds exceed its purchases counts as 0.
+CREATE TABLE refunds_tx AS
+SELECT * FROM sample_tx
+UNION ALL
+SELECT customer_id, purchased + 3, 0, -dollars / 2 FROM sample_tx WHERE customer_id % 5 = 0 AND purchased <= '1997-09-30';
+SELECT (metrics -> 'log' -> 'features_left_out') @> '[{"feature": "refund_amount"}]' AS refunds_left_out
+  FROM customer_value.train_from_log('cdnow_refunds', 'refunds_tx', 'customer_id', 'purchased', 'dollars',
+                                     '1997-09-30', '{"horizon_days": 273, "algorithm": "linear"}');
+SELECT customer_value.create_log_features('refund_features', 'cdnow_refunds', '1997-09-30') AS customers;
+SELECT count(*) FILTER (WHERE refund_amount > 0) AS with_refunds, round(sum(refund_amount)::numeric, 2) AS refunded
+  FROM refund_features;
+
+-- 6. Bad input: clear errors with fitting SQLSTATEs.
+-- as_of before any purchase
+SELECT * FROM customer_value.train_from_log('m', 'sample_tx', 'customer_id', 'purchased', 'dollars', '1990-01-01');
+\echo :LAST_ERROR_SQLSTATE
+-- a history too short for the horizon's backtest
+SELECT * FROM customer_value.train_from_log('m', 'sample_tx', 'customer_id', 'purchased', 'dollars', '1997-01-10');
+\echo :LAST_ERROR_SQLSTATE
+-- horizon ≤ 0, an option that does not apply, an unknown feature
+SELECT * FROM customer_value.train_from_log('m', 'sample_tx', 'customer_id', 'purchased', 'dollars', '1997-09-30', '{"horizon_days": 0}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM customer_value.train_from_log('m', 'sample_tx', 'customer_id', 'purchased', 'dollars', '1997-09-30', '{"test_size": 0.3}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM customer_value.train_from_log('m', 'sample_tx', 'customer_id', 'purchased', 'dollars', '1997-09-30', '{"exclude": ["age"]}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM customer_value.train_from_log('m', 'sample_tx', 'customer_id', 'purchased', 'dollars', '1997-09-30', '{"algorithm": "bgnbd"}');
+\echo :LAST_ERROR_SQLSTATE
+-- a log with no repeat buyers
+CREATE TABLE one_time_tx AS SELECT DISTINCT ON (customer_id) * FROM sample_tx ORDER BY customer_id, purchased;
+SELECT * FROM customer_value.train_from_log('m', 'one_time_tx', 'customer_id', 'purchased', 'dollars', '1997-09-30');
+\echo :LAST_ERROR_SQLSTATE
+-- a NULL amount
+CREATE TABLE null_tx AS SELECT * FROM sample_tx;
+UPDATE null_tx SET dollars = NULL WHERE customer_id = 7 AND purchased = (SELECT min(purchased) FROM sample_tx WHERE customer_id = 7);
+SELECT * FROM customer_value.train_from_log('m', 'null_tx', 'customer_id', 'purchased', 'dollars', '1997-09-30');
+\echo :LAST_ERROR_SQLSTATE
+-- a time column that is not a date, an amount that is not a number, a missing column
+CREATE TABLE text_time_tx AS SELECT customer_id, to_char(purchased, 'YYYYMMDD') AS purchased, dollars FROM sample_tx;
+SELECT * FROM customer_value.train_from_log('m', 'text_time_tx', 'customer_id', 'purchased', 'dollars', '1997-09-30');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM customer_value.train_from_log('m', 'sample_tx', 'customer_id', 'purchased', 'purchased', '1997-09-30');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM customer_value.train_from_log('m', 'sample_tx', 'customer_id', 'bought', 'dollars', '1997-09-30');
+\echo :LAST_ERROR_SQLSTATE
+-- NULL arguments
+SELECT * FROM customer_value.train_from_log('m', 'sample_tx', 'customer_id', 'purchased', 'dollars', NULL);
+\echo :LAST_ERROR_SQLSTATE
+-- feature tables: of a model not trained from a log, of no model, before any purchase
+SELECT customer_value.create_log_features('f2', 'cdnow_log', '1990-01-01');
+\echo :LAST_ERROR_SQLSTATE
+SELECT customer_value.create_log_features('f2', 'no_such_model', '1997-09-30');
+\echo :LAST_ERROR_SQLSTATE
+SELECT version FROM customer_value.train('table_model', 'holdout', 'holdout_spend', 'linear', '{"features": ["frequency", "total_spend"]}');
+SELECT customer_value.create_log_features('f2', 'table_model', '1997-09-30');
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
