@@ -9,11 +9,11 @@
 #  2. UCI Online Retail, when ../shared/data/online_retail is there (a check of generality, not a
 #     tuning target): as of 2011-09-09, the next 91 days.
 # Prints one table and writes bench/results/accuracy.csv.
-# Usage: bench/accuracy.sh [--no-python] [--algorithms "linear gbm auto"]
+# Usage: bench/accuracy.sh [--no-python] [--algorithms "linear gbm gbm:hurdle auto"] (algorithm:loss)
 source "$(dirname "$0")/../scripts/common.sh"
 lock_install
 cd "$ROOT"
-python=1 algorithms="linear ridge random_forest gbm mlp auto"
+python=1 algorithms="linear ridge random_forest gbm gbm:hurdle mlp mlp:hurdle auto"
 while [ $# -gt 0 ]; do
     case "$1" in
         --no-python) python=0 ;;
@@ -40,19 +40,21 @@ evaluate_row() {
 # log_models DATASET LOG AS_OF HOLDOUT_END HORIZON_DAYS: train_from_log with each algorithm,
 # features as of AS_OF, scored against the spend in (AS_OF, HOLDOUT_END]
 log_models() {
-    local dataset=$1 log=$2 as_of=$3 end=$4 horizon=$5 algorithm started seconds
+    local dataset=$1 log=$2 as_of=$3 end=$4 horizon=$5 spec algorithm loss model started seconds
     psql_run -c "CREATE TABLE ${log}_holdout AS SELECT customer_id, sum(amount)::float8 AS spend FROM $log
                   WHERE purchased > '$as_of' AND purchased <= '$end' GROUP BY 1"
-    for algorithm in $algorithms; do
-        step "$dataset: train_from_log, $algorithm"
+    for spec in $algorithms; do
+        algorithm=${spec%%:*} loss="" model="${log}_${spec/:/_}"
+        if [ "$spec" != "$algorithm" ]; then loss=", \"loss\": \"${spec#*:}\""; fi
+        step "$dataset: train_from_log, $spec"
         started=$(date +%s.%N)
-        psql_run -c "SELECT 1 FROM customer_value.train_from_log('${log}_$algorithm', '$log', 'customer_id', 'purchased', 'amount',
-                     '$as_of', '{\"horizon_days\": $horizon, \"algorithm\": \"$algorithm\"}')" >/dev/null
+        psql_run -c "SELECT 1 FROM customer_value.train_from_log('$model', '$log', 'customer_id', 'purchased', 'amount',
+                     '$as_of', '{\"horizon_days\": $horizon, \"algorithm\": \"$algorithm\"$loss}')" >/dev/null
         seconds=$(awk "BEGIN { printf \"%.2f\", $(date +%s.%N) - $started }")
-        psql_run -c "SELECT customer_value.create_log_features('${log}_f', '${log}_$algorithm', '$as_of')" >/dev/null
+        psql_run -c "SELECT customer_value.create_log_features('${log}_f', '$model', '$as_of')" >/dev/null
         psql_run -c "CREATE TABLE ${log}_eval AS SELECT f.*, coalesce(h.spend, 0) AS holdout_spend
                        FROM ${log}_f f LEFT JOIN ${log}_holdout h USING (customer_id)"
-        evaluate_row "$dataset" "customer_value train_from_log, $algorithm" "${log}_$algorithm" "${log}_eval" "$seconds"
+        evaluate_row "$dataset" "customer_value train_from_log ($spec)" "$model" "${log}_eval" "$seconds"
         psql_run -c "DROP TABLE ${log}_f, ${log}_eval"
     done
 }

@@ -127,6 +127,6 @@ def earlier_window(model, name):
 
 classic(BetaGeoFitter, "lifetimes BG/NBD x Gamma-Gamma")
 classic(ParetoNBDFitter, "lifetimes Pareto/NBD x Gamma-Gamma")
-earlier_window(GradientBoostingRegressor(random_state=0), "scikit-learn gbm, earlier window")
-earlier_window(LinearRegression(), "scikit-learn linear, earlier window")
+earlier_window(GradientBoostingRegressor(random_state=0), "scikit-learn gbm (earlier window)")
+earlier_window(LinearRegression(), "scikit-learn linear (earlier window)")
 report("oracle (actual holdout spend)", actual, 0.0)

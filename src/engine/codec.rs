@@ -255,6 +255,9 @@ impl ModelArtifact {
             Predictor::OneVsRest(_) => {
                 return unavailable("a multi-class model has one explanation per class, not one per prediction")
             }
+            Predictor::Hurdle(_) => {
+                return unavailable("a two-part model's prediction is the product of two models, P(buy) × E[spend | buy], not a sum of contributions")
+            }
             Predictor::Clv(_) => {
                 return unavailable("a CLV model's value follows from frequency, recency and t by its formula (see model_params)")
             }

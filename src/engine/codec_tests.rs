@@ -22,6 +22,14 @@
 //! - bgnbd, pareto_nbd, gamma_gamma, clv (count model bgnbd): default options on the CDNOW
 //!   sample summary (`tests/data/cdnow_customers_summary_with_transactions.csv`, weeks).
 //!
+//! - hurdle (added with the `Predictor::Hurdle` variant, appended: the same format version):
+//!   written on 2026-11-30 by customer_value 0.3.0 (a working tree on top of commit b0696af)
+//!   the same way, gbm `{"n_trees": 3, "max_depth": 2, "learning_rate": 0.5, "loss": "hurdle"}`
+//!   on 400 rows of zero-inflated spend drawn with `SplitMix64::new(11)`: x uniform on [0, 1),
+//!   a purchase with probability σ(4x − 2), ln(spend) of a buyer normal with mean 1 + 2x and
+//!   standard deviation 0.5 (Box–Muller), spend 0 otherwise (the `zero_inflated` data of
+//!   `train::tests`).
+//!
 //! The values the tests compare with were printed from the decoded fixtures at the same time.
 //! **Never regenerate these files or the recorded values**: they stand for models that users
 //! have stored, which every later version must keep reading to the same predictions. A new
@@ -44,7 +52,7 @@ fn from_hex(hex: &str) -> Vec<u8> {
 }
 
 /// The format v2 fixtures, one per kind of stored model.
-const FIXTURES_V2: [(&str, &str); 11] = [
+const FIXTURES_V2: [(&str, &str); 12] = [
     (
         "linear",
         include_str!("../../tests/data/models/format_v2_linear.hex"),
@@ -89,6 +97,10 @@ const FIXTURES_V2: [(&str, &str); 11] = [
         "clv",
         include_str!("../../tests/data/models/format_v2_clv.hex"),
     ),
+    (
+        "hurdle",
+        include_str!("../../tests/data/models/format_v2_hurdle.hex"),
+    ),
 ];
 
 /// The kind of stored model, by predictor. No wildcard arm: a new predictor (or CLV shape) does
@@ -99,6 +111,7 @@ fn kind(m: &ModelArtifact) -> &'static str {
         Predictor::Trees(_) => "trees",
         Predictor::Mlp(_) => "mlp",
         Predictor::OneVsRest(_) => "one_vs_rest",
+        Predictor::Hurdle(_) => "hurdle",
         Predictor::Clv(c) => match (&c.count, &c.spend) {
             (Some(CountModel::BgNbd(_)), None) => "bgnbd",
             (Some(CountModel::ParetoNbd(_)), None) => "pareto_nbd",
@@ -110,7 +123,7 @@ fn kind(m: &ModelArtifact) -> &'static str {
 }
 
 /// Every kind of stored model, which the fixtures (and so the fuzz test) must cover.
-const KINDS: [&str; 8] = [
+const KINDS: [&str; 9] = [
     "linear",
     "trees",
     "mlp",
@@ -119,6 +132,7 @@ const KINDS: [&str; 8] = [
     "pareto_nbd",
     "gamma_gamma",
     "clv",
+    "hurdle",
 ];
 
 /// The fixtures, decoded.
@@ -170,6 +184,8 @@ const BAND_INPUTS: [[f64; 6]; 3] = [
     [10.0, 1.0, 1.0, 0.0, 1.0, 200.0],
     [19.0, 1.0, 0.0, 1.0, 1.2, 5.0],
 ];
+/// Inputs (x) of the hurdle model.
+const HURDLE_INPUTS: [[f64; 1]; 3] = [[0.2], [0.5], [0.8]];
 /// RFM summaries (frequency, recency, t in weeks, monetary_value); count models read the first
 /// three.
 const RFM_INPUTS: [[f64; 4]; 3] = [
@@ -205,7 +221,7 @@ const CUSTOMER_FEATURES: &[&str] = &[
 const COUNT_FEATURES: &[&str] = &["frequency", "recency", "t"];
 const SPEND_FEATURES: &[&str] = &["frequency", "recency", "t", "monetary_value"];
 
-const RECORDED: [Recorded; 11] = [
+const RECORDED: [Recorded; 12] = [
     Recorded {
         name: "linear",
         algorithm: Algorithm::Linear,
@@ -353,6 +369,19 @@ const RECORDED: [Recorded; 11] = [
         tiers: ["low", "high", "VIP"],
         labels: None,
     },
+    Recorded {
+        name: "hurdle",
+        algorithm: Algorithm::Gbm,
+        task: Task::Regression,
+        link: Link::Identity,
+        target_transform: TargetTransform::Identity,
+        target: Some("y"),
+        classes: &[],
+        features: &["x"],
+        predictions: [1.4294054572780452, 3.8477482566887544, 11.865344869129979],
+        tiers: ["low", "medium", "high"],
+        labels: None,
+    },
 ];
 
 /// The fixed inputs of a recorded model.
@@ -362,6 +391,7 @@ fn inputs_of(m: &ModelArtifact) -> Vec<Vec<f64>> {
         None => RFM_INPUTS.iter().map(|x| x[..n].to_vec()).collect(),
         Some("churned") => CHURN_INPUTS.iter().map(|x| x.to_vec()).collect(),
         Some("band") => BAND_INPUTS.iter().map(|x| x.to_vec()).collect(),
+        Some("y") => HURDLE_INPUTS.iter().map(|x| x.to_vec()).collect(),
         _ => SPEND_INPUTS.iter().map(|x| x.to_vec()).collect(),
     }
 }

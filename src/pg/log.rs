@@ -11,9 +11,11 @@ use pgrx::spi::{quote_identifier, quote_literal};
 use pgrx::JsonB;
 use serde_json::{json, Value};
 
+use crate::engine::codec::ModelArtifact;
 use crate::engine::drift::TrainingProfile;
 use crate::engine::error::{EngineError, ErrorKind, Result};
 use crate::engine::features::RawValue;
+use crate::engine::metrics::HoldoutMetrics;
 use crate::engine::model_name::check_model_name;
 use crate::engine::options::TrainOptions;
 use crate::engine::purchases::options::LogOptions;
@@ -40,7 +42,7 @@ pub(crate) struct LogSpec {
 
 impl LogSpec {
     /// The spec stored with a version (`kind` tells it from a `train` spec).
-    fn to_json(&self, qualified_log: &str, as_of: &str, options: &Value) -> Value {
+    pub fn to_json(&self, qualified_log: &str, as_of: &str, options: &Value) -> Value {
         json!({
             "kind": "log",
             "source": qualified_log,
@@ -52,10 +54,15 @@ impl LogSpec {
         })
     }
 
+    /// Whether a stored spec is a log model's.
+    pub fn is_log_spec(spec: &Value) -> bool {
+        spec.get("kind").and_then(Value::as_str) == Some("log")
+    }
+
     /// The log spec of a stored version's spec, or why it has none.
-    fn from_stored(spec: &Value, label: &str) -> Result<LogSpec> {
+    pub fn from_stored(spec: &Value, label: &str) -> Result<LogSpec> {
         let text = |key: &str| spec.get(key).and_then(Value::as_str).map(str::to_string);
-        if spec.get("kind").and_then(Value::as_str) != Some("log") {
+        if !LogSpec::is_log_spec(spec) {
             return Err(EngineError::invalid_parameter(format!(
                 "{label} was not trained from a log"
             ))
@@ -249,7 +256,7 @@ fn train_from_log(
         ))
     });
     let options_json = options.map(|j| j.0).unwrap_or(Value::Null);
-    let trained = fit_log(&spec, as_of, &options_json).or_raise();
+    let trained = fit_log(&spec, as_of, &options_json, None).or_raise();
     let stored = store::insert_version(
         name,
         &spec.log,
@@ -314,28 +321,53 @@ fn record_training(
 }
 
 /// A log model fitted, with what the store keeps beside it.
-struct TrainedLog {
-    outcome: crate::engine::train::TrainOutcome,
-    options: TrainOptions,
-    profile: Value,
+pub(crate) struct TrainedLog {
+    pub outcome: crate::engine::train::TrainOutcome,
+    pub options: TrainOptions,
+    pub profile: Value,
     read: ReadLog,
+    /// The serving model's metrics on the same backtest window, or why it has none.
+    pub champion: Option<std::result::Result<HoldoutMetrics, String>>,
 }
 
-fn fit_log(spec: &LogSpec, as_of: TimestampWithTimeZone, options: &Value) -> Result<TrainedLog> {
+impl TrainedLog {
+    pub fn rows_read(&self) -> usize {
+        self.read.rows
+    }
+
+    pub fn qualified_log(&self) -> &str {
+        &self.read.qualified
+    }
+
+    pub fn as_of(&self) -> String {
+        date_text(self.read.as_of_day)
+    }
+}
+
+/// Reads the log as of `as_of` and trains on it as `options` say; with a serving `champion`
+/// (a retrain), it is scored on the same backtest window.
+pub(crate) fn fit_log(
+    spec: &LogSpec,
+    as_of: TimestampWithTimeZone,
+    options: &Value,
+    champion: Option<&ModelArtifact>,
+) -> Result<TrainedLog> {
     let (log_options, rest) = LogOptions::split(options)?;
     let algorithm = log_options.algorithm;
-    let parsed = TrainOptions::parse(&rest, algorithm)?;
+    let parsed = log_options.training_options(&rest)?;
     let read = read_log(spec, as_of)?;
-    let (outcome, feature_profiles) = train_log_model(
+    let trained = train_log_model(
         &read.log,
         read.as_of_day,
         &log_options,
         algorithm,
         &parsed,
+        champion,
         &mut interrupt_with_progress(),
     )?;
+    let outcome = trained.outcome;
     let profile = serde_json::to_value(TrainingProfile {
-        features: feature_profiles,
+        features: trained.feature_profiles,
         prediction: outcome.prediction_profile.clone(),
     })
     .map_err(|e| EngineError::new(ErrorKind::Internal, format!("cannot encode profile: {e}")))?;
@@ -344,6 +376,7 @@ fn fit_log(spec: &LogSpec, as_of: TimestampWithTimeZone, options: &Value) -> Res
         options: parsed,
         profile,
         read,
+        champion: trained.champion,
     })
 }
 

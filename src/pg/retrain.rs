@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use crate::engine::champion::decide;
 use crate::engine::error::{EngineError, ErrorKind, Result};
+use crate::engine::metrics::HoldoutMetrics;
 use crate::engine::models::Algorithm;
 use crate::engine::options::TrainOptions;
 use crate::engine::train::metrics_object;
@@ -19,6 +20,7 @@ use crate::engine::train::metrics_object;
 use super::args::required;
 use super::errors::OrRaise;
 use super::fit::{fit_from_source, Spec};
+use super::log::{fit_log, LogSpec};
 use super::privilege::{as_spec_author, spec_author};
 use super::runs::{now, record_run, RunRecord};
 use super::store;
@@ -153,6 +155,9 @@ fn attempt(
     author: &(pg_sys::Oid, String),
     overrides: &Value,
 ) -> Result<Attempt> {
+    if LogSpec::is_log_spec(&basis.spec) {
+        return attempt_from_log(name, basis, author, overrides);
+    }
     let (spec, parsed) = spec_of(name, basis, overrides)?;
     let champion = if basis.deployed {
         Some(store::load(&basis.row)?)
@@ -190,15 +195,7 @@ fn attempt(
             champion: champion_version,
         },
     )?;
-    let champion_metrics = match &fitted.champion {
-        Some(Ok(m)) => {
-            let mut obj = metrics_object(m);
-            obj.insert("n".into(), serde_json::json!(m.n));
-            Some(Value::Object(obj))
-        }
-        Some(Err(why)) => Some(serde_json::json!({ "error": why })),
-        None => None,
-    };
+    let champion_metrics = champion_json(&fitted.champion);
     Ok(Attempt {
         version: stored.version,
         deployed: stored.deployed,
@@ -208,6 +205,93 @@ fn attempt(
         champion_version,
         champion_metrics,
     })
+}
+
+/// The stored options of a log model's spec with `overrides` merged in (top-level keys replace).
+fn log_options_of(spec: &Value, overrides: &Value) -> Result<Value> {
+    let mut options = match spec.get("options") {
+        Some(Value::Object(map)) => map.clone(),
+        _ => serde_json::Map::new(),
+    };
+    match overrides {
+        Value::Null => {}
+        Value::Object(map) => options.extend(map.clone()),
+        other => {
+            return Err(EngineError::invalid_parameter(format!(
+                "options must be a JSON object, not {other}"
+            )))
+        }
+    }
+    Ok(Value::Object(options))
+}
+
+/// A retrain of a model trained from a log: the same log and options as of now (the cut-offs
+/// roll forward), the serving version scored on the new backtest window.
+fn attempt_from_log(
+    name: &str,
+    basis: &Basis,
+    author: &(pg_sys::Oid, String),
+    overrides: &Value,
+) -> Result<Attempt> {
+    let spec = LogSpec::from_stored(&basis.spec, &basis.row.label())?;
+    let options = log_options_of(&basis.spec, overrides)?;
+    let champion = if basis.deployed {
+        Some(store::load(&basis.row)?)
+    } else {
+        None
+    };
+    let as_of = now();
+    let trained = as_spec_author(author.0, || {
+        fit_log(&spec, as_of, &options, champion.as_deref())
+    })?;
+    let champion_version = basis.deployed.then_some(basis.version);
+    let champion_eval = trained
+        .champion
+        .as_ref()
+        .map(|r| r.as_ref().map_err(String::as_str));
+    let parsed = &trained.options;
+    let (deploy, reason) = decide(
+        parsed.deploy,
+        parsed.metric,
+        trained.outcome.metrics.as_ref(),
+        champion_version.zip(champion_eval),
+    );
+    let stored = insert_version(
+        name,
+        &spec.log,
+        &spec.to_json(trained.qualified_log(), &trained.as_of(), &options),
+        &author.1,
+        &trained.outcome,
+        &trained.profile,
+        parsed,
+        DeployDecision::Decided {
+            deploy,
+            reason,
+            champion: champion_version,
+        },
+    )?;
+    Ok(Attempt {
+        version: stored.version,
+        deployed: stored.deployed,
+        reason: stored.reason,
+        rows_read: trained.rows_read(),
+        metrics: trained.outcome.metrics_json(parsed),
+        champion_version,
+        champion_metrics: champion_json(&trained.champion),
+    })
+}
+
+/// The serving version's metrics as stored with a run, or why it could not be scored.
+fn champion_json(champion: &Option<std::result::Result<HoldoutMetrics, String>>) -> Option<Value> {
+    match champion {
+        Some(Ok(m)) => {
+            let mut obj = metrics_object(m);
+            obj.insert("n".into(), serde_json::json!(m.n));
+            Some(Value::Object(obj))
+        }
+        Some(Err(why)) => Some(serde_json::json!({ "error": why })),
+        None => None,
+    }
 }
 
 // pgrx reads the output column names from this signature, so the row type cannot be an alias.

@@ -6,6 +6,7 @@
 pub mod explain;
 pub mod forest;
 pub mod gbm;
+pub mod hurdle;
 pub mod importance;
 pub mod linear;
 pub mod mlp;
@@ -182,6 +183,8 @@ pub enum Predictor {
     /// A multi-class classifier: one binary model per class (one-vs-rest); the prediction is
     /// the probability of the most likely class.
     OneVsRest(Vec<ClassModel>),
+    /// A two-part model of spend: P(buy) × E[spend | buy] (option `loss: "hurdle"`).
+    Hurdle(hurdle::HurdleModel),
 }
 
 /// One class's binary model in a [`Predictor::OneVsRest`].
@@ -236,6 +239,7 @@ impl Predictor {
                 .class_probabilities(x)
                 .into_iter()
                 .fold(f64::NAN, f64::max),
+            Predictor::Hurdle(m) => m.predict(x),
         }
     }
 
@@ -261,6 +265,7 @@ impl Predictor {
                 }
                 Ok(())
             }
+            Predictor::Hurdle(m) => m.validate(n_features),
         }
     }
 
@@ -292,6 +297,7 @@ impl Predictor {
                     .map(|m| m.predictor.params(feature_names))
                     .collect::<Vec<_>>(),
             }),
+            Predictor::Hurdle(m) => m.params(feature_names),
         }
     }
 }

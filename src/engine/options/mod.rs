@@ -12,6 +12,7 @@ use super::features::{Imputation, DEFAULT_MAX_ONE_HOT};
 use super::metrics::Metric;
 use super::models::forest::ForestParams;
 use super::models::gbm::GbmOptions;
+use super::models::hurdle::ValueLoss;
 use super::models::linear::PenaltyOptions;
 use super::models::mlp::MlpOptions;
 use super::models::Algorithm;
@@ -61,6 +62,8 @@ pub struct TrainOptions {
     pub mlp: MlpOptions,
     /// `target_transform`: train on ln(1 + y) and predict e^p − 1 (skewed spend).
     pub target_transform: TargetTransform,
+    /// `loss` of gbm and mlp value models: least squares, or the two-part hurdle model.
+    pub loss: ValueLoss,
     /// `task`: "regression" or "classification"; `None` = inferred from the target's type.
     pub task: Option<Task>,
     /// Whether `metric` was given (a classifier's default metric is auc, not rmse).
@@ -106,6 +109,7 @@ impl Default for TrainOptions {
             gbm: GbmOptions::default(),
             mlp: MlpOptions::default(),
             target_transform: TargetTransform::Identity,
+            loss: ValueLoss::SquaredError,
             task: None,
             metric_given: false,
             class_labels: ("0".into(), "1".into()),
@@ -138,6 +142,8 @@ const COMMON_KEYS: [&str; 13] = [
     "max_one_hot",
     "impute",
 ];
+/// The objective of a value model: `gbm` and `mlp` (and `auto`, for those candidates).
+const LOSS_KEYS: [&str; 1] = ["loss"];
 /// `auto`'s own options (it also takes every candidate's hyperparameters).
 const AUTO_KEYS: [&str; 2] = ["candidates", "time_budget"];
 /// Hyperparameter search applies to the algorithms that have hyperparameters.
@@ -154,6 +160,9 @@ pub fn valid_keys(algorithm: Algorithm) -> Vec<&'static str> {
     keys.extend(algorithm.own_option_keys());
     if algorithm.has_hyperparameters() {
         keys.extend(SEARCH_KEYS);
+    }
+    if matches!(algorithm, Algorithm::Gbm | Algorithm::Mlp | Algorithm::Auto) {
+        keys.extend(LOSS_KEYS);
     }
     if algorithm == Algorithm::Auto {
         keys.extend(PenaltyOptions::ELASTIC_NET_KEYS);
@@ -301,6 +310,25 @@ impl TrainOptions {
         let expected = "\"none\" or \"log1p\"";
         if let Some(t) = choice(map, "target_transform", &transforms, expected)? {
             self.target_transform = t;
+        }
+        let losses = "\"squared_error\" or \"hurdle\"";
+        if let Some(loss) = choice(map, "loss", &ValueLoss::CHOICES, losses)? {
+            self.loss = loss;
+        }
+        if self.loss == ValueLoss::Hurdle {
+            if self.target_transform != TargetTransform::Identity {
+                return Err(EngineError::invalid_parameter(
+                    "loss \"hurdle\" cannot be combined with target_transform \"log1p\"",
+                )
+                .with_detail(
+                    "The hurdle model fits the logarithm of the spend of buyers itself.",
+                ));
+            }
+            if self.task == Some(Task::Classification) {
+                return Err(EngineError::invalid_parameter(
+                    "loss \"hurdle\" is for a value (regression) target, not a classification",
+                ));
+            }
         }
         Ok(())
     }

@@ -5,9 +5,11 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::engine::error::{EngineError, Result};
+use crate::engine::error::{EngineError, ErrorKind, Result};
+use crate::engine::metrics::Metric;
 use crate::engine::models::Algorithm;
 use crate::engine::options::values::{choice, integer, option_error};
+use crate::engine::options::TrainOptions;
 
 /// Longest horizon: 100 years of days.
 pub const MAX_HORIZON_DAYS: u64 = 36_525;
@@ -27,8 +29,6 @@ pub struct LogOptions {
     pub cutoff_step_days: Option<i32>,
     /// `count_model`: the purchase-count model behind the CLV features and the extrapolation.
     pub count_model: Algorithm,
-    /// `attributes`: a table of static customer attributes joined by the customer column.
-    pub attributes: Option<String>,
     /// `algorithm`: what learns from the features (`auto` by default).
     pub algorithm: Algorithm,
 }
@@ -41,7 +41,6 @@ impl Default for LogOptions {
             cutoffs: 6,
             cutoff_step_days: None,
             count_model: Algorithm::BgNbd,
-            attributes: None,
             algorithm: Algorithm::Auto,
         }
     }
@@ -131,17 +130,28 @@ impl LogOptions {
                 .ok_or_else(|| option_error("algorithm", "the name of an algorithm", v))?;
             o.algorithm = Algorithm::parse(name)?;
         }
-        if let Some(v) = map.get("attributes") {
-            let name = v.as_str().filter(|s| !s.trim().is_empty()).ok_or_else(|| {
-                option_error(
-                    "attributes",
-                    "the name of a table keyed by the customer column",
-                    v,
-                )
-            })?;
-            o.attributes = Some(name.to_string());
+        if map.contains_key("attributes") {
+            // the static attributes are planned (issue #11) but not built yet: refused rather
+            // than silently ignored
+            return Err(EngineError::new(
+                ErrorKind::NotSupported,
+                "option \"attributes\" (static customer attributes) is not supported yet",
+            )
+            .with_hint("Score the log model's feature table joined with the attributes in SQL, or train on a table with customer_value.train."));
         }
         Ok(o)
+    }
+
+    /// The training options of a log model: `rest` (what [`LogOptions::split`] left) parsed for
+    /// `algorithm`, with this default of its own: `auto` and the deploy decision compare
+    /// models by their backtest **Gini** unless `metric` says otherwise — spend is heavy-tailed,
+    /// and the RMSE of a backtest window is decided by its few largest customers.
+    pub fn training_options(&self, rest: &Value) -> Result<TrainOptions> {
+        let mut options = TrainOptions::parse(rest, self.algorithm)?;
+        if !options.metric_given {
+            options.metric = Metric::Gini;
+        }
+        Ok(options)
     }
 
     /// The options as stored in the model's spec (every default spelled out).
@@ -152,7 +162,6 @@ impl LogOptions {
             "cutoffs": self.cutoffs,
             "cutoff_step_days": self.cutoff_step_days,
             "count_model": self.count_model.name(),
-            "attributes": self.attributes,
             "algorithm": self.algorithm.name(),
         })
     }
@@ -179,6 +188,20 @@ mod tests {
     }
 
     #[test]
+    fn log_models_are_compared_by_gini_unless_told() {
+        let (o, rest) = LogOptions::split(&json!({"algorithm": "gbm"})).unwrap();
+        assert_eq!(o.training_options(&rest).unwrap().metric, Metric::Gini);
+        let (o, rest) = LogOptions::split(&json!({"metric": "rmse"})).unwrap();
+        assert_eq!(o.training_options(&rest).unwrap().metric, Metric::Rmse);
+    }
+
+    #[test]
+    fn static_attributes_are_refused_until_they_are_built() {
+        let err = LogOptions::split(&json!({"attributes": "customers"})).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::NotSupported);
+    }
+
+    #[test]
     fn bad_log_options_name_the_key() {
         for (options, needle) in [
             (json!({"horizon_days": 0}), "\"horizon_days\""),
@@ -188,11 +211,10 @@ mod tests {
             (json!({"cutoffs": 0}), "\"cutoffs\""),
             (json!({"count_model": "gbm"}), "\"count_model\""),
             (json!({"test_size": 0.2}), "does not apply"),
-            (json!({"attributes": ""}), "\"attributes\""),
             (json!([1]), "JSON object"),
         ] {
             let err = LogOptions::split(&options).unwrap_err();
-            assert_eq!(err.kind, ErrorKind::InvalidParameter);
+            assert_eq!(err.kind, ErrorKind::InvalidParameter, "{options}");
             assert!(err.message.contains(needle), "{options}: {}", err.message);
         }
     }

@@ -8,6 +8,7 @@ use crate::engine::metrics::HoldoutMetrics;
 use crate::engine::models::explain::node_covers;
 use crate::engine::models::forest::fit_random_forest;
 use crate::engine::models::gbm::fit_gbm;
+use crate::engine::models::hurdle::{HurdleModel, ValueLoss};
 use crate::engine::models::mlp::fit_mlp;
 use crate::engine::models::{Algorithm, ClassModel, LinearModel, Loss, Predictor};
 use crate::engine::options::TrainOptions;
@@ -77,6 +78,79 @@ fn fit_classifier(
     }
 }
 
+/// The two-part model ([`HurdleModel`]): `algorithm` learns P(buy) from every row and ln(spend)
+/// from the buyers; σ² is measured on a fifth of the buyers the spend model did not see, then
+/// the spend model is refitted on all of them.
+fn fit_hurdle(
+    algorithm: Algorithm,
+    train: &Dataset,
+    options: &TrainOptions,
+    interrupt: &mut dyn FnMut(),
+) -> Result<Fit> {
+    if let Some(y) = train.y.iter().find(|y| **y < 0.0) {
+        return Err(EngineError::invalid_parameter(format!(
+            "loss \"hurdle\" needs a target of 0 or more (spend); the target holds {y}"
+        )));
+    }
+    let buyers: Vec<usize> = (0..train.n_rows).filter(|&i| train.y[i] > 0.0).collect();
+    if buyers.len() < 10 || buyers.len() == train.n_rows {
+        return Err(EngineError::insufficient_data(format!(
+            "loss \"hurdle\" needs both rows with a target of 0 and at least 10 above 0; the training rows have {} above 0 of {}",
+            buyers.len(),
+            train.n_rows
+        )));
+    }
+    let mut bought = train.clone();
+    for y in &mut bought.y {
+        *y = f64::from(u8::from(*y > 0.0));
+    }
+    let buy = fit_classifier(algorithm, &bought, options, interrupt)?;
+    let mut log_spend = train.subset(&buyers)?;
+    for y in &mut log_spend.y {
+        *y = y.ln();
+    }
+    let part_options = TrainOptions {
+        loss: ValueLoss::SquaredError,
+        ..options.clone()
+    };
+    let log_variance = held_out_variance(algorithm, &log_spend, &part_options, interrupt)?;
+    let spend = fit(algorithm, &log_spend, &part_options, interrupt)?;
+    let range = log_spend
+        .y
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), y| {
+            (lo.min(*y), hi.max(*y))
+        });
+    Ok(Fit::from(Predictor::Hurdle(HurdleModel {
+        buy: Box::new(buy.predictor),
+        buy_logistic: buy.link == Link::Logistic,
+        log_spend: Box::new(spend.predictor),
+        log_variance,
+        log_spend_range: range,
+    })))
+}
+
+/// The variance of `data`'s target around `algorithm`'s predictions on a fifth of its rows
+/// that the model was not fitted on (in-sample residuals of boosted trees or a network are
+/// too small, and would bias exp(μ + σ²/2) down).
+fn held_out_variance(
+    algorithm: Algorithm,
+    data: &Dataset,
+    options: &TrainOptions,
+    interrupt: &mut dyn FnMut(),
+) -> Result<f64> {
+    let (fit_rows, check_rows) = super::holdout_split(data.n_rows, 0.2, options.seed ^ 0x4855);
+    let check = data.subset(&check_rows)?;
+    let fitted = fit(algorithm, &data.subset(&fit_rows)?, options, interrupt)?;
+    let squares: f64 = (0..check.n_rows)
+        .map(|i| {
+            let e = check.y[i] - fitted.output(fitted.predictor.predict(check.row(i)));
+            e * e
+        })
+        .sum();
+    Ok(squares / check.n_rows as f64)
+}
+
 /// A multi-class classifier as one binary classifier per class (class k against the rest).
 fn fit_one_vs_rest(
     algorithm: Algorithm,
@@ -121,6 +195,9 @@ pub(super) fn fit(
     }
     if options.task == Some(Task::Classification) && algorithm != Algorithm::RandomForest {
         return fit_classifier(algorithm, train, options, interrupt);
+    }
+    if options.loss == ValueLoss::Hurdle && matches!(algorithm, Algorithm::Gbm | Algorithm::Mlp) {
+        return fit_hurdle(algorithm, train, options, interrupt);
     }
     let linear = |m: Result<LinearModel>| m.map(|m| Fit::from(Predictor::Linear(m)));
     match algorithm {

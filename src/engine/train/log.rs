@@ -370,17 +370,29 @@ fn refit(
     Ok((artifact, population))
 }
 
+/// A log model trained, with what the store keeps beside it.
+#[derive(Debug)]
+pub struct LogTrained {
+    pub outcome: TrainOutcome,
+    /// The features' distributions as of `as_of` (for drift).
+    pub feature_profiles: Vec<(String, BinProfile)>,
+    /// The serving model's metrics on the same backtest window (champion/challenger), or why it
+    /// could not be scored there.
+    pub champion: Option<std::result::Result<HoldoutMetrics, String>>,
+}
+
 /// Trains on `log` as of day `as_of`. `algorithm` and `options` are as for `train` (the
-/// options' log keys already taken out into `log_options`). Returns the outcome and the
-/// features' distributions as of `as_of` (for drift).
+/// options' log keys already taken out into `log_options`). With a serving `champion` (a
+/// retrain), it is scored on the same backtest window.
 pub fn train_from_log(
     log: &PurchaseLog,
     as_of: i32,
     log_options: &LogOptions,
     algorithm: Algorithm,
     options: &TrainOptions,
+    champion: Option<&ModelArtifact>,
     interrupt: &mut dyn FnMut(),
-) -> Result<(TrainOutcome, Vec<(String, BinProfile)>)> {
+) -> Result<LogTrained> {
     let plan = plan_for(log, as_of, log_options, algorithm, options)?;
     let examples = Examples::build(log, &plan, log_options, interrupt)?;
     let rows = RowSets::of(&examples, &plan)?;
@@ -389,6 +401,7 @@ pub fn train_from_log(
     let selected = select_on_backtest(
         log, &examples, &plan, &rows, &data, algorithm, options, interrupt,
     )?;
+    let champion = champion.map(|c| champion_on_holdout(c, &examples, &rows.holdout));
     let scoring = Snapshot::at(log, as_of, plan.horizon, log_options.count_model, interrupt)?;
     let (artifact, population) = refit(
         &selected, &rows, &data, features, &kept, &scoring, interrupt,
@@ -423,7 +436,46 @@ pub fn train_from_log(
         evaluation_rows: Vec::new(),
         prediction_profile: profile_of(&population),
     };
-    Ok((outcome, feature_profiles(&scoring, &kept)))
+    Ok(LogTrained {
+        outcome,
+        feature_profiles: feature_profiles(&scoring, &kept),
+        champion,
+    })
+}
+
+/// The serving model's metrics on the backtest window: its horizon predictions brought back to
+/// the window like the challenger's, against the spend observed there.
+fn champion_on_holdout(
+    champion: &ModelArtifact,
+    examples: &Examples,
+    holdout: &[usize],
+) -> std::result::Result<HoldoutMetrics, String> {
+    let mut columns = Vec::with_capacity(champion.features.len());
+    for f in &champion.features {
+        let j = FEATURES.iter().position(|n| *n == f.name).ok_or_else(|| {
+            format!(
+                "its feature \"{}\" is not a feature of train_from_log",
+                f.name
+            )
+        })?;
+        columns.push(j);
+    }
+    let encoders = encoders(&champion.features, Purpose::Scoring);
+    let mut x = vec![0.0; columns.len()];
+    let (mut actual, mut predicted) = (Vec::new(), Vec::new());
+    for &r in holdout {
+        let e = &examples.rows[r];
+        let row = examples.snapshots[e.snapshot].row(e.i);
+        for (k, &j) in columns.iter().enumerate() {
+            x[k] = encoders[k].number(row[j]).unwrap_or(f64::NAN);
+        }
+        actual.push(e.window_spend);
+        predicted.push(champion.predict(&x) / e.scale);
+    }
+    if let Some(p) = predicted.iter().find(|p| !p.is_finite()) {
+        return Err(format!("it predicts {p} on the backtest window"));
+    }
+    Ok(HoldoutMetrics::compute(&actual, &predicted))
 }
 
 /// The distribution of each used feature over the customers as of `as_of` (NULL kept).
@@ -676,15 +728,17 @@ mod tests {
     fn trains_backtests_and_reports_the_baselines() {
         let log = up_to_day(&synthetic_log(1500, 7), 540, None);
         let train_options = TrainOptions::parse(&json!({"n_trees": 60}), Algorithm::Gbm).unwrap();
-        let (out, _) = train_from_log(
+        let trained = train_from_log(
             &log,
             540,
             &options(90),
             Algorithm::Gbm,
             &train_options,
+            None,
             &mut || {},
         )
         .unwrap();
+        let out = &trained.outcome;
         let m = out.metrics.clone().unwrap();
         let gini = m.gini.unwrap();
         let extra = Value::Object(out.extra.clone());
@@ -710,6 +764,34 @@ mod tests {
             .features
             .iter()
             .all(|f| f.name != "refund_amount"));
+        // a retrain scores the serving model on its own backtest window
+        let retrained = train_from_log(
+            &log,
+            540,
+            &options(90),
+            Algorithm::Linear,
+            &TrainOptions::default(),
+            Some(&out.artifact),
+            &mut || {},
+        )
+        .unwrap();
+        let champion = retrained.champion.unwrap().unwrap();
+        assert_eq!(champion.n, retrained.outcome.n_test);
+        assert!(champion.gini.unwrap() > 0.3);
+        // a serving model that reads something else cannot be compared
+        let mut foreign = out.artifact.clone();
+        foreign.features[0].name = "age".into();
+        let retrained = train_from_log(
+            &log,
+            540,
+            &options(90),
+            Algorithm::Linear,
+            &TrainOptions::default(),
+            Some(&foreign),
+            &mut || {},
+        )
+        .unwrap();
+        assert!(retrained.champion.unwrap().unwrap_err().contains("\"age\""));
     }
 
     #[test]
@@ -729,8 +811,16 @@ mod tests {
             .unwrap();
         }
         let o = TrainOptions::default();
-        let err =
-            train_from_log(&log, 400, &options(30), Algorithm::Linear, &o, &mut || {}).unwrap_err();
+        let err = train_from_log(
+            &log,
+            400,
+            &options(30),
+            Algorithm::Linear,
+            &o,
+            None,
+            &mut || {},
+        )
+        .unwrap_err();
         assert_eq!(err.kind, ErrorKind::InsufficientData, "{err:?}");
         assert!(err.message.contains("repeat"), "{}", err.message);
         // an empty log (as_of before any purchase)
@@ -740,6 +830,7 @@ mod tests {
             &options(30),
             Algorithm::Linear,
             &o,
+            None,
             &mut || {},
         )
         .unwrap_err();
@@ -750,8 +841,16 @@ mod tests {
             err.message
         );
         // a CLV algorithm is not what this trains
-        let err =
-            train_from_log(&log, 400, &options(30), Algorithm::BgNbd, &o, &mut || {}).unwrap_err();
+        let err = train_from_log(
+            &log,
+            400,
+            &options(30),
+            Algorithm::BgNbd,
+            &o,
+            None,
+            &mut || {},
+        )
+        .unwrap_err();
         assert_eq!(err.kind, ErrorKind::InvalidParameter);
     }
 }
