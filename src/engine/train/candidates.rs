@@ -65,6 +65,7 @@ pub(super) fn best_candidate(
             Ok((fitted, metrics)) => {
                 trials.push(Trial {
                     algorithm: candidate,
+                    variant: None,
                     outcome: Ok(metrics.clone()),
                     seconds,
                 });
@@ -82,6 +83,7 @@ pub(super) fn best_candidate(
             Err(e) if algorithm == Algorithm::Auto && e.kind != ErrorKind::Internal => {
                 trials.push(Trial {
                     algorithm: candidate,
+                    variant: None,
                     outcome: Err(e.clone()),
                     seconds,
                 });
@@ -106,6 +108,7 @@ pub(super) fn best_candidate(
 fn skipped(algorithm: Algorithm, budget: f64) -> Trial {
     Trial {
         algorithm,
+        variant: None,
         outcome: Err(EngineError::new(
             ErrorKind::InsufficientData,
             format!("skipped: the time_budget of {budget} s was spent"),

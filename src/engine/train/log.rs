@@ -9,13 +9,14 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Map, Value};
 
-use crate::engine::codec::ModelArtifact;
+use crate::engine::codec::{ModelArtifact, TargetTransform};
 use crate::engine::drift::BinProfile;
 use crate::engine::error::{EngineError, ErrorKind, Result};
 use crate::engine::features::{
     encoders, Dataset, FeatureSpec, Purpose, RawTable, RawValue, SqlType,
 };
 use crate::engine::metrics::HoldoutMetrics;
+use crate::engine::models::hurdle::ValueLoss;
 use crate::engine::models::Algorithm;
 use crate::engine::options::TrainOptions;
 use crate::engine::purchases::options::LogOptions;
@@ -306,6 +307,34 @@ struct Selected {
     holdout: Dataset,
 }
 
+/// `auto`'s candidates for a log model (unless `candidates` is given), each an algorithm with
+/// its settings: ridge; boosting as for a table; and boosting with the hurdle loss and shallow,
+/// large-leaved trees, which on CDNOW's backtest windows ranked best (normalized Gini 0.657
+/// against 0.600 for the table settings and 0.611 for BG/NBD × Gamma-Gamma). The backtest picks
+/// among them for each log. Random forests are left out by default: on CDNOW they took 11× as
+/// long as boosting for no better backtest.
+fn log_auto_candidates(
+    options: &TrainOptions,
+) -> Vec<(Algorithm, Option<&'static str>, TrainOptions)> {
+    let mut hurdle = options.clone();
+    hurdle.loss = ValueLoss::Hurdle;
+    hurdle.gbm.max_depth = 3;
+    hurdle.gbm.min_samples_leaf = 50;
+    let mut candidates = vec![
+        (Algorithm::Ridge, None, options.clone()),
+        (Algorithm::Gbm, None, options.clone()),
+    ];
+    // the hurdle fits ln(spend) itself: not on a transformed target
+    if options.target_transform == TargetTransform::Identity {
+        candidates.push((
+            Algorithm::Gbm,
+            Some("loss hurdle, max_depth 3, min_samples_leaf 50"),
+            hurdle,
+        ));
+    }
+    candidates
+}
+
 /// The backtest: every candidate learns from the earlier cut-offs and is tested on the holdout
 /// window; the best is kept.
 #[allow(clippy::too_many_arguments)]
@@ -326,16 +355,77 @@ fn select_on_backtest(
         .as_ref()
         .map_or(options, |(combo, _)| combo)
         .clone();
-    let best = candidates::best_candidate(algorithm, &split, kind, &chosen, interrupt)?;
-    let backtest = Backtest::of(log, examples, plan, &rows.holdout, &split, &best.fit)?;
+    let (best_algorithm, chosen, best, trials) =
+        if algorithm == Algorithm::Auto && options.candidates == Algorithm::CANDIDATES {
+            best_log_candidate(&split, &chosen, interrupt)?
+        } else {
+            let best = candidates::best_candidate(algorithm, &split, kind, &chosen, interrupt)?;
+            (best.algorithm, chosen, best.fit, best.trials)
+        };
+    let backtest = Backtest::of(log, examples, plan, &rows.holdout, &split, &best)?;
     Ok(Selected {
-        algorithm: best.algorithm,
+        algorithm: best_algorithm,
         options: chosen,
-        trials: best.trials,
+        trials,
         search_report: searched.map(|(_, report)| report),
         backtest,
         holdout: split.test,
     })
+}
+
+/// `auto` on a log: each of [`log_auto_candidates`] on the backtest, the best by `metric`.
+fn best_log_candidate(
+    split: &Split,
+    options: &TrainOptions,
+    interrupt: &mut dyn FnMut(),
+) -> Result<(Algorithm, TrainOptions, super::fit::Fit, Vec<super::Trial>)> {
+    let mut best: Option<(Algorithm, TrainOptions, super::fit::Fit, HoldoutMetrics)> = None;
+    let mut trials = Vec::new();
+    for (algorithm, variant, candidate_options) in log_auto_candidates(options) {
+        let found = candidates::best_candidate(
+            algorithm,
+            split,
+            TargetKind::Value,
+            &candidate_options,
+            interrupt,
+        );
+        let candidate = match found {
+            Ok(c) => c,
+            Err(e) if e.kind != ErrorKind::Internal => {
+                trials.push(super::Trial {
+                    algorithm,
+                    variant: variant.map(str::to_string),
+                    outcome: Err(e),
+                    seconds: 0.0,
+                });
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        for mut trial in candidate.trials {
+            trial.variant = variant.map(str::to_string);
+            trials.push(trial);
+        }
+        let better = best.as_ref().is_none_or(|(_, _, _, incumbent)| {
+            // strictly better replaces; ties keep the earlier (simpler) candidate
+            !options.metric.at_least_as_good(
+                incumbent.get(options.metric),
+                candidate.metrics.get(options.metric),
+            )
+        });
+        if better {
+            best = Some((
+                algorithm,
+                candidate_options,
+                candidate.fit,
+                candidate.metrics,
+            ));
+        }
+    }
+    let (algorithm, chosen, fit, _) = best.ok_or_else(|| {
+        EngineError::new(ErrorKind::FitFailed, "no candidate of auto could be fitted")
+    })?;
+    Ok((algorithm, chosen, fit, trials))
 }
 
 /// The stored model: the chosen algorithm learnt from the cut-offs moved forward, its tiers
@@ -852,5 +942,38 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.kind, ErrorKind::InvalidParameter);
+    }
+
+    #[test]
+    fn auto_tries_the_log_candidates_and_keeps_the_best_backtest() {
+        let log = up_to_day(&synthetic_log(1000, 5), 540, None);
+        let (o, rest) = LogOptions::split(&json!({"horizon_days": 90})).unwrap();
+        let options = o.training_options(&rest).unwrap();
+        let out = train_from_log(&log, 540, &o, Algorithm::Auto, &options, None, &mut || {})
+            .unwrap()
+            .outcome;
+        let trials: Vec<(Algorithm, Option<String>, f64)> = out
+            .trials
+            .iter()
+            .map(|t| {
+                (
+                    t.algorithm,
+                    t.variant.clone(),
+                    t.outcome.as_ref().unwrap().gini.unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(trials.len(), 3, "{trials:?}");
+        assert_eq!(trials[0].0, Algorithm::Ridge);
+        assert!(trials[2].1.as_deref().unwrap().contains("hurdle"));
+        // the kept model is the one with the best backtest Gini (on the extrapolated target)
+        let best = trials.iter().map(|t| t.2).fold(f64::MIN, f64::max);
+        let kept = trials.iter().find(|t| t.2 == best).unwrap();
+        assert_eq!(out.artifact.algorithm, kept.0);
+        let is_hurdle = matches!(
+            out.artifact.predictor,
+            crate::engine::models::Predictor::Hurdle(_)
+        );
+        assert_eq!(is_hurdle, kept.1.is_some());
     }
 }

@@ -40,6 +40,8 @@ pub const MIN_TRAINING_ROWS: usize = 10;
 #[derive(Debug, Clone)]
 pub struct Trial {
     pub algorithm: Algorithm,
+    /// The candidate's own settings, when `auto` tries an algorithm in more than one way.
+    pub variant: Option<String>,
     pub outcome: std::result::Result<HoldoutMetrics, EngineError>,
     pub seconds: f64,
 }

@@ -72,6 +72,9 @@ impl TrainOutcome {
                         }
                     };
                     obj.insert("algorithm".into(), json!(t.algorithm.name()));
+                    if let Some(variant) = &t.variant {
+                        obj.insert("variant".into(), json!(variant));
+                    }
                     obj.insert(
                         "seconds".into(),
                         json!((t.seconds * 1000.0).round() / 1000.0),
