@@ -102,10 +102,11 @@ fn as_of_bounds(as_of: TimestampWithTimeZone) -> Result<(i32, String)> {
     Spi::connect(|client| {
         let row = client
             .select(
-                "SELECT ($1::timestamp::date - date '1970-01-01')::int4,
-                        (CASE WHEN $1::timestamp = date_trunc('day', $1::timestamp)
-                              THEN $1::timestamp + interval '1 day'
-                              ELSE $1::timestamp + interval '1 microsecond' END)::text",
+                "SELECT CASE WHEN isfinite($1) THEN ($1::timestamp::date - date '1970-01-01')::int4 END,
+                        CASE WHEN isfinite($1) THEN
+                            (CASE WHEN $1::timestamp = date_trunc('day', $1::timestamp)
+                                  THEN $1::timestamp + interval '1 day'
+                                  ELSE $1::timestamp + interval '1 microsecond' END)::text END",
                 Some(1),
                 &[as_of.into()],
             )
@@ -114,7 +115,9 @@ fn as_of_bounds(as_of: TimestampWithTimeZone) -> Result<(i32, String)> {
         let day = row.get::<i32>(1).or_raise();
         let cut = row.get::<String>(2).or_raise();
         day.zip(cut).ok_or_else(|| {
-            EngineError::invalid_parameter("as_of must be a finite date or timestamp")
+            EngineError::invalid_parameter(format!(
+                "as_of must be a finite date or timestamp, got {as_of}"
+            ))
         })
     })
 }

@@ -164,7 +164,11 @@ SELECT * FROM customer_value.train_from_log('m', 'sample_tx', 'customer_id', 'bo
 -- static attributes are not built yet
 SELECT * FROM customer_value.train_from_log('m', 'sample_tx', 'customer_id', 'purchased', 'dollars', '1997-09-30', '{"attributes": "customers"}');
 \echo :LAST_ERROR_SQLSTATE
--- NULL arguments
+-- an infinite as_of; NULL arguments
+SELECT * FROM customer_value.train_from_log('m', 'sample_tx', 'customer_id', 'purchased', 'dollars', 'infinity');
+\echo :LAST_ERROR_SQLSTATE
+SELECT customer_value.create_log_features('f2', 'cdnow_log', '-infinity');
+\echo :LAST_ERROR_SQLSTATE
 SELECT * FROM customer_value.train_from_log('m', 'sample_tx', 'customer_id', 'purchased', 'dollars', NULL);
 \echo :LAST_ERROR_SQLSTATE
 -- feature tables: of a model not trained from a log, of no model, before any purchase
