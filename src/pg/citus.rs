@@ -200,6 +200,33 @@ pub fn hash_distribution(relation: Option<&str>) -> Option<(String, String)> {
     .map(|column| (relation.to_string(), column))
 }
 
+/// Distributes a new per-customer table derived from a log that [`hash_distribution`] found
+/// distributed (`log`, its distribution column): by `customer_column`, colocated with the log
+/// when the log is distributed by that column, so each shard's customers stay where they are.
+pub fn distribute_like_log(
+    client: &mut pgrx::spi::SpiClient<'_>,
+    table_name: &str,
+    customer_column: &str,
+    (log, distribution_column): &(String, String),
+) {
+    let colocate_with = if distribution_column == customer_column {
+        log.as_str()
+    } else {
+        "default"
+    };
+    client
+        .update(
+            "SELECT pg_catalog.create_distributed_table($1::regclass, $2, colocate_with => $3)",
+            None,
+            &[
+                table_name.into(),
+                customer_column.into(),
+                colocate_with.into(),
+            ],
+        )
+        .or_raise();
+}
+
 /// Whether this node is a Citus worker (its group is not the coordinator's, 0).
 fn is_worker(client: &pgrx::spi::SpiClient<'_>) -> bool {
     client

@@ -508,19 +508,8 @@ fn create_feature_table(
                 &[],
             )
             .or_raise();
-        if let Some((log, distribution_column)) = &colocation {
-            let colocate_with = if *distribution_column == spec.customer_column {
-                log.as_str()
-            } else {
-                "default"
-            };
-            client
-                .update(
-                    "SELECT pg_catalog.create_distributed_table($1::regclass, $2, colocate_with => $3)",
-                    None,
-                    &[table_name.into(), spec.customer_column.as_str().into(), colocate_with.into()],
-                )
-                .or_raise();
+        if let Some(log) = &colocation {
+            super::citus::distribute_like_log(client, table_name, &spec.customer_column, log);
         }
         let mut args: Vec<pgrx::datum::DatumWithOid> = vec![keys.clone().into()];
         for j in 0..FEATURES.len() {

@@ -375,19 +375,8 @@ fn create_summary_table(
                 &[],
             )
             .or_raise();
-        if let Some((log, distribution_column)) = &colocation {
-            let colocate_with = if distribution_column == customer_column {
-                log.as_str()
-            } else {
-                "default"
-            };
-            client
-                .update(
-                    "SELECT pg_catalog.create_distributed_table($1::regclass, $2, colocate_with => $3)",
-                    None,
-                    &[table_name.into(), customer_column.into(), colocate_with.into()],
-                )
-                .or_raise();
+        if let Some(log) = &colocation {
+            super::citus::distribute_like_log(client, table_name, customer_column, log);
             client
                 .update(
                     &format!("INSERT INTO {table_name} {select}"),
