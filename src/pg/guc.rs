@@ -1,9 +1,19 @@
 //! Configuration parameters (GUCs), all under the reserved prefix `customer_value.`.
+//!
+//! A `customer_value.*` setting made before the library is loaded in a backend (in the session,
+//! for a role or database, in postgresql.conf) is a placeholder Postgres cannot check. When the
+//! library loads, Postgres would only warn about a misspelt name or an invalid value and drop
+//! it, so a `SET customer_value.max_trainig_rows = 1000` would silently train on every row.
+//! Instead the load fails with the error Postgres gives for its own settings, naming the setting
+//! and where it was made, and fails again at every call until it is corrected or RESET. Nothing
+//! is defined before that check, so a later load starts afresh.
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::pg_sys;
+
+use crate::engine::error::{EngineError, ErrorKind};
 
 /// `customer_value.model`: the model `customer_value(row)` uses when no model is given.
 pub static DEFAULT_MODEL: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
@@ -20,39 +30,74 @@ pub static MAX_TRAINING_MEMORY: GucSetting<i32> = GucSetting::<i32>::new(4 * 102
 /// (rows read, step, elapsed); 0 turns them off.
 pub static PROGRESS_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(10);
 
+const MODEL_NAME: &CStr = c"customer_value.model";
+
+/// An integer setting: its definition, and the bounds a placeholder value is checked against.
+struct IntSetting {
+    name: &'static CStr,
+    short: &'static CStr,
+    long: &'static CStr,
+    value: &'static GucSetting<i32>,
+    min: i32,
+    max: i32,
+    /// The unit of min and max, as Postgres writes it.
+    unit: &'static str,
+    flags: GucFlags,
+}
+
+static INT_SETTINGS: [IntSetting; 3] = [
+    IntSetting {
+        name: c"customer_value.progress_interval",
+        short: c"Seconds between progress NOTICEs of a long training run (0: none).",
+        long: c"A training that reads or fits for longer than this reports rows read, step and elapsed time at this rate.",
+        value: &PROGRESS_INTERVAL,
+        min: 0,
+        max: 86_400,
+        unit: "s",
+        flags: GucFlags::UNIT_S,
+    },
+    IntSetting {
+        name: c"customer_value.max_training_rows",
+        short: c"Most rows train() and evaluate() read from a source.",
+        long: c"They hold the rows in memory (about 8 bytes per value); past this they stop with an error. Sample larger tables (TABLESAMPLE).",
+        value: &MAX_TRAINING_ROWS,
+        min: 10,
+        max: i32::MAX,
+        unit: "",
+        flags: GucFlags::empty(),
+    },
+    IntSetting {
+        name: c"customer_value.max_training_memory",
+        short: c"Most memory a training may use for the rows it reads.",
+        long: c"Checked against the planner's row estimate before reading and as rows arrive (48 bytes per value); past it, training stops with an out-of-memory error (53200) instead of exhausting the server.",
+        value: &MAX_TRAINING_MEMORY,
+        min: 1024,
+        max: i32::MAX,
+        unit: "kB",
+        flags: GucFlags::UNIT_KB,
+    },
+];
+
+/// Checks the settings made before the library was loaded, then defines the parameters and
+/// reserves the prefix. Raises the first bad setting as an ERROR, defining nothing.
 pub fn register() {
-    GucRegistry::define_int_guc(
-        c"customer_value.progress_interval",
-        c"Seconds between progress NOTICEs of a long training run (0: none).",
-        c"A training that reads or fits for longer than this reports rows read, step and elapsed time at this rate.",
-        &PROGRESS_INTERVAL,
-        0,
-        86_400,
-        GucContext::Userset,
-        GucFlags::UNIT_S,
-    );
-    GucRegistry::define_int_guc(
-        c"customer_value.max_training_rows",
-        c"Most rows train() and evaluate() read from a source.",
-        c"They hold the rows in memory (about 8 bytes per value); past this they stop with an error. Sample larger tables (TABLESAMPLE).",
-        &MAX_TRAINING_ROWS,
-        10,
-        i32::MAX,
-        GucContext::Userset,
-        GucFlags::default(),
-    );
-    GucRegistry::define_int_guc(
-        c"customer_value.max_training_memory",
-        c"Most memory a training may use for the rows it reads.",
-        c"Checked against the planner's row estimate before reading and as rows arrive (48 bytes per value); past it, training stops with an out-of-memory error (53200) instead of exhausting the server.",
-        &MAX_TRAINING_MEMORY,
-        1024,
-        i32::MAX,
-        GucContext::Userset,
-        GucFlags::UNIT_KB,
-    );
+    if let Err(error) = check_placeholders() {
+        crate::pg::errors::raise(error);
+    }
+    for setting in &INT_SETTINGS {
+        GucRegistry::define_int_guc(
+            setting.name,
+            setting.short,
+            setting.long,
+            setting.value,
+            setting.min,
+            setting.max,
+            GucContext::Userset,
+            setting.flags,
+        );
+    }
     GucRegistry::define_string_guc(
-        c"customer_value.model",
+        MODEL_NAME,
         c"Model used by customer_value(row) and customer_tier(row) when no model is named.",
         c"A model name, or name@version for a pinned version. Empty: the only deployed model.",
         &DEFAULT_MODEL,
@@ -60,6 +105,143 @@ pub fn register() {
         GucFlags::default(),
     );
     unsafe { pg_sys::MarkGUCPrefixReserved(c"customer_value".as_ptr()) };
+}
+
+/// A `customer_value.*` placeholder with a value: its name, value and where it was set.
+struct Placeholder {
+    name: String,
+    value: String,
+    source: pg_sys::GucSource::Type,
+}
+
+fn check_placeholders() -> Result<(), EngineError> {
+    for placeholder in placeholders() {
+        check_placeholder(&placeholder).map_err(|e| {
+            e.with_detail(format!(
+                "It was set {} before the customer_value library was loaded; the library reserves the prefix \"customer_value.\".",
+                source_name(placeholder.source)
+            ))
+        })?;
+    }
+    Ok(())
+}
+
+fn check_placeholder(placeholder: &Placeholder) -> Result<(), EngineError> {
+    if MODEL_NAME.to_str() == Ok(placeholder.name.as_str()) {
+        return Ok(());
+    }
+    let Some(setting) = INT_SETTINGS
+        .iter()
+        .find(|s| s.name.to_str() == Ok(&placeholder.name))
+    else {
+        return Err(EngineError::new(
+            ErrorKind::UndefinedObject,
+            format!(
+                "unrecognized configuration parameter \"{}\"",
+                placeholder.name
+            ),
+        )
+        .with_hint(format!(
+            "RESET {} (or correct its name where it is set); the settings are {}.",
+            placeholder.name,
+            setting_names()
+        )));
+    };
+    setting.check(&placeholder.value)
+}
+
+impl IntSetting {
+    /// The value as Postgres would parse it when defining the parameter (units included).
+    fn check(&self, value: &str) -> Result<(), EngineError> {
+        let name = self.name.to_string_lossy();
+        let invalid = |why: String| {
+            EngineError::invalid_parameter(format!(
+                "invalid value for parameter \"{name}\": \"{value}\""
+            ))
+            .with_hint(why)
+        };
+        let text = CString::new(value).map_err(|_| invalid("It contains a NUL byte.".into()))?;
+        let mut parsed: i32 = 0;
+        let mut hint: *const std::ffi::c_char = std::ptr::null();
+        let ok =
+            unsafe { pg_sys::parse_int(text.as_ptr(), &mut parsed, self.flags.bits(), &mut hint) };
+        if !ok {
+            let why = if hint.is_null() {
+                "It must be an integer.".to_string()
+            } else {
+                unsafe { CStr::from_ptr(hint) }
+                    .to_string_lossy()
+                    .into_owned()
+            };
+            return Err(invalid(why));
+        }
+        if parsed < self.min || parsed > self.max {
+            return Err(invalid(format!(
+                "It must be between {min}{unit} and {max}{unit}.",
+                min = self.min,
+                max = self.max,
+                unit = self.unit
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn setting_names() -> String {
+    let mut names: Vec<String> = INT_SETTINGS
+        .iter()
+        .map(|s| s.name.to_string_lossy().into_owned())
+        .collect();
+    names.push(MODEL_NAME.to_string_lossy().into_owned());
+    names.sort();
+    names.join(", ")
+}
+
+/// The `customer_value.*` placeholders that hold a value (a RESET one holds none).
+fn placeholders() -> Vec<Placeholder> {
+    let mut found = Vec::new();
+    // SAFETY: the GUC array is valid for GetNumConfigOptions() entries while no GUC is defined,
+    // which nothing does during this loop; each entry's name is a NUL-terminated string.
+    unsafe {
+        let variables = pg_sys::get_guc_variables();
+        for i in 0..pg_sys::GetNumConfigOptions().max(0) as usize {
+            let variable = *variables.add(i);
+            let is_placeholder = (*variable).flags & pg_sys::GUC_CUSTOM_PLACEHOLDER as i32 != 0;
+            let name = CStr::from_ptr((*variable).name).to_string_lossy();
+            if !is_placeholder
+                || !name.starts_with("customer_value.")
+                || (*variable).source == pg_sys::GucSource::PGC_S_DEFAULT
+            {
+                continue;
+            }
+            let value = pg_sys::GetConfigOption((*variable).name, true, false);
+            found.push(Placeholder {
+                name: name.into_owned(),
+                value: if value.is_null() {
+                    String::new()
+                } else {
+                    CStr::from_ptr(value).to_string_lossy().into_owned()
+                },
+                source: (*variable).source,
+            });
+        }
+    }
+    found
+}
+
+fn source_name(source: pg_sys::GucSource::Type) -> &'static str {
+    use pg_sys::GucSource::*;
+    match source {
+        PGC_S_ENV_VAR => "in the server's environment",
+        PGC_S_FILE => "in the configuration file",
+        PGC_S_ARGV => "on the server's command line",
+        PGC_S_GLOBAL => "for all databases (ALTER ROLE ALL)",
+        PGC_S_DATABASE => "for the database (ALTER DATABASE … SET)",
+        PGC_S_USER => "for the role (ALTER ROLE … SET)",
+        PGC_S_DATABASE_USER => "for the role in this database (ALTER ROLE … IN DATABASE … SET)",
+        PGC_S_CLIENT => "by the client at connection",
+        _ => "in the session",
+    }
 }
 
 /// The training memory budget.

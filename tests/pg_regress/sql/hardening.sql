@@ -157,3 +157,36 @@ BEGIN
 END $$;
 SELECT count(*) AS backend_threads FROM pg_ls_dir('/proc/self/task') AS t;
 ROLLBACK;
+
+-- A customer_value.* setting made before the library is loaded in a backend is a placeholder
+-- Postgres cannot check (item 16). When the library loads it checks them: a misspelt name or an
+-- invalid value fails every call, as Postgres' own settings would, until it is corrected or RESET.
+\c
+\set VERBOSITY default
+SET customer_value.max_trainig_rows = 1000;
+SELECT customer_value.deployed_id('spend');
+\echo :LAST_ERROR_SQLSTATE
+SELECT customer_value.deployed_id('spend');
+\echo :LAST_ERROR_SQLSTATE
+RESET customer_value.max_trainig_rows;
+SELECT customer_value.deployed_id('no_such_model');
+\echo :LAST_ERROR_SQLSTATE
+\c
+SET customer_value.max_training_rows = 0;
+SELECT customer_value.deployed_id('spend');
+\echo :LAST_ERROR_SQLSTATE
+SET customer_value.max_training_rows = '5MB';
+SELECT customer_value.deployed_id('spend');
+\echo :LAST_ERROR_SQLSTATE
+\c
+SET customer_value.max_training_memory = '100kB';
+SELECT customer_value.deployed_id('spend');
+\echo :LAST_ERROR_SQLSTATE
+-- Valid values with units load, and once loaded Postgres itself refuses a typo.
+SET customer_value.max_training_memory = '2GB';
+SET customer_value.progress_interval = '1min';
+SELECT customer_value.deployed_id('no_such_model');
+SHOW customer_value.max_training_memory;
+SHOW customer_value.progress_interval;
+SET customer_value.modle = 'spend';
+\echo :LAST_ERROR_SQLSTATE
