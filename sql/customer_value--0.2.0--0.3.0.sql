@@ -180,3 +180,7 @@ COMMENT ON FUNCTION customer_value.create_log_features(text, text, timestamptz) 
 -- evaluate reports the decile MAPE and the naive ranking's Gini.
 COMMENT ON FUNCTION customer_value.evaluate(text, text, text) IS
     'Metrics of a model on any relation against its column `actual`: n, predicted/actual totals and % error, MAE, RMSE, R², Pearson, Spearman, normalized Gini, top-decile capture, decile MAPE, and the Gini of the naive ranking by the source''s total_spend or monetary_value column (naive_gini_by_<column>) when it has one';
+
+-- The modified BG/NBD count model (algorithm and count_model mbgnbd).
+COMMENT ON FUNCTION customer_value.expected_purchases(record, float8) IS
+    'Expected repeat purchases of a customer in the next `periods` time units, with the default CLV model (bgnbd, mbgnbd, pareto_nbd or clv)';

@@ -29,6 +29,14 @@ step "models of every kind, a restricted one, an RFM summary, a trainer role"
 psql_run >/dev/null <<'SQL'
 SELECT * FROM customer_value.train('mlp', 'customers', 'spend', 'mlp', '{"epochs": 5}');
 SELECT * FROM customer_value.train('secret', 'customers', 'spend', 'ridge');
+SELECT setseed(0.5);
+CREATE TABLE txl AS SELECT c AS customer_id, DATE '2023-01-01' + (random() * 600)::int AS day,
+       round((random() * 100)::numeric, 2) AS amount
+  FROM generate_series(1, 1500) AS c, generate_series(1, 1 + c % 7) AS g WHERE random() < 0.7;
+GRANT SELECT ON txl TO cv_fuzz_trainer;
+SELECT * FROM customer_value.train_from_log('logm', 'txl', 'customer_id', 'day', 'amount', '2024-06-30', '{"algorithm": "ridge", "horizon_days": 90}');
+SELECT customer_value.create_log_features('lf', 'logm', '2024-06-30');
+GRANT SELECT ON lf TO cv_fuzz_trainer;
 CREATE ROLE cv_fuzz_finance;
 SELECT customer_value.restrict_model('secret', ARRAY['cv_fuzz_finance']);
 CREATE TABLE extreme AS SELECT * FROM customers LIMIT 0;
@@ -51,7 +59,7 @@ DO $fuzz$
 DECLARE
     names text[] := ARRAY[NULL, '', 'spend', 'spend@1', 'spend@2', 'spend@0', 'spend@-1', 'spend@99999999999',
                           'gbm', 'mlp', 'churn', 'region', 'clv', 'secret', 'secret@1', 'no_such_model', '@',
-                          repeat('x', 10000), E'sp\x01end', 'spend''; DROP TABLE customers; --', 'Spend'];
+                          repeat('x', 10000), E'sp\x01end', 'spend''; DROP TABLE customers; --', 'Spend', 'logm'];
     sources text[] := ARRAY[NULL, '', 'customers', 'rfm', 'extreme', 'tx', 'pg_class', 'no_such_table',
                             'SELECT 1', 'SELECT * FROM customers WHERE false', '(SELECT', 'customers; DROP TABLE customers',
                             repeat('a', 5000), 'SELECT NULL::int AS x, 1 AS spend', 'SELECT *, 1 AS spend FROM customers',
@@ -65,8 +73,16 @@ DECLARE
                             '{"metric": "auc"}', '{"columns": {"count": "frequency"}}', '{"horizon": -1}', '{"deploy": "always"}',
                             '{"search": {"n_trees": [1, 2]}, "n_trees": 2}', '{"epochs": 1, "hidden_layers": [1]}',
                             '{"impute": {"orders": "mode"}}', '{"as_of": "not a date"}', '{"penalizer": 1e300}', '{"max_iterations": 1}',
-                            '{"holdout_end": "2024-01-01"}', '{"period": "year"}', '{"x": {"y": [1, {"z": null}]}}'];
-    rows text[] := ARRAY['c', '(SELECT c FROM customers c LIMIT 1)', 'r', 'ROW(1, 2)', 'ROW(NULL)',
+                            '{"holdout_end": "2024-01-01"}', '{"period": "year"}', '{"x": {"y": [1, {"z": null}]}}',
+                            '{"horizon_days": 0}', '{"horizon_days": 1e9}', '{"horizon_days": 60, "algorithm": "ridge"}', '{"horizon_days": 90, "count_model": "mbgnbd", "algorithm": "linear"}', '{"window_days": 1}', '{"cutoffs": 100000}', '{"cutoffs": 1, "algorithm": "linear"}',
+                            '{"cutoff_step_days": -3}', '{"count_model": "pareto_nbd", "algorithm": "ridge"}', '{"count_model": "nope"}',
+                            '{"attributes": "customers"}', '{"algorithm": "gbm", "loss": "hurdle", "n_trees": 3}', '{"loss": "ziln"}',
+                            '{"algorithm": "bgnbd"}', '{"algorithm": "mlp", "epochs": 1, "loss": "hurdle"}'];
+    logs text[] := ARRAY[NULL, '', 'tx', 'txl', 'txl', 'customers', 'extreme', 'no_such_table', 'SELECT customer_id, day, -amount AS amount FROM txl',
+                         'SELECT customer_id, day, NULL::numeric AS amount FROM txl', 'SELECT customer_id::text AS customer_id, day::timestamptz AS day, amount::float8 AS amount FROM txl',
+                         'SELECT 1 AS customer_id, DATE ''2024-01-01'' AS day, 1 AS amount', '(SELECT'];
+    as_ofs text[] := ARRAY[NULL, '2024-06-30', '2024-06-30', '2024-09-30', '2024-01-02', '1900-01-01', 'infinity', '-infinity', '2100-01-01'];
+    rows text[] := ARRAY['c', '(SELECT c FROM customers c LIMIT 1)', 'r', 'ROW(1, 2)', 'ROW(NULL)', '(SELECT l FROM lf l LIMIT 1)',
                          '(SELECT e FROM extreme e LIMIT 1)', '(SELECT p FROM pg_class p LIMIT 1)',
                          '(SELECT x FROM (SELECT 1e308::float8 AS f1, ''NaN''::float8 AS f2) x)',
                          '(SELECT x FROM (SELECT -3 AS frequency, 5.0 AS recency, 1.0 AS t, 2.0 AS monetary_value) x)'];
@@ -74,8 +90,9 @@ DECLARE
     functions text[] := ARRAY['customer_value', 'customer_tier', 'predict_proba', 'explain', 'p_alive',
                               'expected_purchases', 'expected_spend', 'customer_value_id', 'train', 'retrain', 'deploy',
                               'restrict_model', 'evaluate', 'lift', 'drift', 'group_report', 'model_params',
-                              'feature_importance', 'rfm', 'create_rfm', 'deployed_id', 'distribute', 'schedule_retraining'];
-    weights int[] := ARRAY[14, 8, 6, 5, 4, 4, 4, 4, 6, 3, 4, 3, 4, 3, 3, 3, 3, 3, 3, 2, 3, 1, 1];
+                              'feature_importance', 'rfm', 'create_rfm', 'deployed_id', 'distribute', 'schedule_retraining',
+                              'train_from_log', 'create_log_features'];
+    weights int[] := ARRAY[14, 8, 6, 5, 4, 4, 4, 4, 6, 3, 4, 3, 4, 3, 3, 3, 3, 3, 3, 2, 3, 1, 1, 1, 2];
     total int := 0;
     fn text;
     stmt text;
@@ -126,6 +143,14 @@ BEGIN
                  sources[1 + floor(random() * array_length(sources, 1))::int], 'customer_id', 'day', 'amount', '2024-09-30', options[1 + floor(random() * array_length(options, 1))::int])
             WHEN 'deployed_id' THEN format('SELECT customer_value.deployed_id(%s)', pick)
             WHEN 'distribute' THEN 'SELECT * FROM customer_value.distribute()'
+            WHEN 'train_from_log' THEN format('SELECT * FROM customer_value.train_from_log(%L, %L, %L, %L, %L, %L::timestamptz, %L::jsonb)',
+                 'l' || floor(random() * 3)::int, logs[1 + floor(random() * array_length(logs, 1))::int],
+                 (ARRAY['customer_id', 'nope', NULL, 'day'])[1 + floor(random() * 4)::int], (ARRAY['day', 'amount', NULL])[1 + floor(random() * 3)::int],
+                 (ARRAY['amount', 'day', NULL, 'customer_id'])[1 + floor(random() * 4)::int], as_ofs[1 + floor(random() * array_length(as_ofs, 1))::int],
+                 options[1 + floor(random() * array_length(options, 1))::int])
+            WHEN 'create_log_features' THEN format('SELECT customer_value.create_log_features(%L, %s, %L::timestamptz)',
+                 (ARRAY['lf_f', 'x; DROP TABLE customers', '', NULL, 'pg_catalog.evil', repeat('t', 100)])[1 + floor(random() * 6)::int] || floor(random() * 1000)::int,
+                 pick, as_ofs[1 + floor(random() * array_length(as_ofs, 1))::int])
             ELSE format('SELECT customer_value.schedule_retraining(%s, %L)', pick, '* * * * *')
         END;
         as_trainer := random() < 0.25;

@@ -720,7 +720,7 @@ CREATE FUNCTION customer_value.expected_purchases("row" record, periods float8) 
     LANGUAGE c STABLE STRICT PARALLEL SAFE
     AS 'MODULE_PATHNAME', 'cv_expected_purchases_default_wrapper';
 COMMENT ON FUNCTION customer_value.expected_purchases(record, float8) IS
-    'Expected repeat purchases of a customer in the next `periods` time units, with the default CLV model (bgnbd, pareto_nbd or clv)';
+    'Expected repeat purchases of a customer in the next `periods` time units, with the default CLV model (bgnbd, mbgnbd, pareto_nbd or clv)';
 "#,
     name = "cv_expected_purchases_default_sql",
     requires = ["schema"]

@@ -1,10 +1,11 @@
-//! Customer-lifetime-value models: BG/NBD and Pareto/NBD for purchase counts, Gamma-Gamma for
+//! Customer-lifetime-value models: BG/NBD, MBG/NBD and Pareto/NBD for purchase counts, Gamma-Gamma for
 //! spend, and their combination into a discounted CLV. Maximum-likelihood fits on a log scale
 //! with Nelder–Mead; special functions in `special`.
 
 pub mod bgnbd;
 pub mod data;
 pub mod gamma_gamma;
+pub mod mbgnbd;
 pub mod model;
 pub mod optimize;
 pub mod options;

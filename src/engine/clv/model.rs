@@ -6,28 +6,102 @@
 use serde::{Deserialize, Serialize};
 
 use super::bgnbd::BgNbd;
+use super::data::Customer;
 use super::gamma_gamma::GammaGamma;
+use super::mbgnbd::MbgNbd;
+use super::optimize::FitOptions;
 use super::pareto_nbd::ParetoNbd;
-use crate::engine::error::{EngineError, Result};
+use crate::engine::error::{EngineError, ErrorKind, Result};
+use crate::engine::models::Algorithm;
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub enum CountModel {
     BgNbd(BgNbd),
     ParetoNbd(ParetoNbd),
+    /// Appended (stored models decode by variant index).
+    MbgNbd(MbgNbd),
 }
 
 impl CountModel {
+    /// The count models an option (`count_model`) chooses among.
+    pub const ALGORITHMS: [Algorithm; 3] =
+        [Algorithm::BgNbd, Algorithm::ParetoNbd, Algorithm::MbgNbd];
+
+    /// The option choices, and how an error lists them.
+    pub fn choices() -> (Vec<(&'static str, Algorithm)>, String) {
+        let choices: Vec<(&'static str, Algorithm)> =
+            Self::ALGORITHMS.iter().map(|a| (a.name(), *a)).collect();
+        let quoted: Vec<String> = choices.iter().map(|(n, _)| format!("\"{n}\"")).collect();
+        let listed = match quoted.split_last() {
+            Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+            _ => quoted.join(""),
+        };
+        (choices, listed)
+    }
+
+    /// Fits the count model `algorithm` names, checked to have converged to a valid optimum;
+    /// with its log-likelihood. `None` for an algorithm that is no count model.
+    pub fn fit(
+        algorithm: Algorithm,
+        customers: &[Customer],
+        options: &FitOptions,
+        interrupt: &mut dyn FnMut(),
+    ) -> Result<Option<(CountModel, f64)>> {
+        let (model, ll) = match algorithm {
+            Algorithm::BgNbd => {
+                let (m, ll) = BgNbd::fit(customers, options, interrupt)?;
+                (CountModel::BgNbd(m), ll)
+            }
+            Algorithm::ParetoNbd => {
+                let (m, ll) = ParetoNbd::fit(customers, options, interrupt)?;
+                (CountModel::ParetoNbd(m), ll)
+            }
+            Algorithm::MbgNbd => {
+                let (m, ll) = MbgNbd::fit(customers, options, interrupt)?;
+                (CountModel::MbgNbd(m), ll)
+            }
+            _ => return Ok(None),
+        };
+        let named = model.named_params();
+        let (names, values): (Vec<&str>, Vec<f64>) = named.iter().copied().unzip();
+        check_fit(model.name(), &names, &values, ll)?;
+        Ok(Some((model, ll)))
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             CountModel::BgNbd(_) => "bgnbd",
             CountModel::ParetoNbd(_) => "pareto_nbd",
+            CountModel::MbgNbd(_) => "mbgnbd",
         }
+    }
+
+    /// The parameters under the literature's names.
+    pub fn named_params(&self) -> [(&'static str, f64); 4] {
+        match self {
+            CountModel::BgNbd(m) => [("r", m.r), ("alpha", m.alpha), ("a", m.a), ("b", m.b)],
+            CountModel::ParetoNbd(m) => {
+                [("r", m.r), ("alpha", m.alpha), ("s", m.s), ("beta", m.beta)]
+            }
+            CountModel::MbgNbd(m) => [("r", m.r), ("alpha", m.alpha), ("a", m.a), ("b", m.b)],
+        }
+    }
+
+    /// The parameters as a jsonb object.
+    pub fn params_json(&self) -> serde_json::Value {
+        let map: serde_json::Map<String, serde_json::Value> = self
+            .named_params()
+            .iter()
+            .map(|(k, v)| (k.to_string(), (*v).into()))
+            .collect();
+        serde_json::Value::Object(map)
     }
 
     pub fn expected_purchases(&self, h: f64, x: f64, t_x: f64, t: f64) -> f64 {
         match self {
             CountModel::BgNbd(m) => m.expected_purchases(h, x, t_x, t),
             CountModel::ParetoNbd(m) => m.expected_purchases(h, x, t_x, t),
+            CountModel::MbgNbd(m) => m.expected_purchases(h, x, t_x, t),
         }
     }
 
@@ -35,6 +109,7 @@ impl CountModel {
         match self {
             CountModel::BgNbd(m) => m.expected_purchases_many(hs, x, t_x, t, out),
             CountModel::ParetoNbd(m) => m.expected_purchases_many(hs, x, t_x, t, out),
+            CountModel::MbgNbd(m) => m.expected_purchases_many(hs, x, t_x, t, out),
         }
     }
 
@@ -42,8 +117,32 @@ impl CountModel {
         match self {
             CountModel::BgNbd(m) => m.p_alive(x, t_x, t),
             CountModel::ParetoNbd(m) => m.p_alive(x, t_x, t),
+            CountModel::MbgNbd(m) => m.p_alive(x, t_x, t),
         }
     }
+}
+
+/// Checks that a CLV fit converged to a finite optimum with every parameter in range; otherwise
+/// a clear error suggesting the penalizer.
+pub fn check_fit(model: &str, names: &[&str], values: &[f64], log_likelihood: f64) -> Result<()> {
+    let out_of_range = |v: f64| !v.is_finite() || !(1e-8..=1e8).contains(&v);
+    if values.iter().all(|&v| !out_of_range(v)) && log_likelihood.is_finite() {
+        return Ok(());
+    }
+    let shown: Vec<String> = names
+        .iter()
+        .zip(values)
+        .map(|(n, v)| format!("{n} = {v:.4e}"))
+        .collect();
+    Err(EngineError::new(
+        ErrorKind::FitFailed,
+        format!(
+            "{model} did not converge to a valid optimum: {} (log-likelihood {log_likelihood})",
+            shown.join(", ")
+        ),
+    )
+    .with_detail("A parameter ran off towards 0 or infinity: the data carry too little heterogeneity for this model (e.g. customers who all buy on the same schedule).")
+    .with_hint("Add a penalty, e.g. options => '{\"penalizer\": 0.01}', or use more varied data."))
 }
 
 /// Length of an average month in days, the step at which CLV is discounted.
@@ -130,7 +229,7 @@ impl ClvModel {
         let (x, t_x, t) = (input[0], input[1], input[2]);
         let missing = |part: &str| {
             EngineError::invalid_parameter(format!("{model} has no {part}"))
-                .with_hint("expected_purchases and p_alive need a bgnbd, pareto_nbd or clv model; expected_spend a gamma_gamma or clv model.")
+                .with_hint("expected_purchases and p_alive need a bgnbd, mbgnbd, pareto_nbd or clv model; expected_spend a gamma_gamma or clv model.")
         };
         match quantity {
             ClvQuantity::ExpectedPurchases(h) => {
@@ -170,11 +269,9 @@ impl ClvModel {
             && self.unit_days.is_finite()
             && self.unit_days > 0.0
             && self.horizon * self.unit_days <= MAX_DISCOUNT_STEPS as f64 * MONTH_DAYS
-            && match &self.count {
-                Some(CountModel::BgNbd(m)) => params_ok(&m.params()),
-                Some(CountModel::ParetoNbd(m)) => params_ok(&m.params()),
-                None => true,
-            }
+            && self
+                .count
+                .is_none_or(|m| params_ok(&m.named_params().map(|(_, v)| v)))
             // training refuses q ≤ 1 (an infinite mean spend), so no stored model has it
             && self.spend.is_none_or(|m| params_ok(&m.params()) && m.q > 1.0);
         if ok {
@@ -187,20 +284,10 @@ impl ClvModel {
     /// Parameters under the literature's names, for `model_params`.
     pub fn params(&self) -> serde_json::Value {
         let mut map = serde_json::Map::new();
-        match &self.count {
-            Some(CountModel::BgNbd(m)) => {
-                for (k, v) in [("r", m.r), ("alpha", m.alpha), ("a", m.a), ("b", m.b)] {
-                    map.insert(k.into(), v.into());
-                }
-            }
-            Some(CountModel::ParetoNbd(m)) => {
-                for (k, v) in [("r", m.r), ("alpha", m.alpha), ("s", m.s), ("beta", m.beta)] {
-                    map.insert(k.into(), v.into());
-                }
-            }
-            None => {}
-        }
         if let Some(count) = &self.count {
+            for (k, v) in count.named_params() {
+                map.insert(k.into(), v.into());
+            }
             map.insert("count_model".into(), count.name().into());
         }
         if let Some(m) = &self.spend {

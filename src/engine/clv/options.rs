@@ -3,6 +3,7 @@
 
 use serde_json::{Map, Value};
 
+use crate::engine::clv::model::CountModel;
 use crate::engine::clv::model::MAX_HORIZON_DAYS;
 use crate::engine::error::{EngineError, Result};
 use crate::engine::models::Algorithm;
@@ -110,16 +111,8 @@ impl ClvOptions {
                     .ok_or_else(|| option_error("group", "true or false", v))?,
             );
         }
-        let count_models = [
-            ("bgnbd", Algorithm::BgNbd),
-            ("pareto_nbd", Algorithm::ParetoNbd),
-        ];
-        if let Some(m) = choice(
-            map,
-            "count_model",
-            &count_models,
-            "\"bgnbd\" or \"pareto_nbd\"",
-        )? {
+        let (count_models, listed) = CountModel::choices();
+        if let Some(m) = choice(map, "count_model", &count_models, &listed)? {
             o.count_model = m;
         }
         if let Some(v) = map.get("columns") {

@@ -68,10 +68,12 @@ pub enum Algorithm {
     Mlp,
     /// Logistic regression (binary classification).
     Logistic,
+    /// Modified BG/NBD purchase-count model (appended: stored models decode by index).
+    MbgNbd,
 }
 
 impl Algorithm {
-    pub const ALL: [Algorithm; 13] = [
+    pub const ALL: [Algorithm; 14] = [
         Algorithm::Linear,
         Algorithm::Ridge,
         Algorithm::Lasso,
@@ -82,6 +84,7 @@ impl Algorithm {
         Algorithm::Mlp,
         Algorithm::Auto,
         Algorithm::BgNbd,
+        Algorithm::MbgNbd,
         Algorithm::ParetoNbd,
         Algorithm::GammaGamma,
         Algorithm::Clv,
@@ -104,6 +107,7 @@ impl Algorithm {
             Algorithm::ElasticNet => "elastic_net",
             Algorithm::Auto => "auto",
             Algorithm::BgNbd => "bgnbd",
+            Algorithm::MbgNbd => "mbgnbd",
             Algorithm::ParetoNbd => "pareto_nbd",
             Algorithm::GammaGamma => "gamma_gamma",
             Algorithm::Clv => "clv",
@@ -140,7 +144,9 @@ impl Algorithm {
             Algorithm::RandomForest => ForestParams::KEYS,
             Algorithm::Gbm => GbmOptions::KEYS,
             Algorithm::Mlp => MlpOptions::KEYS,
-            Algorithm::BgNbd | Algorithm::ParetoNbd | Algorithm::GammaGamma => &[],
+            Algorithm::BgNbd | Algorithm::MbgNbd | Algorithm::ParetoNbd | Algorithm::GammaGamma => {
+                &[]
+            }
             Algorithm::Clv => ClvOptions::COMBINED_KEYS,
         }
     }
@@ -154,7 +160,11 @@ impl Algorithm {
     pub fn is_clv(self) -> bool {
         matches!(
             self,
-            Algorithm::BgNbd | Algorithm::ParetoNbd | Algorithm::GammaGamma | Algorithm::Clv
+            Algorithm::BgNbd
+                | Algorithm::MbgNbd
+                | Algorithm::ParetoNbd
+                | Algorithm::GammaGamma
+                | Algorithm::Clv
         )
     }
 
@@ -317,7 +327,7 @@ mod tests {
         assert_eq!(err.message, "unknown algorithm \"xgboost\"");
         assert_eq!(
             err.hint.as_deref(),
-            Some("Valid algorithms are: linear, ridge, lasso, elastic_net, logistic, random_forest, gbm, mlp, auto, bgnbd, pareto_nbd, gamma_gamma, clv.")
+            Some("Valid algorithms are: linear, ridge, lasso, elastic_net, logistic, random_forest, gbm, mlp, auto, bgnbd, mbgnbd, pareto_nbd, gamma_gamma, clv.")
         );
     }
 }

@@ -5,6 +5,7 @@
 
 use serde_json::{json, Map, Value};
 
+use crate::engine::clv::model::CountModel;
 use crate::engine::error::{EngineError, ErrorKind, Result};
 use crate::engine::metrics::Metric;
 use crate::engine::models::Algorithm;
@@ -117,11 +118,8 @@ impl LogOptions {
             o.cutoffs = n as usize;
         }
         o.cutoff_step_days = days("cutoff_step_days")?;
-        let models = [
-            ("bgnbd", Algorithm::BgNbd),
-            ("pareto_nbd", Algorithm::ParetoNbd),
-        ];
-        if let Some(m) = choice(map, "count_model", &models, "\"bgnbd\" or \"pareto_nbd\"")? {
+        let (count_models, listed) = CountModel::choices();
+        if let Some(m) = choice(map, "count_model", &count_models, &listed)? {
             o.count_model = m;
         }
         if let Some(v) = map.get("algorithm") {

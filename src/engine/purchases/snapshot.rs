@@ -2,16 +2,13 @@
 //! RFM, recent windows, inter-purchase times, trend, refunds, tenure, and the outputs of the
 //! CLV models (count model × Gamma-Gamma) fitted at that cut-off.
 
-use crate::engine::clv::bgnbd::BgNbd;
 use crate::engine::clv::data::Customer;
 use crate::engine::clv::gamma_gamma::GammaGamma;
-use crate::engine::clv::model::CountModel;
+use crate::engine::clv::model::{check_fit, CountModel};
 use crate::engine::clv::optimize::FitOptions;
-use crate::engine::clv::pareto_nbd::ParetoNbd;
 use crate::engine::error::{EngineError, Result};
 use crate::engine::memory::try_with_capacity;
 use crate::engine::models::Algorithm;
-use crate::engine::train::check_clv_fit;
 
 use super::{date_text, up_to, PurchaseDay, PurchaseLog};
 
@@ -83,7 +80,7 @@ impl ClvAtCutoff {
         let (spend, spend_fit_error) = match GammaGamma::fit(customers, &options, interrupt)
             .and_then(|fit| {
                 let m = fit.model;
-                check_clv_fit(
+                check_fit(
                     "gamma_gamma",
                     &["p", "q", "gamma"],
                     &m.params(),
@@ -128,17 +125,12 @@ fn fit_count_model(
     options: &FitOptions,
     interrupt: &mut dyn FnMut(),
 ) -> Result<CountModel> {
-    match algorithm {
-        Algorithm::ParetoNbd => {
-            let (m, ll) = ParetoNbd::fit(customers, options, interrupt)?;
-            check_clv_fit("pareto_nbd", &["r", "alpha", "s", "beta"], &m.params(), ll)?;
-            Ok(CountModel::ParetoNbd(m))
-        }
-        _ => {
-            let (m, ll) = BgNbd::fit(customers, options, interrupt)?;
-            check_clv_fit("bgnbd", &["r", "alpha", "a", "b"], &m.params(), ll)?;
-            Ok(CountModel::BgNbd(m))
-        }
+    match CountModel::fit(algorithm, customers, options, interrupt)? {
+        Some((model, _)) => Ok(model),
+        None => Err(EngineError::invalid_parameter(format!(
+            "{} is not a purchase-count model",
+            algorithm.name()
+        ))),
     }
 }
 

@@ -1,14 +1,12 @@
-//! Fitting a CLV model (`bgnbd`, `pareto_nbd`, `gamma_gamma` or `clv`) on an RFM summary, and
+//! Fitting a CLV model (`bgnbd`, `mbgnbd`, `pareto_nbd`, `gamma_gamma` or `clv`) on an RFM summary, and
 //! evaluating it against a target over time (not on a row holdout).
 
 use serde_json::{json, Map, Value};
 
-use crate::engine::clv::bgnbd::BgNbd;
 use crate::engine::clv::data::{self as clv_data, Customer};
 use crate::engine::clv::gamma_gamma::GammaGamma;
-use crate::engine::clv::model::{ClvModel, CountModel};
+use crate::engine::clv::model::{check_fit, ClvModel, CountModel};
 use crate::engine::clv::optimize::FitOptions;
-use crate::engine::clv::pareto_nbd::ParetoNbd;
 use crate::engine::codec::{ModelArtifact, Task};
 use crate::engine::drift::BinProfile;
 use crate::engine::error::{EngineError, ErrorKind, Result};
@@ -20,35 +18,6 @@ use crate::engine::target::TargetKind;
 
 use super::report::profile_of;
 use super::TrainOutcome;
-
-/// Parameters of a fitted CLV model that are usable: finite and within [1e-8, 1e8]. A fit that
-/// ran off to a boundary (e.g. r, α → 10³⁸ with a likelihood of 0 on very regular buyers)
-/// reached no valid optimum and is refused instead of deployed.
-pub(crate) fn check_clv_fit(
-    model: &str,
-    names: &[&str],
-    values: &[f64],
-    log_likelihood: f64,
-) -> Result<()> {
-    let out_of_range = |v: f64| !v.is_finite() || !(1e-8..=1e8).contains(&v);
-    if values.iter().all(|&v| !out_of_range(v)) && log_likelihood.is_finite() {
-        return Ok(());
-    }
-    let shown: Vec<String> = names
-        .iter()
-        .zip(values)
-        .map(|(n, v)| format!("{n} = {v:.4e}"))
-        .collect();
-    Err(EngineError::new(
-        ErrorKind::FitFailed,
-        format!(
-            "{model} did not converge to a valid optimum: {} (log-likelihood {log_likelihood})",
-            shown.join(", ")
-        ),
-    )
-    .with_detail("A parameter ran off towards 0 or infinity: the data carry too little heterogeneity for this model (e.g. customers who all buy on the same schedule).")
-    .with_hint("Add a penalty, e.g. options => '{\"penalizer\": 0.01}', or use more varied data."))
-}
 
 /// `features` name the summary's columns (frequency, recency, t and, for spend models,
 /// monetary_value); `target`, if given, is compared with each customer's value (e.g. the
@@ -189,21 +158,11 @@ fn fit_count_model(
 ) -> Result<Option<CountModel>> {
     let count_algorithm = match algorithm {
         Algorithm::Clv => options.clv.count_model,
-        Algorithm::BgNbd | Algorithm::ParetoNbd => algorithm,
-        _ => return Ok(None),
+        _ => algorithm,
     };
-    let (model, ll) = match count_algorithm {
-        Algorithm::BgNbd => {
-            let (m, ll) = BgNbd::fit(customers, fit_options, interrupt)?;
-            check_clv_fit("bgnbd", &["r", "alpha", "a", "b"], &m.params(), ll)?;
-            (CountModel::BgNbd(m), ll)
-        }
-        Algorithm::ParetoNbd => {
-            let (m, ll) = ParetoNbd::fit(customers, fit_options, interrupt)?;
-            check_clv_fit("pareto_nbd", &["r", "alpha", "s", "beta"], &m.params(), ll)?;
-            (CountModel::ParetoNbd(m), ll)
-        }
-        _ => return Ok(None),
+    let Some((model, ll)) = CountModel::fit(count_algorithm, customers, fit_options, interrupt)?
+    else {
+        return Ok(None);
     };
     extra.insert("log_likelihood".into(), json!(ll));
     Ok(Some(model))
@@ -218,7 +177,7 @@ fn fit_spend_model(
     interrupt: &mut dyn FnMut(),
 ) -> Result<GammaGamma> {
     let fit = GammaGamma::fit(customers, fit_options, interrupt)?;
-    check_clv_fit(
+    check_fit(
         "gamma_gamma",
         &["p", "q", "gamma"],
         &fit.model.params(),

@@ -696,17 +696,7 @@ fn log_facts(
 }
 
 fn count_params(snapshot: &Snapshot) -> Value {
-    use crate::engine::clv::model::CountModel;
-    match &snapshot.clv.count {
-        CountModel::BgNbd(m) => {
-            let [r, alpha, a, b] = m.params();
-            json!({"r": r, "alpha": alpha, "a": a, "b": b})
-        }
-        CountModel::ParetoNbd(m) => {
-            let [r, alpha, s, beta] = m.params();
-            json!({"r": r, "alpha": alpha, "s": s, "beta": beta})
-        }
-    }
+    snapshot.clv.count.params_json()
 }
 
 fn skipped_detail(examples: &Examples) -> String {

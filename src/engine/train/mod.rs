@@ -25,7 +25,6 @@ mod log;
 mod report;
 mod search;
 
-pub(crate) use clv::check_clv_fit;
 pub use clv::train_clv;
 pub use log::{train_from_log, LOG_TARGET};
 pub use report::metrics_object;

@@ -75,6 +75,12 @@ SELECT count(*) AS rows_differ FROM (TABLE cdnow_features EXCEPT TABLE poisoned_
 SELECT metrics -> 'backtest' -> 'window_days' AS window_days, metrics -> 'backtest' -> 'extrapolated' AS extrapolated
   FROM customer_value.train_from_log('cdnow_90', 'sample_tx', 'customer_id', 'purchased', 'dollars',
                                      '1997-09-30', '{"horizon_days": 90, "algorithm": "linear"}');
+-- The modified BG/NBD as the count model behind the CLV features, the extrapolation and the
+-- classic baseline (a one-time buyer may have dropped out).
+SELECT metrics -> 'log' ->> 'count_model' AS count_model, jsonb_object_keys(metrics -> 'baselines') AS baseline
+  FROM customer_value.train_from_log('cdnow_mbg', 'sample_tx', 'customer_id', 'purchased', 'dollars',
+                                     '1997-09-30', '{"horizon_days": 90, "algorithm": "linear", "count_model": "mbgnbd"}')
+ ORDER BY baseline;
 
 -- 5. Refunds are features; a window whose refunds exceed its purchases counts as 0.
 CREATE TABLE refunds_tx AS
