@@ -8,7 +8,8 @@ mkdir -p docs/data
 DEMO_OUT="$ROOT/docs/data" bash scripts/demo.sh
 bash bench/scoring.sh
 cp bench/results/scoring.csv docs/data/scoring.csv
-python3 scripts/svg_charts.py lift docs/data/cdnow_lift.csv docs/cdnow_lift.svg
+python3 scripts/svg_charts.py lift docs/data/cdnow_lift.csv docs/cdnow_lift.svg \
+    "CDNOW: train_from_log as of 1997-09-30 vs actual spend of the next 39 weeks, by decile"
 python3 scripts/svg_charts.py lift docs/data/cdnow_clv_lift.csv docs/cdnow_clv_lift.svg \
     "CDNOW: 39-week CLV (BG/NBD x Gamma-Gamma) vs actual holdout spend, by decile"
 python3 scripts/svg_charts.py scoring docs/data/scoring.csv docs/scoring.svg

@@ -141,7 +141,7 @@ def main():
     with open(source, newline="") as f:
         rows = list(csv.DictReader(f))
     if kind == "lift":
-        out = lift(rows, title or "CDNOW: predicted vs actual holdout spend, customers the model never saw")
+        out = lift(rows, title or "CDNOW: predicted vs actual spend of the next 39 weeks, by decile")
     elif kind == "scoring":
         out = scoring(rows, "Scoring cost inside PostgreSQL 15")
     else:

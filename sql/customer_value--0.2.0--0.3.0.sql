@@ -163,7 +163,7 @@ VOLATILE PARALLEL UNSAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'train_from_log_wrapper';
 COMMENT ON FUNCTION customer_value.train_from_log(text, text, text, text, text, timestamptz, jsonb) IS
-    'Trains a new version of a model from a transaction log (one row per purchase or line item), leak-free: features at earlier cut-offs, the spend of the following window as target, a backtest on the most recent window before as_of with BG/NBD × Gamma-Gamma and the last window''s spend as baselines (metrics->''baselines''); options: horizon_days (365), window_days, cutoffs, cutoff_step_days, count_model, algorithm (auto) and the usual training options; returns name, version, algorithm, metrics, deployed, id';
+    'Trains a new version of a model from a transaction log (one row per purchase or line item), leak-free: features at earlier cut-offs, the spend of the following window as target, a backtest on the most recent window before as_of with BG/NBD × Gamma-Gamma and the last window''s spend as baselines (metrics->''baselines''); options: horizon_days (365), window_days, cutoffs, cutoff_step_days, count_model, algorithm (auto), attributes (a source of static customer attributes) and the usual training options; returns name, version, algorithm, metrics, deployed, id';
 REVOKE EXECUTE ON FUNCTION customer_value.train_from_log(text, text, text, text, text, timestamptz, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION customer_value.train_from_log(text, text, text, text, text, timestamptz, jsonb) TO customer_value_trainer;
 CREATE  FUNCTION customer_value."create_log_features"(

@@ -1,5 +1,17 @@
 -- customer_value: the model store. Runs right after schema customer_value is created.
 
+-- Names, categories and messages pass through Rust strings, which are UTF-8: in a database of
+-- another encoding a name such as 'modèle' could not be read. Refused up front, not mid-call.
+DO $$
+BEGIN
+    IF current_setting('server_encoding') <> 'UTF8' THEN
+        RAISE EXCEPTION 'customer_value needs a UTF8 database; this one is %', current_setting('server_encoding')
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'Create the database with ENCODING ''UTF8'' (e.g. CREATE DATABASE shop ENCODING ''UTF8'' TEMPLATE template0).';
+    END IF;
+END
+$$;
+
 COMMENT ON SCHEMA customer_value IS
     'customer_value extension: the model store and every function except the scoring functions customer_value(row) and customer_tier(row)';
 

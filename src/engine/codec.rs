@@ -408,17 +408,29 @@ impl ModelArtifact {
         self.tiers.validate()
     }
 
+    /// Largest encoded model: a bytea value (a varlena) holds at most 1 GB including its
+    /// 4-byte header.
+    pub const MAX_STORED_BYTES: usize = (1 << 30) - 5;
+
     pub fn encode(&self) -> Result<Vec<u8>> {
         let payload = postcard::to_allocvec(self).map_err(|e| {
             EngineError::new(ErrorKind::Internal, format!("cannot encode model: {e}"))
         })?;
-        let len = u32::try_from(payload.len()).map_err(|_| {
-            EngineError::invalid_parameter(format!(
-                "model is too large to store ({} bytes)",
-                payload.len()
-            ))
-            .with_hint("Use fewer or shallower trees (n_trees, max_depth).")
-        })?;
+        // a bytea value holds at most 1 GB (varlena); the header must fit in it too
+        let len = u32::try_from(payload.len())
+            .ok()
+            .filter(|&len| len as usize + HEADER_LEN <= Self::MAX_STORED_BYTES)
+            .ok_or_else(|| {
+                EngineError::new(
+                    ErrorKind::TooManyRows,
+                    format!(
+                        "the model is {} MB; a stored model holds at most {} MB",
+                        payload.len() >> 20,
+                        Self::MAX_STORED_BYTES >> 20
+                    ),
+                )
+                .with_hint("Use fewer or shallower trees (n_trees, max_depth, min_samples_leaf), or fewer hidden units.")
+            })?;
         let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());

@@ -44,6 +44,11 @@ pub enum ErrorKind {
     PrerequisiteState,
     /// The work would need more memory than its budget or than the system gives (53200).
     OutOfMemory,
+    /// The system refused another resource, e.g. a thread under a process limit (53000).
+    InsufficientResources,
+    /// Two values that must be told apart are not, e.g. two customer keys that print alike
+    /// (21000).
+    CardinalityViolation,
     /// A bug: an invariant of the engine itself was broken (XX000).
     Internal,
 }

@@ -195,7 +195,7 @@ impl TargetKind {
         options: &TrainOptions,
     ) -> Result<()> {
         match self {
-            TargetKind::Value => Ok(()),
+            TargetKind::Value => check_value_algorithm(algorithm, options),
             TargetKind::MultiClass => {
                 let k = options.classes.len() as f64;
                 match data
@@ -240,6 +240,24 @@ fn check_binary(data: &Dataset, algorithm: Algorithm, options: &TrainOptions) ->
         }
     }
     Ok(())
+}
+
+/// A value model needs an algorithm that predicts a number: logistic regression learns a class
+/// (also among `auto`'s candidates).
+pub fn check_value_algorithm(algorithm: Algorithm, options: &TrainOptions) -> Result<()> {
+    let candidates: &[Algorithm] = if algorithm == Algorithm::Auto {
+        &options.candidates
+    } else {
+        std::slice::from_ref(&algorithm)
+    };
+    match candidates.iter().find(|a| **a == Algorithm::Logistic) {
+        Some(a) => Err(EngineError::invalid_parameter(format!(
+            "algorithm \"{}\" learns a class, but the target is a value (a number)",
+            a.name()
+        ))
+        .with_hint("For a 0/1 column use options => '{\"task\": \"classification\"}'; to predict the number use linear, ridge, gbm, mlp, random_forest or auto.")),
+        None => Ok(()),
+    }
 }
 
 /// The error for an algorithm that cannot learn a class.

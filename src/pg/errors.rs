@@ -26,6 +26,8 @@ pub fn sqlstate(kind: ErrorKind) -> PgSqlErrorCode {
         ErrorKind::ReadOnly => ERRCODE_READ_ONLY_SQL_TRANSACTION,
         ErrorKind::PrerequisiteState => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
         ErrorKind::OutOfMemory => ERRCODE_OUT_OF_MEMORY,
+        ErrorKind::InsufficientResources => ERRCODE_INSUFFICIENT_RESOURCES,
+        ErrorKind::CardinalityViolation => ERRCODE_CARDINALITY_VIOLATION,
         ErrorKind::Internal => ERRCODE_INTERNAL_ERROR,
     }
 }

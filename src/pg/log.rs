@@ -18,12 +18,14 @@ use crate::engine::features::RawValue;
 use crate::engine::metrics::HoldoutMetrics;
 use crate::engine::model_name::check_model_name;
 use crate::engine::options::TrainOptions;
+use crate::engine::purchases::attributes::Attributes;
 use crate::engine::purchases::options::LogOptions;
 use crate::engine::purchases::snapshot::{Snapshot, FEATURES};
 use crate::engine::purchases::{date_text, PurchaseDay, PurchaseLog};
 use crate::engine::train::train_from_log as train_log_model;
 
 use super::args::required;
+use super::attributes::AttributeSource;
 use super::errors::OrRaise;
 use super::fit::interrupt_with_progress;
 use super::rfm::{check_log_columns, quoted_table_name};
@@ -140,7 +142,8 @@ fn read_log(spec: &LogSpec, as_of: TimestampWithTimeZone) -> Result<ReadLog> {
     );
     // one aggregation: line items → customer-days, in key order (a customer's days together)
     let days = format!(
-        "(SELECT k::text AS customer, d::float8 AS day, coalesce(sum(a), 0)::float8 AS amount,
+        "(SELECT k::text AS customer, dense_rank() OVER (ORDER BY k)::float8 AS key_rank,
+                 d::float8 AS day, coalesce(sum(a), 0)::float8 AS amount,
                  (-coalesce(sum(a) FILTER (WHERE a < 0), 0))::float8 AS refund,
                  count(*)::float8 AS lines, count(*) FILTER (WHERE a IS NULL)::float8 AS null_amounts
             FROM (SELECT {c} AS k, (({t})::timestamp::date - date '1970-01-01') AS d,
@@ -152,40 +155,7 @@ fn read_log(spec: &LogSpec, as_of: TimestampWithTimeZone) -> Result<ReadLog> {
         from = source.from_clause,
         cut = quote_literal(&cut),
     );
-    let columns: Vec<String> = [
-        "customer",
-        "day",
-        "amount",
-        "refund",
-        "lines",
-        "null_amounts",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let mut log = PurchaseLog::default();
-    let mut rows = 0usize;
-    scan_values(&days, &columns, &mut |v| {
-        let RawValue::Text(key) = v[0] else {
-            return Err(EngineError::new(ErrorKind::Internal, "a NULL customer key"));
-        };
-        let key = String::from_utf8_lossy(key);
-        let number = |i: usize| v[i].number().unwrap_or(0.0);
-        let day = number(1) as i32;
-        if number(5) > 0.0 {
-            return Err(null_amount(spec, &key, day));
-        }
-        rows += number(4) as usize;
-        log.push(
-            &key,
-            PurchaseDay {
-                day,
-                amount: number(2),
-                refund: number(3),
-                lines: number(4) as u32,
-            },
-        )
-    })?;
+    let (log, rows) = collect_days(spec, &days)?;
     Ok(ReadLog {
         log,
         as_of_day,
@@ -197,6 +167,64 @@ fn read_log(spec: &LogSpec, as_of: TimestampWithTimeZone) -> Result<ReadLog> {
         relation: source.qualified_name,
         rows,
     })
+}
+
+/// The customer-days of the query `days` as a [`PurchaseLog`], and the log rows they stand for.
+fn collect_days(spec: &LogSpec, days: &str) -> Result<(PurchaseLog, usize)> {
+    let columns: Vec<String> = [
+        "customer",
+        "key_rank",
+        "day",
+        "amount",
+        "refund",
+        "lines",
+        "null_amounts",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut log = PurchaseLog::default();
+    let mut rows = 0usize;
+    let mut last_rank = 0.0;
+    scan_values(days, &columns, &mut |v| {
+        let RawValue::Text(key) = v[0] else {
+            return Err(EngineError::new(ErrorKind::Internal, "a NULL customer key"));
+        };
+        let key = String::from_utf8_lossy(key);
+        let number = |i: usize| v[i].number().unwrap_or(0.0);
+        let (rank, day) = (number(1), number(2) as i32);
+        if rank != last_rank && log.last_key() == Some(&*key) {
+            return Err(keys_print_alike(spec, &key));
+        }
+        last_rank = rank;
+        if number(6) > 0.0 {
+            return Err(null_amount(spec, &key, day));
+        }
+        rows += number(5) as usize;
+        log.push(
+            &key,
+            PurchaseDay {
+                day,
+                amount: number(3),
+                refund: number(4),
+                lines: number(5) as u32,
+            },
+        )
+    })?;
+    Ok((log, rows))
+}
+
+/// Two customers are told apart by their key's text (the feature table casts it back): keys
+/// that print alike (e.g. float8 keys under a low extra_float_digits) would be one customer.
+fn keys_print_alike(spec: &LogSpec, key: &str) -> EngineError {
+    EngineError::new(
+        ErrorKind::CardinalityViolation,
+        format!(
+            "two different values of customer column \"{}\" print as the same text \"{key}\"",
+            spec.customer_column
+        ),
+    )
+    .with_hint("Use a key whose text tells customers apart: an integer or text column, or RESET extra_float_digits.")
 }
 
 fn null_amount(spec: &LogSpec, key: &str, day: i32) -> EngineError {
@@ -226,7 +254,7 @@ fn train_from_log(
     time_column: Option<&str>,
     amount_column: Option<&str>,
     as_of: Option<TimestampWithTimeZone>,
-    options: default!(Option<JsonB>, "'{}'"),
+    options: default!(Option<super::args::JsonOptions>, "'{}'"),
 ) -> TableIterator<
     'static,
     (
@@ -258,7 +286,7 @@ fn train_from_log(
             "as_of must not be NULL",
         ))
     });
-    let options_json = options.map(|j| j.0).unwrap_or(Value::Null);
+    let options_json = super::args::options_of(options).or_raise();
     let trained = fit_log(&spec, as_of, &options_json, None).or_raise();
     let stored = store::insert_version(
         name,
@@ -290,7 +318,7 @@ fn train_from_log(
 extension_sql!(
     r#"
 COMMENT ON FUNCTION customer_value.train_from_log(text, text, text, text, text, timestamptz, jsonb) IS
-    'Trains a new version of a model from a transaction log (one row per purchase or line item), leak-free: features at earlier cut-offs, the spend of the following window as target, a backtest on the most recent window before as_of with BG/NBD × Gamma-Gamma and the last window''s spend as baselines (metrics->''baselines''); options: horizon_days (365), window_days, cutoffs, cutoff_step_days, count_model, algorithm (auto) and the usual training options; returns name, version, algorithm, metrics, deployed, id';
+    'Trains a new version of a model from a transaction log (one row per purchase or line item), leak-free: features at earlier cut-offs, the spend of the following window as target, a backtest on the most recent window before as_of with BG/NBD × Gamma-Gamma and the last window''s spend as baselines (metrics->''baselines''); options: horizon_days (365), window_days, cutoffs, cutoff_step_days, count_model, algorithm (auto), attributes (a source of static customer attributes) and the usual training options; returns name, version, algorithm, metrics, deployed, id';
 "#,
     name = "train_from_log_comment",
     requires = [train_from_log]
@@ -359,8 +387,13 @@ pub(crate) fn fit_log(
     let algorithm = log_options.algorithm;
     let parsed = log_options.training_options(&rest)?;
     let read = read_log(spec, as_of)?;
+    let attributes = match attribute_source(&log_options, spec)? {
+        Some(source) => source.read(&read.log)?,
+        None => Attributes::none(),
+    };
     let trained = train_log_model(
         &read.log,
+        &attributes,
         read.as_of_day,
         &log_options,
         algorithm,
@@ -381,6 +414,15 @@ pub(crate) fn fit_log(
         read,
         champion: trained.champion,
     })
+}
+
+/// The attributes source the options name, resolved against the log's customer column.
+fn attribute_source(options: &LogOptions, spec: &LogSpec) -> Result<Option<AttributeSource>> {
+    options
+        .attributes
+        .as_deref()
+        .map(|source| AttributeSource::resolve(source, &spec.customer_column))
+        .transpose()
 }
 
 /// The stored spec of the model `model` names, and its options.
@@ -442,7 +484,8 @@ fn create_log_features(
         &mut interrupt_with_progress(),
     )
     .or_raise();
-    create_feature_table(&table_name, &spec, &read, &snapshot).or_raise()
+    let attributes = attribute_source(&log_options, &spec).or_raise();
+    create_feature_table(&table_name, &spec, &read, &snapshot, attributes.as_ref()).or_raise()
 }
 
 extension_sql!(
@@ -454,12 +497,41 @@ COMMENT ON FUNCTION customer_value.create_log_features(text, text, timestamptz) 
     requires = [create_log_features]
 );
 
+/// The INSERT of the feature table's rows: the keys ($1) and one float8 array per log feature,
+/// unnested, with the attributes joined by the key's text.
+fn insert_features_sql(
+    table_name: &str,
+    key_type: &str,
+    attributes: Option<&AttributeSource>,
+) -> String {
+    let unnest: Vec<String> = (0..=FEATURES.len())
+        .map(|i| format!("${}::float8[]", i + 1))
+        .collect();
+    let names: Vec<String> = FEATURES.iter().map(|f| quote_identifier(*f)).collect();
+    let features: Vec<String> = names.iter().map(|n| format!("u.{n}")).collect();
+    let (attribute_columns, join) = match attributes {
+        Some(a) => (
+            format!(", {}", a.select_list("a").join(", ")),
+            a.left_join("a", "u.k"),
+        ),
+        None => (String::new(), String::new()),
+    };
+    format!(
+        "INSERT INTO {table_name} SELECT u.k::{key_type}, {features}{attribute_columns}
+           FROM unnest($1::text[], {arrays}) AS u(k, {names}) {join}",
+        features = features.join(", "),
+        arrays = unnest[1..].join(", "),
+        names = names.join(", "),
+    )
+}
+
 /// Creates the feature table and fills it from the snapshot; returns its rows.
 fn create_feature_table(
     table_name: &str,
     spec: &LogSpec,
     read: &ReadLog,
     snapshot: &Snapshot,
+    attributes: Option<&AttributeSource>,
 ) -> Result<i64> {
     let key = quote_identifier(&spec.customer_column);
     if FEATURES.contains(&spec.customer_column.as_str()) {
@@ -469,10 +541,15 @@ fn create_feature_table(
         ))
         .with_hint("Rename it in a SELECT source, e.g. SELECT id AS customer_id, ..."));
     }
-    let definitions: Vec<String> = FEATURES
+    let mut definitions: Vec<String> = FEATURES
         .iter()
         .map(|f| format!("{} float8", quote_identifier(f)))
         .collect();
+    definitions.extend(
+        attributes
+            .map(AttributeSource::definitions)
+            .unwrap_or_default(),
+    );
     let keys: Vec<String> = snapshot
         .customers
         .iter()
@@ -481,20 +558,7 @@ fn create_feature_table(
     let column_values = |j: usize| -> Vec<Option<f64>> {
         (0..snapshot.len()).map(|i| snapshot.row(i)[j]).collect()
     };
-    let unnest: Vec<String> = (0..=FEATURES.len())
-        .map(|i| format!("${}::float8[]", i + 1))
-        .collect();
-    let insert = format!(
-        "INSERT INTO {table_name} SELECT k::{key_type}, {features}
-           FROM unnest($1::text[], {arrays}) AS u(k, {features})",
-        key_type = read.key_type,
-        features = FEATURES
-            .iter()
-            .map(|f| quote_identifier(*f))
-            .collect::<Vec<_>>()
-            .join(", "),
-        arrays = unnest[1..].join(", "),
-    );
+    let insert = insert_features_sql(table_name, &read.key_type, attributes);
     let colocation = super::citus::hash_distribution(read.relation.as_deref());
     Spi::connect_mut(|client| {
         client

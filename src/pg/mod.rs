@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod args;
+pub mod attributes;
 pub mod cache;
 pub mod citus;
 pub mod columns;

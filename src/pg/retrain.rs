@@ -299,7 +299,7 @@ fn champion_json(champion: &Option<std::result::Result<HoldoutMetrics, String>>)
 #[pg_extern(schema = "customer_value", volatile, parallel_unsafe)]
 fn retrain(
     name: Option<&str>,
-    options: default!(Option<JsonB>, "'{}'"),
+    options: default!(Option<super::args::JsonOptions>, "'{}'"),
 ) -> TableIterator<
     'static,
     (
@@ -317,7 +317,7 @@ fn retrain(
     let name = required(name, "model name").or_raise();
     check_model_name(name).or_raise();
     store::check_writable("retrain").or_raise();
-    let overrides = options.map(|j| j.0).unwrap_or(Value::Null);
+    let overrides = super::args::options_of(options).or_raise();
     // An engine error is raised inside the subtransaction too, so it is rolled back like any
     // other failure (a half-done store must not survive).
     // A model that does not exist is the caller's error, not a run to record.

@@ -17,7 +17,7 @@
 
 use pgrx::prelude::*;
 use pgrx::spi::quote_identifier;
-use pgrx::JsonB;
+
 use serde_json::Value;
 
 use crate::engine::clv::rfm_options::RfmOptions;
@@ -192,10 +192,10 @@ fn rfm_query(
     customer_column: Option<&str>,
     time_column: Option<&str>,
     amount_column: Option<&str>,
-    options: default!(Option<JsonB>, "'{}'"),
+    options: default!(Option<super::args::JsonOptions>, "'{}'"),
 ) -> String {
     // not STRICT (options may be NULL): every other NULL is the caller's error, 22004
-    let options = options.map(|j| j.0).unwrap_or(Value::Null);
+    let options = super::args::options_of(options).or_raise();
     build_query(
         required(source, "source").or_raise(),
         required(customer_column, "customer_column").or_raise(),
@@ -290,7 +290,7 @@ fn create_rfm(
     time_column: Option<&str>,
     amount_column: Option<&str>,
     calibration_end: Option<pgrx::datum::TimestampWithTimeZone>,
-    options: default!(Option<JsonB>, "'{}'"),
+    options: default!(Option<super::args::JsonOptions>, "'{}'"),
 ) -> i64 {
     super::store::check_not_standby("create_rfm").or_raise();
     // not STRICT (options may be NULL): every other NULL is the caller's error, 22004
@@ -305,7 +305,7 @@ fn create_rfm(
             "calibration_end must not be NULL",
         ))
     });
-    let options = options.map(|j| j.0).unwrap_or(Value::Null);
+    let options = super::args::options_of(options).or_raise();
     let query = build_query(
         source,
         customer_column,

@@ -41,43 +41,50 @@ pub fn resolve_source(source: &str) -> Result<Source> {
     }
     let oid: Option<pg_sys::Oid> = Spi::connect(|client| {
         client
-            .select("SELECT to_regclass($1)::oid", Some(1), &[source.into()])
+            .select(
+                "SELECT pg_catalog.to_regclass($1)::oid",
+                Some(1),
+                &[source.into()],
+            )
             .or_raise()
             .first()
             .get_one::<pg_sys::Oid>()
             .or_raise()
     });
-    let Some(oid) = oid else {
-        return Err(EngineError::new(
+    let missing = || {
+        EngineError::new(
             ErrorKind::UndefinedTable,
             format!("source relation \"{source}\" does not exist"),
         )
-        .with_hint("Give a table or view name (schema-qualified if needed) or a SELECT query."));
+        .with_hint("Give a table or view name (schema-qualified if needed) or a SELECT query.")
     };
-    let qualified_name: String = Spi::connect(|client| {
-        client
+    let Some(oid) = oid else {
+        return Err(missing());
+    };
+    // held to the end of the transaction, as the read that follows would: a concurrent DROP
+    // waits, or has happened and the names below are not found
+    unsafe { pg_sys::LockRelationOid(oid, pg_sys::AccessShareLock as pg_sys::LOCKMODE) };
+    let names: Option<(String, String)> = Spi::connect(|client| {
+        let table = client
             .select(
-                "SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname)
+                "SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname),
+                        c.oid::pg_catalog.regclass::text
                    FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
                   WHERE c.oid = $1",
                 Some(1),
                 &[oid.into()],
             )
-            .or_raise()
-            .first()
-            .get_one::<String>()
-            .or_raise()
-            .unwrap_or_default()
+            .or_raise();
+        table.into_iter().next().and_then(|row| {
+            row.get::<String>(1)
+                .ok()
+                .flatten()
+                .zip(row.get::<String>(2).ok().flatten())
+        })
     });
-    let name: String = Spi::connect(|client| {
-        client
-            .select("SELECT $1::regclass::text", Some(1), &[oid.into()])
-            .or_raise()
-            .first()
-            .get_one::<String>()
-            .or_raise()
-            .unwrap_or_default()
-    });
+    let Some((qualified_name, name)) = names else {
+        return Err(missing());
+    };
     let primary_key = Spi::connect(|client| {
         client
             .select(
@@ -384,9 +391,8 @@ pub fn sampled(source: Source, sample: Option<f64>, seed: u64) -> Result<Source>
                 &[relation.into()],
             )
             .or_raise()
-            .first()
-            .get_one::<String>()
-            .or_raise()
+            .next()
+            .and_then(|row| row.get::<String>(1).ok().flatten())
     });
     if !matches!(kind.as_deref(), Some("r" | "p" | "m")) {
         return refuse("a view");

@@ -5,7 +5,6 @@
 
 use pgrx::prelude::*;
 use pgrx::JsonB;
-use serde_json::Value;
 
 use crate::engine::model_name::check_model_name;
 use crate::engine::models::Algorithm;
@@ -23,7 +22,7 @@ fn train(
     source: Option<&str>,
     target: Option<&str>,
     algorithm: default!(Option<&str>, "'auto'"),
-    options: default!(Option<JsonB>, "'{}'"),
+    options: default!(Option<super::args::JsonOptions>, "'{}'"),
 ) -> TableIterator<
     'static,
     (
@@ -41,7 +40,7 @@ fn train(
     store::check_writable("train").or_raise();
     let source_text = required(source, "source").or_raise();
     let algorithm = Algorithm::parse(algorithm.unwrap_or("auto")).or_raise();
-    let options_json = options.map(|j| j.0).unwrap_or(Value::Null);
+    let options_json = super::args::options_of(options).or_raise();
     let parsed = TrainOptions::parse(&options_json, algorithm).or_raise();
     let spec = Spec::new(source_text, target, algorithm, options_json).or_raise();
     let fitted = fit_from_source(&spec, &parsed, None).or_raise();

@@ -152,7 +152,29 @@ impl RfmColumns {
                 }
             }
         }
+        c.check_distinct()?;
         Ok(c)
+    }
+
+    /// Each role reads its own column: one column as two roles would misread every row.
+    fn check_distinct(&self) -> Result<()> {
+        let roles = [
+            ("frequency", Some(&self.frequency)),
+            ("recency", Some(&self.recency)),
+            ("t", Some(&self.t)),
+            ("monetary_value", Some(&self.monetary_value)),
+            ("count", self.count.as_ref()),
+        ];
+        for (i, (role, column)) in roles.iter().enumerate() {
+            let Some(column) = column else { continue };
+            if let Some((other, _)) = roles[..i].iter().find(|(_, c)| *c == Some(column)) {
+                return Err(EngineError::invalid_parameter(format!(
+                    "option \"columns\" maps both {other} and {role} to column \"{column}\""
+                ))
+                .with_hint("Each of frequency, recency, t, monetary_value and count needs a column of its own."));
+            }
+        }
+        Ok(())
     }
 }
 

@@ -280,6 +280,15 @@ fn append_smartcore_trees(
             format!("unexpected smartcore forest layout: {what}"),
         )
     };
+    // serde writes a non-finite number as null: a split or leaf mean that overflowed (values
+    // near ±1.8e308) is the data's doing, not a layout change
+    let not_finite = |what: &str| {
+        EngineError::new(
+            ErrorKind::NonFiniteValue,
+            format!("random_forest computed a non-finite {what}: the values are too large to average"),
+        )
+        .with_hint("Scale the target and features down (e.g. thousands instead of units), or leave out rows with extreme values.")
+    };
     let value = serde_json::to_value(forest).map_err(|e| layout(&e.to_string()))?;
     let trees = value
         .pointer("/forest_regressor/trees")
@@ -303,19 +312,23 @@ fn append_smartcore_trees(
                         as u32,
                     left: (base as u64 + left) as u32,
                     right: (base as u64 + right) as u32,
-                    value: node
-                        .get("split_value")
-                        .and_then(Value::as_f64)
-                        .ok_or_else(|| layout("split without value"))?,
+                    value: match node.get("split_value") {
+                        Some(Value::Null) => return Err(not_finite("split value")),
+                        v => v
+                            .and_then(Value::as_f64)
+                            .ok_or_else(|| layout("split without value"))?,
+                    },
                 },
                 _ => Node {
                     feature: LEAF,
                     left: 0,
                     right: 0,
-                    value: node
-                        .get("output")
-                        .and_then(Value::as_f64)
-                        .ok_or_else(|| layout("leaf without output"))?,
+                    value: match node.get("output") {
+                        Some(Value::Null) => return Err(not_finite("leaf mean")),
+                        v => v
+                            .and_then(Value::as_f64)
+                            .ok_or_else(|| layout("leaf without output"))?,
+                    },
                 },
             };
             ensemble.nodes.push(converted);

@@ -463,9 +463,10 @@ pub fn fit_gbm(
     let handle =
         spawn_with_signals_blocked("customer_value gbm", move || job.run()).map_err(|e| {
             EngineError::new(
-                ErrorKind::Internal,
+                ErrorKind::InsufficientResources,
                 format!("could not start the training thread: {e}"),
             )
+            .with_hint("The server is at its limit of processes or threads (ulimit -u, the cgroup's pids.max); try again when fewer sessions train.")
         })?;
     let worker = Worker {
         rounds: Some(receiver),

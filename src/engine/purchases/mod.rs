@@ -9,6 +9,7 @@
 use crate::engine::error::{EngineError, ErrorKind, Result};
 use crate::engine::memory::try_grow;
 
+pub mod attributes;
 pub mod options;
 pub mod plan;
 pub mod snapshot;
@@ -53,9 +54,11 @@ impl PurchaseLog {
         if same_customer {
             let last = self.days.last().map_or(i32::MIN, |d| d.day);
             if day.day <= last {
+                // the glue's query sorts each customer's days; equal or earlier days mean two
+                // customers share the key text
                 return Err(EngineError::new(
-                    ErrorKind::Internal,
-                    format!("the log's days of customer {key} are not in increasing order"),
+                    ErrorKind::CardinalityViolation,
+                    format!("two customers of the log have the same key \"{key}\""),
                 ));
             }
         } else {
@@ -66,6 +69,11 @@ impl PurchaseLog {
         try_grow(&mut self.days, "the purchase log")?;
         self.days.push(day);
         Ok(())
+    }
+
+    /// The key of the customer pushed last.
+    pub fn last_key(&self) -> Option<&str> {
+        self.keys.last().map(String::as_str)
     }
 
     pub fn n_customers(&self) -> usize {
@@ -184,7 +192,7 @@ mod tests {
         assert_eq!(spend_in_window(log.history(0), 1, 4), 20.0);
         assert_eq!(spend_in_window(log.history(0), 5, 10), 0.0);
         let err = log.push("b", day(3, 1.0)).unwrap_err();
-        assert_eq!(err.kind, ErrorKind::Internal);
+        assert_eq!(err.kind, ErrorKind::CardinalityViolation);
         let err = log.push("c", day(3, f64::NAN)).unwrap_err();
         assert_eq!(err.kind, ErrorKind::NonFiniteValue);
     }

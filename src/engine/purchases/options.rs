@@ -6,7 +6,7 @@
 use serde_json::{json, Map, Value};
 
 use crate::engine::clv::model::CountModel;
-use crate::engine::error::{EngineError, ErrorKind, Result};
+use crate::engine::error::{EngineError, Result};
 use crate::engine::metrics::Metric;
 use crate::engine::models::Algorithm;
 use crate::engine::options::values::{choice, integer, option_error};
@@ -32,6 +32,9 @@ pub struct LogOptions {
     pub count_model: Algorithm,
     /// `algorithm`: what learns from the features (`auto` by default).
     pub algorithm: Algorithm,
+    /// `attributes`: a table, view or query of static customer attributes, joined by the
+    /// log's customer column.
+    pub attributes: Option<String>,
 }
 
 impl Default for LogOptions {
@@ -43,6 +46,7 @@ impl Default for LogOptions {
             cutoff_step_days: None,
             count_model: Algorithm::BgNbd,
             algorithm: Algorithm::Auto,
+            attributes: None,
         }
     }
 }
@@ -128,14 +132,15 @@ impl LogOptions {
                 .ok_or_else(|| option_error("algorithm", "the name of an algorithm", v))?;
             o.algorithm = Algorithm::parse(name)?;
         }
-        if map.contains_key("attributes") {
-            // the static attributes are planned (issue #11) but not built yet: refused rather
-            // than silently ignored
-            return Err(EngineError::new(
-                ErrorKind::NotSupported,
-                "option \"attributes\" (static customer attributes) is not supported yet",
-            )
-            .with_hint("Score the log model's feature table joined with the attributes in SQL, or train on a table with customer_value.train."));
+        if let Some(v) = map.get("attributes") {
+            let source = v.as_str().filter(|s| !s.trim().is_empty()).ok_or_else(|| {
+                option_error(
+                    "attributes",
+                    "a table, view or SELECT query with the customer column and the attributes",
+                    v,
+                )
+            })?;
+            o.attributes = Some(source.to_string());
         }
         Ok(o)
     }
@@ -146,6 +151,7 @@ impl LogOptions {
     /// and the RMSE of a backtest window is decided by its few largest customers.
     pub fn training_options(&self, rest: &Value) -> Result<TrainOptions> {
         let mut options = TrainOptions::parse(rest, self.algorithm)?;
+        crate::engine::target::check_value_algorithm(self.algorithm, &options)?;
         if !options.metric_given {
             options.metric = Metric::Gini;
         }
@@ -161,6 +167,7 @@ impl LogOptions {
             "cutoff_step_days": self.cutoff_step_days,
             "count_model": self.count_model.name(),
             "algorithm": self.algorithm.name(),
+            "attributes": self.attributes,
         })
     }
 }
@@ -194,9 +201,13 @@ mod tests {
     }
 
     #[test]
-    fn static_attributes_are_refused_until_they_are_built() {
-        let err = LogOptions::split(&json!({"attributes": "customers"})).unwrap_err();
-        assert_eq!(err.kind, ErrorKind::NotSupported);
+    fn static_attributes_name_a_source() {
+        let (o, _) = LogOptions::split(&json!({"attributes": "customers"})).unwrap();
+        assert_eq!(o.attributes.as_deref(), Some("customers"));
+        for bad in [json!({"attributes": 1}), json!({"attributes": " "})] {
+            let err = LogOptions::split(&bad).unwrap_err();
+            assert_eq!(err.kind, ErrorKind::InvalidParameter);
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use serde_json::{json, Map, Value};
 
 use crate::engine::codec::{ModelArtifact, Task};
-use crate::engine::error::Result;
+use crate::engine::error::{EngineError, ErrorKind, Result};
 use crate::engine::features::{Dataset, FeatureSpec};
 use crate::engine::metrics::ClassificationMetrics;
 use crate::engine::models::explain::feature_means;
@@ -143,4 +143,18 @@ pub(super) fn insert_importance(
     };
     extra.insert("importance_loss".into(), json!(loss_name));
     Ok(())
+}
+
+/// Checks a freshly trained model as a stored one is checked. At training time a failure is
+/// the data's doing, not damage: finite values so large that a sum, mean or quantile overflows
+/// (e.g. 1.7e308 in every row) give a model with non-finite parameters.
+pub(super) fn validate_trained(artifact: &ModelArtifact) -> Result<()> {
+    artifact.validate().map_err(|e| match e.kind {
+        ErrorKind::DataCorrupted => EngineError::new(
+            ErrorKind::NonFiniteValue,
+            format!("the trained model is not usable: {}", e.message),
+        )
+        .with_hint("Values this large overflow: scale the target and features down, or leave out rows with extreme values."),
+        _ => e,
+    })
 }

@@ -61,7 +61,7 @@ pub fn train_clv(
         Predictor::Clv(model),
         tiers,
     );
-    artifact.validate()?;
+    super::artifact::validate_trained(&artifact)?;
     let (metrics, evaluation_rows, dropped_null_target) = match evaluation {
         Some(e) => (Some(e.metrics), e.rows, e.dropped_null_target),
         None => (None, Vec::new(), 0),

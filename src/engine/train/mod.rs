@@ -22,6 +22,7 @@ mod candidates;
 mod clv;
 mod fit;
 mod log;
+mod log_inputs;
 mod report;
 mod search;
 
@@ -131,7 +132,7 @@ pub fn train(
         options.seed,
         interrupt,
     )?;
-    artifact.validate()?;
+    artifact::validate_trained(&artifact)?;
     Ok(TrainOutcome {
         artifact,
         metrics: Some(best.metrics),

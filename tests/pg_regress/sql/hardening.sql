@@ -190,3 +190,50 @@ SHOW customer_value.max_training_memory;
 SHOW customer_value.progress_interval;
 SET customer_value.modle = 'spend';
 \echo :LAST_ERROR_SQLSTATE
+
+-- Item 11, found by an audit of every error path: user situations that ended in XX000 (or
+-- XX001) end in a fitting SQLSTATE.
+RESET ALL;
+\set VERBOSITY terse
+BEGIN;
+CREATE TABLE audit_t AS SELECT i AS id, (i % 7)::float8 AS x, (i % 2)::int AS flag, (3 * (i % 7) + i % 3)::float8 AS y
+  FROM generate_series(1, 200) AS i;
+-- logistic regression learns a class, not a number (also as a candidate of auto)
+SELECT * FROM customer_value.train('a1', 'audit_t', 'y', 'logistic');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM customer_value.train('a1', 'audit_t', 'y', 'auto', '{"candidates": ["linear", "logistic"]}');
+\echo :LAST_ERROR_SQLSTATE
+-- jsonb that Postgres accepts but no float8 or parser depth holds
+SELECT * FROM customer_value.train('a1', 'audit_t', 'y', 'linear', '{"seed": 1e400}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM customer_value.train('a1', 'audit_t', 'y', 'linear', ('{"tiers": ' || repeat('[', 200) || repeat(']', 200) || '}')::jsonb);
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) FROM customer_value.rfm('audit_t', 'id', 'x', 'y', '2024-01-01', '{"x": 1e400}');
+\echo :LAST_ERROR_SQLSTATE
+-- one column for two RFM roles
+SELECT * FROM customer_value.train('a1', 'SELECT x AS frequency, x AS recency, y AS t FROM audit_t', NULL, 'bgnbd',
+                                   '{"columns": {"count": "frequency"}}');
+\echo :LAST_ERROR_SQLSTATE
+-- values so large that a mean or a sum overflows: 22003, not a "corrupted" model
+CREATE TABLE huge AS SELECT i AS id, (i % 5)::float8 AS x, 1.7e308 * (i % 2)::float8 AS y, (0.9 + 0.1 * (i % 2)) * 1.7e308::float8 AS big
+  FROM generate_series(1, 60) AS i;
+SELECT * FROM customer_value.train('a2', 'SELECT id, x, y FROM huge', 'y', 'random_forest', '{"n_trees": 3}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM customer_value.train('a2', 'SELECT id, x, big, x AS y FROM huge', 'y', 'linear');
+\echo :LAST_ERROR_SQLSTATE
+-- float8 customer keys that print alike (extra_float_digits) are not merged into one customer
+CREATE TABLE float_log AS SELECT (10 + i % 3)::float8 AS customer_id, DATE '2024-01-01' + i AS day, 10.0 AS amount
+  FROM generate_series(1, 90) AS i;
+SET LOCAL extra_float_digits = -15;
+SELECT * FROM customer_value.train_from_log('a3', 'float_log', 'customer_id', 'day', 'amount', '2024-03-31');
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
+-- the extension needs a UTF8 database: refused at CREATE EXTENSION, not mid-call
+SELECT current_database() AS regress_db \gset
+CREATE DATABASE cv_latin1 ENCODING 'LATIN1' TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C';
+\c cv_latin1
+SET client_min_messages = warning;
+CREATE EXTENSION customer_value;
+\echo :LAST_ERROR_SQLSTATE
+\c :regress_db
+DROP DATABASE cv_latin1;

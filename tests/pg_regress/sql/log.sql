@@ -82,6 +82,30 @@ SELECT metrics -> 'log' ->> 'count_model' AS count_model, jsonb_object_keys(metr
                                      '1997-09-30', '{"horizon_days": 90, "algorithm": "linear", "count_model": "mbgnbd"}')
  ORDER BY baseline;
 
+-- 4b. Static customer attributes (options->'attributes'), joined by the log's customer column:
+--     the month of the first purchase (the acquisition cohort) and the CDs bought that day —
+--     both known from the first day on, so no cut-off sees its future through them.
+CREATE TABLE sample_attributes AS
+SELECT customer_id, to_char(min(purchased), 'Mon') AS cohort, (array_agg(cds ORDER BY purchased, cds))[1] AS first_cds
+  FROM sample_tx GROUP BY customer_id;
+SELECT name, algorithm
+  FROM customer_value.train_from_log('cdnow_attr', 'sample_tx', 'customer_id', 'purchased', 'dollars', '1997-09-30',
+                                     '{"horizon_days": 273, "algorithm": "ridge", "attributes": "sample_attributes"}');
+SELECT metrics -> 'log' -> 'attributes' AS attributes, metrics -> 'log' -> 'customers_with_attributes' AS with_attributes,
+       (SELECT array_agg(f ->> 'name' ORDER BY f ->> 'name') FROM jsonb_array_elements(features) f
+         WHERE f ->> 'name' LIKE 'cohort%' OR f ->> 'name' = 'first_cds') AS attribute_features
+  FROM customer_value.models WHERE name = 'cdnow_attr';
+-- The feature table carries the attributes too (their own types), and explain credits them.
+SELECT customer_value.create_log_features('attr_features', 'cdnow_attr', '1997-09-30') AS customers;
+SELECT customer_id, cohort, first_cds, round(customer_value(f, 'cdnow_attr')::numeric, 2) AS value
+  FROM attr_features f ORDER BY customer_id LIMIT 3;
+SELECT pg_catalog.format_type(atttypid, atttypmod) AS cohort_type FROM pg_attribute
+ WHERE attrelid = 'attr_features'::regclass AND attname = 'cohort';
+SELECT count(*) FILTER (WHERE abs((e ->> 'baseline')::float8 + s.total - (e ->> 'prediction')::float8) > 1e-6) AS not_adding_up,
+       count(*) FILTER (WHERE e -> 'contributions' ? 'cohort') AS credit_cohort
+  FROM attr_features f, LATERAL (SELECT customer_value.explain(f, 'cdnow_attr') AS e) x,
+       LATERAL (SELECT sum(value::float8) AS total FROM jsonb_each_text(x.e -> 'contributions')) s;
+
 -- 5. Refunds are features; a window whose refunds exceed its purchases counts as 0.
 CREATE TABLE refunds_tx AS
 SELECT * FROM sample_tx
@@ -167,8 +191,22 @@ SELECT * FROM customer_value.train_from_log('m', 'sample_tx', 'customer_id', 'pu
 \echo :LAST_ERROR_SQLSTATE
 SELECT * FROM customer_value.train_from_log('m', 'sample_tx', 'customer_id', 'bought', 'dollars', '1997-09-30');
 \echo :LAST_ERROR_SQLSTATE
--- static attributes are not built yet
-SELECT * FROM customer_value.train_from_log('m', 'sample_tx', 'customer_id', 'purchased', 'dollars', '1997-09-30', '{"attributes": "customers"}');
+-- static attributes: without the customer column, with two rows for a customer, a date, a
+-- feature's name, not a source
+SELECT * FROM customer_value.train_from_log('m', 'sample_tx', 'customer_id', 'purchased', 'dollars', '1997-09-30',
+                                            '{"attributes": "SELECT 1 AS id, 2 AS x"}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM customer_value.train_from_log('m', 'sample_tx', 'customer_id', 'purchased', 'dollars', '1997-09-30',
+       '{"attributes": "SELECT customer_id, cohort FROM sample_attributes UNION ALL SELECT 7, ''x''"}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM customer_value.train_from_log('m', 'sample_tx', 'customer_id', 'purchased', 'dollars', '1997-09-30',
+       '{"attributes": "SELECT customer_id, DATE ''1997-01-01'' AS signup FROM sample_attributes"}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM customer_value.train_from_log('m', 'sample_tx', 'customer_id', 'purchased', 'dollars', '1997-09-30',
+       '{"attributes": "SELECT customer_id, first_cds AS total_spend FROM sample_attributes"}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM customer_value.train_from_log('m', 'sample_tx', 'customer_id', 'purchased', 'dollars', '1997-09-30',
+                                            '{"attributes": 42}');
 \echo :LAST_ERROR_SQLSTATE
 -- an infinite as_of; NULL arguments
 SELECT * FROM customer_value.train_from_log('m', 'sample_tx', 'customer_id', 'purchased', 'dollars', 'infinity');
