@@ -152,6 +152,25 @@ SELECT count(*) AS customers,
 -- A target needs each customer's own row: grouping then is refused, not silently wrong.
 SELECT * FROM customer_value.train('clv_eval', 'cdnow_rfm', 'holdout_spend', 'clv', '{"group": true}');
 
+-- A model learnt from the distributed log (train_from_log): the log is read in one aggregation
+-- that Citus runs on the shards, so the model is the one learnt from the local copy; its feature
+-- table is distributed and colocated with the log, and scores like the local one.
+SELECT name, algorithm, round((metrics ->> 'gini')::numeric, 9) AS backtest_gini, metrics -> 'n_train' AS examples
+  FROM customer_value.train_from_log('from_log', 'sample_tx', 'customer_id', 'purchased', 'dollars', '1997-09-30',
+                                     '{"horizon_days": 90, "algorithm": "linear"}');
+SELECT name, algorithm, round((metrics ->> 'gini')::numeric, 9) AS backtest_gini, metrics -> 'n_train' AS examples
+  FROM customer_value.train_from_log('from_log_local', 'sample_tx_local', 'customer_id', 'purchased', 'dollars', '1997-09-30',
+                                     '{"horizon_days": 90, "algorithm": "linear"}');
+SELECT customer_value.create_log_features('log_features', 'from_log', '1997-09-30') AS customers;
+SELECT customer_value.create_log_features('log_features_local', 'from_log_local', '1997-09-30') AS customers;
+SELECT p.logicalrelid, p.colocationid = (SELECT colocationid FROM pg_dist_partition WHERE logicalrelid = 'sample_tx'::regclass) AS colocated_with_log
+  FROM pg_dist_partition p WHERE p.logicalrelid = 'log_features'::regclass;
+CREATE TEMP TABLE log_scores AS SELECT customer_id, customer_value(f, 'from_log') AS value FROM log_features f;
+CREATE TEMP TABLE log_scores_local AS SELECT customer_id, customer_value(f, 'from_log_local') AS value FROM log_features_local f;
+SELECT count(*) AS customers,
+       count(*) FILTER (WHERE abs(d.value - l.value) > 1e-9 * greatest(abs(l.value), 1)) AS different
+  FROM log_scores d JOIN log_scores_local l USING (customer_id);
+
 -- Adding a node and rebalancing moves shards, and changes no score.
 SELECT citus_add_node('localhost', 9703) > 0 AS added;
 SELECT rebalance_table_shards('customers', shard_transfer_mode := 'block_writes');
