@@ -5,6 +5,7 @@ Standard library only (a developer tool; the product never runs Python).
 usage: svg_charts.py lift <lift.csv> <out.svg> [title]
        svg_charts.py scoring <scoring.csv> <out.svg>
        svg_charts.py throughput <bench/results/models.txt> <out.svg>
+       svg_charts.py accuracy <bench/results/accuracy.csv> <out.svg> [dataset]
 """
 import csv
 import sys
@@ -131,6 +132,38 @@ def throughput(results_path):
     return svg(width, height, body)
 
 
+def accuracy(rows, dataset):
+    """Normalized Gini (bars) and total error (labels) of every approach on one data set's
+    holdout, best Gini first; the oracle is left out (it is 1 by definition)."""
+    rows = [r for r in rows if r["dataset"] == dataset and not r["approach"].startswith("oracle")]
+    rows.sort(key=lambda r: -float(r["gini"]))
+    width, left, right, top, row_h = 860, 330, 130, 56, 26
+    height = top + row_h * len(rows) + 56
+    plot_w = width - left - right
+    gmin, gmax = 0.3, 0.8
+    body = [text(width / 2, 24, f"{dataset}: predicting the holdout's spend - normalized Gini, total error", 15,
+                 "middle", "bold")]
+    for k in range(6):
+        g = gmin + (gmax - gmin) * k / 5
+        x = left + plot_w * (g - gmin) / (gmax - gmin)
+        body.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top - 8}" y2="{height - 48}" stroke="#ddd"/>')
+        body.append(text(x, height - 32, f"{g:.1f}", 11, "middle"))
+    for i, r in enumerate(rows):
+        y = top + i * row_h
+        gini, error = float(r["gini"]), float(r["total_error_pct"])
+        ours = r["approach"].startswith("customer_value train_from_log")
+        color = COLORS[0] if ours else ("#999" if not r["approach"].startswith("customer_value") else COLORS[1])
+        w = plot_w * (max(gini, gmin) - gmin) / (gmax - gmin)
+        body.append(text(left - 8, y + 15, r["approach"], 12, "end"))
+        body.append(rect(left, y + 3, w, row_h - 8, color))
+        good = abs(error) <= 10
+        body.append(text(left + w + 6, y + 15, f"{gini:.3f}  ({error:+.1f} %)", 12,
+                         weight="bold" if good else "normal"))
+    body.append(text(left + plot_w / 2, height - 12,
+                     "normalized Gini of the ranking (bars); total error in parentheses, bold within ±10 %", 12, "middle"))
+    return svg(width, height, body)
+
+
 def main():
     kind, source, target = sys.argv[1:4]
     title = sys.argv[4] if len(sys.argv) > 4 else None
@@ -142,6 +175,8 @@ def main():
         rows = list(csv.DictReader(f))
     if kind == "lift":
         out = lift(rows, title or "CDNOW: predicted vs actual spend of the next 39 weeks, by decile")
+    elif kind == "accuracy":
+        out = accuracy(rows, title or "CDNOW")
     elif kind == "scoring":
         out = scoring(rows, "Scoring cost inside PostgreSQL 15")
     else:
