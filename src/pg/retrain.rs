@@ -159,35 +159,73 @@ fn attempt(
         return attempt_from_log(name, basis, author, overrides);
     }
     let (spec, parsed) = spec_of(name, basis, overrides)?;
-    let champion = if basis.deployed {
-        Some(store::load(&basis.row)?)
-    } else {
-        None
-    };
+    let champion = serving_model(basis)?;
     // The spec is its author's code: it runs with the author's privileges, not the caller's.
     let fitted = as_spec_author(author.0, || {
         fit_from_source(&spec, &parsed, champion.as_deref())
     })?;
-    let outcome = &fitted.outcome;
+    let challenger = Challenger {
+        source: &spec.source,
+        spec: spec.to_json(&fitted.qualified_source),
+        outcome: &fitted.outcome,
+        profile: &fitted.profile,
+        options: &fitted.options,
+        champion: &fitted.champion,
+        rows_read: fitted.rows_read,
+    };
+    store_challenger(name, basis, author, challenger)
+}
+
+/// The serving version's model, to be scored beside the challenger (none when no version of
+/// the model is deployed).
+fn serving_model(
+    basis: &Basis,
+) -> Result<Option<std::rc::Rc<crate::engine::codec::ModelArtifact>>> {
+    if basis.deployed {
+        store::load(&basis.row).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+/// A retrained version, before the deploy decision.
+struct Challenger<'a> {
+    source: &'a str,
+    spec: Value,
+    outcome: &'a crate::engine::train::TrainOutcome,
+    profile: &'a Value,
+    options: &'a TrainOptions,
+    /// The serving version's metrics on the challenger's holdout, or why it has none.
+    champion: &'a Option<std::result::Result<HoldoutMetrics, String>>,
+    rows_read: usize,
+}
+
+/// Decides champion/challenger and stores the challenger as a new version (deployed or not).
+fn store_challenger(
+    name: &str,
+    basis: &Basis,
+    author: &(pg_sys::Oid, String),
+    challenger: Challenger,
+) -> Result<Attempt> {
     let champion_version = basis.deployed.then_some(basis.version);
-    let champion_eval = fitted
+    let champion_eval = challenger
         .champion
         .as_ref()
         .map(|r| r.as_ref().map_err(String::as_str));
-    let parsed = &fitted.options;
+    let parsed = challenger.options;
     let (deploy, reason) = decide(
         parsed.deploy,
         parsed.metric,
-        outcome.metrics.as_ref(),
+        challenger.outcome.metrics.as_ref(),
         champion_version.zip(champion_eval),
     );
     let stored = insert_version(
         name,
-        &spec.source,
-        &spec.to_json(&fitted.qualified_source),
+        challenger.source,
+        &challenger.spec,
         &author.1,
-        outcome,
-        &fitted.profile,
+        challenger.outcome,
+        challenger.profile,
         parsed,
         DeployDecision::Decided {
             deploy,
@@ -195,15 +233,14 @@ fn attempt(
             champion: champion_version,
         },
     )?;
-    let champion_metrics = champion_json(&fitted.champion);
     Ok(Attempt {
         version: stored.version,
         deployed: stored.deployed,
         reason: stored.reason,
-        rows_read: fitted.rows_read,
-        metrics: outcome.metrics_json(parsed),
+        rows_read: challenger.rows_read,
+        metrics: challenger.outcome.metrics_json(parsed),
         champion_version,
-        champion_metrics,
+        champion_metrics: champion_json(challenger.champion),
     })
 }
 
@@ -235,50 +272,21 @@ fn attempt_from_log(
 ) -> Result<Attempt> {
     let spec = LogSpec::from_stored(&basis.spec, &basis.row.label())?;
     let options = log_options_of(&basis.spec, overrides)?;
-    let champion = if basis.deployed {
-        Some(store::load(&basis.row)?)
-    } else {
-        None
-    };
+    let champion = serving_model(basis)?;
     let as_of = now();
     let trained = as_spec_author(author.0, || {
         fit_log(&spec, as_of, &options, champion.as_deref())
     })?;
-    let champion_version = basis.deployed.then_some(basis.version);
-    let champion_eval = trained
-        .champion
-        .as_ref()
-        .map(|r| r.as_ref().map_err(String::as_str));
-    let parsed = &trained.options;
-    let (deploy, reason) = decide(
-        parsed.deploy,
-        parsed.metric,
-        trained.outcome.metrics.as_ref(),
-        champion_version.zip(champion_eval),
-    );
-    let stored = insert_version(
-        name,
-        &spec.log,
-        &spec.to_json(trained.qualified_log(), &trained.as_of(), &options),
-        &author.1,
-        &trained.outcome,
-        &trained.profile,
-        parsed,
-        DeployDecision::Decided {
-            deploy,
-            reason,
-            champion: champion_version,
-        },
-    )?;
-    Ok(Attempt {
-        version: stored.version,
-        deployed: stored.deployed,
-        reason: stored.reason,
+    let challenger = Challenger {
+        source: &spec.log,
+        spec: spec.to_json(trained.qualified_log(), &trained.as_of(), &options),
+        outcome: &trained.outcome,
+        profile: &trained.profile,
+        options: &trained.options,
+        champion: &trained.champion,
         rows_read: trained.rows_read(),
-        metrics: trained.outcome.metrics_json(parsed),
-        champion_version,
-        champion_metrics: champion_json(&trained.champion),
-    })
+    };
+    store_challenger(name, basis, author, challenger)
 }
 
 /// The serving version's metrics as stored with a run, or why it could not be scored.

@@ -24,9 +24,10 @@ use crate::engine::purchases::snapshot::{Snapshot, FEATURES};
 use crate::engine::purchases::{date_text, spend_in_window, PurchaseLog};
 use crate::engine::target::TargetKind;
 
+use super::candidates::{self, Candidate};
 use super::fit::fit;
 use super::report::{metrics_object, profile_of};
-use super::{artifact, candidates, log_inputs, search, Split, TrainOutcome};
+use super::{artifact, log_inputs, search, Split, TrainOutcome};
 
 /// The target column's name in the model (the spend over the horizon).
 pub const LOG_TARGET: &str = "spend";
@@ -323,24 +324,24 @@ struct Selected {
 /// against 0.600 for the table settings and 0.611 for BG/NBD × Gamma-Gamma). The backtest picks
 /// among them for each log. Random forests are left out by default: on CDNOW they took 11× as
 /// long as boosting for no better backtest.
-fn log_auto_candidates(
-    options: &TrainOptions,
-) -> Vec<(Algorithm, Option<&'static str>, TrainOptions)> {
-    let mut hurdle = options.clone();
-    hurdle.loss = ValueLoss::Hurdle;
-    hurdle.gbm.max_depth = 3;
-    hurdle.gbm.min_samples_leaf = 50;
-    let mut candidates = vec![
-        (Algorithm::Ridge, None, options.clone()),
-        (Algorithm::Gbm, None, options.clone()),
-    ];
+fn log_auto_candidates(options: &TrainOptions) -> Vec<Candidate> {
+    let plain = |algorithm| Candidate {
+        algorithm,
+        variant: None,
+        options: options.clone(),
+    };
+    let mut candidates = vec![plain(Algorithm::Ridge), plain(Algorithm::Gbm)];
     // the hurdle fits ln(spend) itself: not on a transformed target
     if options.target_transform == TargetTransform::Identity {
-        candidates.push((
-            Algorithm::Gbm,
-            Some("loss hurdle, max_depth 3, min_samples_leaf 50"),
-            hurdle,
-        ));
+        let mut hurdle = options.clone();
+        hurdle.loss = ValueLoss::Hurdle;
+        hurdle.gbm.max_depth = 3;
+        hurdle.gbm.min_samples_leaf = 50;
+        candidates.push(Candidate {
+            algorithm: Algorithm::Gbm,
+            variant: Some("loss hurdle, max_depth 3, min_samples_leaf 50"),
+            options: hurdle,
+        });
     }
     candidates
 }
@@ -367,77 +368,21 @@ fn select_on_backtest(
         .as_ref()
         .map_or(options, |(combo, _)| combo)
         .clone();
-    let (best_algorithm, chosen, best, trials) =
-        if algorithm == Algorithm::Auto && options.candidates == Algorithm::CANDIDATES {
-            best_log_candidate(&split, &chosen, interrupt)?
-        } else {
-            let best = candidates::best_candidate(algorithm, &split, kind, &chosen, interrupt)?;
-            (best.algorithm, chosen, best.fit, best.trials)
-        };
-    let backtest = Backtest::of(log, examples, plan, &rows.holdout, &split, &best)?;
+    let best = if algorithm == Algorithm::Auto && options.candidates == Algorithm::CANDIDATES {
+        let list = log_auto_candidates(&chosen);
+        candidates::best_of(list, true, &split, kind, &chosen, interrupt)?
+    } else {
+        candidates::best_candidate(algorithm, &split, kind, &chosen, interrupt)?
+    };
+    let backtest = Backtest::of(log, examples, plan, &rows.holdout, &split, &best.fit)?;
     Ok(Selected {
-        algorithm: best_algorithm,
-        options: chosen,
-        trials,
+        algorithm: best.algorithm,
+        options: best.options,
+        trials: best.trials,
         search_report: searched.map(|(_, report)| report),
         backtest,
         holdout: split.test,
     })
-}
-
-/// `auto` on a log: each of [`log_auto_candidates`] on the backtest, the best by `metric`.
-fn best_log_candidate(
-    split: &Split,
-    options: &TrainOptions,
-    interrupt: &mut dyn FnMut(),
-) -> Result<(Algorithm, TrainOptions, super::fit::Fit, Vec<super::Trial>)> {
-    let mut best: Option<(Algorithm, TrainOptions, super::fit::Fit, HoldoutMetrics)> = None;
-    let mut trials = Vec::new();
-    for (algorithm, variant, candidate_options) in log_auto_candidates(options) {
-        let found = candidates::best_candidate(
-            algorithm,
-            split,
-            TargetKind::Value,
-            &candidate_options,
-            interrupt,
-        );
-        let candidate = match found {
-            Ok(c) => c,
-            Err(e) if e.kind != ErrorKind::Internal => {
-                trials.push(super::Trial {
-                    algorithm,
-                    variant: variant.map(str::to_string),
-                    outcome: Err(e),
-                    seconds: 0.0,
-                });
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
-        for mut trial in candidate.trials {
-            trial.variant = variant.map(str::to_string);
-            trials.push(trial);
-        }
-        let better = best.as_ref().is_none_or(|(_, _, _, incumbent)| {
-            // strictly better replaces; ties keep the earlier (simpler) candidate
-            !options.metric.at_least_as_good(
-                incumbent.get(options.metric),
-                candidate.metrics.get(options.metric),
-            )
-        });
-        if better {
-            best = Some((
-                algorithm,
-                candidate_options,
-                candidate.fit,
-                candidate.metrics,
-            ));
-        }
-    }
-    let (algorithm, chosen, fit, _) = best.ok_or_else(|| {
-        EngineError::new(ErrorKind::FitFailed, "no candidate of auto could be fitted")
-    })?;
-    Ok((algorithm, chosen, fit, trials))
 }
 
 /// The stored model: the chosen algorithm learnt from the cut-offs moved forward, its tiers
