@@ -80,9 +80,17 @@ static INT_SETTINGS: [IntSetting; 3] = [
 
 /// Checks the settings made before the library was loaded, then defines the parameters and
 /// reserves the prefix. Raises the first bad setting as an ERROR, defining nothing.
+///
+/// Not in the postmaster (`shared_preload_libraries`): an error there would keep the server
+/// from starting over a line of postgresql.conf. There Postgres logs a WARNING for the setting
+/// and keeps the default, and every backend inherits the reserved prefix.
 pub fn register() {
-    if let Err(error) = check_placeholders() {
-        crate::pg::errors::raise(error);
+    // SAFETY: a flag Postgres sets once at process start
+    let in_backend = unsafe { pg_sys::IsUnderPostmaster };
+    if in_backend {
+        if let Err(error) = check_placeholders() {
+            crate::pg::errors::raise(error);
+        }
     }
     for setting in &INT_SETTINGS {
         GucRegistry::define_int_guc(

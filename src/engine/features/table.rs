@@ -331,6 +331,8 @@ impl RawTable {
                     .map(String::as_str)
                     .unwrap_or("?")
             ),
+            // 1.7e308, not 309 digits
+            _ if first != 0.0 && !(1e-6..1e15).contains(&first.abs()) => format!("{first:e}"),
             _ => first.to_string(),
         };
         Err(EngineError::insufficient_data(format!(
@@ -542,6 +544,15 @@ mod tests {
         let err = t.into_dataset().unwrap_err();
         assert!(
             err.message.contains("\"a\" is constant (7)"),
+            "{}",
+            err.message
+        );
+        let mut t = table();
+        t.push_row(&[Some(1.7e308), Some(1.0)], Some(1.0)).unwrap();
+        t.push_row(&[Some(1.7e308), Some(0.0)], Some(2.0)).unwrap();
+        let err = t.into_dataset().unwrap_err();
+        assert!(
+            err.message.contains("is constant (1.7e308)"),
             "{}",
             err.message
         );
