@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::data::{log_add_exp, CountData, Customer};
-use super::optimize::{minimize_smooth, FitOptions};
+use super::optimize::{fit_positive_params, FitOptions};
 use super::special::{digamma, hyp2f1, hyp2f1_many, ln_gamma};
 use crate::engine::error::Result;
 
@@ -33,15 +33,6 @@ struct PerX {
 }
 
 impl MbgNbd {
-    fn from_log(p: &[f64]) -> MbgNbd {
-        MbgNbd {
-            r: p[0].exp(),
-            alpha: p[1].exp(),
-            a: p[2].exp(),
-            b: p[3].exp(),
-        }
-    }
-
     pub fn params(&self) -> [f64; 4] {
         [self.r, self.alpha, self.a, self.b]
     }
@@ -95,26 +86,25 @@ impl MbgNbd {
         (total, grad)
     }
 
-    /// Maximum-likelihood fit, penalised as [`super::bgnbd::BgNbd::fit`].
+    /// Maximum-likelihood fit, penalised as [`fit_positive_params`] says.
     pub fn fit(
         customers: &[Customer],
         fit: &FitOptions,
         interrupt: &mut dyn FnMut(),
     ) -> Result<(MbgNbd, f64)> {
         let (data, mean_t) = CountData::for_count_model(customers, "mbgnbd")?;
-        let n = data.n_customers;
-        let mut objective = |theta: &[f64], gradient: &mut [f64]| {
-            let m = MbgNbd::from_log(theta);
-            let (ll, g) = m.log_likelihood_gradient(&data);
-            let params = m.params();
-            for k in 0..4 {
-                gradient[k] = params[k] * (-g[k] / n + 2.0 * fit.penalizer * params[k]);
-            }
-            -ll / n + fit.penalizer * params.iter().map(|v| v * v).sum::<f64>()
-        };
         let start = [0.0, (mean_t / 4.0).max(1e-3).ln(), 0.0, 0.0];
-        let best = minimize_smooth("mbgnbd", &mut objective, &start, &fit.settings(), interrupt)?;
-        let model = MbgNbd::from_log(&best.x);
+        let ll_gradient =
+            |[r, alpha, a, b]: [f64; 4]| MbgNbd { r, alpha, a, b }.log_likelihood_gradient(&data);
+        let [r, alpha, a, b] = fit_positive_params(
+            "mbgnbd",
+            data.n_customers,
+            start,
+            fit,
+            &ll_gradient,
+            interrupt,
+        )?;
+        let model = MbgNbd { r, alpha, a, b };
         Ok((model, model.log_likelihood(&data)))
     }
 

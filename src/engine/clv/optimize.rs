@@ -272,6 +272,39 @@ fn replace_worst_vertex(
     }
 }
 
+/// Maximum-likelihood fit of four positive parameters (the BG/NBD family) with an analytic
+/// gradient: minimises the mean negative log-likelihood of `n` customers plus
+/// `penalizer · Σ p²` (as lifetimes does, which keeps a degenerate fit finite) over
+/// log-parameters θ = ln p, whose gradient is ∂/∂θₖ = pₖ ∂/∂pₖ. `ll_gradient` gives the total
+/// log-likelihood and its gradient in p. Returns the fitted p.
+pub fn fit_positive_params(
+    model: &str,
+    n: f64,
+    start: [f64; 4],
+    fit: &FitOptions,
+    ll_gradient: &dyn Fn([f64; 4]) -> (f64, [f64; 4]),
+    interrupt: &mut dyn FnMut(),
+) -> Result<[f64; 4]> {
+    let params_of = |theta: &[f64]| {
+        [
+            theta[0].exp(),
+            theta[1].exp(),
+            theta[2].exp(),
+            theta[3].exp(),
+        ]
+    };
+    let mut objective = |theta: &[f64], gradient: &mut [f64]| {
+        let params = params_of(theta);
+        let (ll, g) = ll_gradient(params);
+        for k in 0..4 {
+            gradient[k] = params[k] * (-g[k] / n + 2.0 * fit.penalizer * params[k]);
+        }
+        -ll / n + fit.penalizer * params.iter().map(|v| v * v).sum::<f64>()
+    };
+    let best = minimize_smooth(model, &mut objective, &start, &fit.settings(), interrupt)?;
+    Ok(params_of(&best.x))
+}
+
 /// Minimises a smooth `f` whose gradient `fg` also returns (into its second argument) with
 /// BFGS and a backtracking Armijo line search: a few dozen iterations where Nelder–Mead needs
 /// hundreds. If the line search stalls away from a stationary point (e.g. a flat region),
