@@ -13,7 +13,7 @@
 source "$(dirname "$0")/../scripts/common.sh"
 lock_install
 cd "$ROOT"
-python=1 algorithms="linear ridge random_forest gbm gbm:hurdle mlp mlp:hurdle auto"
+python=1 algorithms="linear ridge random_forest gbm gbm:hurdle mlp mlp:hurdle mlp:ziln auto"
 while [ $# -gt 0 ]; do
     case "$1" in
         --no-python) python=0 ;;

@@ -249,7 +249,7 @@ impl ModelArtifact {
             Predictor::Linear(_) | Predictor::Trees(_) => {
                 return unavailable("it was trained before customer_value 0.2.0 (retrain it)")
             }
-            Predictor::Mlp(_) => {
+            Predictor::Mlp(_) | Predictor::Ziln(_) => {
                 return unavailable("a neural network has no exact additive explanation")
             }
             Predictor::OneVsRest(_) => {

@@ -35,6 +35,11 @@
 //!   of commit b2d032c) the same way, default options on the CDNOW sample summary, with the
 //!   bgnbd fixture's feature specs.
 //!
+//! - ziln (added with the `Predictor::Ziln` variant and `OutputActivation::ZeroInflatedLognormal`,
+//!   both appended: the same format version): written on 2026-11-30 by customer_value 0.3.0 (a
+//!   working tree on top of commit 77b9c9c) the same way, mlp `{"hidden_layers": [8, 4],
+//!   "epochs": 200, "loss": "ziln"}` on the hurdle fixture's 400 rows of zero-inflated spend.
+//!
 //! The values the tests compare with were printed from the decoded fixtures at the same time.
 //! **Never regenerate these files or the recorded values**: they stand for models that users
 //! have stored, which every later version must keep reading to the same predictions. A new
@@ -57,7 +62,7 @@ fn from_hex(hex: &str) -> Vec<u8> {
 }
 
 /// The format v2 fixtures, one per kind of stored model.
-const FIXTURES_V2: [(&str, &str); 13] = [
+const FIXTURES_V2: [(&str, &str); 14] = [
     (
         "linear",
         include_str!("../../tests/data/models/format_v2_linear.hex"),
@@ -110,6 +115,10 @@ const FIXTURES_V2: [(&str, &str); 13] = [
         "mbgnbd",
         include_str!("../../tests/data/models/format_v2_mbgnbd.hex"),
     ),
+    (
+        "ziln",
+        include_str!("../../tests/data/models/format_v2_ziln.hex"),
+    ),
 ];
 
 /// The kind of stored model, by predictor. No wildcard arm: a new predictor (or CLV shape) does
@@ -121,6 +130,7 @@ fn kind(m: &ModelArtifact) -> &'static str {
         Predictor::Mlp(_) => "mlp",
         Predictor::OneVsRest(_) => "one_vs_rest",
         Predictor::Hurdle(_) => "hurdle",
+        Predictor::Ziln(_) => "ziln",
         Predictor::Clv(c) => match (&c.count, &c.spend) {
             (Some(CountModel::BgNbd(_)), None) => "bgnbd",
             (Some(CountModel::ParetoNbd(_)), None) => "pareto_nbd",
@@ -133,7 +143,7 @@ fn kind(m: &ModelArtifact) -> &'static str {
 }
 
 /// Every kind of stored model, which the fixtures (and so the fuzz test) must cover.
-const KINDS: [&str; 10] = [
+const KINDS: [&str; 11] = [
     "linear",
     "trees",
     "mlp",
@@ -144,6 +154,7 @@ const KINDS: [&str; 10] = [
     "clv",
     "hurdle",
     "mbgnbd",
+    "ziln",
 ];
 
 /// The fixtures, decoded.
@@ -195,7 +206,7 @@ const BAND_INPUTS: [[f64; 6]; 3] = [
     [10.0, 1.0, 1.0, 0.0, 1.0, 200.0],
     [19.0, 1.0, 0.0, 1.0, 1.2, 5.0],
 ];
-/// Inputs (x) of the hurdle model.
+/// Inputs (x) of the hurdle and zero-inflated lognormal models.
 const HURDLE_INPUTS: [[f64; 1]; 3] = [[0.2], [0.5], [0.8]];
 /// RFM summaries (frequency, recency, t in weeks, monetary_value); count models read the first
 /// three.
@@ -232,7 +243,7 @@ const CUSTOMER_FEATURES: &[&str] = &[
 const COUNT_FEATURES: &[&str] = &["frequency", "recency", "t"];
 const SPEND_FEATURES: &[&str] = &["frequency", "recency", "t", "monetary_value"];
 
-const RECORDED: [Recorded; 13] = [
+const RECORDED: [Recorded; 14] = [
     Recorded {
         name: "linear",
         algorithm: Algorithm::Linear,
@@ -404,6 +415,19 @@ const RECORDED: [Recorded; 13] = [
         features: COUNT_FEATURES,
         predictions: [0.19762848397142108, 1.5968256186126943, 5.49466543253695],
         tiers: ["low", "high", "VIP"],
+        labels: None,
+    },
+    Recorded {
+        name: "ziln",
+        algorithm: Algorithm::Mlp,
+        task: Task::Regression,
+        link: Link::Identity,
+        target_transform: TargetTransform::Identity,
+        target: Some("y"),
+        classes: &[],
+        features: &["x"],
+        predictions: [4.039196687456702, 4.514968472020537, 10.122746967125451],
+        tiers: ["low", "low", "high"],
         labels: None,
     },
 ];

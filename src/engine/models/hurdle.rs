@@ -15,29 +15,6 @@ use super::Predictor;
 use crate::engine::error::{EngineError, Result};
 use crate::engine::stats::sigmoid;
 
-/// The objective of a value model (option `loss`; `gbm` and `mlp`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ValueLoss {
-    /// One model of the value, least squares.
-    SquaredError,
-    /// P(buy) × E[spend | buy], lognormal spend ([`HurdleModel`]).
-    Hurdle,
-}
-
-impl ValueLoss {
-    pub const CHOICES: [(&'static str, ValueLoss); 2] = [
-        ("squared_error", ValueLoss::SquaredError),
-        ("hurdle", ValueLoss::Hurdle),
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            ValueLoss::SquaredError => "squared_error",
-            ValueLoss::Hurdle => "hurdle",
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HurdleModel {
     /// P(buy): log-odds when `buy_logistic`, else a probability.

@@ -1,5 +1,6 @@
-//! Multilayer perceptron: a regressor (identity output, squared error) and a binary classifier
-//! (sigmoid output, log loss), trained with mini-batch Adam and early stopping.
+//! Multilayer perceptron: a regressor (identity output, squared error), a binary classifier
+//! (sigmoid output, log loss) and a zero-inflated lognormal model of spend (three outputs, the
+//! ZILN likelihood of Wang, Liu & Miao 2019), trained with mini-batch Adam and early stopping.
 //!
 //! Training runs on `ndarray` matrix products because that is where the time goes (a mini-batch
 //! is three small GEMMs forward and five backward). The fitted network is then copied into
@@ -17,7 +18,7 @@
 //! wraps it in `catch_unwind`.
 
 use ndarray::linalg::general_mat_mul;
-use ndarray::{s, Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1, Zip};
+use ndarray::{s, Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2, Zip};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -54,6 +55,72 @@ pub enum OutputActivation {
     Identity,
     /// `1 / (1 + e^-z)`, a probability (binary classification); target mean/scale are unused.
     Sigmoid,
+    /// Three outputs `(z₀, z₁, z₂)` of the zero-inflated lognormal (appended: stored models
+    /// decode by index): P(buy) = σ(z₀), and a buyer's ln(spend) is normal with mean
+    /// `target_mean + target_scale · z₁` and standard deviation
+    /// `target_scale · softplus(z₂)` (within [`SIGMA_FLOOR`], [`SIGMA_CEILING`]); the prediction is
+    /// P(buy) · exp(μ + σ²/2).
+    ZeroInflatedLognormal,
+}
+
+impl OutputActivation {
+    /// Units of the output layer.
+    pub fn width(self) -> usize {
+        match self {
+            OutputActivation::Identity | OutputActivation::Sigmoid => 1,
+            OutputActivation::ZeroInflatedLognormal => 3,
+        }
+    }
+}
+
+/// Most outputs a network has (the zero-inflated lognormal's three).
+const MAX_OUTPUTS: usize = 3;
+
+/// Smallest standardised σ of the zero-inflated lognormal (as Keras' reference implementation
+/// floors its softplus): keeps the likelihood finite when one buyer's spend is fitted exactly.
+pub const SIGMA_FLOOR: f64 = 1e-3;
+/// Largest standardised σ: 1, the spread of ln(spend) over all training buyers (see
+/// [`MlpModel::ziln_parts`]).
+pub const SIGMA_CEILING: f64 = 1.0;
+
+/// The three parts of a zero-inflated lognormal prediction.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ZilnParts {
+    pub buy_probability: f64,
+    /// μ: the mean of a buyer's ln(spend).
+    pub log_mean: f64,
+    /// σ: the standard deviation of a buyer's ln(spend).
+    pub log_sd: f64,
+}
+
+/// What the network is trained to minimise: the output layer and its loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Objective {
+    /// One identity output, squared error on the standardised target.
+    SquaredError,
+    /// One logit, binary log loss.
+    LogLoss,
+    /// Three outputs, the negative zero-inflated lognormal log-likelihood of a target ≥ 0.
+    ZeroInflatedLognormal,
+}
+
+impl From<Loss> for Objective {
+    fn from(loss: Loss) -> Objective {
+        match loss {
+            Loss::SquaredError => Objective::SquaredError,
+            Loss::LogLoss => Objective::LogLoss,
+        }
+    }
+}
+
+impl Objective {
+    fn output(self) -> OutputActivation {
+        match self {
+            Objective::SquaredError => OutputActivation::Identity,
+            Objective::LogLoss => OutputActivation::Sigmoid,
+            Objective::ZeroInflatedLognormal => OutputActivation::ZeroInflatedLognormal,
+        }
+    }
 }
 
 /// Hyperparameters, named like the keys of the `options` jsonb.
@@ -240,28 +307,69 @@ pub struct MlpReport {
     /// The epoch whose weights were kept (1-based); the last epoch without a validation split.
     pub best_epoch: usize,
     /// Validation loss of the kept weights: mean squared error in the target's own units
-    /// (regression) or mean log loss (binary). `None` when `validation_fraction` is 0.
+    /// (regression), mean log loss (binary) or the mean negative log-likelihood of the
+    /// zero-inflated lognormal, spend in its own units. `None` when `validation_fraction` is 0.
     pub best_validation_loss: Option<f64>,
 }
 
 impl MlpModel {
-    /// Predicts one row: the target (regression) or P(label = 1) (binary). `x` holds one value
+    /// Predicts one row: the target (regression), P(label = 1) (binary) or the zero-inflated
+    /// lognormal mean (see [`OutputActivation::ZeroInflatedLognormal`]). `x` holds one value
     /// per feature, in feature order. Never allocates and never panics; a model that fails
     /// [`MlpModel::validate`] yields NaN.
     #[inline]
     pub fn predict(&self, x: &[f64]) -> f64 {
+        let mut z = [0.0f64; MAX_OUTPUTS];
+        if !self.outputs(x.iter().copied(), &mut z) {
+            return f64::NAN;
+        }
+        match self.output {
+            OutputActivation::Identity => self.target_mean + self.target_scale * z[0],
+            OutputActivation::Sigmoid => sigmoid(z[0]),
+            OutputActivation::ZeroInflatedLognormal => {
+                let parts = self.ziln_parts_of(&z);
+                let log_sd = parts.log_sd;
+                parts.buy_probability * (parts.log_mean + log_sd * log_sd / 2.0).exp()
+            }
+        }
+    }
+
+    /// P(buy) and a buyer's lognormal μ and σ, from a zero-inflated lognormal network reading
+    /// the features `x`; `None` for any other network or one that fails validation.
+    #[inline]
+    pub fn ziln_parts(&self, x: impl Iterator<Item = f64>) -> Option<ZilnParts> {
+        let mut z = [0.0f64; MAX_OUTPUTS];
+        (self.output == OutputActivation::ZeroInflatedLognormal && self.outputs(x, &mut z))
+            .then(|| self.ziln_parts_of(&z))
+    }
+
+    /// σ is at most `target_scale`, the spread of ln(spend) over all training buyers: a
+    /// customer's spend is not less predictable than a stranger's, and exp(σ²/2) must not let
+    /// a network extrapolating beyond its data inflate a prediction.
+    #[inline]
+    fn ziln_parts_of(&self, z: &[f64; MAX_OUTPUTS]) -> ZilnParts {
+        ZilnParts {
+            buy_probability: sigmoid(z[0]),
+            log_mean: self.target_mean + self.target_scale * z[1],
+            log_sd: self.target_scale * softplus(z[2]).clamp(SIGMA_FLOOR, SIGMA_CEILING),
+        }
+    }
+
+    /// Writes the output layer's pre-activations into `z`; false when the network does not
+    /// have the shape its output activation needs.
+    #[inline]
+    fn outputs(&self, x: impl Iterator<Item = f64>, z: &mut [f64; MAX_OUTPUTS]) -> bool {
         let mut buf_a = [0.0f64; MAX_WIDTH];
         let mut buf_b = [0.0f64; MAX_WIDTH];
         let Some((first, rest)) = self.layers.split_first() else {
-            return f64::NAN;
+            return false;
         };
         let standardised = x
-            .iter()
             .zip(&self.input_mean)
             .zip(&self.input_scale)
             .map(|((v, m), s)| (v - m) / s);
         let Some(mut width) = dense(first, standardised, &mut buf_a) else {
-            return f64::NAN;
+            return false;
         };
         let (mut cur, mut next) = (&mut buf_a, &mut buf_b);
         for layer in rest {
@@ -269,20 +377,15 @@ impl MlpModel {
             hidden.iter_mut().for_each(|v| *v = relu(*v));
             width = match dense(layer, hidden.iter().copied(), next) {
                 Some(w) => w,
-                None => return f64::NAN,
+                None => return false,
             };
             std::mem::swap(&mut cur, &mut next);
         }
-        self.finish(cur[0])
-    }
-
-    /// Maps the output unit's pre-activation to a prediction.
-    #[inline]
-    fn finish(&self, z: f64) -> f64 {
-        match self.output {
-            OutputActivation::Identity => self.target_mean + self.target_scale * z,
-            OutputActivation::Sigmoid => sigmoid(z),
+        if width != self.output.width() {
+            return false;
         }
+        z[..width].copy_from_slice(&cur[..width]);
+        true
     }
 
     pub fn n_features(&self) -> usize {
@@ -370,8 +473,11 @@ impl MlpModel {
             }
             expected_in = n_out;
         }
-        if expected_in != 1 {
-            return bad(format!("the last layer has {expected_in} outputs, not 1"));
+        if expected_in != self.output.width() {
+            return bad(format!(
+                "the last layer has {expected_in} outputs, not {}",
+                self.output.width()
+            ));
         }
         Ok(())
     }
@@ -407,6 +513,12 @@ fn relu(v: f64) -> f64 {
     } else {
         v
     }
+}
+
+/// `ln(1 + e^z)`, stable for any `z`.
+#[inline]
+fn softplus(z: f64) -> f64 {
+    z.max(0.0) + (-z.abs()).exp().ln_1p()
 }
 
 /// Log loss of logit `z` for label `y`, stable for any `z`:
@@ -518,41 +630,64 @@ fn forward(net: &Net, x: ArrayView2<f64>, ws: &mut Workspace) {
     }
 }
 
-/// Mean loss over the rows of `z` (logits or standardised scores) against `y`, and the
-/// gradient of that mean with respect to each `z`, written to `delta`.
+/// Mean loss over the rows of `z` (the output layer's pre-activations, one row per example)
+/// against `y` (standardised), and the gradient of that mean with respect to each `z`, written
+/// to `delta`.
 fn output_loss(
-    task: Loss,
-    z: ArrayView1<f64>,
+    objective: Objective,
+    z: ArrayView2<f64>,
     y: ArrayView1<f64>,
-    delta: Option<ArrayViewMut1<f64>>,
+    mut delta: Option<ArrayViewMut2<f64>>,
 ) -> f64 {
-    let m = z.len() as f64;
+    let m = y.len() as f64;
     let mut sum = 0.0;
-    match delta {
-        Some(mut delta) => {
-            Zip::from(&mut delta)
-                .and(&z)
-                .and(&y)
-                .for_each(|d, &z, &y| match task {
-                    Loss::SquaredError => {
-                        // 0.5·(z - y)² per row, as scikit-learn; the gradient is then z - y
-                        sum += 0.5 * (z - y) * (z - y);
-                        *d = (z - y) / m;
-                    }
-                    Loss::LogLoss => {
-                        sum += log_loss(z, y);
-                        *d = (sigmoid(z) - y) / m;
-                    }
-                })
-        }
-        None => Zip::from(&z).and(&y).for_each(|&z, &y| {
-            sum += match task {
-                Loss::SquaredError => 0.5 * (z - y) * (z - y),
-                Loss::LogLoss => log_loss(z, y),
+    for (i, (z, &y)) in z.rows().into_iter().zip(y).enumerate() {
+        let (loss, gradient) = row_loss(objective, z, y);
+        sum += loss;
+        if let Some(delta) = delta.as_mut() {
+            for (k, d) in delta.row_mut(i).iter_mut().enumerate() {
+                *d = gradient[k] / m;
             }
-        }),
+        }
     }
     sum / m
+}
+
+/// One example's loss and its gradient with respect to the outputs `z`.
+#[inline]
+fn row_loss(objective: Objective, z: ArrayView1<f64>, y: f64) -> (f64, [f64; MAX_OUTPUTS]) {
+    match objective {
+        // 0.5·(z - y)² per row, as scikit-learn; the gradient is then z - y
+        Objective::SquaredError => (0.5 * (z[0] - y) * (z[0] - y), [z[0] - y, 0.0, 0.0]),
+        Objective::LogLoss => (log_loss(z[0], y), [sigmoid(z[0]) - y, 0.0, 0.0]),
+        Objective::ZeroInflatedLognormal => ziln_loss(z[0], z[1], z[2], y),
+    }
+}
+
+/// The zero-inflated lognormal loss of one example on the standardised log scale, `y` being
+/// the standardised ln(spend) of a buyer or −∞ (ln 0) for no purchase: the log loss of "buys"
+/// plus, for a buyer, `ln σ + (y − μ)² / 2σ²` with μ = `z₁` and σ = softplus(`z₂`) (within
+/// [`SIGMA_FLOOR`], [`SIGMA_CEILING`]).
+/// This is the negative log-likelihood up to terms that do not depend on the weights
+/// ([`validation_loss`] adds them back).
+#[inline]
+fn ziln_loss(z_buy: f64, mu: f64, z_sd: f64, y: f64) -> (f64, [f64; MAX_OUTPUTS]) {
+    let bought = y > f64::NEG_INFINITY;
+    let label = f64::from(u8::from(bought));
+    let mut loss = log_loss(z_buy, label);
+    let mut gradient = [sigmoid(z_buy) - label, 0.0, 0.0];
+    if bought {
+        let raw_sd = softplus(z_sd);
+        let sd = raw_sd.clamp(SIGMA_FLOOR, SIGMA_CEILING);
+        let (r, var) = (y - mu, sd * sd);
+        loss += sd.ln() + r * r / (2.0 * var);
+        gradient[1] = -r / var;
+        if raw_sd > SIGMA_FLOOR && raw_sd < SIGMA_CEILING {
+            // d/dσ (ln σ + r²/2σ²) = 1/σ − r²/σ³, and softplus' = sigmoid
+            gradient[2] = (1.0 / sd - r * r / (var * sd)) * sigmoid(z_sd);
+        }
+    }
+    (loss, gradient)
 }
 
 fn l2_penalty(net: &Net, l2: f64) -> f64 {
@@ -571,7 +706,7 @@ fn l2_penalty(net: &Net, l2: f64) -> f64 {
 #[cfg(test)]
 fn objective(
     net: &Net,
-    task: Loss,
+    task: Objective,
     l2: f64,
     x: ArrayView2<f64>,
     y: ArrayView1<f64>,
@@ -580,14 +715,14 @@ fn objective(
     forward(net, x, ws);
     let last = net.w.len() - 1;
     let m = x.nrows();
-    output_loss(task, ws.acts[last].slice(s![..m, 0]), y, None) + l2_penalty(net, l2)
+    output_loss(task, ws.acts[last].slice(s![..m, ..]), y, None) + l2_penalty(net, l2)
 }
 
 /// Forward and backward pass: returns the mini-batch objective and writes its gradient with
 /// respect to every weight and bias into `grads`.
 fn objective_and_gradient(
     net: &Net,
-    task: Loss,
+    task: Objective,
     l2: f64,
     x: ArrayView2<f64>,
     y: ArrayView1<f64>,
@@ -599,9 +734,9 @@ fn objective_and_gradient(
     let last = net.w.len() - 1;
     let loss = output_loss(
         task,
-        ws.acts[last].slice(s![..m, 0]),
+        ws.acts[last].slice(s![..m, ..]),
         y,
-        Some(ws.deltas[last].slice_mut(s![..m, 0])),
+        Some(ws.deltas[last].slice_mut(s![..m, ..])),
     );
     for l in (0..=last).rev() {
         {
@@ -734,12 +869,29 @@ pub fn fit_mlp(
     options: &MlpOptions,
     interrupt: &mut dyn FnMut(),
 ) -> Result<(MlpModel, MlpReport)> {
-    fit_network(train, task, options, interrupt).map(|(_, model, report)| (model, report))
+    fit_network(train, task.into(), options, interrupt).map(|(_, model, report)| (model, report))
 }
+
+/// Trains a zero-inflated lognormal network on a target of 0 or more (spend): P(buy) and a
+/// buyer's lognormal μ and σ from one network, fitted on the ZILN likelihood. Errors as
+/// [`fit_mlp`], and a negative target (`InvalidParameter`) or fewer than
+/// [`MIN_ZILN_BUYERS`] rows above 0 (`InsufficientData`).
+pub fn fit_mlp_ziln(
+    train: &Dataset,
+    options: &MlpOptions,
+    interrupt: &mut dyn FnMut(),
+) -> Result<(MlpModel, MlpReport)> {
+    let objective = Objective::ZeroInflatedLognormal;
+    fit_network(train, objective, options, interrupt).map(|(_, model, report)| (model, report))
+}
+
+/// Fewest buyers (rows with a target above 0) a zero-inflated lognormal network needs: the
+/// spread of their ln(spend) standardises its μ and σ outputs.
+pub const MIN_ZILN_BUYERS: usize = 10;
 
 fn fit_network(
     train: &Dataset,
-    task: Loss,
+    task: Objective,
     options: &MlpOptions,
     interrupt: &mut dyn FnMut(),
 ) -> Result<(Net, MlpModel, MlpReport)> {
@@ -756,13 +908,13 @@ fn fit_network(
     let mut sizes = Vec::with_capacity(options.hidden_layers.len() + 2);
     sizes.push(p);
     sizes.extend_from_slice(&options.hidden_layers);
-    sizes.push(1);
+    sizes.push(output.width());
     let net = Net::he_init(&sizes, &mut rng);
     let data = EpochData {
         task,
         fit: &fit_part,
         validation: (n_val > 0).then_some(&val_part),
-        target_scale: scaling.target_scale,
+        target: (scaling.target_mean, scaling.target_scale),
         p,
     };
     let (net, report) = train_epochs(net, &data, options, &mut rng, interrupt)?;
@@ -788,7 +940,7 @@ fn fit_network(
 /// validation and the output unit's activation.
 fn check_training_data(
     train: &Dataset,
-    task: Loss,
+    task: Objective,
     options: &MlpOptions,
 ) -> Result<(usize, OutputActivation)> {
     let (n, p) = (train.n_rows, train.n_features);
@@ -825,9 +977,10 @@ fn check_training_data(
         ))
         .with_hint("Use more rows, or a smaller validation_fraction."));
     }
-    let output = match task {
-        Loss::SquaredError => OutputActivation::Identity,
-        Loss::LogLoss => {
+    match task {
+        Objective::SquaredError => {}
+        Objective::ZeroInflatedLognormal => check_spend_target(train)?,
+        Objective::LogLoss => {
             if let Some(v) = train.y.iter().find(|&&v| v != 0.0 && v != 1.0) {
                 return Err(EngineError::invalid_parameter(format!(
                     "binary classification needs a 0/1 target, found {v}"
@@ -840,24 +993,42 @@ fn check_training_data(
                     train.y[0]
                 )));
             }
-            OutputActivation::Sigmoid
         }
     };
-    Ok((n_val, output))
+    Ok((n_val, task.output()))
+}
+
+/// The zero-inflated lognormal's target: spend, 0 or more, with enough buyers.
+fn check_spend_target(train: &Dataset) -> Result<()> {
+    if let Some(y) = train.y.iter().find(|y| **y < 0.0) {
+        return Err(EngineError::invalid_parameter(format!(
+            "loss \"ziln\" needs a target of 0 or more (spend); the target holds {y}"
+        )));
+    }
+    let buyers = train.y.iter().filter(|y| **y > 0.0).count();
+    if buyers < MIN_ZILN_BUYERS {
+        return Err(EngineError::insufficient_data(format!(
+            "loss \"ziln\" needs at least {MIN_ZILN_BUYERS} rows with a target above 0; the training rows have {buyers} of {}",
+            train.n_rows
+        )));
+    }
+    Ok(())
 }
 
 /// The standardisation of inputs and (for a value target) the target, stored with the model.
 /// Measured on all rows handed in, so the stored transform describes the whole training set
 /// (the validation rows are only used to decide when to stop).
+/// The zero-inflated lognormal standardises ln(spend) of the buyers instead of the target.
 struct Scaling {
     input_mean: Vec<f64>,
     input_scale: Vec<f64>,
     target_mean: f64,
     target_scale: f64,
+    log_target: bool,
 }
 
 impl Scaling {
-    fn measure(train: &Dataset, task: Loss) -> Result<Scaling> {
+    fn measure(train: &Dataset, task: Objective) -> Result<Scaling> {
         let p = train.n_features;
         let mut input_mean = Vec::with_capacity(p);
         let mut input_scale = Vec::with_capacity(p);
@@ -877,25 +1048,24 @@ impl Scaling {
             input_scale.push(usable_scale(sd));
         }
         let (target_mean, target_scale) = match task {
-            Loss::SquaredError => {
-                let n_f = train.n_rows as f64;
-                let mean = train.y.iter().sum::<f64>() / n_f;
-                let var = train.y.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n_f;
-                if !mean.is_finite() || !var.is_finite() {
-                    return Err(EngineError::new(
-                        ErrorKind::FitFailed,
-                        "mlp cannot standardise the target: its values are too large",
-                    ));
-                }
-                (mean, usable_scale(var.sqrt()))
+            Objective::SquaredError => target_moments(&train.y)?,
+            Objective::LogLoss => (0.0, 1.0),
+            Objective::ZeroInflatedLognormal => {
+                let log_spend: Vec<f64> = train
+                    .y
+                    .iter()
+                    .filter(|y| **y > 0.0)
+                    .map(|y| y.ln())
+                    .collect();
+                target_moments(&log_spend)?
             }
-            Loss::LogLoss => (0.0, 1.0),
         };
         Ok(Scaling {
             input_mean,
             input_scale,
             target_mean,
             target_scale,
+            log_target: task == Objective::ZeroInflatedLognormal,
         })
     }
 
@@ -912,18 +1082,39 @@ impl Scaling {
                     .zip(&self.input_scale)
                     .map(|((v, m), s)| (v - m) / s),
             );
-            y.push((train.y[i] - self.target_mean) / self.target_scale);
+            // ln 0 = −∞ stands for "no purchase" in the zero-inflated lognormal's loss
+            let target = if self.log_target {
+                train.y[i].ln()
+            } else {
+                train.y[i]
+            };
+            y.push((target - self.target_mean) / self.target_scale);
         }
         Part { x, y }
     }
 }
 
+/// Mean and usable standard deviation of a target to standardise.
+fn target_moments(values: &[f64]) -> Result<(f64, f64)> {
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let var = values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n;
+    if !mean.is_finite() || !var.is_finite() {
+        return Err(EngineError::new(
+            ErrorKind::FitFailed,
+            "mlp cannot standardise the target: its values are too large",
+        ));
+    }
+    Ok((mean, usable_scale(var.sqrt())))
+}
+
 /// What the epochs train on: standardised fitting rows, and validation rows if any.
 struct EpochData<'a> {
-    task: Loss,
+    task: Objective,
     fit: &'a Part,
     validation: Option<&'a Part>,
-    target_scale: f64,
+    /// The target's standardisation: mean and scale.
+    target: (f64, f64),
     p: usize,
 }
 
@@ -971,7 +1162,7 @@ fn train_epochs(
             continue;
         };
         interrupt();
-        let val_loss = validation_loss(&net, data.task, validation, data.target_scale, &mut ws)?;
+        let val_loss = validation_loss(&net, data.task, validation, data.target, &mut ws)?;
         if !val_loss.is_finite() {
             return Err(diverged(epoch, "validation", options.learning_rate));
         }
@@ -1032,12 +1223,13 @@ fn view2(values: &[f64], rows: usize, cols: usize) -> Result<ArrayView2<'_, f64>
         .map_err(|e| EngineError::new(ErrorKind::Internal, format!("mlp batch shape: {e}")))
 }
 
-/// Validation loss in reportable units: MSE on the target's own scale, or mean log loss.
+/// Validation loss in reportable units: MSE on the target's own scale, mean log loss, or the
+/// zero-inflated lognormal's mean negative log-likelihood of spend in its own units.
 fn validation_loss(
     net: &Net,
-    task: Loss,
+    task: Objective,
     part: &Part,
-    target_scale: f64,
+    (target_mean, target_scale): (f64, f64),
     ws: &mut Workspace,
 ) -> Result<f64> {
     let p = net.w[0].nrows();
@@ -1047,16 +1239,31 @@ fn validation_loss(
     for (xs, ys) in part.x.chunks(batch * p).zip(part.y.chunks(batch)) {
         let m = ys.len();
         forward(net, view2(xs, m, p)?, ws);
-        let z = ws.acts[last].slice(s![..m, 0]);
+        let z = ws.acts[last].slice(s![..m, ..]);
         sum += m as f64 * output_loss(task, z, ArrayView1::from(ys), None);
     }
-    let mean = sum / part.n_rows() as f64;
+    let n = part.n_rows() as f64;
+    let mean = sum / n;
     Ok(match task {
         // output_loss is 0.5·(z-y)² on the standardised scale
-        Loss::SquaredError => 2.0 * mean * target_scale * target_scale,
-        Loss::LogLoss => mean,
+        Objective::SquaredError => 2.0 * mean * target_scale * target_scale,
+        Objective::LogLoss => mean,
+        Objective::ZeroInflatedLognormal => {
+            // the terms of −ln f(spend) the training loss leaves out: ln spend, the Jacobian of
+            // the standardisation (ln scale) and ½ ln 2π, for every buyer
+            let omitted: f64 = part
+                .y
+                .iter()
+                .filter(|y| y.is_finite())
+                .map(|u| target_mean + target_scale * u + target_scale.ln() + LN_SQRT_2PI)
+                .sum();
+            mean + omitted / n
+        }
     })
 }
+
+/// ½ ln 2π.
+const LN_SQRT_2PI: f64 = 0.918_938_533_204_672_8;
 
 fn diverged(epoch: usize, which: &str, learning_rate: f64) -> EngineError {
     EngineError::new(
@@ -1139,19 +1346,23 @@ mod tests {
     }
 
     /// Analytic gradients against central finite differences of the objective, for every weight
-    /// and bias of a 3 → 5 → 4 → 1 network. Relative error with a 1e-3 floor on the
+    /// and bias of a 3 → 5 → 4 → outputs network. Relative error with a 1e-3 floor on the
     /// denominator (below that, the absolute error is what finite differences can resolve).
-    fn gradient_check(task: Loss, l2: f64) {
+    fn gradient_check(task: Objective, l2: f64) {
         let mut rng = SplitMix64::new(5);
-        let mut net = Net::he_init(&[3, 5, 4, 1], &mut rng);
+        let outputs = task.output().width();
+        let mut net = Net::he_init(&[3, 5, 4, outputs], &mut rng);
         for b in &mut net.b {
             b.mapv_inplace(|_| uniform(&mut rng, -0.5, 0.5));
         }
         let m = 6;
         let x = Array2::from_shape_fn((m, 3), |_| uniform(&mut rng, -1.5, 1.5));
         let y = Array1::from_shape_fn(m, |i| match task {
-            Loss::SquaredError => uniform(&mut rng, -2.0, 2.0),
-            Loss::LogLoss => (i % 2) as f64,
+            Objective::SquaredError => uniform(&mut rng, -2.0, 2.0),
+            Objective::LogLoss => (i % 2) as f64,
+            // every third example bought nothing (ln 0)
+            Objective::ZeroInflatedLognormal if i % 3 == 0 => f64::NEG_INFINITY,
+            Objective::ZeroInflatedLognormal => uniform(&mut rng, -2.0, 2.0),
         });
         let mut ws = Workspace::new(&net, m);
         let mut grads = net.zeros_like();
@@ -1192,7 +1403,7 @@ mod tests {
                 checked += 1;
             }
         }
-        assert_eq!(checked, 3 * 5 + 5 + 5 * 4 + 4 + 4 + 1);
+        assert_eq!(checked, 3 * 5 + 5 + 5 * 4 + 4 + 4 * outputs + outputs);
         assert!(
             worst < 1e-6,
             "{task:?} l2={l2}: worst relative error {worst}"
@@ -1201,14 +1412,72 @@ mod tests {
 
     #[test]
     fn backprop_matches_finite_differences_for_squared_error() {
-        gradient_check(Loss::SquaredError, 0.0);
-        gradient_check(Loss::SquaredError, 0.1);
+        gradient_check(Objective::SquaredError, 0.0);
+        gradient_check(Objective::SquaredError, 0.1);
     }
 
     #[test]
     fn backprop_matches_finite_differences_for_log_loss() {
-        gradient_check(Loss::LogLoss, 0.0);
-        gradient_check(Loss::LogLoss, 0.1);
+        gradient_check(Objective::LogLoss, 0.0);
+        gradient_check(Objective::LogLoss, 0.1);
+    }
+
+    #[test]
+    fn backprop_matches_finite_differences_for_the_zero_inflated_lognormal() {
+        gradient_check(Objective::ZeroInflatedLognormal, 0.0);
+        gradient_check(Objective::ZeroInflatedLognormal, 0.1);
+    }
+
+    /// The reported validation loss is the zero-inflated lognormal's negative log-likelihood of
+    /// spend in its own units, written here from the densities: −ln(1 − p) for no purchase,
+    /// −ln p − ln f(y) for a buyer with f the lognormal density
+    /// `exp(−(ln y − μ)²/2σ²) / (y σ √(2π))`, averaged over the examples.
+    #[test]
+    fn the_ziln_validation_loss_is_the_negative_log_likelihood_of_spend() {
+        let mut rng = SplitMix64::new(8);
+        let net = Net::he_init(&[2, 4, 3], &mut rng);
+        let spend: [f64; 8] = [0.0, 12.5, 0.0, 3.0, 250.0, 40.0, 0.0, 7.25];
+        let x: Vec<f64> = (0..2 * spend.len())
+            .map(|_| uniform(&mut rng, -1.0, 1.0))
+            .collect();
+        let (mean, scale) = (2.1, 1.3);
+        let part = Part {
+            x: x.clone(),
+            y: spend.iter().map(|y| (y.ln() - mean) / scale).collect(),
+        };
+        let mut ws = Workspace::new(&net, 3);
+        let objective = Objective::ZeroInflatedLognormal;
+        let reported = validation_loss(&net, objective, &part, (mean, scale), &mut ws).unwrap();
+        let model = MlpModel {
+            layers: net.to_layers(),
+            input_mean: vec![0.0; 2],
+            input_scale: vec![1.0; 2],
+            target_mean: mean,
+            target_scale: scale,
+            output: OutputActivation::ZeroInflatedLognormal,
+        };
+        let expected = spend
+            .iter()
+            .enumerate()
+            .map(|(i, &y)| {
+                let parts = model
+                    .ziln_parts(x[2 * i..2 * i + 2].iter().copied())
+                    .unwrap();
+                let (p, mu, sd) = (parts.buy_probability, parts.log_mean, parts.log_sd);
+                if y == 0.0 {
+                    -(1.0 - p).ln()
+                } else {
+                    let density = (-(y.ln() - mu).powi(2) / (2.0 * sd * sd)).exp()
+                        / (y * sd * (2.0 * std::f64::consts::PI).sqrt());
+                    -p.ln() - density.ln()
+                }
+            })
+            .sum::<f64>()
+            / spend.len() as f64;
+        assert!(
+            (reported - expected).abs() < 1e-12,
+            "{reported} vs {expected}"
+        );
     }
 
     #[test]
@@ -1349,7 +1618,7 @@ mod tests {
                 epochs: 3,
                 ..MlpOptions::default()
             };
-            let (net, model, _) = fit_network(&train, task, &options, &mut || {}).unwrap();
+            let (net, model, _) = fit_network(&train, task.into(), &options, &mut || {}).unwrap();
             let n = train.n_rows;
             let standardised = Array2::from_shape_fn((n, 4), |(i, j)| {
                 (train.row(i)[j] - model.input_mean[j]) / model.input_scale[j]

@@ -10,6 +10,7 @@ pub mod hurdle;
 pub mod importance;
 pub mod linear;
 pub mod mlp;
+pub mod ziln;
 
 use gbm::GbmOptions;
 
@@ -39,6 +40,34 @@ impl Loss {
         match self {
             Loss::SquaredError => "squared_error",
             Loss::LogLoss => "log_loss",
+        }
+    }
+}
+
+/// The objective of a value model (option `loss`; `gbm` and `mlp`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueLoss {
+    /// One model of the value, least squares.
+    SquaredError,
+    /// P(buy) × E[spend | buy], lognormal spend, as two models ([`hurdle::HurdleModel`]).
+    Hurdle,
+    /// The zero-inflated lognormal: one network with three outputs, P(buy) and the lognormal
+    /// μ and σ of a buyer's spend, trained on the likelihood ([`ziln::ZilnModel`]; `mlp` only).
+    Ziln,
+}
+
+impl ValueLoss {
+    pub const CHOICES: [(&'static str, ValueLoss); 3] = [
+        ("squared_error", ValueLoss::SquaredError),
+        ("hurdle", ValueLoss::Hurdle),
+        ("ziln", ValueLoss::Ziln),
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ValueLoss::SquaredError => "squared_error",
+            ValueLoss::Hurdle => "hurdle",
+            ValueLoss::Ziln => "ziln",
         }
     }
 }
@@ -195,6 +224,9 @@ pub enum Predictor {
     OneVsRest(Vec<ClassModel>),
     /// A two-part model of spend: P(buy) × E[spend | buy] (option `loss: "hurdle"`).
     Hurdle(hurdle::HurdleModel),
+    /// The zero-inflated lognormal network (option `loss: "ziln"` of `mlp`; appended: stored
+    /// models decode by index).
+    Ziln(ziln::ZilnModel),
 }
 
 /// One class's binary model in a [`Predictor::OneVsRest`].
@@ -250,6 +282,7 @@ impl Predictor {
                 .into_iter()
                 .fold(f64::NAN, f64::max),
             Predictor::Hurdle(m) => m.predict(x),
+            Predictor::Ziln(m) => m.predict(x),
         }
     }
 
@@ -276,6 +309,7 @@ impl Predictor {
                 Ok(())
             }
             Predictor::Hurdle(m) => m.validate(n_features),
+            Predictor::Ziln(m) => m.validate(n_features),
         }
     }
 
@@ -308,6 +342,7 @@ impl Predictor {
                     .collect::<Vec<_>>(),
             }),
             Predictor::Hurdle(m) => m.params(feature_names),
+            Predictor::Ziln(m) => m.params(),
         }
     }
 }

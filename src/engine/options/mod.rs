@@ -12,10 +12,10 @@ use super::features::{Imputation, DEFAULT_MAX_ONE_HOT};
 use super::metrics::Metric;
 use super::models::forest::ForestParams;
 use super::models::gbm::GbmOptions;
-use super::models::hurdle::ValueLoss;
 use super::models::linear::PenaltyOptions;
 use super::models::mlp::MlpOptions;
 use super::models::Algorithm;
+use super::models::ValueLoss;
 use super::tiers::TierSpec;
 
 mod search;
@@ -62,7 +62,8 @@ pub struct TrainOptions {
     pub mlp: MlpOptions,
     /// `target_transform`: train on ln(1 + y) and predict e^p − 1 (skewed spend).
     pub target_transform: TargetTransform,
-    /// `loss` of gbm and mlp value models: least squares, or the two-part hurdle model.
+    /// `loss` of gbm and mlp value models: least squares, the two-part hurdle model, or (mlp)
+    /// the zero-inflated lognormal.
     pub loss: ValueLoss,
     /// `task`: "regression" or "classification"; `None` = inferred from the target's type.
     pub task: Option<Task>,
@@ -197,7 +198,7 @@ impl TrainOptions {
         o.parse_columns(map)?;
         o.parse_decision(map)?;
         o.parse_algorithm_options(map, algorithm)?;
-        o.parse_target(map)?;
+        o.parse_target(map, algorithm)?;
         o.parse_encoding(map)?;
         o.parse_auto(map, algorithm)?;
         o.clv = ClvOptions::from_options(map)?;
@@ -296,7 +297,7 @@ impl TrainOptions {
     }
 
     /// `task`, `target_transform`: what the target is and the scale it is fitted on.
-    fn parse_target(&mut self, map: &Map<String, Value>) -> Result<()> {
+    fn parse_target(&mut self, map: &Map<String, Value>, algorithm: Algorithm) -> Result<()> {
         let tasks = [
             ("regression", Task::Regression),
             ("classification", Task::Classification),
@@ -311,24 +312,31 @@ impl TrainOptions {
         if let Some(t) = choice(map, "target_transform", &transforms, expected)? {
             self.target_transform = t;
         }
-        let losses = "\"squared_error\" or \"hurdle\"";
+        let losses = "\"squared_error\", \"hurdle\" or \"ziln\"";
         if let Some(loss) = choice(map, "loss", &ValueLoss::CHOICES, losses)? {
             self.loss = loss;
         }
-        if self.loss == ValueLoss::Hurdle {
-            if self.target_transform != TargetTransform::Identity {
-                return Err(EngineError::invalid_parameter(
-                    "loss \"hurdle\" cannot be combined with target_transform \"log1p\"",
-                )
-                .with_detail(
-                    "The hurdle model fits the logarithm of the spend of buyers itself.",
-                ));
-            }
-            if self.task == Some(Task::Classification) {
-                return Err(EngineError::invalid_parameter(
-                    "loss \"hurdle\" is for a value (regression) target, not a classification",
-                ));
-            }
+        if self.loss == ValueLoss::SquaredError {
+            return Ok(());
+        }
+        let name = self.loss.name();
+        if self.target_transform != TargetTransform::Identity {
+            return Err(EngineError::invalid_parameter(format!(
+                "loss \"{name}\" cannot be combined with target_transform \"log1p\""
+            ))
+            .with_detail("The loss models the logarithm of the spend of buyers itself."));
+        }
+        if self.task == Some(Task::Classification) {
+            return Err(EngineError::invalid_parameter(format!(
+                "loss \"{name}\" is for a value (regression) target, not a classification"
+            )));
+        }
+        if self.loss == ValueLoss::Ziln && !matches!(algorithm, Algorithm::Mlp | Algorithm::Auto) {
+            return Err(EngineError::invalid_parameter(format!(
+                "loss \"ziln\" is for algorithm mlp (a network with three outputs), not {}",
+                algorithm.name()
+            ))
+            .with_hint("Use loss \"hurdle\" for the two-part model of gbm."));
         }
         Ok(())
     }

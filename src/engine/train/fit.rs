@@ -8,9 +8,10 @@ use crate::engine::metrics::HoldoutMetrics;
 use crate::engine::models::explain::node_covers;
 use crate::engine::models::forest::fit_random_forest;
 use crate::engine::models::gbm::fit_gbm;
-use crate::engine::models::hurdle::{HurdleModel, ValueLoss};
+use crate::engine::models::hurdle::HurdleModel;
 use crate::engine::models::mlp::fit_mlp;
-use crate::engine::models::{Algorithm, ClassModel, LinearModel, Loss, Predictor};
+use crate::engine::models::ziln::ZilnModel;
+use crate::engine::models::{Algorithm, ClassModel, LinearModel, Loss, Predictor, ValueLoss};
 use crate::engine::options::TrainOptions;
 use crate::engine::stats::sigmoid;
 use crate::engine::target::{cannot_classify, TargetKind};
@@ -198,6 +199,10 @@ pub(super) fn fit(
     }
     if options.loss == ValueLoss::Hurdle && matches!(algorithm, Algorithm::Gbm | Algorithm::Mlp) {
         return fit_hurdle(algorithm, train, options, interrupt);
+    }
+    if options.loss == ValueLoss::Ziln && algorithm == Algorithm::Mlp {
+        let model = ZilnModel::fit(train, &options.mlp, interrupt)?;
+        return Ok(Fit::from(Predictor::Ziln(model)));
     }
     let linear = |m: Result<LinearModel>| m.map(|m| Fit::from(Predictor::Linear(m)));
     match algorithm {

@@ -599,6 +599,93 @@ mod tests {
         }
     }
 
+    /// The zero-inflated lognormal network learns all three parts: P(buy) = σ(4x − 2), and a
+    /// buyer's ln(spend) with μ = 1 + 2x and σ = 0.5 (the closed forms of `zero_inflated`).
+    #[test]
+    fn the_ziln_loss_recovers_the_three_parts_of_zero_inflated_spend() {
+        let (specs, data) = zero_inflated(20_000).into_dataset().unwrap();
+        let options = TrainOptions::parse(&json!({"loss": "ziln"}), Algorithm::Mlp).unwrap();
+        let out = train(
+            specs,
+            &data,
+            Algorithm::Mlp,
+            Some("y"),
+            &options,
+            &mut || {},
+        )
+        .unwrap();
+        let Predictor::Ziln(m) = &out.artifact.predictor else {
+            panic!("not a zero-inflated lognormal model")
+        };
+        for x in [0.2, 0.5, 0.8] {
+            let parts = m.parts(&[x]).unwrap();
+            let p = crate::engine::stats::sigmoid(4.0 * x - 2.0);
+            assert!((parts.buy_probability - p).abs() < 0.04, "{x}: {parts:?}");
+            assert!(
+                (parts.log_mean - (1.0 + 2.0 * x)).abs() < 0.1,
+                "{x}: {parts:?}"
+            );
+            assert!((parts.log_sd - 0.5).abs() < 0.05, "{x}: {parts:?}");
+        }
+        // against the closed form, on average over x (as the hurdle model is held to)
+        let grid: Vec<f64> = (1..10).map(|k| f64::from(k) / 10.0).collect();
+        let relative_error = grid
+            .iter()
+            .map(|&x| {
+                let truth = crate::engine::stats::sigmoid(4.0 * x - 2.0) * (1.125 + 2.0 * x).exp();
+                (out.artifact.predict(&[x]) - truth).abs() / truth
+            })
+            .sum::<f64>()
+            / grid.len() as f64;
+        assert!(relative_error < 0.1, "mean relative error {relative_error}");
+        let predicted: f64 = (0..data.n_rows)
+            .map(|i| out.artifact.predict(data.row(i)))
+            .sum();
+        let actual: f64 = data.y.iter().sum();
+        assert!(
+            (predicted / actual - 1.0).abs() < 0.05,
+            "{predicted} vs {actual}"
+        );
+        // stored and read back; a network has no additive explanation
+        let back = ModelArtifact::decode(&out.artifact.encode().unwrap()).unwrap();
+        assert_eq!(back.predict(&[0.5]), out.artifact.predict(&[0.5]));
+        assert_eq!(
+            back.explain(&[0.5]).unwrap_err().kind,
+            ErrorKind::NotSupported
+        );
+    }
+
+    #[test]
+    fn the_ziln_loss_refuses_what_it_cannot_model() {
+        let (specs, mut data) = zero_inflated(500).into_dataset().unwrap();
+        let options = TrainOptions::parse(&json!({"loss": "ziln"}), Algorithm::Mlp).unwrap();
+        let run = |data: &Dataset| {
+            let specs = specs.clone();
+            train(specs, data, Algorithm::Mlp, Some("y"), &options, &mut || {}).unwrap_err()
+        };
+        data.y[3] = -1.0;
+        let err = run(&data);
+        assert_eq!(err.kind, ErrorKind::InvalidParameter);
+        assert!(err.message.contains("0 or more"), "{}", err.message);
+        let buyers: Vec<usize> = (0..data.n_rows).filter(|&i| data.y[i] > 0.0).collect();
+        data.y.iter_mut().for_each(|y| *y = 0.0);
+        for &i in &buyers[..9] {
+            data.y[i] = 5.0;
+        }
+        let err = run(&data);
+        assert_eq!(err.kind, ErrorKind::InsufficientData);
+        assert!(err.message.contains("at least 10"), "{}", err.message);
+        let both = json!({"loss": "ziln", "target_transform": "log1p"});
+        assert!(TrainOptions::parse(&both, Algorithm::Mlp).is_err());
+        let classifier = json!({"loss": "ziln", "task": "classification"});
+        assert!(TrainOptions::parse(&classifier, Algorithm::Mlp).is_err());
+        let err = TrainOptions::parse(&json!({"loss": "ziln"}), Algorithm::Gbm).unwrap_err();
+        assert_eq!(
+            err.message,
+            "loss \"ziln\" is for algorithm mlp (a network with three outputs), not gbm"
+        );
+    }
+
     #[test]
     fn the_hurdle_loss_refuses_what_it_cannot_model() {
         let (specs, mut data) = zero_inflated(500).into_dataset().unwrap();
