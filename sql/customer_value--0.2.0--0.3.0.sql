@@ -184,3 +184,26 @@ COMMENT ON FUNCTION customer_value.evaluate(text, text, text) IS
 -- The modified BG/NBD count model (algorithm and count_model mbgnbd).
 COMMENT ON FUNCTION customer_value.expected_purchases(record, float8) IS
     'Expected repeat purchases of a customer in the next `periods` time units, with the default CLV model (bgnbd, mbgnbd, pareto_nbd or clv)';
+
+-- RFM segments: quintile scores cut on the training population, stored with the model (format
+-- version 3), and the named segment of the marketing grid.
+CREATE FUNCTION customer_value.rfm_segment("row" record) RETURNS text
+    LANGUAGE c STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_rfm_segment_default_wrapper';
+COMMENT ON FUNCTION customer_value.rfm_segment(record) IS
+    'RFM segment (champions, loyal, potential_loyalist, new, promising, need_attention, about_to_sleep, cannot_lose, at_risk, hibernating) of a customer row, from quintile scores cut on the default model''s training population';
+CREATE FUNCTION customer_value.rfm_segment("row" record, model text) RETURNS text
+    LANGUAGE c STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_rfm_segment_named_wrapper';
+COMMENT ON FUNCTION customer_value.rfm_segment(record, text) IS
+    'RFM segment of a customer row, from the quintile boundaries stored with the named model (name or name@version)';
+CREATE FUNCTION customer_value.rfm_score("row" record) RETURNS text
+    LANGUAGE c STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_rfm_score_default_wrapper';
+COMMENT ON FUNCTION customer_value.rfm_score(record) IS
+    'RFM score of a customer row as three digits, recency, frequency and monetary quintile (5 best), e.g. 535, with the default model''s boundaries';
+CREATE FUNCTION customer_value.rfm_score("row" record, model text) RETURNS text
+    LANGUAGE c STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_rfm_score_named_wrapper';
+COMMENT ON FUNCTION customer_value.rfm_score(record, text) IS
+    'RFM score of a customer row as three digits (recency, frequency, monetary; 5 best), with the named model''s boundaries';

@@ -13,8 +13,10 @@
 //! Decoding checks every field before trusting the payload, then validates the structure
 //! (lengths, tree indices), so a corrupted, truncated or foreign byte string is a clean error —
 //! never a crash and never a silently wrong prediction. A newer format version is refused with a
-//! message that says what to do; older versions stay readable: version 1 (customer_value 0.1)
-//! is decoded into [`ModelArtifactV1`], a frozen copy of that layout, and converted.
+//! message that says what to do; older versions stay readable, each decoded into a frozen copy
+//! of its layout and converted: version 1 (customer_value 0.1) into [`ModelArtifactV1`],
+//! version 2 (customer_value 0.2) into [`ModelArtifactV2`]. Version 3 (customer_value 0.3)
+//! added the RFM segment boundaries.
 //!
 //! Compatibility rule for the nested types (features, predictors, tiers): postcard encodes an
 //! enum variant by its index and a struct as its fields in order, so a variant may be *appended*
@@ -27,10 +29,11 @@ use super::clv::model::ClvQuantity;
 use super::error::{EngineError, ErrorKind, Result};
 use super::features::FeatureSpec;
 use super::models::{Algorithm, Predictor};
+use super::segments::RfmSegments;
 use super::tiers::TierScheme;
 
 pub const MAGIC: &[u8; 8] = b"CVMODEL\0";
-pub const FORMAT_VERSION: u16 = 2;
+pub const FORMAT_VERSION: u16 = 3;
 pub const HEADER_LEN: usize = 20;
 
 /// What a model predicts.
@@ -70,7 +73,7 @@ pub enum TargetTransform {
     Log1p,
 }
 
-/// A trained model as stored in `customer_value.models.model` (format version 2).
+/// A trained model as stored in `customer_value.models.model` (format version 3).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelArtifact {
     pub algorithm: Algorithm,
@@ -90,6 +93,9 @@ pub struct ModelArtifact {
     /// Mean of each encoded feature over the training rows (the baseline of linear
     /// explanations); empty if unknown.
     pub feature_means: Vec<f64>,
+    /// The RFM segment boundaries of the training population (`rfm_segment`): models trained
+    /// from a purchase log or on an RFM summary with its monetary value; `None` otherwise.
+    pub segments: Option<RfmSegments>,
     /// Derived on first use and never stored (not part of the format).
     #[serde(skip)]
     pub derived: Derived,
@@ -133,7 +139,7 @@ pub struct ModelArtifactV1 {
 
 impl From<ModelArtifactV1> for ModelArtifact {
     fn from(v1: ModelArtifactV1) -> ModelArtifact {
-        ModelArtifact {
+        ModelArtifactV2 {
             algorithm: v1.algorithm,
             task: v1.task,
             target: v1.target,
@@ -146,6 +152,44 @@ impl From<ModelArtifactV1> for ModelArtifact {
             covers: Vec::new(),
             gains: Vec::new(),
             feature_means: Vec::new(),
+        }
+        .into()
+    }
+}
+
+/// Format version 2 (customer_value 0.2), frozen: never change it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelArtifactV2 {
+    pub algorithm: Algorithm,
+    pub task: Task,
+    pub target: Option<String>,
+    pub features: Vec<FeatureSpec>,
+    pub predictor: Predictor,
+    pub tiers: TierScheme,
+    pub link: Link,
+    pub target_transform: TargetTransform,
+    pub classes: Vec<String>,
+    pub covers: Vec<f64>,
+    pub gains: Vec<f64>,
+    pub feature_means: Vec<f64>,
+}
+
+impl From<ModelArtifactV2> for ModelArtifact {
+    fn from(v2: ModelArtifactV2) -> ModelArtifact {
+        ModelArtifact {
+            algorithm: v2.algorithm,
+            task: v2.task,
+            target: v2.target,
+            features: v2.features,
+            predictor: v2.predictor,
+            tiers: v2.tiers,
+            link: v2.link,
+            target_transform: v2.target_transform,
+            classes: v2.classes,
+            covers: v2.covers,
+            gains: v2.gains,
+            feature_means: v2.feature_means,
+            segments: None,
             derived: Derived::default(),
         }
     }
@@ -341,6 +385,9 @@ impl ModelArtifact {
         let mut params = self.predictor.params(&names);
         if let Some(map) = params.as_object_mut() {
             map.insert("algorithm".into(), serde_json::json!(self.algorithm.name()));
+            if let Some(segments) = &self.segments {
+                map.insert("rfm_segments".into(), segments.params());
+            }
         }
         params
     }
@@ -404,6 +451,9 @@ impl ModelArtifact {
         }
         if self.link == Link::Logistic && self.task != Task::Classification {
             return Err(EngineError::corrupted("a logistic link on a value model"));
+        }
+        if let Some(segments) = &self.segments {
+            segments.validate()?;
         }
         self.tiers.validate()
     }
@@ -481,6 +531,7 @@ impl ModelArtifact {
         }
         let artifact: ModelArtifact = match version {
             1 => decode_payload::<ModelArtifactV1>(payload)?.into(),
+            2 => decode_payload::<ModelArtifactV2>(payload)?.into(),
             _ => decode_payload::<ModelArtifact>(payload)?,
         };
         artifact.validate()?;
@@ -509,6 +560,7 @@ mod tests {
     }
 
     pub(crate) fn sample_models() -> Vec<ModelArtifact> {
+        use crate::engine::segments::RecencySource;
         let tiers = TierSpec::default().fit(&[1.0, 2.0, 3.0, 4.0]);
         let leaf = |v| Node {
             feature: LEAF,
@@ -516,6 +568,27 @@ mod tests {
             right: 0,
             value: v,
         };
+        let mut with_segments = ModelArtifact::new(
+            Algorithm::Linear,
+            Task::Regression,
+            Some("spend".into()),
+            features(2),
+            Predictor::Linear(LinearModel {
+                intercept: 1.5,
+                coefficients: vec![2.0, -1.0],
+            }),
+            tiers.clone(),
+        );
+        with_segments.segments = Some(
+            RfmSegments::cut(
+                RecencySource::SinceLast("days_since_last".into()),
+                "frequency".into(),
+                "monetary_value".into(),
+                &[[3.0, 0.0, 0.0], [40.0, 2.0, 25.0], [200.0, 5.0, 60.0]],
+                None,
+            )
+            .unwrap(),
+        );
         vec![
             ModelArtifact::new(
                 Algorithm::Linear,
@@ -552,6 +625,7 @@ mod tests {
                 }),
                 tiers,
             ),
+            with_segments,
         ]
     }
 

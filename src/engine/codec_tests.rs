@@ -836,9 +836,11 @@ fn mutate(m: usize, b: &mut Vec<u8>, rng: &mut SplitMix64) -> Expect {
             } else {
                 other_byte(rng, old)
             };
-            // a changed version 2 → 1 reads the payload with the version 1 layout, a prefix of
-            // version 2's: six fields are left over
-            if (8..10).contains(&i) && u16::from_le_bytes([b[8], b[9]]) == 1 {
+            // an older version reads the payload with its layout, a prefix of the current one:
+            // the newer fields are left over
+            if (8..10).contains(&i)
+                && (1..FORMAT_VERSION).contains(&u16::from_le_bytes([b[8], b[9]]))
+            {
                 return corrupted("unexpected trailing bytes");
             }
             let verdict = header_verdict(b).expect("a changed header field is always at fault");
@@ -866,14 +868,14 @@ fn mutate(m: usize, b: &mut Vec<u8>, rng: &mut SplitMix64) -> Expect {
         "format version changed" => {
             let version = match rng.below(4) {
                 0 => 0,
-                1 => 1,
+                1 => 1 + rng.below(usize::from(FORMAT_VERSION - 1)) as u16,
                 2 => FORMAT_VERSION + 1,
                 _ => FORMAT_VERSION + 1 + rng.below(usize::from(u16::MAX - FORMAT_VERSION)) as u16,
             };
             b[8..10].copy_from_slice(&version.to_le_bytes());
             match version {
                 0 => corrupted(VERSION_0),
-                1 => corrupted("unexpected trailing bytes"),
+                v if v < FORMAT_VERSION => corrupted("unexpected trailing bytes"),
                 v => refused(
                     ErrorKind::NotSupported,
                     format!("model format version {v} is newer than this customer_value reads (up to {FORMAT_VERSION})"),

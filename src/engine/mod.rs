@@ -15,6 +15,7 @@ pub mod model_name;
 pub mod models;
 pub mod options;
 pub mod purchases;
+pub mod segments;
 pub mod stats;
 pub mod target;
 pub mod tiers;

@@ -1,4 +1,5 @@
-//! Scoring: `customer_value(row [, model])` and `customer_tier(row [, model])`.
+//! Scoring: `customer_value(row [, model])`, `customer_tier(row [, model])` and the functions
+//! that read a row the same way (`predict_proba`, `explain`, `rfm_segment`, `rfm_score`).
 //!
 //! This is the hot path. A query calls these once per row, so everything that does not change
 //! between rows is done once per query and kept in the call site's `fn_extra`:
@@ -20,8 +21,9 @@ use pgrx::{pg_getarg, pg_getarg_datum_raw, pg_sys};
 use crate::engine::clv::model::ClvQuantity;
 use crate::engine::codec::{ModelArtifact, Task};
 use crate::engine::error::{EngineError, ErrorKind, Result};
-use crate::engine::features::{FeatureEncoder, FeatureSpec, Purpose};
+use crate::engine::features::{Encoding, FeatureEncoder, FeatureSpec, Purpose};
 use crate::engine::models::Predictor;
+use crate::engine::segments::RfmScores;
 
 use super::columns::Reader;
 use super::errors::OrRaise;
@@ -80,10 +82,21 @@ struct RowLayout {
     slots: Vec<FeatureSlot>,
 }
 
+/// What a scoring function reads from a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reads {
+    /// The model's features.
+    Features,
+    /// The columns of the model's RFM segments.
+    Segments,
+}
+
 struct LoadedModel {
     key: ModelKey,
     row: ModelRow,
     model: Rc<ModelArtifact>,
+    /// The columns read from each row, as features (the model's, or its RFM segments').
+    inputs: Vec<FeatureSpec>,
 }
 
 /// The statement a call site's model and row layout were resolved for. A call site can outlive
@@ -170,18 +183,45 @@ unsafe fn call_site<'a>(fcinfo: pg_sys::FunctionCallInfo) -> &'a mut CallSite {
     }
 }
 
-fn load_model(key: &ModelKey) -> Result<LoadedModel> {
+fn load_model(key: &ModelKey, reads: Reads) -> Result<LoadedModel> {
     let row = match key {
         ModelKey::Default => store::resolve_default()?,
         ModelKey::Name(spec) => store::resolve(spec)?,
         ModelKey::Id(id) => store::resolve_id(*id)?,
     };
     let model = store::load(&row)?;
+    let inputs = match reads {
+        Reads::Features => model.features.clone(),
+        Reads::Segments => segment_inputs(&model, &row)?,
+    };
     Ok(LoadedModel {
         key: key.clone(),
         row,
         model,
+        inputs,
     })
+}
+
+/// The columns of the model's RFM segments, each read as a number.
+fn segment_inputs(model: &ModelArtifact, row: &ModelRow) -> Result<Vec<FeatureSpec>> {
+    let segments = model.segments.as_ref().ok_or_else(|| {
+        EngineError::new(
+            ErrorKind::NotSupported,
+            format!("{} has no RFM segments", row.label()),
+        )
+        .with_detail("Segment boundaries are cut when a model is trained from a purchase log (train_from_log) or on an RFM summary with its monetary value (algorithm clv or gamma_gamma), with customer_value 0.3 or later.")
+        .with_hint("Use such a model, e.g. rfm_segment(f, 'my_log_model') on its create_log_features table.")
+    })?;
+    Ok(segments
+        .columns()
+        .into_iter()
+        .map(|column| FeatureSpec {
+            name: column.to_string(),
+            sql_type: "double precision".into(),
+            encoding: Encoding::Number,
+            impute: None,
+        })
+        .collect())
 }
 
 unsafe fn attribute_name(attr: &pg_sys::FormData_pg_attribute) -> &str {
@@ -203,8 +243,8 @@ unsafe fn build_layout(
         pg_sys::MemoryContextSwitchTo(old);
         let natts = (*tupdesc).natts as usize;
         let attrs = (*tupdesc).attrs.as_slice(natts);
-        let mut slots = Vec::with_capacity(loaded.model.features.len());
-        for feature in &loaded.model.features {
+        let mut slots = Vec::with_capacity(loaded.inputs.len());
+        for feature in &loaded.inputs {
             let attribute = find_attribute(attrs, feature.column(), loaded)?;
             let reader = reader_for(&attrs[attribute], feature, loaded)?;
             slots.push(FeatureSlot {
@@ -259,10 +299,9 @@ fn find_attribute(
         ),
     )
     .with_detail(format!(
-        "The model's features are: {}. The row's columns are: {}.",
+        "The model reads: {}. The row's columns are: {}.",
         loaded
-            .model
-            .features
+            .inputs
             .iter()
             .map(|f| f.name.as_str())
             .collect::<Vec<_>>()
@@ -306,6 +345,16 @@ unsafe fn read_row<'a>(
     fcinfo: pg_sys::FunctionCallInfo,
     key: KeyArg<'_>,
 ) -> (&'a [f64], &'a ModelArtifact) {
+    unsafe { read_inputs(fcinfo, key, Reads::Features) }
+}
+
+/// Reads the row in argument 0 for the model named as `key`: returns the values of `reads`
+/// (one per input, in order; features encoded) and the model.
+unsafe fn read_inputs<'a>(
+    fcinfo: pg_sys::FunctionCallInfo,
+    key: KeyArg<'_>,
+    reads: Reads,
+) -> (&'a [f64], &'a ModelArtifact) {
     unsafe {
         let site = call_site(fcinfo);
         let statement = StatementKey::current(key);
@@ -315,7 +364,7 @@ unsafe fn read_row<'a>(
             site.resolved_for = Some(statement);
         }
         if !site.model.as_ref().is_some_and(|m| m.key.matches(key)) {
-            site.model = Some(load_model(&ModelKey::from_arg(key)).or_raise());
+            site.model = Some(load_model(&ModelKey::from_arg(key), reads).or_raise());
             site.layout = None;
         }
         let Some(loaded) = site.model.as_ref() else {
@@ -373,7 +422,9 @@ unsafe fn read_row<'a>(
             }
             site.x[j] = v;
         }
-        loaded.model.check_row(&site.x).or_raise();
+        if reads == Reads::Features {
+            loaded.model.check_row(&site.x).or_raise();
+        }
         (&site.x, &loaded.model)
     }
 }
@@ -385,11 +436,11 @@ fn null_refused(loaded: &LoadedModel, feature: usize) -> ! {
             ErrorKind::NullValue,
             format!(
                 "column \"{}\" is NULL, which {} cannot score",
-                loaded.model.features[feature].name,
+                loaded.inputs[feature].name,
                 loaded.row.label()
             ),
         )
-        .with_hint("The CLV models need frequency, recency and t for every customer; customer_value.rfm() never leaves them NULL."),
+        .with_hint("The CLV models and RFM segments need their columns for every customer; customer_value.rfm() and create_log_features() never leave them NULL."),
     )
 }
 
@@ -400,7 +451,7 @@ fn non_finite(loaded: &LoadedModel, feature: usize, value: f64) -> ! {
             ErrorKind::NonFiniteValue,
             format!(
                 "column \"{}\" holds {value}, which {} cannot score",
-                loaded.model.features[feature].name,
+                loaded.inputs[feature].name,
                 loaded.row.label()
             ),
         )
@@ -815,5 +866,67 @@ COMMENT ON FUNCTION customer_value.expected_spend(record, text) IS
     'Expected value of the customer''s future purchases (Gamma-Gamma), with the named spend or clv model';
 "#,
     name = "cv_expected_spend_named_sql",
+    requires = ["schema"]
+);
+
+// rfm_segment(row [, model]) and rfm_score(row [, model]): the marketing RFM segmentation, with
+// the quintile boundaries the model stored when it was trained.
+
+unsafe fn rfm_scores(fcinfo: pg_sys::FunctionCallInfo, key: KeyArg<'_>) -> RfmScores {
+    let (x, model) = unsafe { read_inputs(fcinfo, key, Reads::Segments) };
+    let Some(segments) = model.segments.as_ref() else {
+        unreachable!("a model without segments is refused when loaded")
+    };
+    segments.scores(segments.values(x).or_raise())
+}
+
+#[pg_extern(sql = false)]
+fn cv_rfm_segment_default(fcinfo: pg_sys::FunctionCallInfo) -> &'static str {
+    unsafe { rfm_scores(fcinfo, KeyArg::Default) }
+        .segment()
+        .name()
+}
+
+#[pg_extern(sql = false)]
+fn cv_rfm_segment_named(fcinfo: pg_sys::FunctionCallInfo) -> &'static str {
+    unsafe { rfm_scores(fcinfo, name_arg(fcinfo, 1)) }
+        .segment()
+        .name()
+}
+
+#[pg_extern(sql = false)]
+fn cv_rfm_score_default(fcinfo: pg_sys::FunctionCallInfo) -> String {
+    unsafe { rfm_scores(fcinfo, KeyArg::Default) }.code()
+}
+
+#[pg_extern(sql = false)]
+fn cv_rfm_score_named(fcinfo: pg_sys::FunctionCallInfo) -> String {
+    unsafe { rfm_scores(fcinfo, name_arg(fcinfo, 1)) }.code()
+}
+
+extension_sql!(
+    r#"
+CREATE FUNCTION customer_value.rfm_segment("row" record) RETURNS text
+    LANGUAGE c STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_rfm_segment_default_wrapper';
+COMMENT ON FUNCTION customer_value.rfm_segment(record) IS
+    'RFM segment (champions, loyal, potential_loyalist, new, promising, need_attention, about_to_sleep, cannot_lose, at_risk, hibernating) of a customer row, from quintile scores cut on the default model''s training population';
+CREATE FUNCTION customer_value.rfm_segment("row" record, model text) RETURNS text
+    LANGUAGE c STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_rfm_segment_named_wrapper';
+COMMENT ON FUNCTION customer_value.rfm_segment(record, text) IS
+    'RFM segment of a customer row, from the quintile boundaries stored with the named model (name or name@version)';
+CREATE FUNCTION customer_value.rfm_score("row" record) RETURNS text
+    LANGUAGE c STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_rfm_score_default_wrapper';
+COMMENT ON FUNCTION customer_value.rfm_score(record) IS
+    'RFM score of a customer row as three digits, recency, frequency and monetary quintile (5 best), e.g. 535, with the default model''s boundaries';
+CREATE FUNCTION customer_value.rfm_score("row" record, model text) RETURNS text
+    LANGUAGE c STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_rfm_score_named_wrapper';
+COMMENT ON FUNCTION customer_value.rfm_score(record, text) IS
+    'RFM score of a customer row as three digits (recency, frequency, monetary; 5 best), with the named model''s boundaries';
+"#,
+    name = "cv_rfm_segment_sql",
     requires = ["schema"]
 );

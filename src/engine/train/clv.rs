@@ -14,10 +14,34 @@ use crate::engine::features::FeatureSpec;
 use crate::engine::metrics::{HoldoutMetrics, Totals};
 use crate::engine::models::{Algorithm, Predictor};
 use crate::engine::options::TrainOptions;
+use crate::engine::segments::{RecencySource, RfmSegments, RfmValues};
 use crate::engine::target::TargetKind;
 
 use super::report::profile_of;
 use super::TrainOutcome;
+
+/// The RFM segment boundaries of an RFM summary read with its monetary value (`features` are
+/// frequency, recency, t and monetary_value, under the names the summary gives them); `None`
+/// for a count model, which does not read the monetary value.
+fn summary_segments(
+    features: &[FeatureSpec],
+    customers: &[Customer],
+    counts: Option<&[f64]>,
+) -> Result<Option<RfmSegments>> {
+    let [frequency, recency, t, monetary] = features else {
+        return Ok(None);
+    };
+    let values: Vec<RfmValues> = customers
+        .iter()
+        .map(|c| [c.t - c.recency, c.frequency, c.monetary_value])
+        .collect();
+    let recency = RecencySource::AgeMinusRecency {
+        t: t.name.clone(),
+        recency: recency.name.clone(),
+    };
+    let (frequency, monetary) = (frequency.name.clone(), monetary.name.clone());
+    RfmSegments::cut(recency, frequency, monetary, &values, counts).map(Some)
+}
 
 /// `features` name the summary's columns (frequency, recency, t and, for spend models,
 /// monetary_value); `target`, if given, is compared with each customer's value (e.g. the
@@ -53,7 +77,8 @@ pub fn train_clv(
     } else {
         (options.tiers.fit(&predictions), profile_of(&predictions))
     };
-    let artifact = ModelArtifact::new(
+    let segments = summary_segments(&features, customers, grouped.then_some(&counts[..]))?;
+    let mut artifact = ModelArtifact::new(
         algorithm,
         Task::Clv,
         target.map(|(name, _)| name.to_string()),
@@ -61,6 +86,7 @@ pub fn train_clv(
         Predictor::Clv(model),
         tiers,
     );
+    artifact.segments = segments;
     super::artifact::validate_trained(&artifact)?;
     let (metrics, evaluation_rows, dropped_null_target) = match evaluation {
         Some(e) => (Some(e.metrics), e.rows, e.dropped_null_target),

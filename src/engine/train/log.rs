@@ -22,6 +22,7 @@ use crate::engine::purchases::options::LogOptions;
 use crate::engine::purchases::plan::Plan;
 use crate::engine::purchases::snapshot::{Snapshot, FEATURES};
 use crate::engine::purchases::{date_text, spend_in_window, PurchaseLog};
+use crate::engine::segments::{RecencySource, RfmSegments, RfmValues};
 use crate::engine::target::TargetKind;
 
 use super::candidates::{self, Candidate};
@@ -453,9 +454,10 @@ pub fn train_from_log(
     )?;
     let champion = champion.map(|c| champion_on_holdout(c, &examples, attributes, &rows.holdout));
     let scoring = Snapshot::at(log, as_of, plan.horizon, log_options.count_model, interrupt)?;
-    let (artifact, population) = refit(
+    let (mut artifact, population) = refit(
         &selected, &rows, &data, &features, attributes, &scoring, interrupt,
     )?;
+    artifact.segments = Some(segments_of(&scoring)?);
     let mut extra = Map::new();
     let seed = selected.options.seed;
     let kind = TargetKind::Value;
@@ -563,6 +565,33 @@ impl Backtest {
             baselines: Value::Object(baselines),
         })
     }
+}
+
+/// The RFM segment boundaries of the customers as of `as_of` (`scoring`), read from the feature
+/// table's columns: days since the last purchase, repeat purchases, and the total spend (the
+/// marketing M, which counts a one-time buyer's purchase too).
+fn segments_of(scoring: &Snapshot) -> Result<RfmSegments> {
+    const COLUMNS: [&str; 3] = ["days_since_last", "frequency", "total_spend"];
+    let at = COLUMNS.map(|name| FEATURES.iter().position(|f| *f == name));
+    let [Some(since), Some(frequency), Some(spend)] = at else {
+        return Err(EngineError::new(
+            ErrorKind::Internal,
+            "a log feature of the RFM segments is missing",
+        ));
+    };
+    let values: Vec<RfmValues> = (0..scoring.len())
+        .map(|i| {
+            let row = scoring.row(i);
+            [since, frequency, spend].map(|j| row[j].unwrap_or(0.0))
+        })
+        .collect();
+    RfmSegments::cut(
+        RecencySource::SinceLast(COLUMNS[0].into()),
+        COLUMNS[1].into(),
+        COLUMNS[2].into(),
+        &values,
+        None,
+    )
 }
 
 /// The model's predictions for every customer of `snapshot` (the scoring population as of

@@ -165,11 +165,19 @@ SELECT customer_value.create_log_features('log_features', 'from_log', '1997-09-3
 SELECT customer_value.create_log_features('log_features_local', 'from_log_local', '1997-09-30') AS customers;
 SELECT p.logicalrelid, p.colocationid = (SELECT colocationid FROM pg_dist_partition WHERE logicalrelid = 'sample_tx'::regclass) AS colocated_with_log
   FROM pg_dist_partition p WHERE p.logicalrelid = 'log_features'::regclass;
-CREATE TEMP TABLE log_scores AS SELECT customer_id, customer_value(f, 'from_log') AS value FROM log_features f;
-CREATE TEMP TABLE log_scores_local AS SELECT customer_id, customer_value(f, 'from_log_local') AS value FROM log_features_local f;
+CREATE TEMP TABLE log_scores AS
+SELECT customer_id, customer_value(f, 'from_log') AS value, customer_value.rfm_segment(f, 'from_log') AS segment
+  FROM log_features f;
+CREATE TEMP TABLE log_scores_local AS
+SELECT customer_id, customer_value(f, 'from_log_local') AS value, customer_value.rfm_segment(f, 'from_log_local') AS segment
+  FROM log_features_local f;
 SELECT count(*) AS customers,
-       count(*) FILTER (WHERE abs(d.value - l.value) > 1e-9 * greatest(abs(l.value), 1)) AS different
+       count(*) FILTER (WHERE abs(d.value - l.value) > 1e-9 * greatest(abs(l.value), 1)) AS different,
+       count(*) FILTER (WHERE d.segment IS DISTINCT FROM l.segment) AS different_segments
   FROM log_scores d JOIN log_scores_local l USING (customer_id);
+-- RFM segments, counted on the shards: the boundaries travel with the model.
+SELECT customer_value.rfm_segment(f, 'from_log') AS segment, count(*) AS customers
+  FROM log_features f GROUP BY 1 ORDER BY 2 DESC, 1;
 
 -- Adding a node and rebalancing moves shards, and changes no score.
 SELECT citus_add_node('localhost', 9703) > 0 AS added;
