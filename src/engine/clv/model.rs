@@ -64,8 +64,47 @@ impl CountModel {
         };
         let named = model.named_params();
         let (names, values): (Vec<&str>, Vec<f64>) = named.iter().copied().unzip();
-        check_fit(model.name(), &names, &values, ll)?;
+        check_fit(model.name(), &names, &values, ll).map_err(|e| match model.limit() {
+            Some(limit) => e.with_detail(format!(
+                "The likelihood keeps rising as parameters run off towards infinity: the data imply the limit model in which {limit}."
+            )),
+            None => e,
+        })?;
         Ok(Some((model, ll)))
+    }
+
+    /// The limit model the fitted parameters stand for when they lie at a boundary of the
+    /// parameter space — a gamma shape (r, s) or beta concentration (a + b) so large that no
+    /// heterogeneity is left (coefficient of variation below 0.3 %) — in words; `None` for an
+    /// interior fit. The likelihood of such data rises without end towards that limit, and the
+    /// fit stops where it no longer improves.
+    pub fn limit(&self) -> Option<String> {
+        const HOMOGENEOUS: f64 = 1e5;
+        let [(_, r), (_, alpha), (_, c), (_, d)] = self.named_params();
+        let mut limits = Vec::new();
+        // a limit with finite means: the shape and the scale grow together
+        if r > HOMOGENEOUS && alpha > 1.0 {
+            limits.push(format!(
+                "every customer buys at the same rate while alive (r, alpha → ∞, r/alpha = {:.4} per time unit)",
+                r / alpha
+            ));
+        }
+        match self {
+            CountModel::BgNbd(_) | CountModel::MbgNbd(_)
+                if c > 1.0 && d > 1.0 && c + d > HOMOGENEOUS =>
+            {
+                limits.push(format!(
+                    "every customer drops out after a purchase with the same probability (a, b → ∞, a/(a + b) = {:.4})",
+                    c / (c + d)
+                ))
+            }
+            CountModel::ParetoNbd(_) if c > HOMOGENEOUS && d > 1.0 => limits.push(format!(
+                "every customer drops out at the same rate (s, beta → ∞, s/beta = {:.4} per time unit)",
+                c / d
+            )),
+            _ => {}
+        }
+        (!limits.is_empty()).then(|| limits.join(", and "))
     }
 
     pub fn name(&self) -> &'static str {
@@ -289,6 +328,9 @@ impl ClvModel {
                 map.insert(k.into(), v.into());
             }
             map.insert("count_model".into(), count.name().into());
+            if let Some(limit) = count.limit() {
+                map.insert("limit".into(), limit.into());
+            }
         }
         if let Some(m) = &self.spend {
             for (k, v) in [("p", m.p), ("q", m.q), ("gamma", m.gamma)] {
@@ -400,5 +442,97 @@ mod tests {
                 "m"
             )
             .is_err());
+    }
+
+    /// 20,000 customers with T uniform in (1, 78] weeks, a geometric number of repeat purchases
+    /// (half stop after each) spread uniformly over (0, T]: nobody drops out in the BG/NBD sense
+    /// of a customer-specific probability — the BG/NBD optimum lies at a, b → ∞ (issue #13's
+    /// case, where 0.2 crawled through 5,000 iterations).
+    fn boundary_data() -> Vec<Customer> {
+        let mut rng = crate::engine::stats::SplitMix64::new(1);
+        (0..20_000)
+            .map(|_| {
+                let t = 1.0 + 77.0 * rng.next_f64();
+                let mut x = 0.0;
+                while rng.next_f64() < 0.5 {
+                    x += 1.0;
+                }
+                let t_x = if x > 0.0 { t * rng.next_f64() } else { 0.0 };
+                Customer::one(x, t_x, t, 0.0)
+            })
+            .collect()
+    }
+
+    /// BG/NBD and MBG/NBD on [`boundary_data`] reach a verdict within 100 iterations (0.2
+    /// crawled through 5,000): a fit converged in value whose parameters stand for the limit
+    /// model — ten times further along the boundary gains less than 1e-7 of the
+    /// log-likelihood — and names it, or an error whose detail names it.
+    #[test]
+    fn a_fit_on_the_boundary_stops_fast_and_names_the_limit_model() {
+        let customers = boundary_data();
+        let (data, _) =
+            crate::engine::clv::data::CountData::for_count_model(&customers, "bgnbd").unwrap();
+        let limit_text =
+            "every customer drops out after a purchase with the same probability (a, b → ∞, a/(a + b) = ";
+        for algorithm in [Algorithm::BgNbd, Algorithm::MbgNbd] {
+            let mut iterations = 0;
+            let fitted =
+                CountModel::fit(algorithm, &customers, &FitOptions::default(), &mut || {
+                    iterations += 1
+                });
+            assert!(iterations <= 100, "{algorithm:?}: {iterations} iterations");
+            let (fitted, ll) = match fitted {
+                Ok(fitted) => fitted.unwrap(),
+                Err(e) => {
+                    assert_eq!(e.kind, ErrorKind::FitFailed);
+                    let detail = e.detail.unwrap();
+                    assert!(detail.contains(limit_text), "{algorithm:?}: {detail}");
+                    continue;
+                }
+            };
+            let limit = fitted.limit().expect("a limit model");
+            assert!(limit.starts_with(limit_text), "{limit}");
+            let further = match fitted {
+                CountModel::BgNbd(m) => BgNbd {
+                    a: 10.0 * m.a,
+                    b: 10.0 * m.b,
+                    ..m
+                }
+                .log_likelihood(&data),
+                CountModel::MbgNbd(m) => MbgNbd {
+                    a: 10.0 * m.a,
+                    b: 10.0 * m.b,
+                    ..m
+                }
+                .log_likelihood(&data),
+                CountModel::ParetoNbd(_) => unreachable!(),
+            };
+            assert!(
+                further - ll < 1e-7 * ll.abs(),
+                "{algorithm:?}: {} more",
+                further - ll
+            );
+        }
+    }
+
+    #[test]
+    fn an_interior_fit_has_no_limit() {
+        let m = CountModel::BgNbd(BgNbd {
+            r: 0.243,
+            alpha: 4.414,
+            a: 0.793,
+            b: 2.426,
+        });
+        assert_eq!(m.limit(), None);
+        let m = CountModel::ParetoNbd(ParetoNbd {
+            r: 2e5,
+            alpha: 1e5,
+            s: 0.6,
+            beta: 11.7,
+        });
+        assert_eq!(
+            m.limit().unwrap(),
+            "every customer buys at the same rate while alive (r, alpha → ∞, r/alpha = 2.0000 per time unit)"
+        );
     }
 }

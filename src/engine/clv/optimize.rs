@@ -285,14 +285,7 @@ pub fn fit_positive_params(
     ll_gradient: &dyn Fn([f64; 4]) -> (f64, [f64; 4]),
     interrupt: &mut dyn FnMut(),
 ) -> Result<[f64; 4]> {
-    let params_of = |theta: &[f64]| {
-        [
-            theta[0].exp(),
-            theta[1].exp(),
-            theta[2].exp(),
-            theta[3].exp(),
-        ]
-    };
+    let params_of = |theta: &[f64]| [0, 1, 2, 3].map(|k| theta[k].exp());
     let mut objective = |theta: &[f64], gradient: &mut [f64]| {
         let params = params_of(theta);
         let (ll, g) = ll_gradient(params);
@@ -333,6 +326,7 @@ pub fn minimize_smooth(
     let mut g_new = vec![0.0; n];
     let mut x_new = vec![0.0; n];
     let gradient_tolerance = 1e-9;
+    let mut stall = StallCheck::new(value);
     for iteration in 0..settings.max_iterations {
         between_iterations();
         if g.iter().all(|v| v.abs() <= gradient_tolerance) {
@@ -368,9 +362,11 @@ pub fn minimize_smooth(
         value = v;
         update_inverse_hessian(&mut h, &s, &y, iteration == 0);
         // converged when the objective stops moving and the gradient is small (the
-        // Pareto/NBD gradient is numerical, with an error near 1e-10)
+        // Pareto/NBD gradient is numerical, with an error near 1e-10), or when it has stopped
+        // improving whatever the gradient says: parameters running to a boundary
         if (previous - value).abs() <= 1e-13 * (1.0 + value.abs())
             && g.iter().all(|v| v.abs() <= 1e-5)
+            || stall.stalled(iteration + 1, value)
         {
             return Ok(Minimum {
                 x,
@@ -387,6 +383,42 @@ pub fn minimize_smooth(
             -value
         ),
     ))
+}
+
+/// Iterations after which an objective that has not improved by [`STALL_TOLERANCE`] (relative)
+/// ends a BFGS run.
+const STALL_ITERATIONS: usize = 10;
+const STALL_TOLERANCE: f64 = 1e-10;
+
+/// Whether a minimisation still makes progress. A likelihood whose optimum lies on the boundary
+/// of the parameter space (BG/NBD's a and b growing together without end when every customer
+/// drops out with the same probability) keeps improving by ever smaller amounts while the
+/// parameters run away: the run stops when [`STALL_ITERATIONS`] iterations together gained less
+/// than [`STALL_TOLERANCE`] — the value has converged, the parameters describe the limit model
+/// (the count models say which, e.g. `CountModel::limit`).
+struct StallCheck {
+    iteration: usize,
+    value: f64,
+}
+
+impl StallCheck {
+    fn new(value: f64) -> StallCheck {
+        StallCheck {
+            iteration: 0,
+            value,
+        }
+    }
+
+    /// Called after each iteration with the objective's value: true when stalled.
+    fn stalled(&mut self, iteration: usize, value: f64) -> bool {
+        if iteration - self.iteration < STALL_ITERATIONS {
+            return false;
+        }
+        let gained = self.value - value;
+        self.iteration = iteration;
+        self.value = value;
+        gained <= STALL_TOLERANCE * (1.0 + value.abs())
+    }
 }
 
 /// Nelder–Mead ([`minimize`]) on the values of `fg` alone, from `start`: where BFGS's line search

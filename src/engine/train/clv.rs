@@ -191,6 +191,9 @@ fn fit_count_model(
         return Ok(None);
     };
     extra.insert("log_likelihood".into(), json!(ll));
+    if let Some(limit) = model.limit() {
+        extra.insert("limit".into(), json!(limit));
+    }
     Ok(Some(model))
 }
 
