@@ -202,16 +202,22 @@ fn load_model(key: &ModelKey, reads: Reads) -> Result<LoadedModel> {
     })
 }
 
+/// The error for a model without RFM segments.
+fn no_segments(label: &str) -> EngineError {
+    EngineError::new(
+        ErrorKind::NotSupported,
+        format!("{label} has no RFM segments"),
+    )
+    .with_detail("Segment boundaries are cut when a model is trained from a purchase log (train_from_log) or on an RFM summary with its monetary value (algorithm clv or gamma_gamma), with customer_value 0.3 or later.")
+    .with_hint("Use such a model, e.g. rfm_segment(f, 'my_log_model') on its create_log_features table.")
+}
+
 /// The columns of the model's RFM segments, each read as a number.
 fn segment_inputs(model: &ModelArtifact, row: &ModelRow) -> Result<Vec<FeatureSpec>> {
-    let segments = model.segments.as_ref().ok_or_else(|| {
-        EngineError::new(
-            ErrorKind::NotSupported,
-            format!("{} has no RFM segments", row.label()),
-        )
-        .with_detail("Segment boundaries are cut when a model is trained from a purchase log (train_from_log) or on an RFM summary with its monetary value (algorithm clv or gamma_gamma), with customer_value 0.3 or later.")
-        .with_hint("Use such a model, e.g. rfm_segment(f, 'my_log_model') on its create_log_features table.")
-    })?;
+    let segments = model
+        .segments
+        .as_ref()
+        .ok_or_else(|| no_segments(&row.label()))?;
     Ok(segments
         .columns()
         .into_iter()
@@ -874,9 +880,12 @@ COMMENT ON FUNCTION customer_value.expected_spend(record, text) IS
 
 unsafe fn rfm_scores(fcinfo: pg_sys::FunctionCallInfo, key: KeyArg<'_>) -> RfmScores {
     let (x, model) = unsafe { read_inputs(fcinfo, key, Reads::Segments) };
-    let Some(segments) = model.segments.as_ref() else {
-        unreachable!("a model without segments is refused when loaded")
-    };
+    // a model without segments was refused when loaded; this only names it again
+    let segments = model
+        .segments
+        .as_ref()
+        .ok_or_else(|| no_segments("the model"))
+        .or_raise();
     segments.scores(segments.values(x).or_raise())
 }
 

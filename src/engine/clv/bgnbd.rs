@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::data::{log_add_exp, CountData, Customer};
-use super::optimize::{fit_positive_params, FitOptions};
+use super::optimize::{fit_count_params, FitOptions};
 use super::special::{digamma, hyp2f1, hyp2f1_many, ln_gamma};
 use crate::engine::error::Result;
 
@@ -140,18 +140,11 @@ impl BgNbd {
         fit: &FitOptions,
         interrupt: &mut dyn FnMut(),
     ) -> Result<(BgNbd, f64)> {
-        let (data, mean_t) = CountData::for_count_model(customers, "bgnbd")?;
-        let start = [0.0, (mean_t / 4.0).max(1e-3).ln(), 0.0, 0.0];
-        let ll_gradient =
-            |[r, alpha, a, b]: [f64; 4]| BgNbd { r, alpha, a, b }.log_likelihood_gradient(&data);
-        let [r, alpha, a, b] = fit_positive_params(
-            "bgnbd",
-            data.n_customers,
-            start,
-            fit,
-            &ll_gradient,
-            interrupt,
-        )?;
+        let ll_gradient = |[r, alpha, a, b]: [f64; 4], data: &CountData| {
+            BgNbd { r, alpha, a, b }.log_likelihood_gradient(data)
+        };
+        let ([r, alpha, a, b], data) =
+            fit_count_params("bgnbd", customers, fit, &ll_gradient, interrupt)?;
         let model = BgNbd { r, alpha, a, b };
         Ok((model, model.log_likelihood(&data)))
     }

@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::data::{log_add_exp, CountData, Customer};
-use super::optimize::{fit_positive_params, FitOptions};
+use super::optimize::{fit_count_params, FitOptions};
 use super::special::{digamma, hyp2f1, hyp2f1_many, ln_gamma};
 use crate::engine::error::Result;
 
@@ -86,24 +86,17 @@ impl MbgNbd {
         (total, grad)
     }
 
-    /// Maximum-likelihood fit, penalised as [`fit_positive_params`] says.
+    /// Maximum-likelihood fit, penalised as [`super::optimize::fit_positive_params`] says.
     pub fn fit(
         customers: &[Customer],
         fit: &FitOptions,
         interrupt: &mut dyn FnMut(),
     ) -> Result<(MbgNbd, f64)> {
-        let (data, mean_t) = CountData::for_count_model(customers, "mbgnbd")?;
-        let start = [0.0, (mean_t / 4.0).max(1e-3).ln(), 0.0, 0.0];
-        let ll_gradient =
-            |[r, alpha, a, b]: [f64; 4]| MbgNbd { r, alpha, a, b }.log_likelihood_gradient(&data);
-        let [r, alpha, a, b] = fit_positive_params(
-            "mbgnbd",
-            data.n_customers,
-            start,
-            fit,
-            &ll_gradient,
-            interrupt,
-        )?;
+        let ll_gradient = |[r, alpha, a, b]: [f64; 4], data: &CountData| {
+            MbgNbd { r, alpha, a, b }.log_likelihood_gradient(data)
+        };
+        let ([r, alpha, a, b], data) =
+            fit_count_params("mbgnbd", customers, fit, &ll_gradient, interrupt)?;
         let model = MbgNbd { r, alpha, a, b };
         Ok((model, model.log_likelihood(&data)))
     }

@@ -298,6 +298,27 @@ pub fn fit_positive_params(
     Ok(params_of(&best.x))
 }
 
+/// The total log-likelihood and its gradient at the parameters, for the count data.
+pub type CountLikelihood = dyn Fn([f64; 4], &super::data::CountData) -> (f64, [f64; 4]);
+
+/// Fits a BG/NBD-family model (r, α, a, b) on `customers`: the count data, the common start
+/// (r = a = b = 1, α = mean T / 4) and [`fit_positive_params`]. `ll_gradient` gives the total
+/// log-likelihood and its gradient at the parameters for the data. Returns the parameters and
+/// the data (for the final log-likelihood).
+pub fn fit_count_params(
+    model: &str,
+    customers: &[super::data::Customer],
+    fit: &FitOptions,
+    ll_gradient: &CountLikelihood,
+    interrupt: &mut dyn FnMut(),
+) -> Result<([f64; 4], super::data::CountData)> {
+    let (data, mean_t) = super::data::CountData::for_count_model(customers, model)?;
+    let start = [0.0, (mean_t / 4.0).max(1e-3).ln(), 0.0, 0.0];
+    let of_data = |params: [f64; 4]| ll_gradient(params, &data);
+    let params = fit_positive_params(model, data.n_customers, start, fit, &of_data, interrupt)?;
+    Ok((params, data))
+}
+
 /// Minimises a smooth `f` whose gradient `fg` also returns (into its second argument) with
 /// BFGS and a backtracking Armijo line search: a few dozen iterations where Nelder–Mead needs
 /// hundreds. If the line search stalls away from a stationary point (e.g. a flat region),
