@@ -4,8 +4,9 @@
 #   - the same linear formula written in plain SQL float8 arithmetic
 #   - customer_value(c) with the linear model
 #   - customer_value(c) with a 100-tree random forest
-# each without and with parallel workers, best of 3 runs; plus the first-call latency on a fresh
-# connection. Usage: bench/scoring.sh [rows]   (default 1000000). Prints a table and writes
+# each without and with parallel workers, best of 3 runs; then narrowed calls on 7, 20 and 50
+# column tables (plain SQL vs customer_value vs the whole-row path of 0.2, one core); plus the
+# first-call latency on a fresh connection. Usage: bench/scoring.sh [rows]   (default 1000000). Prints a table and writes
 # bench/results/scoring.csv for plots.
 source "$(dirname "$0")/../scripts/common.sh"
 lock_install
@@ -73,6 +74,30 @@ for name in "${ORDER[@]}"; do
     echo "$name,$ROWS,0,$serial,$(awk "BEGIN { printf \"%.0f\", $ROWS / ($serial / 1000) }")" >> "$CSV"
     echo "$name,$ROWS,2,$parallel,$rate" >> "$CSV"
 done
+
+# Narrowed calls (issue #13): a realistic customers table — id, the 5 features, a 32-character
+# name — and the same with 13 and 43 more unused float8 columns (7, 20 and 50 columns), one core.
+# The plain SQL formula; customer_value(c) as planned now (only the model's columns are passed);
+# and with customer_value.narrow_scoring = off, the whole row as 0.2 passed it.
+step "narrowed scoring: the same linear model on 7, 20 and 50 columns, one core (best of $RUNS)"
+FORMULA="12 + 3.5 * orders + 0.8 * avg_basket - 0.05 * days_since_last + 9 * tenure_years - 1.5 * support_calls"
+printf '%-10s %12s %16s %16s %12s\n' columns "plain SQL" "customer_value" "whole row (0.2)" "ratio"
+for columns in 7 20 50; do
+    extra=""
+    for i in $(seq 1 $((columns - 7))); do extra="$extra, random() AS unused_$i"; done
+    psql_run -q -c "DROP TABLE IF EXISTS bench_wide" \
+        -c "CREATE TABLE bench_wide AS SELECT customer_id, orders, avg_basket, days_since_last, tenure_years, support_calls, md5(customer_id::text) AS name $extra FROM bench_customers" \
+        -c "VACUUM ANALYZE bench_wide"
+    sql=$(time_query 0 "SELECT sum($FORMULA) FROM bench_wide c")
+    narrowed=$(time_query 0 "SELECT sum(customer_value(c, 'bench_linear')) FROM bench_wide c")
+    whole=$(time_query 0 "SET customer_value.narrow_scoring = off; SELECT sum(customer_value(c, 'bench_linear')) FROM bench_wide c")
+    ratio=$(awk "BEGIN { printf \"%.2f\", $narrowed / $sql }")
+    printf '%-10s %12s %16s %16s %11s×\n' "$columns" "$sql" "$narrowed" "$whole" "$ratio"
+    echo "narrow_${columns}_plain_sql,$ROWS,0,$sql,$(awk "BEGIN { printf \"%.0f\", $ROWS / ($sql / 1000) }")" >> "$CSV"
+    echo "narrow_${columns}_customer_value,$ROWS,0,$narrowed,$(awk "BEGIN { printf \"%.0f\", $ROWS / ($narrowed / 1000) }")" >> "$CSV"
+    echo "narrow_${columns}_whole_row,$ROWS,0,$whole,$(awk "BEGIN { printf \"%.0f\", $ROWS / ($whole / 1000) }")" >> "$CSV"
+done
+psql_run -q -c "DROP TABLE bench_wide"
 
 step "first call on a fresh connection (library load + model lookup + decode), vs warm"
 for model in bench_linear bench_forest; do

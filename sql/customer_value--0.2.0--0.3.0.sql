@@ -207,3 +207,46 @@ CREATE FUNCTION customer_value.rfm_score("row" record, model text) RETURNS text
     AS 'MODULE_PATHNAME', 'cv_rfm_score_named_wrapper';
 COMMENT ON FUNCTION customer_value.rfm_score(record, text) IS
     'RFM score of a customer row as three digits (recency, frequency, monetary; 5 best), with the named model''s boundaries';
+
+-- Narrowed scoring calls (#13): the planner support function of every scoring function turns a
+-- call on a table's whole row into a call on only the columns the model reads.
+CREATE FUNCTION customer_value.score_support(internal) RETURNS internal
+    LANGUAGE c STRICT
+    AS 'MODULE_PATHNAME', 'cv_score_support_wrapper';
+COMMENT ON FUNCTION customer_value.score_support(internal) IS
+    'Planner support of the scoring functions: a call on a table''s whole row becomes a call on only the columns the model reads';
+CREATE FUNCTION customer_value.score_columns_float8(operation int4, model text, model_id bigint, periods float8, columns text[], VARIADIC "any") RETURNS float8
+    LANGUAGE c STABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_score_columns_float8_wrapper';
+COMMENT ON FUNCTION customer_value.score_columns_float8(int4, text, bigint, float8, text[], "any") IS
+    'What the planner turns customer_value(row), predict_proba, expected_purchases, p_alive and expected_spend on a table''s row into: the same result from only the columns the model reads (see EXPLAIN VERBOSE); not meant to be called directly';
+CREATE FUNCTION customer_value.score_columns_text(operation int4, model text, model_id bigint, periods float8, columns text[], VARIADIC "any") RETURNS text
+    LANGUAGE c STABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_score_columns_text_wrapper';
+COMMENT ON FUNCTION customer_value.score_columns_text(int4, text, bigint, float8, text[], "any") IS
+    'What the planner turns customer_tier(row), rfm_segment and rfm_score on a table''s row into: the same result from only the columns the model reads; not meant to be called directly';
+CREATE FUNCTION customer_value.score_columns_jsonb(operation int4, model text, model_id bigint, periods float8, columns text[], VARIADIC "any") RETURNS jsonb
+    LANGUAGE c STABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_score_columns_jsonb_wrapper';
+COMMENT ON FUNCTION customer_value.score_columns_jsonb(int4, text, bigint, float8, text[], "any") IS
+    'What the planner turns explain(row) on a table''s row into: the same result from only the columns the model reads; not meant to be called directly';
+ALTER FUNCTION customer_value(record) SUPPORT customer_value.score_support;
+ALTER FUNCTION customer_value(record, text) SUPPORT customer_value.score_support;
+ALTER FUNCTION customer_value(record, bigint) SUPPORT customer_value.score_support;
+ALTER FUNCTION customer_tier(record) SUPPORT customer_value.score_support;
+ALTER FUNCTION customer_tier(record, text) SUPPORT customer_value.score_support;
+ALTER FUNCTION customer_tier(record, bigint) SUPPORT customer_value.score_support;
+ALTER FUNCTION customer_value.predict_proba(record) SUPPORT customer_value.score_support;
+ALTER FUNCTION customer_value.predict_proba(record, text) SUPPORT customer_value.score_support;
+ALTER FUNCTION customer_value.explain(record) SUPPORT customer_value.score_support;
+ALTER FUNCTION customer_value.explain(record, text) SUPPORT customer_value.score_support;
+ALTER FUNCTION customer_value.expected_purchases(record, float8) SUPPORT customer_value.score_support;
+ALTER FUNCTION customer_value.expected_purchases(record, float8, text) SUPPORT customer_value.score_support;
+ALTER FUNCTION customer_value.p_alive(record) SUPPORT customer_value.score_support;
+ALTER FUNCTION customer_value.p_alive(record, text) SUPPORT customer_value.score_support;
+ALTER FUNCTION customer_value.expected_spend(record) SUPPORT customer_value.score_support;
+ALTER FUNCTION customer_value.expected_spend(record, text) SUPPORT customer_value.score_support;
+ALTER FUNCTION customer_value.rfm_segment(record) SUPPORT customer_value.score_support;
+ALTER FUNCTION customer_value.rfm_segment(record, text) SUPPORT customer_value.score_support;
+ALTER FUNCTION customer_value.rfm_score(record) SUPPORT customer_value.score_support;
+ALTER FUNCTION customer_value.rfm_score(record, text) SUPPORT customer_value.score_support;

@@ -58,6 +58,7 @@ fn deploy(name: &str, version: i32) -> Option<i32> {
                     &[name.into(), version.into()],
                 )
                 .or_raise();
+            super::narrow::models_changed();
             previous
         })
     })

@@ -30,7 +30,13 @@ pub static MAX_TRAINING_MEMORY: GucSetting<i32> = GucSetting::<i32>::new(4 * 102
 /// (rows read, step, elapsed); 0 turns them off.
 pub static PROGRESS_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(10);
 
+/// `customer_value.narrow_scoring`: whether the planner narrows scoring calls on a table's row
+/// to the columns the model reads (`super::narrow`); off plans every call on the whole row, as
+/// 0.2 did — for comparing the two, or should a narrowed plan ever misbehave.
+pub static NARROW_SCORING: GucSetting<bool> = GucSetting::<bool>::new(true);
+
 const MODEL_NAME: &CStr = c"customer_value.model";
+const NARROW_SCORING_NAME: &CStr = c"customer_value.narrow_scoring";
 
 /// An integer setting: its definition, and the bounds a placeholder value is checked against.
 struct IntSetting {
@@ -104,15 +110,51 @@ pub fn register() {
             setting.flags,
         );
     }
-    GucRegistry::define_string_guc(
-        MODEL_NAME,
-        c"Model used by customer_value(row) and customer_tier(row) when no model is named.",
-        c"A model name, or name@version for a pinned version. Empty: the only deployed model.",
-        &DEFAULT_MODEL,
-        GucContext::Userset,
-        GucFlags::default(),
-    );
+    // SAFETY: the assign hooks only mark cached plans invalid; they cannot fail or panic
+    unsafe {
+        GucRegistry::define_bool_guc_with_hooks(
+            NARROW_SCORING_NAME,
+            c"Whether scoring calls on a table's row read only the columns the model needs.",
+            c"On (the default), the planner passes customer_value(c, ...) only the model's columns instead of the whole row; off, every call receives the whole row.",
+            &NARROW_SCORING,
+            GucContext::Userset,
+            GucFlags::default(),
+            None,
+            Some(narrow_scoring_assigned),
+            None,
+        );
+        GucRegistry::define_string_guc_with_hooks(
+            MODEL_NAME,
+            c"Model used by customer_value(row) and customer_tier(row) when no model is named.",
+            c"A model name, or name@version for a pinned version. Empty: the only deployed model.",
+            &DEFAULT_MODEL,
+            GucContext::Userset,
+            GucFlags::default(),
+            None,
+            Some(default_model_assigned),
+            None,
+        );
+    }
     unsafe { pg_sys::MarkGUCPrefixReserved(c"customer_value".as_ptr()) };
+}
+
+/// A plan that narrowed a call without a model argument read the columns of the default model
+/// of that moment (`super::narrow`): another default model means planning again. Postgres calls
+/// this on every change of the setting (SET, RESET, end of a SET LOCAL, a function's SET), where
+/// nothing may fail; resetting the plan cache only marks this backend's cached plans invalid.
+unsafe extern "C-unwind" fn default_model_assigned(
+    _new_value: *const std::ffi::c_char,
+    _extra: *mut std::ffi::c_void,
+) {
+    unsafe { pg_sys::ResetPlanCache() };
+}
+
+/// Cached plans were made with the previous setting: plan again.
+unsafe extern "C-unwind" fn narrow_scoring_assigned(
+    _new_value: bool,
+    _extra: *mut std::ffi::c_void,
+) {
+    unsafe { pg_sys::ResetPlanCache() };
 }
 
 /// A `customer_value.*` placeholder with a value: its name, value and where it was set.
@@ -137,6 +179,9 @@ fn check_placeholders() -> Result<(), EngineError> {
 fn check_placeholder(placeholder: &Placeholder) -> Result<(), EngineError> {
     if MODEL_NAME.to_str() == Ok(placeholder.name.as_str()) {
         return Ok(());
+    }
+    if NARROW_SCORING_NAME.to_str() == Ok(placeholder.name.as_str()) {
+        return check_bool(&placeholder.name, &placeholder.value);
     }
     let Some(setting) = INT_SETTINGS
         .iter()
@@ -195,12 +240,26 @@ impl IntSetting {
     }
 }
 
+/// The value as Postgres parses a boolean setting (on, off, true, false, yes, no, 1, 0, …).
+fn check_bool(name: &str, value: &str) -> Result<(), EngineError> {
+    let text = CString::new(value).unwrap_or_default();
+    let mut parsed = false;
+    if unsafe { pg_sys::parse_bool(text.as_ptr(), &mut parsed) } {
+        return Ok(());
+    }
+    Err(
+        EngineError::invalid_parameter(format!("parameter \"{name}\" requires a Boolean value"))
+            .with_hint(format!("It is \"{value}\"; use on or off.")),
+    )
+}
+
 fn setting_names() -> String {
     let mut names: Vec<String> = INT_SETTINGS
         .iter()
         .map(|s| s.name.to_string_lossy().into_owned())
         .collect();
     names.push(MODEL_NAME.to_string_lossy().into_owned());
+    names.push(NARROW_SCORING_NAME.to_string_lossy().into_owned());
     names.sort();
     names.join(", ")
 }

@@ -13,6 +13,7 @@ pub mod evaluate;
 pub mod fit;
 pub mod guc;
 pub mod log;
+pub mod narrow;
 pub mod privilege;
 pub mod progress;
 pub mod retrain;

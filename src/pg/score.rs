@@ -32,7 +32,7 @@ use super::types::sql_type_of;
 
 /// How the model was named in the call.
 #[derive(Debug, Clone, PartialEq)]
-enum ModelKey {
+pub(super) enum ModelKey {
     Default,
     Name(String),
     Id(i64),
@@ -41,7 +41,7 @@ enum ModelKey {
 /// The model argument of one call, borrowed: compared with the call site's model without
 /// allocating, turned into an owned [`ModelKey`] only when the model must be (re)loaded.
 #[derive(Clone, Copy)]
-enum KeyArg<'a> {
+pub(super) enum KeyArg<'a> {
     Default,
     Name(&'a [u8]),
     Id(i64),
@@ -66,25 +66,68 @@ impl ModelKey {
     }
 }
 
+/// Where a scoring call finds its inputs.
+#[derive(Clone, Copy)]
+pub(super) enum Source<'a> {
+    /// A whole row in argument 0; the model named as the key says which columns to read.
+    Row(KeyArg<'a>),
+    /// A call the planner narrowed (`super::narrow`): the model named by arguments 1 (text) or
+    /// 2 (bigint), or the default model when both are NULL; the columns themselves as arguments
+    /// from [`COLUMNS_FROM`] on, named by the text array in argument [`COLUMN_NAMES`].
+    ///
+    /// Such a call always reads a table of its query, so its call site lives for one execution
+    /// of one query (PL/pgSQL keeps only simple expressions, which read no table, across
+    /// statements): the model is resolved at the first row and kept — one version for the whole
+    /// query, a cursor's too — with no per-row check.
+    Columns,
+}
+
+/// In a narrowed call: the argument holding the names of the column arguments (text[]), and the
+/// first column argument.
+pub(super) const COLUMN_NAMES: usize = 4;
+pub(super) const COLUMNS_FROM: usize = 5;
+
+/// The model key of a narrowed call.
+unsafe fn columns_key<'a>(fcinfo: pg_sys::FunctionCallInfo) -> KeyArg<'a> {
+    unsafe {
+        let args = (*fcinfo).args.as_slice(3);
+        if !args[1].isnull {
+            name_arg(fcinfo, 1)
+        } else if !args[2].isnull {
+            id_arg(fcinfo, 2)
+        } else {
+            KeyArg::Default
+        }
+    }
+}
+
 struct FeatureSlot {
-    /// 0-based attribute index in the row.
+    /// 0-based index of the value in the call site's `values`: the row's attribute, or the
+    /// column argument (counted from [`COLUMNS_FROM`]).
     attribute: usize,
     reader: Reader,
     encoder: FeatureEncoder,
 }
 
-struct RowLayout {
+/// The composite type of the rows a call site scored last.
+struct RowType {
     type_id: pg_sys::Oid,
     type_mod: i32,
     /// Copy of the row descriptor in the call site's memory context. (It is used whole: this
     /// PostgreSQL build versions descriptor attributes, so a descriptor cut short is refused.)
     tupdesc: pg_sys::TupleDesc,
+}
+
+/// Where each input of the model is found: in a row of one type, or among the column arguments.
+struct Layout {
+    /// None for column arguments.
+    row: Option<RowType>,
     slots: Vec<FeatureSlot>,
 }
 
 /// What a scoring function reads from a row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Reads {
+pub(super) enum Reads {
     /// The model's features.
     Features,
     /// The columns of the model's RFM segments.
@@ -145,7 +188,7 @@ struct CallSite {
     memory: pg_sys::MemoryContext,
     resolved_for: Option<StatementKey>,
     model: Option<LoadedModel>,
-    layout: Option<RowLayout>,
+    layout: Option<Layout>,
     values: Vec<pg_sys::Datum>,
     nulls: Vec<bool>,
     x: Vec<f64>,
@@ -202,6 +245,19 @@ fn load_model(key: &ModelKey, reads: Reads) -> Result<LoadedModel> {
     })
 }
 
+/// The columns the model named by `key` reads for `reads`, each once, in the order of its
+/// inputs: what the planner narrows a call on a table's row to (`super::narrow`).
+pub(super) fn planned_columns(key: &ModelKey, reads: Reads) -> Result<Vec<String>> {
+    let loaded = load_model(key, reads)?;
+    let mut columns: Vec<String> = Vec::with_capacity(loaded.inputs.len());
+    for input in &loaded.inputs {
+        if !columns.iter().any(|c| c == input.column()) {
+            columns.push(input.column().to_string());
+        }
+    }
+    Ok(columns)
+}
+
 /// The error for a model without RFM segments.
 fn no_segments(label: &str) -> EngineError {
     EngineError::new(
@@ -237,12 +293,12 @@ unsafe fn attribute_name(attr: &pg_sys::FormData_pg_attribute) -> &str {
 }
 
 /// Builds the feature → attribute map for rows of `(type_id, type_mod)`.
-unsafe fn build_layout(
+unsafe fn build_row_layout(
     memory: pg_sys::MemoryContext,
     loaded: &LoadedModel,
     type_id: pg_sys::Oid,
     type_mod: i32,
-) -> Result<RowLayout> {
+) -> Result<Layout> {
     unsafe {
         let old = pg_sys::MemoryContextSwitchTo(memory);
         let tupdesc = pg_sys::lookup_rowtype_tupdesc_copy(type_id, type_mod);
@@ -252,20 +308,78 @@ unsafe fn build_layout(
         let mut slots = Vec::with_capacity(loaded.inputs.len());
         for feature in &loaded.inputs {
             let attribute = find_attribute(attrs, feature.column(), loaded)?;
-            let reader = reader_for(&attrs[attribute], feature, loaded)?;
+            let reader = reader_for(attrs[attribute].atttypid, feature, loaded)?;
             slots.push(FeatureSlot {
                 attribute,
                 reader,
                 encoder: FeatureEncoder::new(feature, Purpose::Scoring),
             });
         }
-        Ok(RowLayout {
-            type_id,
-            type_mod,
-            tupdesc,
+        Ok(Layout {
+            row: Some(RowType {
+                type_id,
+                type_mod,
+                tupdesc,
+            }),
             slots,
         })
     }
+}
+
+/// Builds the feature → argument map of a narrowed call: each input is found by name among the
+/// column arguments the planner chose. They were chosen for the model the statement was planned
+/// with; a model resolved differently now (redeployed, another `customer_value.model`) may need
+/// a column the plan does not read, which is an error asking to run the statement again.
+unsafe fn build_column_layout(
+    fcinfo: pg_sys::FunctionCallInfo,
+    loaded: &LoadedModel,
+) -> Result<Layout> {
+    let names = unsafe { column_names(fcinfo) }?;
+    let mut slots = Vec::with_capacity(loaded.inputs.len());
+    for feature in &loaded.inputs {
+        let Some(attribute) = names.iter().position(|n| n == feature.column()) else {
+            return Err(not_planned(loaded, feature.column(), &names));
+        };
+        let type_id = unsafe {
+            pg_sys::get_fn_expr_argtype((*fcinfo).flinfo, (COLUMNS_FROM + attribute) as i32)
+        };
+        slots.push(FeatureSlot {
+            attribute,
+            reader: reader_for(type_id, feature, loaded)?,
+            encoder: FeatureEncoder::new(feature, Purpose::Scoring),
+        });
+    }
+    Ok(Layout { row: None, slots })
+}
+
+/// The names of a narrowed call's column arguments, one per argument.
+unsafe fn column_names(fcinfo: pg_sys::FunctionCallInfo) -> Result<Vec<String>> {
+    let names: Option<Vec<Option<String>>> = unsafe { pg_getarg(fcinfo, COLUMN_NAMES) };
+    let count = unsafe { (*fcinfo).nargs } as usize;
+    let names: Option<Vec<String>> = names.and_then(|n| n.into_iter().collect());
+    match names {
+        Some(names) if count >= COLUMNS_FROM && names.len() == count - COLUMNS_FROM => Ok(names),
+        _ => Err(EngineError::invalid_parameter(
+            "the column names of a narrowed scoring call do not match its column arguments",
+        )
+        .with_hint("These functions are what the planner turns customer_value(row, …) into; call customer_value(row, …) instead.")),
+    }
+}
+
+#[cold]
+fn not_planned(loaded: &LoadedModel, column: &str, planned: &[String]) -> EngineError {
+    EngineError::new(
+        ErrorKind::PrerequisiteState,
+        format!(
+            "{} needs column \"{column}\", which the plan of this statement does not read",
+            loaded.row.label()
+        ),
+    )
+    .with_detail(format!(
+        "The statement was planned to read only {}, for the model deployed then; the model it names has changed since (a deploy, or another customer_value.model).",
+        planned.join(", ")
+    ))
+    .with_hint("Run the statement again: it is planned afresh for the current model.")
 }
 
 /// The position of the row's column `column`: an error when it is missing or named twice.
@@ -317,13 +431,9 @@ fn find_attribute(
     .with_hint("Features are matched by column name; alias the column (… AS name) in a subquery."))
 }
 
-/// How to read the column `attr` for `feature`: an error when its type cannot feed it.
-fn reader_for(
-    attr: &pg_sys::FormData_pg_attribute,
-    feature: &FeatureSpec,
-    loaded: &LoadedModel,
-) -> Result<Reader> {
-    let sql_type = sql_type_of(attr.atttypid);
+/// How to read a column of type `type_id` for `feature`: an error when its type cannot feed it.
+fn reader_for(type_id: pg_sys::Oid, feature: &FeatureSpec, loaded: &LoadedModel) -> Result<Reader> {
+    let sql_type = sql_type_of(type_id);
     Reader::for_type(&sql_type)
         .filter(|_| feature.encoding.accepts(&sql_type))
         .ok_or_else(|| {
@@ -345,80 +455,148 @@ fn reader_for(
         })
 }
 
-/// Reads the row in argument 0 for the model named as `key`: returns the encoded feature values
-/// (one per feature, in the model's order) and the model.
+/// Reads the model's features from `source`: returns the encoded feature values (one per
+/// feature, in the model's order) and the model.
 unsafe fn read_row<'a>(
     fcinfo: pg_sys::FunctionCallInfo,
-    key: KeyArg<'_>,
+    source: Source<'_>,
 ) -> (&'a [f64], &'a ModelArtifact) {
-    unsafe { read_inputs(fcinfo, key, Reads::Features) }
+    unsafe { read_inputs(fcinfo, source, Reads::Features) }
 }
 
-/// Reads the row in argument 0 for the model named as `key`: returns the values of `reads`
-/// (one per input, in order; features encoded) and the model.
+/// Reads the inputs of `reads` from `source` for the model named by its key: returns their
+/// values (one per input, in order; features encoded) and the model.
 unsafe fn read_inputs<'a>(
     fcinfo: pg_sys::FunctionCallInfo,
-    key: KeyArg<'_>,
+    source: Source<'_>,
     reads: Reads,
 ) -> (&'a [f64], &'a ModelArtifact) {
     unsafe {
         let site = call_site(fcinfo);
-        let statement = StatementKey::current(key);
-        if site.resolved_for != Some(statement) {
-            site.model = None;
-            site.layout = None;
-            site.resolved_for = Some(statement);
+        match source {
+            Source::Row(key) => {
+                site.resolve_model(key, reads);
+                site.gather_row(fcinfo);
+            }
+            Source::Columns => {
+                if site.model.is_none() {
+                    site.resolve_model(columns_key(fcinfo), reads);
+                }
+                site.gather_columns(fcinfo);
+            }
         }
-        if !site.model.as_ref().is_some_and(|m| m.key.matches(key)) {
-            site.model = Some(load_model(&ModelKey::from_arg(key), reads).or_raise());
-            site.layout = None;
-        }
+        site.encode_inputs();
         let Some(loaded) = site.model.as_ref() else {
-            unreachable!("model loaded above")
+            unreachable!("model resolved above")
         };
-
-        let raw = pg_getarg_datum_raw(fcinfo, 0);
-        let header = pg_sys::pg_detoast_datum(raw.cast_mut_ptr()) as pg_sys::HeapTupleHeader;
-        let type_id = (*header).t_choice.t_datum.datum_typeid;
-        let type_mod = (*header).t_choice.t_datum.datum_typmod;
-        let stale = site
-            .layout
-            .as_ref()
-            .is_none_or(|l| l.type_id != type_id || l.type_mod != type_mod);
-        if stale {
-            let layout = build_layout(site.memory, loaded, type_id, type_mod).or_raise();
-            let natts = (*layout.tupdesc).natts as usize;
-            site.values = vec![pg_sys::Datum::from(0usize); natts];
-            site.nulls = vec![false; natts];
-            site.x = vec![0.0; layout.slots.len()];
-            site.layout = Some(layout);
+        if reads == Reads::Features {
+            loaded.model.check_row(&site.x).or_raise();
         }
-        let Some(layout) = site.layout.as_ref() else {
-            unreachable!("layout built above")
-        };
+        (&site.x, &loaded.model)
+    }
+}
 
-        let mut tuple = pg_sys::HeapTupleData {
-            t_len: pgrx::varsize_any(header as *const pg_sys::varlena) as u32,
-            t_self: pg_sys::ItemPointerData::default(),
-            t_tableOid: pg_sys::InvalidOid,
-            t_data: header,
+impl CallSite {
+    /// Makes `self.model` the model `key` names for the current statement: resolved again for a
+    /// new statement or another key, kept otherwise.
+    fn resolve_model(&mut self, key: KeyArg<'_>, reads: Reads) {
+        let statement = StatementKey::current(key);
+        if self.resolved_for != Some(statement) {
+            self.model = None;
+            self.layout = None;
+            self.resolved_for = Some(statement);
+        }
+        if !self.model.as_ref().is_some_and(|m| m.key.matches(key)) {
+            self.model = Some(load_model(&ModelKey::from_arg(key), reads).or_raise());
+            self.layout = None;
+        }
+    }
+
+    fn loaded(&self) -> &LoadedModel {
+        let Some(loaded) = self.model.as_ref() else {
+            unreachable!("resolve_model runs first")
         };
-        pg_sys::heap_deform_tuple(
-            &mut tuple,
-            layout.tupdesc,
-            site.values.as_mut_ptr(),
-            site.nulls.as_mut_ptr(),
-        );
+        loaded
+    }
+
+    /// Sizes the buffers for a new layout of `values` values.
+    fn set_layout(&mut self, layout: Layout, values: usize) {
+        self.values = vec![pg_sys::Datum::from(0usize); values];
+        self.nulls = vec![false; values];
+        self.x = vec![0.0; layout.slots.len()];
+        self.layout = Some(layout);
+    }
+
+    /// Deforms the row in argument 0 into `values` / `nulls` (in place: no tuple copy).
+    unsafe fn gather_row(&mut self, fcinfo: pg_sys::FunctionCallInfo) {
+        unsafe {
+            let raw = pg_getarg_datum_raw(fcinfo, 0);
+            let header = pg_sys::pg_detoast_datum(raw.cast_mut_ptr()) as pg_sys::HeapTupleHeader;
+            let type_id = (*header).t_choice.t_datum.datum_typeid;
+            let type_mod = (*header).t_choice.t_datum.datum_typmod;
+            let stale = self.layout.as_ref().is_none_or(|l| {
+                l.row
+                    .as_ref()
+                    .is_none_or(|r| r.type_id != type_id || r.type_mod != type_mod)
+            });
+            if stale {
+                let layout =
+                    build_row_layout(self.memory, self.loaded(), type_id, type_mod).or_raise();
+                let natts = layout
+                    .row
+                    .as_ref()
+                    .map_or(0, |r| (*r.tupdesc).natts as usize);
+                self.set_layout(layout, natts);
+            }
+            let Some(row) = self.layout.as_ref().and_then(|l| l.row.as_ref()) else {
+                unreachable!("row layout built above")
+            };
+            let mut tuple = pg_sys::HeapTupleData {
+                t_len: pgrx::varsize_any(header as *const pg_sys::varlena) as u32,
+                t_self: pg_sys::ItemPointerData::default(),
+                t_tableOid: pg_sys::InvalidOid,
+                t_data: header,
+            };
+            pg_sys::heap_deform_tuple(
+                &mut tuple,
+                row.tupdesc,
+                self.values.as_mut_ptr(),
+                self.nulls.as_mut_ptr(),
+            );
+        }
+    }
+
+    /// Copies a narrowed call's column arguments into `values` / `nulls`.
+    unsafe fn gather_columns(&mut self, fcinfo: pg_sys::FunctionCallInfo) {
+        unsafe {
+            if self.layout.is_none() {
+                let layout = build_column_layout(fcinfo, self.loaded()).or_raise();
+                let count = (*fcinfo).nargs as usize - COLUMNS_FROM;
+                self.set_layout(layout, count);
+            }
+            let args = (*fcinfo).args.as_slice((*fcinfo).nargs as usize);
+            for (k, arg) in args[COLUMNS_FROM..].iter().enumerate() {
+                self.values[k] = arg.value;
+                self.nulls[k] = arg.isnull;
+            }
+        }
+    }
+
+    /// Reads and encodes each input from `values` / `nulls` into `x`.
+    unsafe fn encode_inputs(&mut self) {
+        let (Some(layout), Some(loaded)) = (self.layout.as_ref(), self.model.as_ref()) else {
+            unreachable!("layout and model resolved first")
+        };
         for (j, slot) in layout.slots.iter().enumerate() {
-            let (datum, null) = (site.values[slot.attribute], site.nulls[slot.attribute]);
+            let (datum, null) = (self.values[slot.attribute], self.nulls[slot.attribute]);
             let encoded = if slot.encoder.reads_text() {
-                slot.encoder.text((!null).then(|| {
+                slot.encoder.text((!null).then(|| unsafe {
                     let text = pg_sys::pg_detoast_datum_packed(datum.cast_mut_ptr());
                     pgrx::varlena::varlena_to_byte_slice(text)
                 }))
             } else {
                 slot.encoder
-                    .number((!null).then(|| slot.reader.read(datum)))
+                    .number((!null).then(|| unsafe { slot.reader.read(datum) }))
             };
             let Some(v) = encoded else {
                 null_refused(loaded, j)
@@ -426,12 +604,8 @@ unsafe fn read_inputs<'a>(
             if !v.is_finite() {
                 non_finite(loaded, j, v);
             }
-            site.x[j] = v;
+            self.x[j] = v;
         }
-        if reads == Reads::Features {
-            loaded.model.check_row(&site.x).or_raise();
-        }
-        (&site.x, &loaded.model)
     }
 }
 
@@ -466,7 +640,7 @@ fn non_finite(loaded: &LoadedModel, feature: usize, value: f64) -> ! {
 }
 
 /// The text model argument as bytes, without copying or UTF-8 validation (compared bytewise).
-unsafe fn name_arg<'a>(fcinfo: pg_sys::FunctionCallInfo, index: usize) -> KeyArg<'a> {
+pub(super) unsafe fn name_arg<'a>(fcinfo: pg_sys::FunctionCallInfo, index: usize) -> KeyArg<'a> {
     unsafe {
         let raw = pg_getarg_datum_raw(fcinfo, index);
         let text = pg_sys::pg_detoast_datum_packed(raw.cast_mut_ptr());
@@ -474,7 +648,7 @@ unsafe fn name_arg<'a>(fcinfo: pg_sys::FunctionCallInfo, index: usize) -> KeyArg
     }
 }
 
-unsafe fn id_arg<'a>(fcinfo: pg_sys::FunctionCallInfo, index: usize) -> KeyArg<'a> {
+pub(super) unsafe fn id_arg<'a>(fcinfo: pg_sys::FunctionCallInfo, index: usize) -> KeyArg<'a> {
     KeyArg::Id(unsafe { pg_getarg::<i64>(fcinfo, index) }.unwrap_or(0))
 }
 
@@ -485,13 +659,13 @@ unsafe fn id_arg<'a>(fcinfo: pg_sys::FunctionCallInfo, index: usize) -> KeyArg<'
 // id names one immutable version, so the by-id variants are honestly IMMUTABLE (Citus can push
 // them down to shards and use them in UPDATE ... SET).
 
-unsafe fn value(fcinfo: pg_sys::FunctionCallInfo, key: KeyArg<'_>) -> f64 {
-    let (x, model) = unsafe { read_row(fcinfo, key) };
+pub(super) unsafe fn value(fcinfo: pg_sys::FunctionCallInfo, source: Source<'_>) -> f64 {
+    let (x, model) = unsafe { read_row(fcinfo, source) };
     finite_or_raise(fcinfo, model.predict(x))
 }
 
-unsafe fn tier(fcinfo: pg_sys::FunctionCallInfo, key: KeyArg<'_>) -> String {
-    let (x, model) = unsafe { read_row(fcinfo, key) };
+pub(super) unsafe fn tier(fcinfo: pg_sys::FunctionCallInfo, source: Source<'_>) -> String {
+    let (x, model) = unsafe { read_row(fcinfo, source) };
     // a multi-class model's tier is its most likely class (its probabilities computed once)
     if let Predictor::OneVsRest(_) = &model.predictor {
         return model.predicted_label(x).unwrap_or("").to_string();
@@ -523,110 +697,116 @@ fn finite_or_raise(fcinfo: pg_sys::FunctionCallInfo, value: f64) -> f64 {
 
 #[pg_extern(sql = false)]
 fn cv_value_default(fcinfo: pg_sys::FunctionCallInfo) -> f64 {
-    unsafe { value(fcinfo, KeyArg::Default) }
+    unsafe { value(fcinfo, Source::Row(KeyArg::Default)) }
 }
 
 extension_sql!(
     r#"
 CREATE FUNCTION customer_value("row" record) RETURNS float8
     LANGUAGE c STABLE STRICT PARALLEL SAFE
+    SUPPORT customer_value.score_support
     AS 'MODULE_PATHNAME', 'cv_value_default_wrapper';
 COMMENT ON FUNCTION customer_value(record) IS
     'Predicted value of a customer row with the default model (customer_value.model, else the only deployed model); features are matched by column name';
 "#,
     name = "cv_value_default_sql",
-    requires = ["schema"]
+    requires = ["schema", "cv_score_support_sql"]
 );
 
 #[pg_extern(sql = false)]
 fn cv_value_named(fcinfo: pg_sys::FunctionCallInfo) -> f64 {
-    unsafe { value(fcinfo, name_arg(fcinfo, 1)) }
+    unsafe { value(fcinfo, Source::Row(name_arg(fcinfo, 1))) }
 }
 
 extension_sql!(
     r#"
 CREATE FUNCTION customer_value("row" record, model text) RETURNS float8
     LANGUAGE c STABLE STRICT PARALLEL SAFE
+    SUPPORT customer_value.score_support
     AS 'MODULE_PATHNAME', 'cv_value_named_wrapper';
 COMMENT ON FUNCTION customer_value(record, text) IS
     'Predicted value of a customer row with the deployed version of the named model, or name@version for a pinned version';
 "#,
     name = "cv_value_named_sql",
-    requires = ["schema"]
+    requires = ["schema", "cv_score_support_sql"]
 );
 
 #[pg_extern(sql = false)]
 fn cv_value_by_id(fcinfo: pg_sys::FunctionCallInfo) -> f64 {
-    unsafe { value(fcinfo, id_arg(fcinfo, 1)) }
+    unsafe { value(fcinfo, Source::Row(id_arg(fcinfo, 1))) }
 }
 
 extension_sql!(
     r#"
 CREATE FUNCTION customer_value("row" record, model_id bigint) RETURNS float8
     LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    SUPPORT customer_value.score_support
     AS 'MODULE_PATHNAME', 'cv_value_by_id_wrapper';
 COMMENT ON FUNCTION customer_value(record, bigint) IS
     'Predicted value of a customer row with the model of this id (immutable: one fixed version)';
 "#,
     name = "cv_value_by_id_sql",
-    requires = ["schema"]
+    requires = ["schema", "cv_score_support_sql"]
 );
 
 #[pg_extern(sql = false)]
 fn cv_tier_default(fcinfo: pg_sys::FunctionCallInfo) -> String {
-    unsafe { tier(fcinfo, KeyArg::Default) }
+    unsafe { tier(fcinfo, Source::Row(KeyArg::Default)) }
 }
 
 extension_sql!(
     r#"
 CREATE FUNCTION customer_tier("row" record) RETURNS text
     LANGUAGE c STABLE STRICT PARALLEL SAFE
+    SUPPORT customer_value.score_support
     AS 'MODULE_PATHNAME', 'cv_tier_default_wrapper';
 COMMENT ON FUNCTION customer_tier(record) IS
     'Value tier (e.g. VIP/high/medium/low) of a customer row with the default model';
 "#,
     name = "cv_tier_default_sql",
-    requires = ["schema"]
+    requires = ["schema", "cv_score_support_sql"]
 );
 
 #[pg_extern(sql = false)]
 fn cv_tier_named(fcinfo: pg_sys::FunctionCallInfo) -> String {
-    unsafe { tier(fcinfo, name_arg(fcinfo, 1)) }
+    unsafe { tier(fcinfo, Source::Row(name_arg(fcinfo, 1))) }
 }
 
 extension_sql!(
     r#"
 CREATE FUNCTION customer_tier("row" record, model text) RETURNS text
     LANGUAGE c STABLE STRICT PARALLEL SAFE
+    SUPPORT customer_value.score_support
     AS 'MODULE_PATHNAME', 'cv_tier_named_wrapper';
 COMMENT ON FUNCTION customer_tier(record, text) IS
     'Value tier of a customer row with the deployed version of the named model, or name@version';
 "#,
     name = "cv_tier_named_sql",
-    requires = ["schema"]
+    requires = ["schema", "cv_score_support_sql"]
 );
 
 #[pg_extern(sql = false)]
 fn cv_tier_by_id(fcinfo: pg_sys::FunctionCallInfo) -> String {
-    unsafe { tier(fcinfo, id_arg(fcinfo, 1)) }
+    unsafe { tier(fcinfo, Source::Row(id_arg(fcinfo, 1))) }
 }
 
 extension_sql!(
     r#"
 CREATE FUNCTION customer_tier("row" record, model_id bigint) RETURNS text
     LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    SUPPORT customer_value.score_support
     AS 'MODULE_PATHNAME', 'cv_tier_by_id_wrapper';
 COMMENT ON FUNCTION customer_tier(record, bigint) IS
     'Value tier of a customer row with the model of this id (immutable: one fixed version)';
 "#,
     name = "cv_tier_by_id_sql",
-    requires = ["schema"]
+    requires = ["schema", "cv_score_support_sql"]
 );
 
 // predict_proba(row [, model]): the probability of the positive class of a binary classifier.
 
-unsafe fn probability(fcinfo: pg_sys::FunctionCallInfo, key: KeyArg<'_>) -> f64 {
-    let (x, model) = unsafe { read_row(fcinfo, key) };
+pub(super) unsafe fn probability(fcinfo: pg_sys::FunctionCallInfo, source: Source<'_>) -> f64 {
+    let (x, model) = unsafe { read_row(fcinfo, source) };
     if model.task != Task::Classification {
         not_a_classifier(fcinfo);
     }
@@ -648,42 +828,47 @@ fn not_a_classifier(fcinfo: pg_sys::FunctionCallInfo) -> ! {
 
 #[pg_extern(sql = false)]
 fn cv_proba_default(fcinfo: pg_sys::FunctionCallInfo) -> f64 {
-    unsafe { probability(fcinfo, KeyArg::Default) }
+    unsafe { probability(fcinfo, Source::Row(KeyArg::Default)) }
 }
 
 extension_sql!(
     r#"
 CREATE FUNCTION customer_value.predict_proba("row" record) RETURNS float8
     LANGUAGE c STABLE STRICT PARALLEL SAFE
+    SUPPORT customer_value.score_support
     AS 'MODULE_PATHNAME', 'cv_proba_default_wrapper';
 COMMENT ON FUNCTION customer_value.predict_proba(record) IS
     'Probability of the positive class (e.g. churned = true) of a customer row, with the default classifier';
 "#,
     name = "cv_proba_default_sql",
-    requires = ["schema"]
+    requires = ["schema", "cv_score_support_sql"]
 );
 
 #[pg_extern(sql = false)]
 fn cv_proba_named(fcinfo: pg_sys::FunctionCallInfo) -> f64 {
-    unsafe { probability(fcinfo, name_arg(fcinfo, 1)) }
+    unsafe { probability(fcinfo, Source::Row(name_arg(fcinfo, 1))) }
 }
 
 extension_sql!(
     r#"
 CREATE FUNCTION customer_value.predict_proba("row" record, model text) RETURNS float8
     LANGUAGE c STABLE STRICT PARALLEL SAFE
+    SUPPORT customer_value.score_support
     AS 'MODULE_PATHNAME', 'cv_proba_named_wrapper';
 COMMENT ON FUNCTION customer_value.predict_proba(record, text) IS
     'Probability of the positive class of a customer row, with the named classifier (name or name@version)';
 "#,
     name = "cv_proba_named_sql",
-    requires = ["schema"]
+    requires = ["schema", "cv_score_support_sql"]
 );
 
 // explain(row [, model]): per-feature contributions that add up to the prediction.
 
-unsafe fn explanation(fcinfo: pg_sys::FunctionCallInfo, key: KeyArg<'_>) -> pgrx::JsonB {
-    let (x, model) = unsafe { read_row(fcinfo, key) };
+pub(super) unsafe fn explanation(
+    fcinfo: pg_sys::FunctionCallInfo,
+    source: Source<'_>,
+) -> pgrx::JsonB {
+    let (x, model) = unsafe { read_row(fcinfo, source) };
     let e = model.explain(x).or_raise();
     // by column: a text column's one-hot indicators add up to its one contribution
     let mut contributions = serde_json::Map::new();
@@ -714,47 +899,49 @@ unsafe fn explanation(fcinfo: pg_sys::FunctionCallInfo, key: KeyArg<'_>) -> pgrx
 
 #[pg_extern(sql = false)]
 fn cv_explain_default(fcinfo: pg_sys::FunctionCallInfo) -> pgrx::JsonB {
-    unsafe { explanation(fcinfo, KeyArg::Default) }
+    unsafe { explanation(fcinfo, Source::Row(KeyArg::Default)) }
 }
 
 extension_sql!(
     r#"
 CREATE FUNCTION customer_value.explain("row" record) RETURNS jsonb
     LANGUAGE c STABLE STRICT PARALLEL SAFE
+    SUPPORT customer_value.score_support
     AS 'MODULE_PATHNAME', 'cv_explain_default_wrapper';
 COMMENT ON FUNCTION customer_value.explain(record) IS
     'Why this prediction: {"baseline", "prediction", "contributions": {feature: value}, "scale", "value"} with baseline + sum of contributions = prediction (exact: linear coefficients or TreeSHAP), default model';
 "#,
     name = "cv_explain_default_sql",
-    requires = ["schema"]
+    requires = ["schema", "cv_score_support_sql"]
 );
 
 #[pg_extern(sql = false)]
 fn cv_explain_named(fcinfo: pg_sys::FunctionCallInfo) -> pgrx::JsonB {
-    unsafe { explanation(fcinfo, name_arg(fcinfo, 1)) }
+    unsafe { explanation(fcinfo, Source::Row(name_arg(fcinfo, 1))) }
 }
 
 extension_sql!(
     r#"
 CREATE FUNCTION customer_value.explain("row" record, model text) RETURNS jsonb
     LANGUAGE c STABLE STRICT PARALLEL SAFE
+    SUPPORT customer_value.score_support
     AS 'MODULE_PATHNAME', 'cv_explain_named_wrapper';
 COMMENT ON FUNCTION customer_value.explain(record, text) IS
     'Why this prediction, with the named model: per-feature contributions adding up to prediction - baseline';
 "#,
     name = "cv_explain_named_sql",
-    requires = ["schema"]
+    requires = ["schema", "cv_score_support_sql"]
 );
 
 // CLV quantities: expected_purchases(row, periods [, model]), p_alive(row [, model]),
 // expected_spend(row [, model]). Which model parts they need is checked by the engine.
 
-unsafe fn clv_quantity(
+pub(super) unsafe fn clv_quantity(
     fcinfo: pg_sys::FunctionCallInfo,
-    key: KeyArg<'_>,
+    source: Source<'_>,
     quantity: ClvQuantity,
 ) -> f64 {
-    let (x, model) = unsafe { read_row(fcinfo, key) };
+    let (x, model) = unsafe { read_row(fcinfo, source) };
     let value = model.clv_quantity(quantity, x).or_raise();
     finite_or_raise(fcinfo, value)
 }
@@ -765,7 +952,7 @@ fn cv_expected_purchases_default(fcinfo: pg_sys::FunctionCallInfo) -> f64 {
     unsafe {
         clv_quantity(
             fcinfo,
-            KeyArg::Default,
+            Source::Row(KeyArg::Default),
             ClvQuantity::ExpectedPurchases(periods),
         )
     }
@@ -775,12 +962,13 @@ extension_sql!(
     r#"
 CREATE FUNCTION customer_value.expected_purchases("row" record, periods float8) RETURNS float8
     LANGUAGE c STABLE STRICT PARALLEL SAFE
+    SUPPORT customer_value.score_support
     AS 'MODULE_PATHNAME', 'cv_expected_purchases_default_wrapper';
 COMMENT ON FUNCTION customer_value.expected_purchases(record, float8) IS
     'Expected repeat purchases of a customer in the next `periods` time units, with the default CLV model (bgnbd, mbgnbd, pareto_nbd or clv)';
 "#,
     name = "cv_expected_purchases_default_sql",
-    requires = ["schema"]
+    requires = ["schema", "cv_score_support_sql"]
 );
 
 #[pg_extern(sql = false)]
@@ -789,7 +977,7 @@ fn cv_expected_purchases_named(fcinfo: pg_sys::FunctionCallInfo) -> f64 {
     unsafe {
         clv_quantity(
             fcinfo,
-            name_arg(fcinfo, 2),
+            Source::Row(name_arg(fcinfo, 2)),
             ClvQuantity::ExpectedPurchases(periods),
         )
     }
@@ -799,87 +987,116 @@ extension_sql!(
     r#"
 CREATE FUNCTION customer_value.expected_purchases("row" record, periods float8, model text) RETURNS float8
     LANGUAGE c STABLE STRICT PARALLEL SAFE
+    SUPPORT customer_value.score_support
     AS 'MODULE_PATHNAME', 'cv_expected_purchases_named_wrapper';
 COMMENT ON FUNCTION customer_value.expected_purchases(record, float8, text) IS
     'Expected repeat purchases of a customer in the next `periods` time units, with the named CLV model';
 "#,
     name = "cv_expected_purchases_named_sql",
-    requires = ["schema"]
+    requires = ["schema", "cv_score_support_sql"]
 );
 
 #[pg_extern(sql = false)]
 fn cv_p_alive_default(fcinfo: pg_sys::FunctionCallInfo) -> f64 {
-    unsafe { clv_quantity(fcinfo, KeyArg::Default, ClvQuantity::ProbabilityAlive) }
+    unsafe {
+        clv_quantity(
+            fcinfo,
+            Source::Row(KeyArg::Default),
+            ClvQuantity::ProbabilityAlive,
+        )
+    }
 }
 
 extension_sql!(
     r#"
 CREATE FUNCTION customer_value.p_alive("row" record) RETURNS float8
     LANGUAGE c STABLE STRICT PARALLEL SAFE
+    SUPPORT customer_value.score_support
     AS 'MODULE_PATHNAME', 'cv_p_alive_default_wrapper';
 COMMENT ON FUNCTION customer_value.p_alive(record) IS
     'Probability that the customer is still active (alive) at the end of calibration, with the default CLV model';
 "#,
     name = "cv_p_alive_default_sql",
-    requires = ["schema"]
+    requires = ["schema", "cv_score_support_sql"]
 );
 
 #[pg_extern(sql = false)]
 fn cv_p_alive_named(fcinfo: pg_sys::FunctionCallInfo) -> f64 {
-    unsafe { clv_quantity(fcinfo, name_arg(fcinfo, 1), ClvQuantity::ProbabilityAlive) }
+    unsafe {
+        clv_quantity(
+            fcinfo,
+            Source::Row(name_arg(fcinfo, 1)),
+            ClvQuantity::ProbabilityAlive,
+        )
+    }
 }
 
 extension_sql!(
     r#"
 CREATE FUNCTION customer_value.p_alive("row" record, model text) RETURNS float8
     LANGUAGE c STABLE STRICT PARALLEL SAFE
+    SUPPORT customer_value.score_support
     AS 'MODULE_PATHNAME', 'cv_p_alive_named_wrapper';
 COMMENT ON FUNCTION customer_value.p_alive(record, text) IS
     'Probability that the customer is still active (alive) at the end of calibration, with the named CLV model';
 "#,
     name = "cv_p_alive_named_sql",
-    requires = ["schema"]
+    requires = ["schema", "cv_score_support_sql"]
 );
 
 #[pg_extern(sql = false)]
 fn cv_expected_spend_default(fcinfo: pg_sys::FunctionCallInfo) -> f64 {
-    unsafe { clv_quantity(fcinfo, KeyArg::Default, ClvQuantity::ExpectedSpend) }
+    unsafe {
+        clv_quantity(
+            fcinfo,
+            Source::Row(KeyArg::Default),
+            ClvQuantity::ExpectedSpend,
+        )
+    }
 }
 
 extension_sql!(
     r#"
 CREATE FUNCTION customer_value.expected_spend("row" record) RETURNS float8
     LANGUAGE c STABLE STRICT PARALLEL SAFE
+    SUPPORT customer_value.score_support
     AS 'MODULE_PATHNAME', 'cv_expected_spend_default_wrapper';
 COMMENT ON FUNCTION customer_value.expected_spend(record) IS
     'Expected value of the customer''s future purchases (Gamma-Gamma), with the default spend or clv model';
 "#,
     name = "cv_expected_spend_default_sql",
-    requires = ["schema"]
+    requires = ["schema", "cv_score_support_sql"]
 );
 
 #[pg_extern(sql = false)]
 fn cv_expected_spend_named(fcinfo: pg_sys::FunctionCallInfo) -> f64 {
-    unsafe { clv_quantity(fcinfo, name_arg(fcinfo, 1), ClvQuantity::ExpectedSpend) }
+    unsafe {
+        clv_quantity(
+            fcinfo,
+            Source::Row(name_arg(fcinfo, 1)),
+            ClvQuantity::ExpectedSpend,
+        )
+    }
 }
 
 extension_sql!(
     r#"
 CREATE FUNCTION customer_value.expected_spend("row" record, model text) RETURNS float8
     LANGUAGE c STABLE STRICT PARALLEL SAFE
+    SUPPORT customer_value.score_support
     AS 'MODULE_PATHNAME', 'cv_expected_spend_named_wrapper';
 COMMENT ON FUNCTION customer_value.expected_spend(record, text) IS
     'Expected value of the customer''s future purchases (Gamma-Gamma), with the named spend or clv model';
 "#,
     name = "cv_expected_spend_named_sql",
-    requires = ["schema"]
+    requires = ["schema", "cv_score_support_sql"]
 );
 
 // rfm_segment(row [, model]) and rfm_score(row [, model]): the marketing RFM segmentation, with
 // the quintile boundaries the model stored when it was trained.
 
-unsafe fn rfm_scores(fcinfo: pg_sys::FunctionCallInfo, key: KeyArg<'_>) -> RfmScores {
-    let (x, model) = unsafe { read_inputs(fcinfo, key, Reads::Segments) };
+pub(super) unsafe fn rfm_scores(fcinfo: pg_sys::FunctionCallInfo, source: Source<'_>) -> RfmScores {
+    let (x, model) = unsafe { read_inputs(fcinfo, source, Reads::Segments) };
     // a model without segments was refused when loaded; this only names it again
     let segments = model
         .segments
@@ -891,51 +1108,55 @@ unsafe fn rfm_scores(fcinfo: pg_sys::FunctionCallInfo, key: KeyArg<'_>) -> RfmSc
 
 #[pg_extern(sql = false)]
 fn cv_rfm_segment_default(fcinfo: pg_sys::FunctionCallInfo) -> &'static str {
-    unsafe { rfm_scores(fcinfo, KeyArg::Default) }
+    unsafe { rfm_scores(fcinfo, Source::Row(KeyArg::Default)) }
         .segment()
         .name()
 }
 
 #[pg_extern(sql = false)]
 fn cv_rfm_segment_named(fcinfo: pg_sys::FunctionCallInfo) -> &'static str {
-    unsafe { rfm_scores(fcinfo, name_arg(fcinfo, 1)) }
+    unsafe { rfm_scores(fcinfo, Source::Row(name_arg(fcinfo, 1))) }
         .segment()
         .name()
 }
 
 #[pg_extern(sql = false)]
 fn cv_rfm_score_default(fcinfo: pg_sys::FunctionCallInfo) -> String {
-    unsafe { rfm_scores(fcinfo, KeyArg::Default) }.code()
+    unsafe { rfm_scores(fcinfo, Source::Row(KeyArg::Default)) }.code()
 }
 
 #[pg_extern(sql = false)]
 fn cv_rfm_score_named(fcinfo: pg_sys::FunctionCallInfo) -> String {
-    unsafe { rfm_scores(fcinfo, name_arg(fcinfo, 1)) }.code()
+    unsafe { rfm_scores(fcinfo, Source::Row(name_arg(fcinfo, 1))) }.code()
 }
 
 extension_sql!(
     r#"
 CREATE FUNCTION customer_value.rfm_segment("row" record) RETURNS text
     LANGUAGE c STABLE STRICT PARALLEL SAFE
+    SUPPORT customer_value.score_support
     AS 'MODULE_PATHNAME', 'cv_rfm_segment_default_wrapper';
 COMMENT ON FUNCTION customer_value.rfm_segment(record) IS
     'RFM segment (champions, loyal, potential_loyalist, new, promising, need_attention, about_to_sleep, cannot_lose, at_risk, hibernating) of a customer row, from quintile scores cut on the default model''s training population';
 CREATE FUNCTION customer_value.rfm_segment("row" record, model text) RETURNS text
     LANGUAGE c STABLE STRICT PARALLEL SAFE
+    SUPPORT customer_value.score_support
     AS 'MODULE_PATHNAME', 'cv_rfm_segment_named_wrapper';
 COMMENT ON FUNCTION customer_value.rfm_segment(record, text) IS
     'RFM segment of a customer row, from the quintile boundaries stored with the named model (name or name@version)';
 CREATE FUNCTION customer_value.rfm_score("row" record) RETURNS text
     LANGUAGE c STABLE STRICT PARALLEL SAFE
+    SUPPORT customer_value.score_support
     AS 'MODULE_PATHNAME', 'cv_rfm_score_default_wrapper';
 COMMENT ON FUNCTION customer_value.rfm_score(record) IS
     'RFM score of a customer row as three digits, recency, frequency and monetary quintile (5 best), e.g. 535, with the default model''s boundaries';
 CREATE FUNCTION customer_value.rfm_score("row" record, model text) RETURNS text
     LANGUAGE c STABLE STRICT PARALLEL SAFE
+    SUPPORT customer_value.score_support
     AS 'MODULE_PATHNAME', 'cv_rfm_score_named_wrapper';
 COMMENT ON FUNCTION customer_value.rfm_score(record, text) IS
     'RFM score of a customer row as three digits (recency, frequency, monetary; 5 best), with the named model''s boundaries';
 "#,
     name = "cv_rfm_segment_sql",
-    requires = ["schema"]
+    requires = ["schema", "cv_score_support_sql"]
 );

@@ -441,6 +441,7 @@ pub(crate) fn insert_version(
                 deploy,
             };
             let id = insert_row(client, &row);
+            super::narrow::models_changed();
             Ok(Stored {
                 id,
                 version,

@@ -182,6 +182,11 @@ SELECT customer_value.deployed_id('spend');
 SET customer_value.max_training_memory = '100kB';
 SELECT customer_value.deployed_id('spend');
 \echo :LAST_ERROR_SQLSTATE
+\c
+SET customer_value.narrow_scoring = 'sometimes';
+SELECT customer_value.deployed_id('spend');
+\echo :LAST_ERROR_SQLSTATE
+RESET customer_value.narrow_scoring;
 -- Valid values with units load, and once loaded Postgres itself refuses a typo.
 SET customer_value.max_training_memory = '2GB';
 SET customer_value.progress_interval = '1min';
