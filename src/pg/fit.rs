@@ -255,7 +255,8 @@ pub(crate) fn fit_from_source(
 ) -> Result<Fitted> {
     let source = sampled(resolve_source(&spec.source)?, parsed.sample, parsed.seed)?;
     let columns = source_columns(&source)?;
-    let (options, target) = settle(spec, parsed, &source, &columns)?;
+    let (mut options, target) = settle(spec, parsed, &source, &columns)?;
+    options.gbm.threads = super::guc::training_threads();
     let inputs = champion.map(|c| ChampionInputs::of(c, &options, &columns));
     let usable = match &inputs {
         Some(Ok(inputs)) => Some(inputs),

@@ -51,7 +51,25 @@ struct IntSetting {
     flags: GucFlags,
 }
 
-static INT_SETTINGS: [IntSetting; 3] = [
+/// `customer_value.training_threads`: threads a gradient-boosting training uses (0: the
+/// machine's cores, capped by `max_parallel_workers`).
+pub static TRAINING_THREADS: GucSetting<i32> = GucSetting::<i32>::new(0);
+
+/// The threads a training may use now: the setting, or for 0 the machine's cores capped by
+/// `max_parallel_workers` (the DBA's bound on what one query may take beside its backend), and
+/// at least 1.
+pub fn training_threads() -> usize {
+    let setting = TRAINING_THREADS.get().max(0) as usize;
+    if setting > 0 {
+        return setting;
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // SAFETY: a GUC variable Postgres owns, read on the backend's thread
+    let workers = unsafe { pg_sys::max_parallel_workers }.max(0) as usize;
+    cores.min(workers.max(1)).max(1)
+}
+
+static INT_SETTINGS: [IntSetting; 4] = [
     IntSetting {
         name: c"customer_value.progress_interval",
         short: c"Seconds between progress NOTICEs of a long training run (0: none).",
@@ -69,6 +87,16 @@ static INT_SETTINGS: [IntSetting; 3] = [
         value: &MAX_TRAINING_ROWS,
         min: 10,
         max: i32::MAX,
+        unit: "",
+        flags: GucFlags::empty(),
+    },
+    IntSetting {
+        name: c"customer_value.training_threads",
+        short: c"Threads a gradient-boosting training uses (0: the machine's cores, capped by max_parallel_workers).",
+        long: c"The threads never touch the database and have signals blocked; the backend checks for cancel while they run.",
+        value: &TRAINING_THREADS,
+        min: 0,
+        max: 64,
         unit: "",
         flags: GucFlags::empty(),
     },

@@ -385,7 +385,8 @@ pub(crate) fn fit_log(
 ) -> Result<TrainedLog> {
     let (log_options, rest) = LogOptions::split(options)?;
     let algorithm = log_options.algorithm;
-    let parsed = log_options.training_options(&rest)?;
+    let mut parsed = log_options.training_options(&rest)?;
+    parsed.gbm.threads = super::guc::training_threads();
     let read = read_log(spec, as_of)?;
     let attributes = match attribute_source(&log_options, spec)? {
         Some(source) => source.read(&read.log)?,

@@ -976,6 +976,56 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(20));
     }
 
+    /// Issue #13: training on two threads gives the model of one thread (hessboost partitions
+    /// rows and sums histograms in a fixed order; the row sampling is seeded).
+    #[test]
+    fn one_and_two_threads_train_the_same_model() {
+        for (classify, subsample) in [(false, 1.0), (true, 0.8)] {
+            let train = data(20_000, 21, classify);
+            let loss = if classify {
+                Loss::LogLoss
+            } else {
+                Loss::SquaredError
+            };
+            let fit_on = |threads| {
+                let o = GbmOptions {
+                    n_trees: 30,
+                    subsample,
+                    threads,
+                    ..GbmOptions::default()
+                };
+                fit_gbm(&train, loss, &o, &mut || {}).unwrap().ensemble
+            };
+            assert_eq!(fit_on(1), fit_on(2), "classify {classify}");
+        }
+    }
+
+    /// Issue #13: a cancel during training on two threads returns within a second (the worker
+    /// stops after its round; a round here takes tens of milliseconds).
+    #[test]
+    fn cancel_during_two_thread_training_stops_within_a_second() {
+        let train = data(300_000, 22, false);
+        let o = GbmOptions {
+            n_trees: 10_000,
+            threads: 2,
+            ..GbmOptions::default()
+        };
+        let mut cancelled_at = None;
+        let mut calls = 0;
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            fit_gbm(&train, Loss::SquaredError, &o, &mut || {
+                calls += 1;
+                if calls == 5 {
+                    cancelled_at = Some(std::time::Instant::now());
+                    std::panic::panic_any("canceling statement due to user request");
+                }
+            })
+        }));
+        assert!(outcome.is_err());
+        let stopped_after = cancelled_at.unwrap().elapsed();
+        assert!(stopped_after < Duration::from_secs(1), "{stopped_after:?}");
+    }
+
     #[test]
     fn bad_data_and_options_are_clean_errors() {
         let mut constant = data(200, 9, false);
