@@ -4,6 +4,7 @@
 
 pub mod bgnbd;
 pub mod data;
+mod dropout_integral;
 pub mod gamma_gamma;
 pub mod mbgnbd;
 pub mod model;

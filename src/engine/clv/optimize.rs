@@ -272,7 +272,7 @@ fn replace_worst_vertex(
     }
 }
 
-/// Maximum-likelihood fit of four positive parameters (the BG/NBD family) with an analytic
+/// Maximum-likelihood fit of four positive parameters (the count models) with an analytic
 /// gradient: minimises the mean negative log-likelihood of `n` customers plus
 /// `penalizer · Σ p²` (as lifetimes does, which keeps a degenerate fit finite) over
 /// log-parameters θ = ln p, whose gradient is ∂/∂θₖ = pₖ ∂/∂pₖ. `ll_gradient` gives the total
@@ -382,9 +382,9 @@ pub fn minimize_smooth(
         g.copy_from_slice(&g_new);
         value = v;
         update_inverse_hessian(&mut h, &s, &y, iteration == 0);
-        // converged when the objective stops moving and the gradient is small (the
-        // Pareto/NBD gradient is numerical, with an error near 1e-10), or when it has stopped
-        // improving whatever the gradient says: parameters running to a boundary
+        // converged when the objective stops moving and the gradient is small (summed over
+        // many customers, it carries rounding error), or when it has stopped improving whatever
+        // the gradient says: parameters running to a boundary
         if (previous - value).abs() <= 1e-13 * (1.0 + value.abs())
             && g.iter().all(|v| v.abs() <= 1e-5)
             || stall.stalled(iteration + 1, value)
