@@ -141,25 +141,31 @@ pub struct CountData {
 }
 
 fn distinct_index(values: &[f64]) -> (Vec<f64>, Vec<usize>) {
-    let mut distinct = values.to_vec();
-    distinct.sort_by(f64::total_cmp);
-    distinct.dedup();
-    let index = values
-        .iter()
-        .map(|v| distinct.partition_point(|d| d < v))
-        .collect();
-    (distinct, index)
+    number_distinct(values, f64::total_cmp)
 }
 
 fn distinct_pair_index(a: &[f64], b: &[f64]) -> (Vec<(f64, f64)>, Vec<usize>) {
     let pairs: Vec<(f64, f64)> = a.iter().copied().zip(b.iter().copied()).collect();
-    let mut distinct = pairs.clone();
-    distinct.sort_by(|p, q| p.0.total_cmp(&q.0).then(p.1.total_cmp(&q.1)));
-    distinct.dedup();
-    let index = pairs
-        .iter()
-        .map(|p| distinct.partition_point(|d| d.0 < p.0 || (d.0 == p.0 && d.1 < p.1)))
-        .collect();
+    number_distinct(&pairs, |p, q| p.0.total_cmp(&q.0).then(p.1.total_cmp(&q.1)))
+}
+
+/// The distinct keys in `order`, and each key's position among them: one sort of (key,
+/// position) pairs and one numbering pass (a binary search per key took a second at 1M
+/// customers).
+fn number_distinct<K: Copy + PartialEq>(
+    keys: &[K],
+    order: impl Fn(&K, &K) -> std::cmp::Ordering,
+) -> (Vec<K>, Vec<usize>) {
+    let mut sorted: Vec<(K, usize)> = keys.iter().copied().zip(0..).collect();
+    sorted.sort_unstable_by(|a, b| order(&a.0, &b.0));
+    let mut distinct: Vec<K> = Vec::new();
+    let mut index = vec![0; keys.len()];
+    for (key, position) in sorted {
+        if distinct.last() != Some(&key) {
+            distinct.push(key);
+        }
+        index[position] = distinct.len() - 1;
+    }
     (distinct, index)
 }
 
