@@ -622,6 +622,7 @@ mod tests {
                     ],
                     scale: 0.5,
                     offset: 0.0,
+                    complete: Default::default(),
                 }),
                 tiers,
             ),

@@ -489,6 +489,7 @@ mod tests {
             nodes,
             scale: 0.25 + uniform(&mut rng),
             offset: uniform(&mut rng) - 0.5,
+            complete: Default::default(),
         };
         ensemble.validate(n_features).unwrap();
         (ensemble, covers)
@@ -588,6 +589,7 @@ mod tests {
                 nodes,
                 scale: 0.05,
                 offset: 3.0,
+                complete: Default::default(),
             };
             let n = 300;
             let data = Dataset {
@@ -673,6 +675,7 @@ mod tests {
             ],
             scale: 0.5,
             offset: 1.0,
+            complete: Default::default(),
         };
         let covers = [10.0, 6.0, 2.0, 4.0, 4.0];
         let explainer = TreeExplainer::new(&e, &covers).unwrap();
@@ -714,6 +717,7 @@ mod tests {
             ],
             scale: 1.0,
             offset: 0.0,
+            complete: Default::default(),
         };
         let covers = [8.0, 4.0, 1.0, 3.0, 4.0];
         let explainer = TreeExplainer::new(&e, &covers).unwrap();
@@ -734,6 +738,7 @@ mod tests {
             nodes: vec![split(0, 1, 2, 0.5), leaf(1.0), leaf(5.0)],
             scale: 1.0,
             offset: 0.0,
+            complete: Default::default(),
         };
         let explainer = TreeExplainer::new(&e, &[3.0, 3.0, 0.0]).unwrap();
         let phi = explainer.contributions(&[0.9]).unwrap();

@@ -5,7 +5,8 @@
 //! `x[feature] <= threshold → left` like smartcore does, so predictions are identical to the
 //! library's, but without its per-call matrix allocation. Children always sit after their parent,
 //! which [`TreeEnsemble::validate`] checks: a decoded model can neither index out of bounds nor
-//! loop.
+//! loop. Scoring uses a layout derived from the nodes on the first prediction
+//! ([`super::complete_trees`]), with the same results to the bit.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -19,6 +20,7 @@ use crate::engine::features::Dataset;
 use crate::engine::guard::catch_library_panic;
 use crate::engine::options::values::integer;
 
+use super::complete_trees::CompleteTreesCache;
 use super::linear::matrix;
 
 /// Marks a leaf in [`Node::feature`].
@@ -45,6 +47,10 @@ pub struct TreeEnsemble {
     pub nodes: Vec<Node>,
     pub scale: f64,
     pub offset: f64,
+    /// The scoring layout, built on the first `predict` and never stored (not part of the
+    /// format): an ensemble is not edited once it has predicted (a clone starts without one).
+    #[serde(skip)]
+    pub complete: CompleteTreesCache,
 }
 
 impl TreeEnsemble {
@@ -77,21 +83,33 @@ impl TreeEnsemble {
 
     #[inline]
     pub fn predict(&self, x: &[f64]) -> f64 {
-        let nodes = &self.nodes[..];
-        let mut sum = 0.0;
-        for &root in &self.roots {
-            let mut node = &nodes[root as usize];
-            while node.feature != LEAF {
-                let next = if x[node.feature as usize] <= node.value {
-                    node.left
-                } else {
-                    node.right
-                };
-                node = &nodes[next as usize];
+        match self.complete.get_or_build(self) {
+            Some(complete) if x.len() >= self.n_features as usize => complete.predict(self, x),
+            // an invalid ensemble, or a row too short for the model: walk the nodes, which
+            // fails (or not) exactly as it always has
+            _ => {
+                let sum = self
+                    .roots
+                    .iter()
+                    .fold(0.0, |sum, &root| sum + self.linked_leaf(root as usize, x));
+                self.offset + self.scale * sum
             }
-            sum += node.value;
         }
-        self.offset + self.scale * sum
+    }
+
+    /// The leaf value of `x` in the tree at node `root`, by walking the linked nodes.
+    #[inline]
+    pub fn linked_leaf(&self, root: usize, x: &[f64]) -> f64 {
+        let mut node = &self.nodes[root];
+        while node.feature != LEAF {
+            let next = if x[node.feature as usize] <= node.value {
+                node.left
+            } else {
+                node.right
+            };
+            node = &self.nodes[next as usize];
+        }
+        node.value
     }
 
     pub fn validate(&self, n_features: usize) -> Result<()> {
@@ -238,6 +256,7 @@ pub fn fit_random_forest(
         nodes: Vec::new(),
         scale: 1.0 / params.n_trees as f64,
         offset: 0.0,
+        complete: CompleteTreesCache::default(),
     };
     for t in 0..params.n_trees {
         between_trees();
@@ -384,6 +403,7 @@ mod tests {
             nodes: vec![],
             scale: 1.0,
             offset: 0.0,
+            complete: Default::default(),
         };
         append_smartcore_trees(&mut ensemble, &forest).unwrap();
         ensemble.validate(2).unwrap();
@@ -447,6 +467,7 @@ mod tests {
             ],
             scale: 1.0,
             offset: 0.0,
+            complete: Default::default(),
         };
         ok.validate(1).unwrap();
         let mut cyclic = ok.clone();

@@ -499,6 +499,7 @@ fn convert(model: &BoostedModel, n_features: usize) -> Result<GbmFit> {
             nodes: Vec::new(),
             scale: 1.0,
             offset: f64::from(model.base_score()),
+            complete: Default::default(),
         },
         hessian_covers: Vec::new(),
         split_gains: Vec::new(),

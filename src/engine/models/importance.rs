@@ -157,6 +157,7 @@ mod tests {
             ],
             scale: 1.0,
             offset: 0.0,
+            complete: Default::default(),
         };
         let gains = [4.0, 0.0, 0.0, 1.5, 0.0, 2.0, 0.0, 0.0];
         assert_eq!(gain_importance(&e, &gains).unwrap(), vec![2.0, 0.0, 5.5]);
@@ -188,6 +189,7 @@ mod tests {
             ],
             scale: 1.0,
             offset: 0.0,
+            complete: Default::default(),
         };
         let explainer = TreeExplainer::new(&e, &[4.0, 3.0, 1.0]).unwrap();
         let data = Dataset {

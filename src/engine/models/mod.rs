@@ -3,6 +3,7 @@
 //! arrays for tree ensembles — so scoring is fast, does not depend on a crate's serde layout, and
 //! old models keep loading when a crate changes.
 
+pub mod complete_trees;
 pub mod explain;
 pub mod forest;
 pub mod gbm;
