@@ -125,34 +125,27 @@ fn summary_sql(from: &str, (customer, time, amount): (&str, &str, &str), o: &Rfm
     let cutoff = |bound: &str| {
         format!("CASE WHEN {bound} = date_trunc('day', {bound}) THEN {bound} + interval '1 day' ELSE {bound} + interval '1 microsecond' END")
     };
-    // The bounds are uncorrelated scalar subqueries (init plans, computed once, shared with
-    // parallel workers); a CTE would be scanned by every row's join and keep the aggregation
-    // out of parallel workers.
-    let given =
-        "(SELECT $1::timestamptz::timestamp AS c, $2::timestamptz::timestamp AS h) AS given";
-    let calibration_cut = format!("(SELECT {} FROM {given})", cutoff("given.c"));
-    let end_cut = format!(
-        "(SELECT coalesce({}, {}) FROM {given})",
-        cutoff("given.h"),
-        cutoff("given.c")
-    );
     // Two hash aggregations and no join or sort: transactions → customer-periods (flagged as
-    // calibration or holdout) → customers; the first one runs in parallel workers. The key keeps
-    // its own type until the output (grouping by text would compare with the collation). The
-    // first period's value, needed to leave it out of the repeat mean, is carried by min() over
-    // [epoch, amount] arrays.
+    // calibration or holdout) → customers. The key keeps its own type until the output (grouping
+    // by text would compare with the collation). The first period's value, needed to leave it out
+    // of the repeat mean, is carried by min() over [epoch, amount] arrays.
     format!(
-        "WITH periods AS (
+        "WITH bounds AS (
+    SELECT given.c AS calibration_end,
+           {cal_cut} AS calibration_cut,
+           {hold_cut} AS holdout_cut
+      FROM (SELECT $1::timestamptz::timestamp AS c, $2::timestamptz::timestamp AS h) AS given
+), periods AS (
     SELECT {c} AS customer,
            date_trunc('{period}', ({t})::timestamp) AS period_start,
-           ({t})::timestamp < {calibration_cut} AS calibration,
+           ({t})::timestamp < bounds.calibration_cut AS calibration,
            sum(coalesce(({a})::float8, 0)) AS amount,
            count(*) AS transactions,
            min(({t})::timestamp) AS first_ts,
            max(({t})::timestamp) AS last_ts
-      FROM {from}
+      FROM {from}, bounds
      WHERE {c} IS NOT NULL AND {t} IS NOT NULL
-       AND ({t})::timestamp < {end_cut}
+       AND ({t})::timestamp < coalesce(bounds.holdout_cut, bounds.calibration_cut)
      GROUP BY 1, 2, 3
 ), customers AS (
     SELECT customer,
@@ -172,7 +165,7 @@ fn summary_sql(from: &str, (customer, time, amount): (&str, &str, &str), o: &Rfm
 SELECT c.customer::text,
        (c.purchases - 1)::int AS frequency,
        extract(epoch FROM c.last_period - c.first_period)::float8 / {unit_seconds} AS recency,
-       extract(epoch FROM $1::timestamptz::timestamp - c.first_period)::float8 / {unit_seconds} AS t,
+       extract(epoch FROM b.calibration_end - c.first_period)::float8 / {unit_seconds} AS t,
        -- in numeric: the difference of two float sums would show binary rounding (11.769999…)
        CASE WHEN c.purchases > 1
             THEN ((c.total_spend::numeric - c.first_amount::numeric) / (c.purchases - 1))::float8
@@ -182,10 +175,12 @@ SELECT c.customer::text,
        c.total_spend::float8,
        c.purchases::int,
        c.transactions::bigint,
-       CASE WHEN $2::timestamptz IS NULL THEN NULL ELSE c.holdout_purchases::int END AS holdout_purchases,
-       CASE WHEN $2::timestamptz IS NULL THEN NULL ELSE coalesce(c.holdout_spend, 0)::float8 END AS holdout_spend
-  FROM customers c
- WHERE c.purchases > 0"
+       CASE WHEN b.holdout_cut IS NULL THEN NULL ELSE c.holdout_purchases::int END AS holdout_purchases,
+       CASE WHEN b.holdout_cut IS NULL THEN NULL ELSE coalesce(c.holdout_spend, 0)::float8 END AS holdout_spend
+  FROM customers c, bounds b
+ WHERE c.purchases > 0",
+        cal_cut = cutoff("given.c"),
+        hold_cut = cutoff("given.h"),
     )
 }
 
