@@ -72,9 +72,7 @@ classic_clv() {
 }
 
 step "loading CDNOW"
-psql_run -c "CREATE TABLE cdnow (customer_id int, purchased date, cds int, amount numeric)"
-awk 'NR > 1 { printf "%d,%s,%s,%s\n", $1, $2, $3, $4 }' data/cdnow/CDNOW_master.txt |
-    psql_run -c "COPY cdnow FROM STDIN (FORMAT csv)"
+load_cdnow_master cdnow
 classic_clv CDNOW cdnow 1997-09-30 1998-06-30 39
 log_models CDNOW cdnow 1997-09-30 1998-06-30 273
 

@@ -10,20 +10,12 @@ source "$(dirname "$0")/../scripts/common.sh"
 lock_install
 cd "$ROOT"
 python=1 sizes="1000000 10000000" runs=3
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --no-python) python=0 ;;
-        --sizes) sizes=$2; shift ;;
-    esac
-    shift
-done
+bench_flags "$@"
 ensure_toolchain
 install_extension >/dev/null
 start_cluster "shared_buffers = '2GB'" "work_mem = '256MB'" "max_worker_processes = 8" "max_parallel_workers = 4"
 psql_run -c "CREATE EXTENSION customer_value"
-psql_run -c "CREATE TABLE cdnow_tx (customer_id int, purchased date, cds int, amount numeric)"
-awk 'NR > 1 { printf "%d,%s,%s,%s\n", $1, $2, $3, $4 }' data/cdnow/CDNOW_master.txt |
-    psql_run -c "COPY cdnow_tx FROM STDIN (FORMAT csv)"
+load_cdnow_master cdnow_tx
 if [ $python -eq 1 ]; then
     step "pandas and DuckDB in bench/.venv"
     [ -x bench/.venv/bin/python ] || python3 -m venv bench/.venv

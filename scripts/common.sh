@@ -103,6 +103,27 @@ psql_run() {
     "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 "$@"
 }
 
+# bench_flags "$@": the flags the CLV and RFM benchmarks share — --no-python (sets python=0) and
+# --sizes "N …" (sets sizes); the caller sets the defaults first.
+bench_flags() {
+    while [ $# -gt 0 ]; do
+        case "$1" in
+            --no-python) python=0 ;;
+            --sizes) sizes=$2; shift ;;
+        esac
+        shift
+    done
+}
+
+# load_cdnow_master TABLE: the CDNOW master log (data/cdnow) as TABLE (customer_id, purchased,
+# cds, amount), analysed.
+load_cdnow_master() {
+    psql_run -c "CREATE TABLE $1 (customer_id int, purchased date, cds int, amount numeric)"
+    awk 'NR > 1 { printf "%d,%s,%s,%s\n", $1, $2, $3, $4 }' "$ROOT/data/cdnow/CDNOW_master.txt" |
+        psql_run -c "COPY $1 FROM STDIN (FORMAT csv)"
+    psql_run -c "VACUUM ANALYZE $1"
+}
+
 # Citus (installed by hand, not by this project): is it in the PostgreSQL under test?
 citus_installed() { [ -f "$("$PG_CONFIG" --pkglibdir)/citus.so" ]; }
 

@@ -337,8 +337,8 @@ unsafe fn column_vars(call: &WholeRowCall, columns: &[String]) -> Option<Vec<*mu
     Some(vars)
 }
 
-/// The narrowed call's arguments before the columns: operation, model name, model id, periods
-/// and the column names.
+/// The narrowed call's arguments before the columns, in the order of `score::OPERATION` …
+/// `score::COLUMN_NAMES`: operation, model name, model id, periods and the column names.
 unsafe fn leading_consts(call: &WholeRowCall, columns: &[String]) -> *mut pg_sys::List {
     let (name, id) = match &call.key {
         ModelKey::Default => (None, None),
@@ -490,7 +490,7 @@ pub fn models_changed() {
 
 /// The operation of a narrowed call, which must be one of `allowed` (those of its result type).
 unsafe fn call_operation(fcinfo: pg_sys::FunctionCallInfo, allowed: &[Operation]) -> Operation {
-    let code = unsafe { pg_getarg::<i32>(fcinfo, 0) }.unwrap_or(0);
+    let code = unsafe { pg_getarg::<i32>(fcinfo, score::OPERATION) }.unwrap_or(0);
     Operation::from_code(code)
         .filter(|op| allowed.contains(op))
         .ok_or_else(|| {
@@ -520,7 +520,7 @@ fn cv_score_columns_float8(fcinfo: pg_sys::FunctionCallInfo) -> Option<f64> {
             Probability => score::probability(fcinfo, source),
             // periods is a strict argument of expected_purchases: NULL gives NULL
             ExpectedPurchases => {
-                let periods = pg_getarg::<f64>(fcinfo, 3)?;
+                let periods = pg_getarg::<f64>(fcinfo, score::PERIODS)?;
                 score::clv_quantity(fcinfo, source, ClvQuantity::ExpectedPurchases(periods))
             }
             ProbabilityAlive => score::clv_quantity(fcinfo, source, ClvQuantity::ProbabilityAlive),

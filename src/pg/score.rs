@@ -82,19 +82,25 @@ pub(super) enum Source<'a> {
     Columns,
 }
 
-/// In a narrowed call: the argument holding the names of the column arguments (text[]), and the
-/// first column argument.
+/// The arguments of a narrowed call, in order (`super::narrow` builds them): the operation
+/// (int4), the model's name (text) or id (bigint) — both NULL for the default model — the
+/// `periods` of expected_purchases (float8), the names of the column arguments (text[]), and
+/// the column arguments from [`COLUMNS_FROM`] on.
+pub(super) const OPERATION: usize = 0;
+pub(super) const MODEL_NAME: usize = 1;
+pub(super) const MODEL_ID: usize = 2;
+pub(super) const PERIODS: usize = 3;
 pub(super) const COLUMN_NAMES: usize = 4;
 pub(super) const COLUMNS_FROM: usize = 5;
 
 /// The model key of a narrowed call.
 unsafe fn columns_key<'a>(fcinfo: pg_sys::FunctionCallInfo) -> KeyArg<'a> {
     unsafe {
-        let args = (*fcinfo).args.as_slice(3);
-        if !args[1].isnull {
-            name_arg(fcinfo, 1)
-        } else if !args[2].isnull {
-            id_arg(fcinfo, 2)
+        let args = (*fcinfo).args.as_slice(COLUMN_NAMES);
+        if !args[MODEL_NAME].isnull {
+            name_arg(fcinfo, MODEL_NAME)
+        } else if !args[MODEL_ID].isnull {
+            id_arg(fcinfo, MODEL_ID)
         } else {
             KeyArg::Default
         }
