@@ -250,3 +250,43 @@ ALTER FUNCTION customer_value.rfm_segment(record) SUPPORT customer_value.score_s
 ALTER FUNCTION customer_value.rfm_segment(record, text) SUPPORT customer_value.score_support;
 ALTER FUNCTION customer_value.rfm_score(record) SUPPORT customer_value.score_support;
 ALTER FUNCTION customer_value.rfm_score(record, text) SUPPORT customer_value.score_support;
+
+-- rfm() groups the log once by customer with the aggregate rfm_periods (issue #13).
+CREATE FUNCTION customer_value.rfm_periods_step(internal, timestamp, float8, boolean, timestamp) RETURNS internal
+    LANGUAGE c IMMUTABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_rfm_periods_step_wrapper';
+COMMENT ON FUNCTION customer_value.rfm_periods_step(internal, timestamp, float8, boolean, timestamp) IS
+    'Transition function of customer_value.rfm_periods';
+CREATE FUNCTION customer_value.rfm_periods_combine(internal, internal) RETURNS internal
+    LANGUAGE c IMMUTABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_rfm_periods_combine_wrapper';
+COMMENT ON FUNCTION customer_value.rfm_periods_combine(internal, internal) IS
+    'Combine function of customer_value.rfm_periods (parallel aggregation)';
+CREATE FUNCTION customer_value.rfm_periods_serialize(internal) RETURNS bytea
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_rfm_periods_serialize_wrapper';
+COMMENT ON FUNCTION customer_value.rfm_periods_serialize(internal) IS
+    'Serialisation function of customer_value.rfm_periods (parallel aggregation)';
+CREATE FUNCTION customer_value.rfm_periods_deserialize(bytea, internal) RETURNS internal
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_rfm_periods_deserialize_wrapper';
+COMMENT ON FUNCTION customer_value.rfm_periods_deserialize(bytea, internal) IS
+    'Deserialisation function of customer_value.rfm_periods (parallel aggregation)';
+CREATE FUNCTION customer_value.rfm_periods_final(internal) RETURNS float8[]
+    LANGUAGE c IMMUTABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_rfm_periods_final_wrapper';
+COMMENT ON FUNCTION customer_value.rfm_periods_final(internal) IS
+    'Final function of customer_value.rfm_periods';
+CREATE AGGREGATE customer_value.rfm_periods(period_start timestamp, amount float8, calibration boolean, calibration_end timestamp) (
+    SFUNC = customer_value.rfm_periods_step,
+    STYPE = internal,
+    -- the state without its period vectors (outside the context): what hash aggregation plans with
+    SSPACE = 200,
+    FINALFUNC = customer_value.rfm_periods_final,
+    COMBINEFUNC = customer_value.rfm_periods_combine,
+    SERIALFUNC = customer_value.rfm_periods_serialize,
+    DESERIALFUNC = customer_value.rfm_periods_deserialize,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE customer_value.rfm_periods(timestamp, float8, boolean, timestamp) IS
+    'One customer''s purchase periods, summarised as rfm() reads them: {distinct calibration periods, seconds from the first to the last, seconds from the first to calibration_end, calibration spend, spend in the first period, calibration transactions, distinct holdout periods, holdout spend}';

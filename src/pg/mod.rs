@@ -18,6 +18,7 @@ pub mod privilege;
 pub mod progress;
 pub mod retrain;
 pub mod rfm;
+pub mod rfm_periods;
 pub mod runs;
 pub mod score;
 pub mod source;

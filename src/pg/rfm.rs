@@ -125,60 +125,46 @@ fn summary_sql(from: &str, (customer, time, amount): (&str, &str, &str), o: &Rfm
     let cutoff = |bound: &str| {
         format!("CASE WHEN {bound} = date_trunc('day', {bound}) THEN {bound} + interval '1 day' ELSE {bound} + interval '1 microsecond' END")
     };
-    // Two hash aggregations and no join or sort: transactions → customer-periods (flagged as
-    // calibration or holdout) → customers. The key keeps its own type until the output (grouping
-    // by text would compare with the collation). The first period's value, needed to leave it out
-    // of the repeat mean, is carried by min() over [epoch, amount] arrays.
+    // One hash aggregation by customer and no join or sort: the aggregate rfm_periods
+    // (src/pg/rfm_periods.rs) collapses each customer's transactions into purchase periods on
+    // both sides of the cut-off. The key keeps its own type until the output (grouping by text
+    // would compare with the collation).
     format!(
         "WITH bounds AS (
     SELECT given.c AS calibration_end,
            {cal_cut} AS calibration_cut,
            {hold_cut} AS holdout_cut
       FROM (SELECT $1::timestamptz::timestamp AS c, $2::timestamptz::timestamp AS h) AS given
-), periods AS (
+), customers AS (
     SELECT {c} AS customer,
-           date_trunc('{period}', ({t})::timestamp) AS period_start,
-           ({t})::timestamp < bounds.calibration_cut AS calibration,
-           sum(coalesce(({a})::float8, 0)) AS amount,
-           count(*) AS transactions,
-           min(({t})::timestamp) AS first_ts,
-           max(({t})::timestamp) AS last_ts
+           customer_value.rfm_periods(date_trunc('{period}', ({t})::timestamp),
+                                      ({a})::float8,
+                                      ({t})::timestamp < bounds.calibration_cut,
+                                      bounds.calibration_end) AS p,
+           min(({t})::timestamp) AS first_purchase,
+           max(({t})::timestamp) FILTER (WHERE ({t})::timestamp < bounds.calibration_cut) AS last_purchase
       FROM {from}, bounds
      WHERE {c} IS NOT NULL AND {t} IS NOT NULL
        AND ({t})::timestamp < coalesce(bounds.holdout_cut, bounds.calibration_cut)
-     GROUP BY 1, 2, 3
-), customers AS (
-    SELECT customer,
-           count(*) FILTER (WHERE calibration) AS purchases,
-           min(period_start) FILTER (WHERE calibration) AS first_period,
-           max(period_start) FILTER (WHERE calibration) AS last_period,
-           sum(amount) FILTER (WHERE calibration) AS total_spend,
-           (min(ARRAY[extract(epoch FROM period_start)::float8, amount]) FILTER (WHERE calibration))[2] AS first_amount,
-           sum(transactions) FILTER (WHERE calibration) AS transactions,
-           min(first_ts) FILTER (WHERE calibration) AS first_purchase,
-           max(last_ts) FILTER (WHERE calibration) AS last_purchase,
-           count(*) FILTER (WHERE NOT calibration) AS holdout_purchases,
-           sum(amount) FILTER (WHERE NOT calibration) AS holdout_spend
-      FROM periods
-     GROUP BY customer
+     GROUP BY 1
 )
 SELECT c.customer::text,
-       (c.purchases - 1)::int AS frequency,
-       extract(epoch FROM c.last_period - c.first_period)::float8 / {unit_seconds} AS recency,
-       extract(epoch FROM b.calibration_end - c.first_period)::float8 / {unit_seconds} AS t,
+       (c.p[1] - 1)::int AS frequency,
+       c.p[2] / {unit_seconds} AS recency,
+       c.p[3] / {unit_seconds} AS t,
        -- in numeric: the difference of two float sums would show binary rounding (11.769999…)
-       CASE WHEN c.purchases > 1
-            THEN ((c.total_spend::numeric - c.first_amount::numeric) / (c.purchases - 1))::float8
+       CASE WHEN c.p[1] > 1
+            THEN ((c.p[4]::numeric - c.p[5]::numeric) / (c.p[1] - 1)::numeric)::float8
             ELSE 0 END AS monetary_value,
        c.first_purchase::timestamptz,
        c.last_purchase::timestamptz,
-       c.total_spend::float8,
-       c.purchases::int,
-       c.transactions::bigint,
-       CASE WHEN b.holdout_cut IS NULL THEN NULL ELSE c.holdout_purchases::int END AS holdout_purchases,
-       CASE WHEN b.holdout_cut IS NULL THEN NULL ELSE coalesce(c.holdout_spend, 0)::float8 END AS holdout_spend
+       c.p[4] AS total_spend,
+       c.p[1]::int AS purchases,
+       c.p[6]::bigint AS transactions,
+       CASE WHEN b.holdout_cut IS NULL THEN NULL ELSE c.p[7]::int END AS holdout_purchases,
+       CASE WHEN b.holdout_cut IS NULL THEN NULL ELSE c.p[8] END AS holdout_spend
   FROM customers c, bounds b
- WHERE c.purchases > 0",
+ WHERE c.p[1] > 0",
         cal_cut = cutoff("given.c"),
         hold_cut = cutoff("given.h"),
     )

@@ -1,6 +1,7 @@
 -- A normalized description of everything the extension owns or grants, for comparing an
 -- upgraded install with a fresh one: objects, function definitions and attributes, columns,
--- constraints, indexes, policies, views, comments and privileges.
+-- constraints, indexes, policies, views, comments and privileges (an aggregate by its support
+-- functions and attributes: pg_get_functiondef does not describe aggregates).
 \pset format unaligned
 \pset tuples_only on
 WITH ext AS (
@@ -11,7 +12,14 @@ WITH ext AS (
 SELECT line FROM (
     SELECT 'object ' || pg_describe_object(classid, objid, 0) AS line FROM ext
     UNION ALL
-    SELECT 'function ' || p.oid::regprocedure || E'\n' || pg_get_functiondef(p.oid)
+    SELECT 'function ' || p.oid::regprocedure || E'\n'
+           || CASE WHEN p.prokind = 'a' THEN
+                  (SELECT 'aggregate sfunc ' || a.aggtransfn || ' stype ' || a.aggtranstype::regtype
+                          || ' sspace ' || a.aggtransspace || ' final ' || a.aggfinalfn
+                          || ' combine ' || a.aggcombinefn || ' serial ' || a.aggserialfn
+                          || ' deserial ' || a.aggdeserialfn || ' parallel ' || p.proparallel::text
+                     FROM pg_aggregate a WHERE a.aggfnoid = p.oid)
+              ELSE pg_get_functiondef(p.oid) END
            || E'\n acl ' || coalesce(p.proacl::text, 'default')
            || E'\n comment ' || coalesce(obj_description(p.oid, 'pg_proc'), '-')
       FROM pg_proc p JOIN ext ON ext.classid = 'pg_proc'::regclass AND ext.objid = p.oid

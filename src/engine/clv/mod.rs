@@ -11,5 +11,6 @@ pub mod model;
 pub mod optimize;
 pub mod options;
 pub mod pareto_nbd;
+pub mod purchase_periods;
 pub mod rfm_options;
 pub mod special;

@@ -34,6 +34,31 @@ SELECT sum(holdout_purchases) AS holdout_purchases, round(sum(holdout_spend)::nu
 SELECT customer, frequency, recency, t FROM customer_value.rfm('sample_tx', 'customer_id', 'purchased', 'dollars',
        '1997-09-30', '{"period": "week", "time_unit": "day"}') WHERE customer = '1';
 
+-- rfm() groups the log once by customer with the aggregate customer_value.rfm_periods; in a
+-- parallel plan each worker's partial states are serialised and combined, to the same summary.
+CREATE TEMP TABLE serial_periods AS
+SELECT customer_id, customer_value.rfm_periods(purchased::timestamp, dollars::float8,
+                                                purchased <= '1997-09-30', '1997-09-30') AS p
+  FROM sample_tx GROUP BY customer_id;
+SELECT * FROM serial_periods WHERE customer_id = 1;
+SET LOCAL parallel_setup_cost = 0;
+SET LOCAL parallel_tuple_cost = 0;
+SET LOCAL min_parallel_table_scan_size = 0;
+SET LOCAL max_parallel_workers_per_gather = 2;
+SET LOCAL enable_sort = off;
+CREATE VIEW parallel_periods AS
+SELECT customer_id, customer_value.rfm_periods(purchased::timestamp, dollars::float8,
+                                                purchased <= '1997-09-30', '1997-09-30') AS p
+  FROM sample_tx GROUP BY customer_id;
+EXPLAIN (COSTS OFF) SELECT * FROM parallel_periods;
+SELECT count(*) AS customers, count(*) FILTER (WHERE s.p IS DISTINCT FROM q.p) AS differ
+  FROM serial_periods s FULL JOIN (SELECT * FROM parallel_periods) q USING (customer_id);
+RESET max_parallel_workers_per_gather;
+RESET enable_sort;
+-- Its support functions take the aggregate's internal state: SQL cannot call them directly.
+SELECT customer_value.rfm_periods_step(NULL::internal, '2024-01-01'::timestamp, 1::float8, true,
+                                       '2024-02-01'::timestamp);
+
 -- 2. BG/NBD. Published: r = 0.243, alpha = 4.414, a = 0.793, b = 2.426, LL = -9582.4.
 SELECT name, algorithm, round((metrics ->> 'log_likelihood')::numeric, 1) AS log_likelihood
   FROM customer_value.train('bgnbd', 'cdnow_rfm', 'holdout_purchases', 'bgnbd', '{"horizon": 39}');
