@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod model_name;
 pub mod models;
 pub mod options;
+pub mod parallel;
 pub mod purchases;
 pub mod segments;
 pub mod stats;

@@ -12,6 +12,9 @@ pub struct FitOptions {
     /// Adds `penalizer · Σ params²` to the mean negative log-likelihood.
     pub penalizer: f64,
     pub max_iterations: usize,
+    /// Threads the likelihood of a large fit may use (`customer_value.training_threads`;
+    /// Pareto/NBD, whose per-customer terms are the costliest). The result does not depend on it.
+    pub threads: usize,
 }
 
 impl Default for FitOptions {
@@ -19,6 +22,7 @@ impl Default for FitOptions {
         FitOptions {
             penalizer: 0.0,
             max_iterations: Settings::default().max_iterations,
+            threads: 1,
         }
     }
 }

@@ -12,6 +12,7 @@ use super::optimize::{fit_positive_params, FitOptions};
 use super::special::hyp2f1;
 use super::special::{digamma, ln_gamma};
 use crate::engine::error::Result;
+use crate::engine::parallel::map_chunks;
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ParetoNbd {
@@ -96,6 +97,12 @@ impl ParetoNbd {
     /// (r+s+x)(D(t_x) − D(T))). D and its derivatives are computed once per distinct (x, t_x) and
     /// (x, T) pair, the gamma terms once per x.
     pub fn log_likelihood_gradient(&self, data: &CountData) -> (f64, [f64; 4]) {
+        self.log_likelihood_gradient_on(data, 1)
+    }
+
+    /// [`ParetoNbd::log_likelihood_gradient`] with the customers summed on up to `threads`
+    /// threads (the same bits for any number: see [`crate::engine::parallel`]).
+    pub fn log_likelihood_gradient_on(&self, data: &CountData, threads: usize) -> (f64, [f64; 4]) {
         if !self.params().iter().all(|p| p.is_finite() && *p > 0.0) {
             return (f64::NAN, [f64::NAN; 4]);
         }
@@ -116,16 +123,38 @@ impl ParetoNbd {
                 };
                 data.x_t_pairs.iter().map(per_pair).collect()
             });
+        let parts = map_chunks(data.x.len(), threads, &|customers| {
+            self.customer_terms(data, &per_x, shared_ends.as_deref(), customers)
+        });
+        let mut total = 0.0;
+        let mut gradient = [0.0; 4];
+        for (part, part_gradient) in parts {
+            total += part;
+            for k in 0..4 {
+                gradient[k] += part_gradient[k];
+            }
+        }
+        (total, gradient)
+    }
+
+    /// The log-likelihood and gradient of the customers in `range` of `data`.
+    fn customer_terms(
+        &self,
+        data: &CountData,
+        per_x: &[PerX],
+        shared_ends: Option<&[AtEnd]>,
+        range: std::ops::Range<usize>,
+    ) -> (f64, [f64; 4]) {
         let mut total = 0.0;
         let mut gradient = [0.0; 4];
         let mut at_last = (usize::MAX, Dropout::default());
-        for i in 0..data.x.len() {
+        for i in range {
             let px = &per_x[data.x_index[i]];
             // the entries come sorted by (x, t_x, T): D(t_x) once per (x, t_x) pair
             if at_last.0 != data.x_t_x_index[i] {
                 at_last = (data.x_t_x_index[i], self.dropout_at(px, data.t_x[i]));
             }
-            let at_end = match &shared_ends {
+            let at_end = match shared_ends {
                 Some(ends) => ends[data.x_t_index[i]],
                 None => self.at_end(px, data.x[i], data.t[i]),
             };
@@ -258,7 +287,7 @@ impl ParetoNbd {
     ) -> Result<(ParetoNbd, f64)> {
         let (data, mean_t) = CountData::for_count_model(customers, "pareto_nbd")?;
         let ll_gradient = |[r, alpha, s, beta]: [f64; 4]| {
-            ParetoNbd { r, alpha, s, beta }.log_likelihood_gradient(&data)
+            ParetoNbd { r, alpha, s, beta }.log_likelihood_gradient_on(&data, fit.threads)
         };
         let scale = (mean_t / 4.0).max(1e-3).ln();
         let [r, alpha, s, beta] = fit_positive_params(
@@ -575,6 +604,44 @@ mod tests {
             }
         }
         eprintln!("largest relative difference from mpmath: {worst:.1e}");
+    }
+
+    /// Issue #13: the likelihood of a large fit summed on one thread and on several gives the same
+    /// bits, and equals the per-customer sum (the chunks only regroup the additions).
+    #[test]
+    fn one_and_several_threads_give_the_same_likelihood() {
+        // 150k customers of their own T (no shared pairs): three chunks
+        let customers: Vec<Customer> = (0..150_000)
+            .map(|i| {
+                let t = 1.0 + (i % 7_919) as f64 / 100.0;
+                let x = (i % 11) as f64;
+                let t_x = if x == 0.0 {
+                    0.0
+                } else {
+                    t * (i % 97) as f64 / 97.0
+                };
+                Customer::one(x, t_x, t, 0.0)
+            })
+            .collect();
+        let data = CountData::new(&customers);
+        assert!(data.x.len() > 2 * crate::engine::parallel::CHUNK);
+        let m = model([0.553, 10.578, 0.606, 11.669]);
+        let one = m.log_likelihood_gradient_on(&data, 1);
+        for threads in [2, 4] {
+            let many = m.log_likelihood_gradient_on(&data, threads);
+            assert_eq!(many.0.to_bits(), one.0.to_bits());
+            assert_eq!(many.1.map(f64::to_bits), one.1.map(f64::to_bits));
+        }
+        let fit_on = |threads| {
+            let options = FitOptions {
+                threads,
+                ..FitOptions::default()
+            };
+            ParetoNbd::fit(&customers[..70_000], &options, &mut || {}).unwrap()
+        };
+        let (one_model, one_ll) = fit_on(1);
+        let (two_model, two_ll) = fit_on(2);
+        assert_eq!((one_model.params(), one_ll), (two_model.params(), two_ll));
     }
 
     /// Day-based data share their (x, T) terms, computed once per pair into a table; customer by

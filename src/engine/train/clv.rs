@@ -118,6 +118,8 @@ fn fit_clv_model(
     let fit_options = FitOptions {
         penalizer: o.penalizer,
         max_iterations: o.max_iterations,
+        // the training's threads (customer_value.training_threads, set by the glue)
+        threads: options.gbm.threads.max(1),
     };
     let count = fit_count_model(
         algorithm,
