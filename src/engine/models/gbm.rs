@@ -44,6 +44,7 @@ use serde_json::{Map, Value};
 use crate::engine::error::{EngineError, ErrorKind, Result};
 use crate::engine::features::Dataset;
 use crate::engine::guard::catch_library_panic;
+use crate::engine::memory;
 use crate::engine::options::values::{fraction, integer};
 
 use super::forest::{Node, TreeEnsemble, LEAF};
@@ -380,6 +381,7 @@ impl BoostingJob {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(self.options.threads)
             .thread_name(|i| format!("customer_value gbm {i}"))
+            .start_handler(memory::pool_threads_on_caller_account())
             .build()
             .map_err(|e| library_error("thread pool", e))?;
         let model =
@@ -438,7 +440,9 @@ fn training_params(
         .subsample(options.subsample)
         .lambda(options.l2)
         .seed(options.seed)
-        .nthread(options.threads)
+        // the pool `BoostingJob::run` installs (`options.threads` threads): `nthread` would
+        // have the library start a second pool of as many threads beside it
+        .global_pool()
         .build()
         .map_err(|e| library_error("parameters", e))
 }
@@ -594,7 +598,9 @@ pub(crate) fn spawn_with_signals_blocked<T: Send + 'static>(
         let mut previous: libc::sigset_t = std::mem::zeroed();
         libc::sigfillset(&mut all);
         libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut previous);
-        let spawned = std::thread::Builder::new().name(name.into()).spawn(job);
+        let spawned = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(memory::on_caller_account(job));
         libc::pthread_sigmask(libc::SIG_SETMASK, &previous, std::ptr::null_mut());
         spawned
     }

@@ -21,6 +21,8 @@ mod artifact;
 mod candidates;
 mod clv;
 mod fit;
+#[cfg(test)]
+mod lean_tests;
 mod log;
 mod log_inputs;
 mod report;
