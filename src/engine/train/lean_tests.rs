@@ -10,7 +10,7 @@ use crate::engine::models::Algorithm;
 use crate::engine::options::TrainOptions;
 use crate::engine::stats::SplitMix64;
 
-use super::train;
+use super::train_owned;
 
 const ROWS: usize = 50_000;
 const FEATURES: usize = 10;
@@ -46,15 +46,8 @@ fn gbm_training_from_a_table_stays_under_its_bytes_per_row() {
         let (specs, data, profiles) = raw.into_dataset_with_profiles().unwrap();
         assert_eq!(profiles.len(), FEATURES);
         let encode = phase_peak();
-        let outcome = train(
-            specs,
-            &data,
-            Algorithm::Gbm,
-            Some("y"),
-            &options,
-            &mut || {},
-        )
-        .unwrap();
+        let (outcome, _) =
+            train_owned(specs, data, Algorithm::Gbm, Some("y"), &options, &mut || {}).unwrap();
         let fit = phase_peak();
         let r2 = outcome.metrics.and_then(|m| m.r2);
         ([("read", read), ("encode", encode), ("train", fit)], r2)
