@@ -34,7 +34,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use hessboost::config::{GrowPolicy, TrainingParams, TreeMethod};
-use hessboost::data::DMatrix;
+use hessboost::data::{BinnedMatrix, DMatrix};
 use hessboost::model::BoostedModel;
 use hessboost::objective::{Objective, RegLoss};
 use hessboost::training::Trainer;
@@ -392,9 +392,14 @@ impl BoostingJob {
     /// The library's training proper, reporting every round on `rounds`.
     fn boost(self) -> Result<BoostedModel> {
         let params = training_params(self.loss, &self.options, self.min_child_weight)?;
-        let dtrain = DMatrix::from_dense_vec(self.x, self.n_rows, self.n_features)
+        let values = DMatrix::from_dense_vec(self.x, self.n_rows, self.n_features)
+            .map_err(|e| library_error("training matrix", e))?;
+        // histogram growth reads the bins only: training on them is training on the values,
+        // bit for bit, and the values (4 bytes each) are freed before the first round
+        let dtrain = BinnedMatrix::new(&values, params.max_bin)
             .and_then(|d| d.with_labels(&self.y))
             .map_err(|e| library_error("training matrix", e))?;
+        drop(values);
         let rounds = self.rounds;
         let result = Trainer::new(&params, &dtrain, self.options.n_trees)
             .on_round(move |round| match rounds.send(round.iteration()) {
