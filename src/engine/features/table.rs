@@ -264,34 +264,39 @@ impl RawTable {
     /// [`RawTable::into_dataset`], plus each feature's distribution before imputation (NULL
     /// kept; a target-encoded column by category code) for drift.
     pub fn into_dataset_with_profiles(mut self) -> Result<DatasetWithProfiles> {
-        let keep = self.rows_with_target()?;
-        let y = keep.iter().map(|&i| self.target[i]).collect();
-        let dropped_null_target = self.target.len() - keep.len();
-        self.target = Vec::new();
-        // Memory: the raw columns lose their growth slack, then each is released as soon as it
-        // is written into the matrix, so the peak is the raw table plus the matrix, not the
-        // matrix twice.
+        let n_kept = self.rows_with_target()?;
+        let dropped_null_target = self.target.len() - n_kept;
+        // Memory: the raw columns lose their growth slack, then each drops the rows without a
+        // target in place and is released as soon as it is written into the matrix, so the
+        // peak is the raw table plus the matrix, not the matrix twice.
         let mut raw_columns = std::mem::take(&mut self.columns);
+        let mut target = std::mem::take(&mut self.target);
         raw_columns.iter_mut().for_each(Vec::shrink_to_fit);
-        let mut out = EncodedColumns::new(keep.len(), self.encoded_width())?;
-        for (j, column) in raw_columns.into_iter().enumerate() {
-            let as_of = self.as_of;
-            let age = self.types[j].is_time();
-            // NULL stays NaN (as_of − NaN is NaN)
-            let kept: Vec<f64> = keep
-                .iter()
-                .map(|&i| if age { as_of - column[i] } else { column[i] })
-                .collect();
-            drop(column);
-            let present: Vec<f64> = kept.iter().copied().filter(|v| !v.is_nan()).collect();
+        target.shrink_to_fit();
+        let mut out = EncodedColumns::new(n_kept, self.encoded_width())?;
+        for (j, mut column) in raw_columns.into_iter().enumerate() {
+            if dropped_null_target > 0 {
+                let mut row = 0;
+                column.retain(|_| {
+                    row += 1;
+                    !target[row - 1].is_nan()
+                });
+            }
+            if self.types[j].is_time() {
+                // ages; NULL stays NaN (as_of − NaN is NaN)
+                column.iter_mut().for_each(|v| *v = self.as_of - *v);
+            }
+            let present: Vec<f64> = column.iter().copied().filter(|v| !v.is_nan()).collect();
             self.check_informative(j, &present)?;
             if self.types[j] == SqlType::Text {
-                self.encode_categories(j, &kept, &present, &mut out)?;
+                self.encode_categories(j, &column, &present, &mut out)?;
             } else {
-                self.encode_numbers(j, &kept, &present, &mut out)?;
+                self.encode_numbers(j, &column, &present, &mut out)?;
             }
         }
-        out.into_dataset(y, dropped_null_target)
+        target.retain(|v| !v.is_nan());
+        target.shrink_to_fit();
+        out.into_dataset(target, dropped_null_target)
     }
 
     /// The number of encoded columns: one per category but the most frequent for a one-hot
@@ -310,24 +315,22 @@ impl RawTable {
             .sum()
     }
 
-    /// The rows whose target is not NULL (an error when there are none).
-    fn rows_with_target(&self) -> Result<Vec<usize>> {
+    /// The number of rows whose target is not NULL (an error when there are none).
+    fn rows_with_target(&self) -> Result<usize> {
         if self.target.is_empty() {
             return Err(EngineError::insufficient_data(
                 "the source has no rows to train on",
             ));
         }
-        let keep: Vec<usize> = (0..self.target.len())
-            .filter(|&i| !self.target[i].is_nan())
-            .collect();
-        if keep.is_empty() {
+        let kept = self.target.iter().filter(|v| !v.is_nan()).count();
+        if kept == 0 {
             return Err(EngineError::insufficient_data(format!(
                 "no rows to train on: the target column \"{}\" is NULL in all {} rows",
                 self.target_name,
                 self.target.len()
             )));
         }
-        Ok(keep)
+        Ok(kept)
     }
 
     /// Refuses a column that is NULL or constant in every training row.
