@@ -5,12 +5,15 @@
 
 use super::error::{EngineError, ErrorKind, Result};
 
-/// Bytes one value of the training table is counted for: 16 as read (a value and its NULL
-/// flag), then 8 encoded while the raw column is released, 8 for the training and holdout
-/// copies, and the working memory of the fits (trees' indices, gradients, the boosting
-/// library's own matrix). Measured peaks on 10 features (scripts/drills/memory.sh, README):
-/// linear 33 bytes per value, gbm 42 — the hungriest sets the count.
-pub const BYTES_PER_VALUE: u64 = 48;
+/// Bytes one value of the training table is counted for: 8 as read (NULL as NaN), 8 in the
+/// encoded matrix written while the raw columns are released, the holdout rows copied out of
+/// it (the training rows stay in place), and the working memory of the fits (trees' indices,
+/// gradients, the boosting library's bins). Measured heap peaks on 200k rows × 10 features, one
+/// thread (`engine::train::lean_tests`, `CUSTOMER_VALUE_LEAN_ALGORITHMS`): random_forest 318
+/// bytes per row (29 a value), ridge 294, linear 279, gbm 199 (18), mlp 197 — the hungriest
+/// sets the count, with a fifth more for what a heap count does not see (allocator slack,
+/// threads, Postgres' own memory).
+pub const BYTES_PER_VALUE: u64 = 36;
 
 /// Bytes of one customer of an RFM summary (its four values, count and target) while a CLV
 /// model is fitted.
