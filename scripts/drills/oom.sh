@@ -3,7 +3,7 @@
 # (53200), never an allocation failure that aborts the backend and makes the postmaster restart
 # every connection.
 #  (a) The budget: with customer_value.max_training_memory = 256MB, training on a table of
-#      DRILL_ROWS rows × 10 features (48 bytes per value counted) is refused before a row is
+#      DRILL_ROWS rows × 10 features (36 bytes per value counted) is refused before a row is
 #      read (the planner's estimate), and from a query as the rows arrive.
 #  (b) The system: the server runs under an address-space limit (ulimit -v, its baseline plus
 #      DRILL_HEADROOM_MB) and the budget is set far above it, so the allocation itself fails: the

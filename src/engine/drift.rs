@@ -36,7 +36,20 @@ fn bin_of(edges: &[f64], v: f64) -> usize {
 impl BinProfile {
     /// The profile of `values` (NULL as `None`) cut at the deciles of the non-NULL values.
     pub fn of(values: &[Option<f64>]) -> BinProfile {
-        let mut present: Vec<f64> = values.iter().flatten().copied().collect();
+        Self::of_values(values.iter().copied(), values.len())
+    }
+
+    /// [`BinProfile::of`] for `values` with NaN as NULL (no copy of them as options).
+    pub fn of_nan(values: &[f64]) -> BinProfile {
+        Self::of_values(
+            values.iter().map(|&v| (!v.is_nan()).then_some(v)),
+            values.len(),
+        )
+    }
+
+    /// [`BinProfile::of`] for the `len` values `values` yields.
+    fn of_values(values: impl Iterator<Item = Option<f64>> + Clone, len: usize) -> BinProfile {
+        let mut present: Vec<f64> = values.clone().flatten().collect();
         present.sort_by(f64::total_cmp);
         let edges = if present.is_empty() {
             Vec::new()
@@ -49,10 +62,10 @@ impl BinProfile {
             null_share: 0.0,
             rows: 0,
         };
-        let (shares, null_share) = profile.count(values.iter().copied());
+        let (shares, null_share) = profile.count(values);
         profile.shares = shares;
         profile.null_share = null_share;
-        profile.rows = values.len();
+        profile.rows = len;
         profile
     }
 

@@ -5,12 +5,15 @@
 
 use super::error::{EngineError, ErrorKind, Result};
 
-/// Bytes one value of the training table is counted for: 16 as read (a value and its NULL
-/// flag), then 8 encoded while the raw column is released, 8 for the training and holdout
-/// copies, and the working memory of the fits (trees' indices, gradients, the boosting
-/// library's own matrix). Measured peaks on 10 features (scripts/drills/memory.sh, README):
-/// linear 33 bytes per value, gbm 42 — the hungriest sets the count.
-pub const BYTES_PER_VALUE: u64 = 48;
+/// Bytes one value of the training table is counted for: 8 as read (NULL as NaN), 8 in the
+/// encoded matrix written while the raw columns are released, the holdout rows copied out of
+/// it (the training rows stay in place), and the working memory of the fits (trees' indices,
+/// gradients, the boosting library's bins). Measured heap peaks on 200k rows × 10 features, one
+/// thread (`engine::train::lean_tests`, `CUSTOMER_VALUE_LEAN_ALGORITHMS`): random_forest 318
+/// bytes per row (29 a value), ridge 294, linear 279, gbm 199 (18), mlp 197 — the hungriest
+/// sets the count, with a fifth more for what a heap count does not see (allocator slack,
+/// threads, Postgres' own memory).
+pub const BYTES_PER_VALUE: u64 = 36;
 
 /// Bytes of one customer of an RFM summary (its four values, count and target) while a CLV
 /// model is fitted.
@@ -89,6 +92,166 @@ fn out_of_memory(what: &str, n: usize, size: usize) -> EngineError {
         ),
     )
     .with_hint("Train on a sample (options => '{\"sample\": 0.1}') or fewer feature columns, or lower customer_value.max_training_memory so that training stops before the system runs out.")
+}
+
+/// Wraps `job`, to be run on another thread, so that the test build's allocation accounting
+/// ([`tracking`]) counts that thread's allocations with the caller's (the release build runs
+/// `job` as it is).
+#[cfg(not(test))]
+pub fn on_caller_account<T>(job: impl FnOnce() -> T + Send) -> impl FnOnce() -> T + Send {
+    job
+}
+
+/// Wraps `job`, to be run on another thread, so that the test build's allocation accounting
+/// ([`tracking`]) counts that thread's allocations with the caller's.
+#[cfg(test)]
+pub fn on_caller_account<T>(job: impl FnOnce() -> T + Send) -> impl FnOnce() -> T + Send {
+    let scope = tracking::Scope::current();
+    move || {
+        scope.enter();
+        job()
+    }
+}
+
+/// A thread pool's start handler that puts its threads on the caller's account in the test
+/// build ([`on_caller_account`]); nothing in the release build.
+#[cfg(not(test))]
+pub fn pool_threads_on_caller_account() -> impl Fn(usize) + Send + Sync + 'static {
+    |_| {}
+}
+
+/// A thread pool's start handler that puts its threads on the caller's account in the test
+/// build ([`on_caller_account`]).
+#[cfg(test)]
+pub fn pool_threads_on_caller_account() -> impl Fn(usize) + Send + Sync + 'static {
+    let scope = tracking::Scope::current();
+    move |_| scope.enter()
+}
+
+/// Test build only: the crate's global allocator counts the bytes allocated and not yet freed,
+/// per measurement ([`tracking::measure`]) and process-wide, with their peaks. A measurement
+/// follows the work onto the threads it starts through [`on_caller_account`] and
+/// [`pool_threads_on_caller_account`], so tests running in parallel do not disturb it.
+#[cfg(test)]
+pub mod tracking {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+    use std::sync::atomic::{AtomicI64, Ordering};
+
+    /// Bytes allocated and not yet freed, their peak in the current phase and overall.
+    #[derive(Default)]
+    struct Counters {
+        current: AtomicI64,
+        peak: AtomicI64,
+        overall: AtomicI64,
+    }
+
+    impl Counters {
+        fn add(&self, bytes: i64) {
+            let now = self.current.fetch_add(bytes, Ordering::Relaxed) + bytes;
+            self.peak.fetch_max(now, Ordering::Relaxed);
+            self.overall.fetch_max(now, Ordering::Relaxed);
+        }
+    }
+
+    static PROCESS: Counters = Counters {
+        current: AtomicI64::new(0),
+        peak: AtomicI64::new(0),
+        overall: AtomicI64::new(0),
+    };
+
+    thread_local! {
+        /// The measurement this thread's allocations count for (none: the process only).
+        static SCOPE: Cell<Option<&'static Counters>> = const { Cell::new(None) };
+    }
+
+    /// The measurement a thread counts for, to carry to threads it starts.
+    #[derive(Clone, Copy)]
+    pub struct Scope(Option<&'static Counters>);
+
+    impl Scope {
+        pub fn current() -> Scope {
+            Scope(SCOPE.try_with(Cell::get).ok().flatten())
+        }
+
+        pub fn enter(self) {
+            let _ = SCOPE.try_with(|s| s.set(self.0));
+        }
+    }
+
+    fn record(bytes: i64) {
+        PROCESS.add(bytes);
+        if let Ok(Some(scope)) = SCOPE.try_with(Cell::get) {
+            scope.add(bytes);
+        }
+    }
+
+    struct Counting;
+
+    #[global_allocator]
+    static ALLOCATOR: Counting = Counting;
+
+    // SAFETY: every call is forwarded unchanged to the system allocator; the counting only
+    // reads and writes atomics and a const-initialised thread-local without a destructor, so
+    // it never allocates itself.
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            let p = System.alloc(layout);
+            if !p.is_null() {
+                record(layout.size() as i64);
+            }
+            p
+        }
+
+        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+            let p = System.alloc_zeroed(layout);
+            if !p.is_null() {
+                record(layout.size() as i64);
+            }
+            p
+        }
+
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            System.dealloc(ptr, layout);
+            record(-(layout.size() as i64));
+        }
+
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            let p = System.realloc(ptr, layout, new_size);
+            if !p.is_null() {
+                record(new_size as i64 - layout.size() as i64);
+            }
+            p
+        }
+    }
+
+    /// The peak of the bytes held at once by the running [`measure`]ment (on its thread and
+    /// the threads it carried its account to) since it started or since the last call, which
+    /// starts a new phase: the peak is reset to the bytes held now.
+    pub fn phase_peak() -> u64 {
+        let Scope(Some(counters)) = Scope::current() else {
+            return 0;
+        };
+        let now = counters.current.load(Ordering::Relaxed);
+        counters.peak.swap(now, Ordering::Relaxed).max(0) as u64
+    }
+
+    /// Runs `f`, counting the bytes it allocates and frees from zero (a measurement in a
+    /// measurement counts for the inner one only); returns the peak and the process-wide peak
+    /// over the same time (every test running meanwhile included, a cross-check for a test run
+    /// alone).
+    pub fn measure<T>(f: impl FnOnce() -> T) -> (T, u64, u64) {
+        let counters: &'static Counters = Box::leak(Box::default());
+        let outer = Scope::current();
+        let process_start = PROCESS.current.load(Ordering::Relaxed);
+        PROCESS.overall.store(process_start, Ordering::Relaxed);
+        Scope(Some(counters)).enter();
+        let out = f();
+        outer.enter();
+        let peak = counters.overall.load(Ordering::Relaxed).max(0) as u64;
+        let process = (PROCESS.overall.load(Ordering::Relaxed) - process_start).max(0) as u64;
+        (out, peak, process)
+    }
 }
 
 #[cfg(test)]

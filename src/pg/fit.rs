@@ -21,7 +21,7 @@ use crate::engine::metrics::HoldoutMetrics;
 use crate::engine::models::Algorithm;
 use crate::engine::options::TrainOptions;
 use crate::engine::target::{settle_target, TargetReading};
-use crate::engine::train::{train as train_model, train_clv, TrainOutcome};
+use crate::engine::train::{train_clv, train_owned, TrainOutcome};
 
 use super::columns::raw_value_sql;
 use super::errors::OrRaise;
@@ -326,17 +326,15 @@ fn fit_table(
     let (raw, champion_all) = read_table(source, target, features, champion, options)?;
     let rows_read = raw.n_rows();
     let (specs, dataset, feature_profiles) = raw.into_dataset_with_profiles()?;
-    let outcome = train_model(
+    let (outcome, actual) = train_owned(
         specs,
-        &dataset,
+        dataset,
         algorithm,
         Some(&target.name),
         options,
         &mut interrupt_with_progress(),
     )?;
-    let rows = &outcome.evaluation_rows;
-    let actual = rows.iter().map(|&i| dataset.y[i]).collect();
-    let champion_rows = at_rows(&champion_all, rows);
+    let champion_rows = at_rows(&champion_all, &outcome.evaluation_rows);
     Ok(FitRead {
         outcome,
         rows_read,

@@ -103,7 +103,7 @@ static INT_SETTINGS: [IntSetting; 4] = [
     IntSetting {
         name: c"customer_value.max_training_memory",
         short: c"Most memory a training may use for the rows it reads.",
-        long: c"Checked against the planner's row estimate before reading and as rows arrive (48 bytes per value); past it, training stops with an out-of-memory error (53200) instead of exhausting the server.",
+        long: c"Checked against the planner's row estimate before reading and as rows arrive (36 bytes per value); past it, training stops with an out-of-memory error (53200) instead of exhausting the server.",
         value: &MAX_TRAINING_MEMORY,
         min: 1024,
         max: i32::MAX,

@@ -1,7 +1,7 @@
 //! A complete numeric training set and the target encoding of its category columns.
 
 use super::super::error::Result;
-use super::super::memory::try_with_capacity;
+use super::super::memory::{try_filled, try_with_capacity};
 use super::{Encoding, FeatureSpec, TARGET_MEAN_SMOOTHING};
 
 /// A complete numeric training set: row-major features and the target.
@@ -73,6 +73,54 @@ impl Dataset {
         self.pending_target_means.clear();
     }
 
+    /// Keeps only the rows at `indices`, in that order: what [`Dataset::subset`] returns, in
+    /// this dataset's memory (rows moved within the matrix, not copied out of it; a row
+    /// repeated in `indices` is copied as `subset` would).
+    pub fn keep_rows(&mut self, indices: &[usize]) -> Result<()> {
+        let (n, p) = (self.n_rows, self.n_features);
+        // row k of the result is row `source[k]`; the rows not kept fill the tail, so that
+        // `source` is a permutation and the moves are its cycles
+        let mut source = try_with_capacity::<usize>(n, "the order of the training rows")?;
+        let mut used = try_filled(n, false, "the order of the training rows")?;
+        for &i in indices {
+            if used[i] {
+                *self = self.subset(indices)?;
+                return Ok(());
+            }
+            used[i] = true;
+            source.push(i);
+        }
+        source.extend((0..n).filter(|&i| !used[i]));
+        let mut done = used;
+        done.iter_mut().for_each(|d| *d = false);
+        let mut row = vec![0.0; p];
+        for start in 0..n {
+            if done[start] || source[start] == start {
+                continue;
+            }
+            row.copy_from_slice(self.row(start));
+            let y = self.y[start];
+            let mut k = start;
+            while source[k] != start {
+                let from = source[k];
+                self.x.copy_within(from * p..(from + 1) * p, k * p);
+                self.y[k] = self.y[from];
+                done[k] = true;
+                k = from;
+            }
+            self.x[k * p..(k + 1) * p].copy_from_slice(&row);
+            self.y[k] = y;
+            done[k] = true;
+        }
+        self.n_rows = indices.len();
+        self.x.truncate(indices.len() * p);
+        self.x.shrink_to_fit();
+        self.y.truncate(indices.len());
+        self.y.shrink_to_fit();
+        self.dropped_null_target = 0;
+        Ok(())
+    }
+
     /// The rows at `indices`, in that order (53200 when there is no memory for the copy).
     pub fn subset(&self, indices: &[usize]) -> Result<Dataset> {
         let p = self.n_features;
@@ -93,5 +141,41 @@ impl Dataset {
             dropped_null_target: 0,
             pending_target_means: self.pending_target_means.clone(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keep_rows_is_the_subset_in_place() {
+        let (n, p) = (50, 3);
+        let data = Dataset {
+            n_rows: n,
+            n_features: p,
+            x: (0..n * p).map(|v| v as f64).collect(),
+            y: (0..n).map(|v| -(v as f64)).collect(),
+            dropped_null_target: 4,
+            pending_target_means: vec![1],
+        };
+        let mut order: Vec<usize> = (0..n).collect();
+        crate::engine::stats::SplitMix64::new(3).shuffle(&mut order);
+        for rows in [
+            &order[..35],
+            &order[..],
+            &order[..1],
+            &[7, 3, 49][..],
+            &[][..],
+        ] {
+            let expected = data.subset(rows).unwrap();
+            let mut kept = data.clone();
+            kept.keep_rows(rows).unwrap();
+            assert_eq!(
+                (kept.n_rows, &kept.x, &kept.y, kept.dropped_null_target),
+                (expected.n_rows, &expected.x, &expected.y, 0)
+            );
+            assert_eq!(kept.pending_target_means, expected.pending_target_means);
+        }
     }
 }

@@ -12,7 +12,8 @@ use super::{Dataset, Encoding, FeatureSpec, RawValue, SqlType, DEFAULT_MAX_ONE_H
 /// Feature specs, the dataset, and each feature's distribution as read.
 pub type DatasetWithProfiles = (Vec<FeatureSpec>, Dataset, Vec<(String, BinProfile)>);
 
-/// A training table as read from Postgres: feature columns and the target, NULL kept as `None`.
+/// A training table as read from Postgres: feature columns and the target, NULL kept as NaN
+/// (a value read is never NaN: non-finite values are refused as they arrive).
 ///
 /// Values are checked as they arrive so that a NaN or infinity is reported with its column and
 /// row, not discovered later as a mysterious fit failure.
@@ -21,8 +22,8 @@ pub struct RawTable {
     names: Vec<String>,
     types: Vec<SqlType>,
     target_name: String,
-    columns: Vec<Vec<Option<f64>>>,
-    target: Vec<Option<f64>>,
+    columns: Vec<Vec<f64>>,
+    target: Vec<f64>,
     /// Per text column: its categories, most frequent first; its values are 1-based codes.
     categories: Vec<Vec<String>>,
     /// Per text column: the code of each category (other values have none: NULL).
@@ -219,12 +220,12 @@ impl RawTable {
             .check_rows(row_number as u64, self.bytes_per_row(), false)?;
         for (i, value) in features.iter().enumerate() {
             let value = match *value {
-                RawValue::Null => None,
+                RawValue::Null => f64::NAN,
                 RawValue::Number(v) if !v.is_finite() => {
                     return Err(non_finite(&self.names[i], v, row_number))
                 }
-                RawValue::Number(v) => Some(v),
-                RawValue::Text(t) => self.codes[i].get(t).copied(),
+                RawValue::Number(v) => v,
+                RawValue::Text(t) => self.codes[i].get(t).copied().unwrap_or(f64::NAN),
             };
             try_grow(&mut self.columns[i], "a feature column")?;
             self.columns[i].push(value);
@@ -240,7 +241,7 @@ impl RawTable {
             }
         }
         try_grow(&mut self.target, "the target column")?;
-        self.target.push(target);
+        self.target.push(target.unwrap_or(f64::NAN));
         Ok(target.is_some())
     }
 
@@ -249,7 +250,7 @@ impl RawTable {
         self.names
             .iter()
             .zip(&self.columns)
-            .map(|(name, column)| (name.clone(), BinProfile::of(column)))
+            .map(|(name, column)| (name.clone(), BinProfile::of_nan(column)))
             .collect()
     }
 
@@ -263,51 +264,73 @@ impl RawTable {
     /// [`RawTable::into_dataset`], plus each feature's distribution before imputation (NULL
     /// kept; a target-encoded column by category code) for drift.
     pub fn into_dataset_with_profiles(mut self) -> Result<DatasetWithProfiles> {
-        let keep = self.rows_with_target()?;
-        let mut out = EncodedColumns::default();
-        // Memory: each raw column (16 bytes a value) is released as soon as it is encoded, and
-        // each encoded column as soon as it is laid out, so the peak stays near two copies of
-        // the 8-byte matrix rather than four.
-        let raw_columns = std::mem::take(&mut self.columns);
-        for (j, column) in raw_columns.into_iter().enumerate() {
-            let as_of = self.as_of;
-            let age = self.types[j].is_time();
-            let kept: Vec<Option<f64>> = keep
-                .iter()
-                .map(|&i| column[i])
-                .map(|v| if age { v.map(|days| as_of - days) } else { v })
-                .collect();
-            let present: Vec<f64> = kept.iter().flatten().copied().collect();
+        let n_kept = self.rows_with_target()?;
+        let dropped_null_target = self.target.len() - n_kept;
+        // Memory: the raw columns lose their growth slack, then each drops the rows without a
+        // target in place and is released as soon as it is written into the matrix, so the
+        // peak is the raw table plus the matrix, not the matrix twice.
+        let mut raw_columns = std::mem::take(&mut self.columns);
+        let mut target = std::mem::take(&mut self.target);
+        raw_columns.iter_mut().for_each(Vec::shrink_to_fit);
+        target.shrink_to_fit();
+        let mut out = EncodedColumns::new(n_kept, self.encoded_width())?;
+        for (j, mut column) in raw_columns.into_iter().enumerate() {
+            if dropped_null_target > 0 {
+                let mut row = 0;
+                column.retain(|_| {
+                    row += 1;
+                    !target[row - 1].is_nan()
+                });
+            }
+            if self.types[j].is_time() {
+                // ages; NULL stays NaN (as_of − NaN is NaN)
+                column.iter_mut().for_each(|v| *v = self.as_of - *v);
+            }
+            let present: Vec<f64> = column.iter().copied().filter(|v| !v.is_nan()).collect();
             self.check_informative(j, &present)?;
             if self.types[j] == SqlType::Text {
-                self.encode_categories(j, &kept, &present, &mut out);
+                self.encode_categories(j, &column, &present, &mut out)?;
             } else {
-                self.encode_numbers(j, &kept, &present, &mut out)?;
+                self.encode_numbers(j, &column, &present, &mut out)?;
             }
         }
-        let y = keep.iter().filter_map(|&i| self.target[i]).collect();
-        let dropped_null_target = self.target.len() - keep.len();
-        out.into_dataset(y, dropped_null_target)
+        target.retain(|v| !v.is_nan());
+        target.shrink_to_fit();
+        out.into_dataset(target, dropped_null_target)
     }
 
-    /// The rows whose target is not NULL (an error when there are none).
-    fn rows_with_target(&self) -> Result<Vec<usize>> {
+    /// The number of encoded columns: one per category but the most frequent for a one-hot
+    /// text column, one for any other.
+    fn encoded_width(&self) -> usize {
+        self.types
+            .iter()
+            .zip(&self.categories)
+            .map(|(sql_type, categories)| {
+                if *sql_type == SqlType::Text && categories.len() <= self.max_one_hot {
+                    categories.len().saturating_sub(1)
+                } else {
+                    1
+                }
+            })
+            .sum()
+    }
+
+    /// The number of rows whose target is not NULL (an error when there are none).
+    fn rows_with_target(&self) -> Result<usize> {
         if self.target.is_empty() {
             return Err(EngineError::insufficient_data(
                 "the source has no rows to train on",
             ));
         }
-        let keep: Vec<usize> = (0..self.target.len())
-            .filter(|&i| self.target[i].is_some())
-            .collect();
-        if keep.is_empty() {
+        let kept = self.target.iter().filter(|v| !v.is_nan()).count();
+        if kept == 0 {
             return Err(EngineError::insufficient_data(format!(
                 "no rows to train on: the target column \"{}\" is NULL in all {} rows",
                 self.target_name,
                 self.target.len()
             )));
         }
-        Ok(keep)
+        Ok(kept)
     }
 
     /// Refuses a column that is NULL or constant in every training row.
@@ -347,16 +370,16 @@ impl RawTable {
     fn encode_categories(
         &self,
         j: usize,
-        kept: &[Option<f64>],
+        kept: &[f64],
         present: &[f64],
         out: &mut EncodedColumns,
-    ) {
+    ) -> Result<()> {
         let (name, sql_type) = (&self.names[j], self.types[j].sql_name());
         let categories = &self.categories[j];
         if categories.len() > self.max_one_hot {
             // codes for now: the means are computed on the training rows only, after the
             // holdout split (`Dataset::encode_target_means`)
-            out.pending_target_means.push(out.columns.len());
+            out.pending_target_means.push(out.specs.len());
             out.push(
                 FeatureSpec {
                     name: name.clone(),
@@ -368,10 +391,10 @@ impl RawTable {
                     },
                     impute: None,
                 },
-                BinProfile::of(kept),
-                kept.iter().map(|v| v.unwrap_or(f64::NAN)).collect(),
-            );
-            return;
+                BinProfile::of_nan(kept),
+                kept,
+            )?;
+            return Ok(());
         }
         // one indicator per category but the most frequent (the reference level)
         let total = present.len() as f64;
@@ -380,9 +403,14 @@ impl RawTable {
             let share = present.iter().filter(|v| **v == code).count() as f64 / total;
             let values: Vec<f64> = kept
                 .iter()
-                .map(|v| v.map_or(share, |v| f64::from(u8::from(v == code))))
+                .map(|&v| {
+                    if v.is_nan() {
+                        share
+                    } else {
+                        f64::from(u8::from(v == code))
+                    }
+                })
                 .collect();
-            let as_options: Vec<Option<f64>> = values.iter().map(|v| Some(*v)).collect();
             out.push(
                 FeatureSpec {
                     name: format!("{name}={category}"),
@@ -395,17 +423,18 @@ impl RawTable {
                     },
                     impute: None,
                 },
-                BinProfile::of(&as_options),
-                values,
-            );
+                BinProfile::of_nan(&values),
+                &values,
+            )?;
         }
+        Ok(())
     }
 
     /// A number, boolean or date column (dates already as ages): NULLs imputed by its rule.
     fn encode_numbers(
         &self,
         j: usize,
-        kept: &[Option<f64>],
+        kept: &[f64],
         present: &[f64],
         out: &mut EncodedColumns,
     ) -> Result<()> {
@@ -428,42 +457,73 @@ impl RawTable {
                 encoding,
                 impute: Some(impute),
             },
-            BinProfile::of(kept),
-            kept.iter().map(|v| v.unwrap_or(impute)).collect(),
-        );
-        Ok(())
+            BinProfile::of_nan(kept),
+            &kept
+                .iter()
+                .map(|&v| if v.is_nan() { impute } else { v })
+                .collect::<Vec<f64>>(),
+        )
     }
 }
 
-/// Encoded feature columns as they are built (a text column may become several).
-#[derive(Default)]
+/// Encoded feature columns as they are built (a text column may become several), written
+/// straight into the row-major matrix.
 struct EncodedColumns {
     specs: Vec<FeatureSpec>,
     profiles: Vec<(String, BinProfile)>,
-    columns: Vec<Vec<f64>>,
+    x: Vec<f64>,
+    n_rows: usize,
+    width: usize,
     pending_target_means: Vec<usize>,
 }
 
 impl EncodedColumns {
-    fn push(&mut self, spec: FeatureSpec, profile: BinProfile, values: Vec<f64>) {
-        self.profiles.push((spec.name.clone(), profile));
-        self.specs.push(spec);
-        self.columns.push(values);
+    fn new(n_rows: usize, width: usize) -> Result<EncodedColumns> {
+        Ok(EncodedColumns {
+            specs: Vec::new(),
+            profiles: Vec::new(),
+            x: try_filled(n_rows.saturating_mul(width), 0.0, "the feature matrix")?,
+            n_rows,
+            width,
+            pending_target_means: Vec::new(),
+        })
     }
 
-    /// The columns laid out by row, each column released once copied.
+    /// The next column's spec, profile and values (one per row).
+    fn push(&mut self, spec: FeatureSpec, profile: BinProfile, values: &[f64]) -> Result<()> {
+        let (j, p) = (self.specs.len(), self.width);
+        if j >= p || values.len() != self.n_rows {
+            return Err(EngineError::new(
+                ErrorKind::Internal,
+                format!(
+                    "encoded column {} does not fit a matrix of {p} columns",
+                    j + 1
+                ),
+            ));
+        }
+        for (cell, v) in self.x.iter_mut().skip(j).step_by(p).zip(values) {
+            *cell = *v;
+        }
+        self.profiles.push((spec.name.clone(), profile));
+        self.specs.push(spec);
+        Ok(())
+    }
+
     fn into_dataset(self, y: Vec<f64>, dropped_null_target: usize) -> Result<DatasetWithProfiles> {
-        let (n, p) = (y.len(), self.columns.len());
-        let mut x = try_filled(n.saturating_mul(p), 0.0, "the feature matrix")?;
-        for (j, column) in self.columns.into_iter().enumerate() {
-            for (row, v) in column.into_iter().enumerate() {
-                x[row * p + j] = v;
-            }
+        if self.specs.len() != self.width {
+            return Err(EngineError::new(
+                ErrorKind::Internal,
+                format!(
+                    "{} encoded columns for a matrix of {}",
+                    self.specs.len(),
+                    self.width
+                ),
+            ));
         }
         let data = Dataset {
-            n_rows: n,
-            n_features: p,
-            x,
+            n_rows: self.n_rows,
+            n_features: self.width,
+            x: self.x,
             y,
             dropped_null_target,
             pending_target_means: self.pending_target_means,

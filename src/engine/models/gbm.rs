@@ -34,7 +34,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use hessboost::config::{GrowPolicy, TrainingParams, TreeMethod};
-use hessboost::data::DMatrix;
+use hessboost::data::{BinnedMatrix, DMatrix};
 use hessboost::model::BoostedModel;
 use hessboost::objective::{Objective, RegLoss};
 use hessboost::training::Trainer;
@@ -44,6 +44,7 @@ use serde_json::{Map, Value};
 use crate::engine::error::{EngineError, ErrorKind, Result};
 use crate::engine::features::Dataset;
 use crate::engine::guard::catch_library_panic;
+use crate::engine::memory;
 use crate::engine::options::values::{fraction, integer};
 
 use super::forest::{Node, TreeEnsemble, LEAF};
@@ -380,6 +381,7 @@ impl BoostingJob {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(self.options.threads)
             .thread_name(|i| format!("customer_value gbm {i}"))
+            .start_handler(memory::pool_threads_on_caller_account())
             .build()
             .map_err(|e| library_error("thread pool", e))?;
         let model =
@@ -390,9 +392,14 @@ impl BoostingJob {
     /// The library's training proper, reporting every round on `rounds`.
     fn boost(self) -> Result<BoostedModel> {
         let params = training_params(self.loss, &self.options, self.min_child_weight)?;
-        let dtrain = DMatrix::from_dense_vec(self.x, self.n_rows, self.n_features)
+        let values = DMatrix::from_dense_vec(self.x, self.n_rows, self.n_features)
+            .map_err(|e| library_error("training matrix", e))?;
+        // histogram growth reads the bins only: training on them is training on the values,
+        // bit for bit, and the values (4 bytes each) are freed before the first round
+        let dtrain = BinnedMatrix::new(&values, params.max_bin)
             .and_then(|d| d.with_labels(&self.y))
             .map_err(|e| library_error("training matrix", e))?;
+        drop(values);
         let rounds = self.rounds;
         let result = Trainer::new(&params, &dtrain, self.options.n_trees)
             .on_round(move |round| match rounds.send(round.iteration()) {
@@ -438,7 +445,9 @@ fn training_params(
         .subsample(options.subsample)
         .lambda(options.l2)
         .seed(options.seed)
-        .nthread(options.threads)
+        // the pool `BoostingJob::run` installs (`options.threads` threads): `nthread` would
+        // have the library start a second pool of as many threads beside it
+        .global_pool()
         .build()
         .map_err(|e| library_error("parameters", e))
 }
@@ -594,7 +603,9 @@ pub(crate) fn spawn_with_signals_blocked<T: Send + 'static>(
         let mut previous: libc::sigset_t = std::mem::zeroed();
         libc::sigfillset(&mut all);
         libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut previous);
-        let spawned = std::thread::Builder::new().name(name.into()).spawn(job);
+        let spawned = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(memory::on_caller_account(job));
         libc::pthread_sigmask(libc::SIG_SETMASK, &previous, std::ptr::null_mut());
         spawned
     }

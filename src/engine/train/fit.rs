@@ -249,6 +249,11 @@ pub(super) fn predict_all(predictor: &Predictor, data: &Dataset) -> Result<Vec<f
     let predictions: Vec<f64> = (0..data.n_rows)
         .map(|i| predictor.predict(data.row(i)))
         .collect();
+    check_predictions(predictions)
+}
+
+/// `predictions` of training rows, or an error naming the first that is not finite.
+pub(super) fn check_predictions(predictions: Vec<f64>) -> Result<Vec<f64>> {
     if let Some(i) = predictions.iter().position(|p| !p.is_finite()) {
         return Err(EngineError::new(
             ErrorKind::NonFiniteValue,

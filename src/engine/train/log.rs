@@ -363,7 +363,7 @@ fn select_on_backtest(
 ) -> Result<Selected> {
     let kind = TargetKind::Value;
     let (data, _) = encoded_on(data, features, &rows.backtest);
-    let split = Split::new(&data, &rows.backtest, &rows.holdout, options)?;
+    let split = Split::new(data, &rows.backtest, &rows.holdout, options)?;
     let searched = search::search(algorithm, &split, kind, options, interrupt)?;
     let chosen = searched
         .as_ref()
@@ -398,7 +398,7 @@ fn refit(
     interrupt: &mut dyn FnMut(),
 ) -> Result<(ModelArtifact, Vec<f64>)> {
     let (data, features) = encoded_on(data, features, &rows.training);
-    let split = Split::new(&data, &rows.training, &rows.holdout, &selected.options)?;
+    let split = Split::new(data, &rows.training, &rows.holdout, &selected.options)?;
     let fitted = fit(
         selected.algorithm,
         &split.train,

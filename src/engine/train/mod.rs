@@ -21,6 +21,8 @@ mod artifact;
 mod candidates;
 mod clv;
 mod fit;
+#[cfg(test)]
+mod lean_tests;
 mod log;
 mod log_inputs;
 mod report;
@@ -30,7 +32,8 @@ pub use clv::train_clv;
 pub use log::{train_from_log, LOG_TARGET};
 pub use report::metrics_object;
 
-use fit::{predict_all, Fit};
+use crate::engine::memory::try_filled;
+use fit::{check_predictions, Fit};
 use report::profile_of;
 
 /// Fewest usable rows any algorithm is trained on: below this a holdout says nothing.
@@ -77,7 +80,7 @@ pub fn holdout_split(n: usize, test_size: f64, seed: u64) -> (Vec<usize>, Vec<us
 
 /// Trains `algorithm` on `data` as `options` say (settled from the target by
 /// [`crate::engine::target::settle_target`]). `interrupt` is called between units of work
-/// (trees, candidates) so the caller can cancel.
+/// (trees, candidates) so the caller can cancel. [`train_owned`] on a copy of `data`.
 pub fn train(
     features: Vec<FeatureSpec>,
     data: &Dataset,
@@ -86,22 +89,37 @@ pub fn train(
     options: &TrainOptions,
     interrupt: &mut dyn FnMut(),
 ) -> Result<TrainOutcome> {
-    check_enough_rows(data)?;
+    let (outcome, _) = train_owned(
+        features,
+        data.clone(),
+        algorithm,
+        target,
+        options,
+        interrupt,
+    )?;
+    Ok(outcome)
+}
+
+/// [`train`] on `data` itself: its training rows are fitted in its own memory (the holdout
+/// rows are copied out of it), so training holds one copy of the rows, not two. Returns the
+/// targets of the evaluation rows too (`evaluation_rows`' rows of `data.y`).
+pub fn train_owned(
+    features: Vec<FeatureSpec>,
+    mut data: Dataset,
+    algorithm: Algorithm,
+    target: Option<&str>,
+    options: &TrainOptions,
+    interrupt: &mut dyn FnMut(),
+) -> Result<(TrainOutcome, Vec<f64>)> {
+    check_enough_rows(&data)?;
     let kind = TargetKind::of(options);
     kind.check_metric(options)?;
-    kind.check_labels(data, algorithm, options)?;
+    kind.check_labels(&data, algorithm, options)?;
     let (train_idx, test_idx) = holdout_split(data.n_rows, options.test_size, options.seed);
     // target encoding learns its category means from the training rows only
     let mut features = features;
-    let encoded;
-    let data = if data.pending_target_means.is_empty() {
-        data
-    } else {
-        let mut copy = data.clone();
-        copy.encode_target_means(&mut features, &train_idx);
-        encoded = copy;
-        &encoded
-    };
+    data.encode_target_means(&mut features, &train_idx);
+    let dropped_null_target = data.dropped_null_target;
     let split = Split::new(data, &train_idx, &test_idx, options)?;
     let searched = search::search(algorithm, &split, kind, options, interrupt)?;
     let (options, search_report) = match &searched {
@@ -109,7 +127,7 @@ pub fn train(
         None => (options, None),
     };
     let best = candidates::best_candidate(algorithm, &split, kind, options, interrupt)?;
-    let population = split.predict_population(&best.fit, data)?;
+    let population = split.predict_population(&best.fit, &train_idx, &test_idx)?;
     let artifact = artifact::build(
         best.algorithm,
         best.fit,
@@ -133,17 +151,18 @@ pub fn train(
         interrupt,
     )?;
     artifact::validate_trained(&artifact)?;
-    Ok(TrainOutcome {
+    let outcome = TrainOutcome {
         artifact,
         metrics: Some(best.metrics),
         extra,
         trials: best.trials,
         n_train: train_idx.len(),
         n_test: test_idx.len(),
-        dropped_null_target: data.dropped_null_target,
+        dropped_null_target,
         evaluation_rows: test_idx,
         prediction_profile: profile_of(&population),
-    })
+    };
+    Ok((outcome, split.test.y))
 }
 
 fn check_enough_rows(data: &Dataset) -> Result<()> {
@@ -169,8 +188,9 @@ pub(super) struct Split {
 }
 
 impl Split {
+    /// The holdout rows copied out of `data`, the training rows kept in its memory.
     fn new(
-        data: &Dataset,
+        mut data: Dataset,
         train_idx: &[usize],
         test_idx: &[usize],
         options: &TrainOptions,
@@ -183,17 +203,18 @@ impl Split {
                 )));
             }
         }
-        let mut train = data.subset(train_idx)?;
+        let test = data.subset(test_idx)?;
+        data.keep_rows(train_idx)?;
         if log1p {
             // fit on ln(1 + y); every prediction is transformed back, so metrics, tiers and
             // scoring are on the original scale
-            for y in &mut train.y {
+            for y in &mut data.y {
                 *y = y.ln_1p();
             }
         }
         Ok(Split {
-            train,
-            test: data.subset(test_idx)?,
+            train: data,
+            test,
             log1p,
         })
     }
@@ -209,8 +230,23 @@ impl Split {
 
     /// The chosen fit's predictions on the whole training population (train and holdout rows),
     /// on the original scale: tiers are cut on them.
-    fn predict_population(&self, fit: &Fit, data: &Dataset) -> Result<Vec<f64>> {
-        let population: Vec<f64> = predict_all(&fit.predictor, data)?
+    fn predict_population(
+        &self,
+        fit: &Fit,
+        train_idx: &[usize],
+        test_idx: &[usize],
+    ) -> Result<Vec<f64>> {
+        let mut raw = try_filled(
+            train_idx.len() + test_idx.len(),
+            f64::NAN,
+            "the predictions on the training rows",
+        )?;
+        for (set, rows) in [(&self.train, train_idx), (&self.test, test_idx)] {
+            for (k, &i) in rows.iter().enumerate() {
+                raw[i] = fit.predictor.predict(set.row(k));
+            }
+        }
+        let population: Vec<f64> = check_predictions(raw)?
             .into_iter()
             .map(|raw| self.back(fit.output(raw)))
             .collect();
