@@ -72,7 +72,8 @@ for n in $sizes; do
     psql_run <<SQL
 SELECT setseed(0.7);
 DROP TABLE IF EXISTS big_rfm;
-CREATE TEMP TABLE numbered AS SELECT (row_number() OVER ()) - 1 AS k, * FROM cdnow_rfm;
+-- numbered in key order: the resample must not depend on the order rfm() returned the rows in
+CREATE TEMP TABLE numbered AS SELECT (row_number() OVER (ORDER BY customer::int)) - 1 AS k, * FROM cdnow_rfm;
 CREATE TABLE big_rfm AS
 SELECT i AS customer_id, c.frequency, c.recency, c.t + floor(random() * 365) / 7.0 AS t,
        c.monetary_value * (0.5 + random()) AS monetary_value
