@@ -61,22 +61,31 @@ pub fn map_chunks<R: Send>(
     results.into_iter().map(|(_, r)| r).collect()
 }
 
-/// [`crate::engine::models::gbm`]'s signal rule for a scoped thread: spawned with every signal
-/// blocked (it inherits the mask), the caller's mask restored right after.
+/// A scoped helper thread, started with every signal blocked (see [`with_signals_blocked`]).
 fn spawn_scoped_with_signals_blocked<'scope, T: Send + 'scope>(
     scope: &'scope std::thread::Scope<'scope, '_>,
     job: impl FnOnce() -> T + Send + 'scope,
 ) -> std::io::Result<std::thread::ScopedJoinHandle<'scope, T>> {
+    with_signals_blocked(|| {
+        std::thread::Builder::new()
+            .name("customer_value fit".into())
+            .spawn_scoped(scope, crate::engine::memory::on_caller_account(job))
+    })
+}
+
+/// Runs `spawn`, which starts threads, with every signal blocked in the calling thread, and
+/// restores its mask right after: the threads inherit the blocked mask, so they (and any thread
+/// they start) never run one of Postgres' signal handlers, which are written for the backend's
+/// own thread. Every thread the engine starts goes through here.
+pub(crate) fn with_signals_blocked<T>(spawn: impl FnOnce() -> T) -> T {
     // SAFETY: sigfillset/pthread_sigmask on local, initialised sets; the old mask is restored
-    // before returning on every path.
+    // before returning (spawning a thread does not unwind)
     unsafe {
         let mut all: libc::sigset_t = std::mem::zeroed();
         let mut previous: libc::sigset_t = std::mem::zeroed();
         libc::sigfillset(&mut all);
         libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut previous);
-        let spawned = std::thread::Builder::new()
-            .name("customer_value fit".into())
-            .spawn_scoped(scope, job);
+        let spawned = spawn();
         libc::pthread_sigmask(libc::SIG_SETMASK, &previous, std::ptr::null_mut());
         spawned
     }

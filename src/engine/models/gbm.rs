@@ -589,26 +589,17 @@ impl GbmFit {
     }
 }
 
-/// Starts a thread that runs beside the backend with every signal blocked: the thread (and any
-/// thread it starts, which inherits its mask) never runs one of Postgres' signal handlers, which
-/// are written for the backend's own thread. The backend's mask is restored right after.
+/// Starts a thread that runs beside the backend with every signal blocked
+/// ([`crate::engine::parallel::with_signals_blocked`]).
 pub(crate) fn spawn_with_signals_blocked<T: Send + 'static>(
     name: &str,
     job: impl FnOnce() -> T + Send + 'static,
 ) -> std::io::Result<std::thread::JoinHandle<T>> {
-    // SAFETY: sigfillset/pthread_sigmask on local, initialised sets; the old mask is restored
-    // before returning on every path.
-    unsafe {
-        let mut all: libc::sigset_t = std::mem::zeroed();
-        let mut previous: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut all);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut previous);
-        let spawned = std::thread::Builder::new()
+    crate::engine::parallel::with_signals_blocked(|| {
+        std::thread::Builder::new()
             .name(name.into())
-            .spawn(memory::on_caller_account(job));
-        libc::pthread_sigmask(libc::SIG_SETMASK, &previous, std::ptr::null_mut());
-        spawned
-    }
+            .spawn(memory::on_caller_account(job))
+    })
 }
 
 #[cfg(test)]
