@@ -14,13 +14,7 @@ source "$(dirname "$0")/../scripts/common.sh"
 lock_install
 cd "$ROOT"
 python=1 algorithms="linear ridge random_forest gbm gbm:hurdle mlp mlp:hurdle mlp:ziln auto"
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --no-python) python=0 ;;
-        --algorithms) algorithms=$2; shift ;;
-    esac
-    shift
-done
+bench_flags "$@"
 ensure_toolchain
 install_extension >/dev/null
 start_cluster "shared_buffers = '1GB'" "work_mem = '256MB'"

@@ -103,13 +103,14 @@ psql_run() {
     "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 "$@"
 }
 
-# bench_flags "$@": the flags the CLV and RFM benchmarks share — --no-python (sets python=0) and
-# --sizes "N …" (sets sizes); the caller sets the defaults first.
+# bench_flags "$@": the flags the benchmarks share — --no-python (sets python=0), --sizes "N …"
+# (sets sizes) and --algorithms "a b …" (sets algorithms); the caller sets the defaults first.
 bench_flags() {
     while [ $# -gt 0 ]; do
         case "$1" in
             --no-python) python=0 ;;
             --sizes) sizes=$2; shift ;;
+            --algorithms) algorithms=$2; shift ;;
         esac
         shift
     done

@@ -543,7 +543,7 @@ impl ModelArtifact {
 mod tests {
     use super::*;
     use crate::engine::features::Encoding;
-    use crate::engine::models::forest::{Node, TreeEnsemble, LEAF};
+    use crate::engine::models::forest::{Node, TreeEnsemble};
     use crate::engine::models::LinearModel;
     use crate::engine::stats::SplitMix64;
     use crate::engine::tiers::TierSpec;
@@ -562,12 +562,7 @@ mod tests {
     pub(crate) fn sample_models() -> Vec<ModelArtifact> {
         use crate::engine::segments::RecencySource;
         let tiers = TierSpec::default().fit(&[1.0, 2.0, 3.0, 4.0]);
-        let leaf = |v| Node {
-            feature: LEAF,
-            left: 0,
-            right: 0,
-            value: v,
-        };
+        let leaf = Node::leaf;
         let mut with_segments = ModelArtifact::new(
             Algorithm::Linear,
             Task::Regression,

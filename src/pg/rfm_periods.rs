@@ -12,7 +12,7 @@ use pgrx::prelude::*;
 use pgrx::PgMemoryContexts;
 
 use crate::engine::clv::purchase_periods::PurchasePeriods;
-use crate::engine::error::EngineError;
+use crate::engine::error::{EngineError, ErrorKind};
 
 use super::errors::{raise, OrRaise};
 
@@ -22,7 +22,7 @@ unsafe fn aggregate_context(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::MemoryC
     if unsafe { pg_sys::AggCheckCallContext(fcinfo, &mut context) } == 0 {
         raise(
             EngineError::new(
-                crate::engine::error::ErrorKind::PrerequisiteState,
+                ErrorKind::PrerequisiteState,
                 "customer_value.rfm_periods' support functions run only inside the aggregate",
             )
             .with_hint("Call customer_value.rfm_periods(...) or customer_value.rfm(...)."),
@@ -70,7 +70,8 @@ fn internal(state: *mut PurchasePeriods) -> pgrx::Internal {
 }
 
 /// Transition: (state, period_start, amount, calibration, calibration_end). A transaction
-/// without a period or side is skipped (rfm()'s query never passes one); a NULL amount counts 0.
+/// without a period or side is skipped (rfm()'s query never passes one); a NULL amount counts 0;
+/// a NULL calibration_end is an error (22004): t would have no end.
 #[pg_extern(sql = false)]
 fn cv_rfm_periods_step(fcinfo: pg_sys::FunctionCallInfo) -> pgrx::Internal {
     unsafe {
@@ -83,7 +84,12 @@ fn cv_rfm_periods_step(fcinfo: pg_sys::FunctionCallInfo) -> pgrx::Internal {
         let state = match state {
             Some(state) => state,
             None => {
-                let end = timestamp_arg(fcinfo, 4).unwrap_or(i64::MAX);
+                let end = timestamp_arg(fcinfo, 4).unwrap_or_else(|| {
+                    raise(EngineError::new(
+                        ErrorKind::NullValue,
+                        "calibration_end of customer_value.rfm_periods must not be NULL",
+                    ))
+                });
                 new_state(fcinfo, PurchasePeriods::new(end))
             }
         };
@@ -114,7 +120,6 @@ fn cv_rfm_periods_combine(fcinfo: pg_sys::FunctionCallInfo) -> pgrx::Internal {
 #[pg_extern(sql = false)]
 fn cv_rfm_periods_serialize(fcinfo: pg_sys::FunctionCallInfo) -> Vec<u8> {
     unsafe {
-        aggregate_context(fcinfo);
         state_arg(fcinfo, 0)
             .map(|s| s.to_bytes())
             .unwrap_or_default()

@@ -488,12 +488,7 @@ mod tests {
 
     #[test]
     fn padding_leads_to_the_leaf_whatever_the_row_even_nan() {
-        let leaf = |value| Node {
-            feature: LEAF,
-            left: 0,
-            right: 0,
-            value,
-        };
+        let leaf = Node::leaf;
         // tree 0: a lone leaf; tree 1: depth 2 with a leaf at depth 1 (padded below it)
         let e = TreeEnsemble {
             n_features: 2,
@@ -543,12 +538,7 @@ mod tests {
 
     #[test]
     fn invalid_ensembles_and_short_rows_walk_the_nodes() {
-        let leaf = |value| Node {
-            feature: LEAF,
-            left: 0,
-            right: 0,
-            value,
-        };
+        let leaf = Node::leaf;
         let e = TreeEnsemble {
             n_features: 3,
             roots: vec![0],
@@ -600,19 +590,9 @@ mod tests {
                 right: at + 2,
                 value: level as f64,
             });
-            nodes.push(Node {
-                feature: LEAF,
-                left: 0,
-                right: 0,
-                value: rng.next_f64(),
-            });
+            nodes.push(Node::leaf(rng.next_f64()));
         }
-        nodes.push(Node {
-            feature: LEAF,
-            left: 0,
-            right: 0,
-            value: 9.0,
-        });
+        nodes.push(Node::leaf(9.0));
         let e = TreeEnsemble {
             n_features: 1,
             roots: vec![0],

@@ -425,15 +425,6 @@ mod tests {
         (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 
-    fn leaf(value: f64) -> Node {
-        Node {
-            feature: LEAF,
-            left: 0,
-            right: 0,
-            value,
-        }
-    }
-
     fn split(feature: u32, left: u32, right: u32, threshold: f64) -> Node {
         Node {
             feature,
@@ -455,7 +446,7 @@ mod tests {
         let at = nodes.len();
         let stop = depth_left == 0 || (at > 0 && rng.below(4) == 0);
         if stop {
-            nodes.push(leaf(4.0 * uniform(rng) - 2.0));
+            nodes.push(Node::leaf(4.0 * uniform(rng) - 2.0));
             let c = 0.1 + 5.0 * uniform(rng);
             covers.push(c);
             return c;
@@ -669,9 +660,9 @@ mod tests {
             nodes: vec![
                 split(0, 1, 4, 0.5),
                 split(1, 2, 3, 0.5),
-                leaf(10.0),
-                leaf(20.0),
-                leaf(30.0),
+                Node::leaf(10.0),
+                Node::leaf(20.0),
+                Node::leaf(30.0),
             ],
             scale: 0.5,
             offset: 1.0,
@@ -711,9 +702,9 @@ mod tests {
             nodes: vec![
                 split(0, 1, 4, 0.5),
                 split(0, 2, 3, 0.2),
-                leaf(1.0),
-                leaf(2.0),
-                leaf(3.0),
+                Node::leaf(1.0),
+                Node::leaf(2.0),
+                Node::leaf(3.0),
             ],
             scale: 1.0,
             offset: 0.0,
@@ -735,7 +726,7 @@ mod tests {
         let e = TreeEnsemble {
             n_features: 1,
             roots: vec![0],
-            nodes: vec![split(0, 1, 2, 0.5), leaf(1.0), leaf(5.0)],
+            nodes: vec![split(0, 1, 2, 0.5), Node::leaf(1.0), Node::leaf(5.0)],
             scale: 1.0,
             offset: 0.0,
             complete: Default::default(),

@@ -38,6 +38,18 @@ pub struct Node {
     pub value: f64,
 }
 
+impl Node {
+    /// A leaf that outputs `value`.
+    pub fn leaf(value: f64) -> Node {
+        Node {
+            feature: LEAF,
+            left: 0,
+            right: 0,
+            value,
+        }
+    }
+}
+
 /// `prediction = offset + scale · Σ_trees leaf(tree, x)`: a forest averages (scale = 1/trees),
 /// boosting adds (scale = 1, offset = base score).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -338,17 +350,12 @@ fn append_smartcore_trees(
                             .ok_or_else(|| layout("split without value"))?,
                     },
                 },
-                _ => Node {
-                    feature: LEAF,
-                    left: 0,
-                    right: 0,
-                    value: match node.get("output") {
-                        Some(Value::Null) => return Err(not_finite("leaf mean")),
-                        v => v
-                            .and_then(Value::as_f64)
-                            .ok_or_else(|| layout("leaf without output"))?,
-                    },
-                },
+                _ => Node::leaf(match node.get("output") {
+                    Some(Value::Null) => return Err(not_finite("leaf mean")),
+                    v => v
+                        .and_then(Value::as_f64)
+                        .ok_or_else(|| layout("leaf without output"))?,
+                }),
             };
             ensemble.nodes.push(converted);
         }
@@ -446,12 +453,7 @@ mod tests {
 
     #[test]
     fn validation_rejects_cycles_and_out_of_range_indices() {
-        let leaf = Node {
-            feature: LEAF,
-            left: 0,
-            right: 0,
-            value: 1.0,
-        };
+        let leaf = Node::leaf(1.0);
         let ok = TreeEnsemble {
             n_features: 1,
             roots: vec![0],

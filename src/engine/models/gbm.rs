@@ -47,7 +47,7 @@ use crate::engine::guard::catch_library_panic;
 use crate::engine::memory;
 use crate::engine::options::values::{fraction, integer};
 
-use super::forest::{Node, TreeEnsemble, LEAF};
+use super::forest::{Node, TreeEnsemble};
 use super::Loss;
 
 /// Longest wait for `interrupt` while a boosting round runs: a cancel is honoured within this
@@ -562,12 +562,7 @@ impl GbmFit {
         for &old in order {
             let node = &nodes[old];
             let converted = if node.is_leaf() {
-                Node {
-                    feature: LEAF,
-                    left: 0,
-                    right: 0,
-                    value: weight * f64::from(node.leaf_value),
-                }
+                Node::leaf(weight * f64::from(node.leaf_value))
             } else {
                 Node {
                     feature: node.split_feature,
@@ -605,6 +600,7 @@ pub(crate) fn spawn_with_signals_blocked<T: Send + 'static>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::models::forest::LEAF;
     use crate::engine::stats::sigmoid;
     use crate::engine::stats::SplitMix64;
     use hessboost::model::Iterations;

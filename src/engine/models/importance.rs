@@ -121,12 +121,7 @@ mod tests {
 
     #[test]
     fn gain_importance_sums_split_gains_per_feature() {
-        let leaf = Node {
-            feature: LEAF,
-            left: 0,
-            right: 0,
-            value: 0.0,
-        };
+        let leaf = Node::leaf(0.0);
         let e = TreeEnsemble {
             n_features: 3,
             roots: vec![0, 3],
@@ -168,12 +163,7 @@ mod tests {
     fn shap_importance_of_a_stump_is_the_mean_distance_to_the_baseline() {
         // x0 <= 0.5 → 0 | 10, covers 3 / 1: E = 2.5. Only x0 matters, so |φ0| = |f(x) − 2.5|:
         // rows (0.1, 0.7, 0.9) give 2.5, 7.5, 7.5 → mean 17.5 / 3; x1 gets 0.
-        let leaf = |v: f64| Node {
-            feature: LEAF,
-            left: 0,
-            right: 0,
-            value: v,
-        };
+        let leaf = Node::leaf;
         let e = TreeEnsemble {
             n_features: 2,
             roots: vec![0],

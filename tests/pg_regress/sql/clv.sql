@@ -55,6 +55,9 @@ SELECT count(*) AS customers, count(*) FILTER (WHERE s.p IS DISTINCT FROM q.p) A
   FROM serial_periods s FULL JOIN (SELECT * FROM parallel_periods) q USING (customer_id);
 RESET max_parallel_workers_per_gather;
 RESET enable_sort;
+-- Without a calibration end there is no t: an error, not an infinite age.
+SELECT customer_value.rfm_periods(purchased::timestamp, dollars::float8, true, NULL)
+  FROM sample_tx WHERE customer_id = 1;
 -- Its support functions take the aggregate's internal state: SQL cannot call them directly.
 SELECT customer_value.rfm_periods_step(NULL::internal, '2024-01-01'::timestamp, 1::float8, true,
                                        '2024-02-01'::timestamp);
