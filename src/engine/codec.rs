@@ -604,17 +604,7 @@ mod tests {
                 Predictor::Trees(TreeEnsemble {
                     n_features: 1,
                     roots: vec![0, 3],
-                    nodes: vec![
-                        Node {
-                            feature: 0,
-                            left: 1,
-                            right: 2,
-                            value: 0.5,
-                        },
-                        leaf(1.0),
-                        leaf(3.0),
-                        leaf(5.0),
-                    ],
+                    nodes: vec![Node::split(0, 1, 2, 0.5), leaf(1.0), leaf(3.0), leaf(5.0)],
                     scale: 0.5,
                     offset: 0.0,
                     complete: Default::default(),

@@ -309,21 +309,13 @@ mod tests {
     use crate::engine::models::Loss;
     use crate::engine::stats::SplitMix64;
 
-    /// The node walk as it was before the complete layout: the definition the layout must match.
+    /// The node walk as it was before the complete layout (`linked_leaf`, the path of invalid
+    /// ensembles): the definition the layout must match.
     fn reference_predict(e: &TreeEnsemble, x: &[f64]) -> f64 {
-        let mut sum = 0.0;
-        for &root in &e.roots {
-            let mut node = &e.nodes[root as usize];
-            while node.feature != LEAF {
-                let next = if x[node.feature as usize] <= node.value {
-                    node.left
-                } else {
-                    node.right
-                };
-                node = &e.nodes[next as usize];
-            }
-            sum += node.value;
-        }
+        let sum = e
+            .roots
+            .iter()
+            .fold(0.0, |sum, &root| sum + e.linked_leaf(root as usize, x));
         e.offset + e.scale * sum
     }
 
@@ -495,19 +487,9 @@ mod tests {
             roots: vec![0, 1],
             nodes: vec![
                 leaf(1e16),
-                Node {
-                    feature: 1,
-                    left: 2,
-                    right: 3,
-                    value: 0.0,
-                },
+                Node::split(1, 2, 3, 0.0),
                 leaf(1.0),
-                Node {
-                    feature: 0,
-                    left: 4,
-                    right: 5,
-                    value: -0.0,
-                },
+                Node::split(0, 4, 5, -0.0),
                 leaf(2.0),
                 leaf(4.0),
             ],
@@ -542,16 +524,7 @@ mod tests {
         let e = TreeEnsemble {
             n_features: 3,
             roots: vec![0],
-            nodes: vec![
-                Node {
-                    feature: 0,
-                    left: 1,
-                    right: 2,
-                    value: 0.5,
-                },
-                leaf(1.0),
-                leaf(2.0),
-            ],
+            nodes: vec![Node::split(0, 1, 2, 0.5), leaf(1.0), leaf(2.0)],
             scale: 1.0,
             offset: 0.0,
             complete: Default::default(),
@@ -584,12 +557,7 @@ mod tests {
         let mut nodes = Vec::new();
         for level in 0..9u32 {
             let at = 2 * level;
-            nodes.push(Node {
-                feature: 0,
-                left: at + 1,
-                right: at + 2,
-                value: level as f64,
-            });
+            nodes.push(Node::split(0, at + 1, at + 2, level as f64));
             nodes.push(Node::leaf(rng.next_f64()));
         }
         nodes.push(Node::leaf(9.0));

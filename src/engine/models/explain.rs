@@ -425,15 +425,6 @@ mod tests {
         (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 
-    fn split(feature: u32, left: u32, right: u32, threshold: f64) -> Node {
-        Node {
-            feature,
-            left,
-            right,
-            value: threshold,
-        }
-    }
-
     /// Appends a random tree in pre-order; leaves get random positive weights which are summed
     /// up the tree, so the covers are consistent (a parent's cover = its children's).
     fn random_tree(
@@ -452,7 +443,7 @@ mod tests {
             return c;
         }
         let f = rng.below(n_features) as u32;
-        nodes.push(split(f, 0, 0, uniform(rng)));
+        nodes.push(Node::split(f, 0, 0, uniform(rng)));
         covers.push(0.0);
         let left = nodes.len() as u32;
         let cl = random_tree(rng, nodes, covers, n_features, depth_left - 1);
@@ -658,8 +649,8 @@ mod tests {
             n_features: 2,
             roots: vec![0],
             nodes: vec![
-                split(0, 1, 4, 0.5),
-                split(1, 2, 3, 0.5),
+                Node::split(0, 1, 4, 0.5),
+                Node::split(1, 2, 3, 0.5),
                 Node::leaf(10.0),
                 Node::leaf(20.0),
                 Node::leaf(30.0),
@@ -700,8 +691,8 @@ mod tests {
             n_features: 2,
             roots: vec![0],
             nodes: vec![
-                split(0, 1, 4, 0.5),
-                split(0, 2, 3, 0.2),
+                Node::split(0, 1, 4, 0.5),
+                Node::split(0, 2, 3, 0.2),
                 Node::leaf(1.0),
                 Node::leaf(2.0),
                 Node::leaf(3.0),
@@ -726,7 +717,7 @@ mod tests {
         let e = TreeEnsemble {
             n_features: 1,
             roots: vec![0],
-            nodes: vec![split(0, 1, 2, 0.5), Node::leaf(1.0), Node::leaf(5.0)],
+            nodes: vec![Node::split(0, 1, 2, 0.5), Node::leaf(1.0), Node::leaf(5.0)],
             scale: 1.0,
             offset: 0.0,
             complete: Default::default(),

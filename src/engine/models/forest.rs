@@ -48,6 +48,16 @@ impl Node {
             value,
         }
     }
+
+    /// A split: rows with `x[feature] <= threshold` go to `left`, the others to `right`.
+    pub fn split(feature: u32, left: u32, right: u32, threshold: f64) -> Node {
+        Node {
+            feature,
+            left,
+            right,
+            value: threshold,
+        }
+    }
 }
 
 /// `prediction = offset + scale · Σ_trees leaf(tree, x)`: a forest averages (scale = 1/trees),
@@ -457,16 +467,7 @@ mod tests {
         let ok = TreeEnsemble {
             n_features: 1,
             roots: vec![0],
-            nodes: vec![
-                Node {
-                    feature: 0,
-                    left: 1,
-                    right: 2,
-                    value: 0.5,
-                },
-                leaf,
-                leaf,
-            ],
+            nodes: vec![Node::split(0, 1, 2, 0.5), leaf, leaf],
             scale: 1.0,
             offset: 0.0,
             complete: Default::default(),

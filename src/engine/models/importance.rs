@@ -126,27 +126,12 @@ mod tests {
             n_features: 3,
             roots: vec![0, 3],
             nodes: vec![
-                Node {
-                    feature: 2,
-                    left: 1,
-                    right: 2,
-                    value: 0.5,
-                },
+                Node::split(2, 1, 2, 0.5),
                 leaf,
                 leaf,
-                Node {
-                    feature: 2,
-                    left: 4,
-                    right: 5,
-                    value: 0.1,
-                },
+                Node::split(2, 4, 5, 0.1),
                 leaf,
-                Node {
-                    feature: 0,
-                    left: 6,
-                    right: 7,
-                    value: 0.1,
-                },
+                Node::split(0, 6, 7, 0.1),
                 leaf,
                 leaf,
             ],
@@ -167,16 +152,7 @@ mod tests {
         let e = TreeEnsemble {
             n_features: 2,
             roots: vec![0],
-            nodes: vec![
-                Node {
-                    feature: 0,
-                    left: 1,
-                    right: 2,
-                    value: 0.5,
-                },
-                leaf(0.0),
-                leaf(10.0),
-            ],
+            nodes: vec![Node::split(0, 1, 2, 0.5), leaf(0.0), leaf(10.0)],
             scale: 1.0,
             offset: 0.0,
             complete: Default::default(),
