@@ -25,8 +25,31 @@ pub fn map_chunks<R: Send>(
     threads: usize,
     work: &(dyn Fn(Range<usize>) -> R + Sync),
 ) -> Vec<R> {
-    let ranges = chunks(n);
-    let threads = threads.clamp(1, ranges.len());
+    map_ranges(chunks(n), threads, work)
+}
+
+/// `work` on every index of `0..n`, the results in index order, on up to `threads` threads: for
+/// items computed each on its own (nothing summed across them), which any split gives the same
+/// bits. Split into a few ranges per thread, so that uneven items even out.
+pub fn map_each<R: Send>(n: usize, threads: usize, work: &(dyn Fn(usize) -> R + Sync)) -> Vec<R> {
+    let threads = threads.max(1);
+    let size = n.div_ceil(4 * threads).max(1);
+    let ranges: Vec<Range<usize>> = (0..n.div_ceil(size).max(1))
+        .map(|k| k * size..((k + 1) * size).min(n))
+        .collect();
+    let parts = map_ranges(ranges, threads, &|range| {
+        range.map(work).collect::<Vec<R>>()
+    });
+    parts.into_iter().flatten().collect()
+}
+
+/// `work` on every range, the results in range order, on up to `threads` threads.
+fn map_ranges<R: Send>(
+    ranges: Vec<Range<usize>>,
+    threads: usize,
+    work: &(dyn Fn(Range<usize>) -> R + Sync),
+) -> Vec<R> {
+    let threads = threads.clamp(1, ranges.len().max(1));
     if threads == 1 {
         return ranges.into_iter().map(work).collect();
     }
@@ -119,6 +142,16 @@ mod tests {
                 many.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
                 one.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
             );
+        }
+    }
+
+    #[test]
+    fn each_item_once_in_order_on_any_thread_count() {
+        for n in [0, 1, 7, 100, 1_001] {
+            let want: Vec<usize> = (0..n).map(|i| i * i).collect();
+            for threads in [1, 2, 3, 8] {
+                assert_eq!(map_each(n, threads, &|i| i * i), want, "{n} on {threads}");
+            }
         }
     }
 

@@ -10,7 +10,7 @@ use super::data::Customer;
 use super::gamma_gamma::GammaGamma;
 use super::mbgnbd::MbgNbd;
 use super::optimize::FitOptions;
-use super::pareto_nbd::ParetoNbd;
+use super::pareto_nbd::{AliveMemo, ParetoNbd};
 use crate::engine::error::{EngineError, ErrorKind, Result};
 use crate::engine::models::Algorithm;
 
@@ -152,6 +152,29 @@ impl CountModel {
         }
     }
 
+    /// [`CountModel::expected_purchases`] (the same bits), with what valuing many customers
+    /// shares kept in `memo` (Pareto/NBD's dropout integrals; the other models have closed forms).
+    pub fn expected_purchases_memo(&self, memo: &mut AliveMemo, h: f64, xs: [f64; 3]) -> f64 {
+        match self {
+            CountModel::ParetoNbd(m) => m.expected_purchases_memo(memo, h, xs),
+            _ => self.expected_purchases(h, xs[0], xs[1], xs[2]),
+        }
+    }
+
+    /// [`CountModel::expected_purchases_many`] with a memo, as [`CountModel::expected_purchases_memo`].
+    pub fn expected_purchases_many_memo(
+        &self,
+        memo: &mut AliveMemo,
+        hs: &[f64],
+        xs: [f64; 3],
+        out: &mut [f64],
+    ) {
+        match self {
+            CountModel::ParetoNbd(m) => m.expected_purchases_many_memo(memo, hs, xs, out),
+            _ => self.expected_purchases_many(hs, xs[0], xs[1], xs[2], out),
+        }
+    }
+
     pub fn p_alive(&self, x: f64, t_x: f64, t: f64) -> f64 {
         match self {
             CountModel::BgNbd(m) => m.p_alive(x, t_x, t),
@@ -226,22 +249,28 @@ impl ClvModel {
     /// for `clv`, expected purchases over the horizon for a count model, expected mean spend for
     /// a spend model.
     pub fn value(&self, input: &[f64]) -> f64 {
-        let (x, t_x, t) = (input[0], input[1], input[2]);
+        self.value_memo(input, &mut AliveMemo::default())
+    }
+
+    /// [`ClvModel::value`] (the same bits) for one of many customers, with what they share kept
+    /// in `memo`.
+    pub fn value_memo(&self, input: &[f64], memo: &mut AliveMemo) -> f64 {
+        let xs = [input[0], input[1], input[2]];
         match (&self.count, &self.spend) {
             (Some(count), Some(spend)) => {
-                let per_purchase = spend.expected_spend(x, input[3]);
-                self.discounted_purchases(count, x, t_x, t) * per_purchase
+                let per_purchase = spend.expected_spend(xs[0], input[3]);
+                self.discounted_purchases(count, xs, memo) * per_purchase
             }
-            (Some(count), None) => count.expected_purchases(self.horizon, x, t_x, t),
-            (None, Some(spend)) => spend.expected_spend(x, input[3]),
+            (Some(count), None) => count.expected_purchases_memo(memo, self.horizon, xs),
+            (None, Some(spend)) => spend.expected_spend(xs[0], input[3]),
             (None, None) => f64::NAN,
         }
     }
 
     /// Σ over monthly steps of the purchases expected in the step, discounted to today.
-    fn discounted_purchases(&self, count: &CountModel, x: f64, t_x: f64, t: f64) -> f64 {
+    fn discounted_purchases(&self, count: &CountModel, xs: [f64; 3], memo: &mut AliveMemo) -> f64 {
         if self.discount_rate == 0.0 {
-            return count.expected_purchases(self.horizon, x, t_x, t);
+            return count.expected_purchases_memo(memo, self.horizon, xs);
         }
         // at most MAX_DISCOUNT_STEPS: `validate` refuses a longer horizon
         let step = MONTH_DAYS / self.unit_days;
@@ -253,7 +282,7 @@ impl ClvModel {
             .map(|k| (k as f64 * step).min(self.horizon))
             .collect();
         let mut expected = vec![0.0; steps];
-        count.expected_purchases_many(&horizons, x, t_x, t, &mut expected);
+        count.expected_purchases_many_memo(memo, &horizons, xs, &mut expected);
         let mut total = 0.0;
         let mut previous = 0.0;
         for (h, e) in horizons.iter().zip(&expected) {

@@ -12,7 +12,10 @@ use super::optimize::{fit_positive_params, FitOptions};
 use super::special::hyp2f1;
 use super::special::{digamma, ln_gamma};
 use crate::engine::error::Result;
-use crate::engine::parallel::map_chunks;
+use crate::engine::parallel::{map_chunks, map_each};
+
+mod valuation;
+pub use valuation::AliveMemo;
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ParetoNbd {
@@ -111,18 +114,8 @@ impl ParetoNbd {
         // computed once per pair. When most customers have a T of their own, they are computed
         // in the customer loop instead, which spares a table as large as the data, read out of
         // order.
-        let shared_ends: Option<Vec<AtEnd>> =
-            (2 * data.x_t_pairs.len() <= data.x.len()).then(|| {
-                let mut k = 0;
-                let per_pair = |&(x, t): &(f64, f64)| {
-                    // the pairs are sorted by x
-                    while data.distinct_x[k] < x {
-                        k += 1;
-                    }
-                    self.at_end(&per_x[k], x, t)
-                };
-                data.x_t_pairs.iter().map(per_pair).collect()
-            });
+        let shared_ends: Option<Vec<AtEnd>> = (2 * data.x_t_pairs.len() <= data.x.len())
+            .then(|| self.shared_ends(data, &per_x, threads));
         let parts = map_chunks(data.x.len(), threads, &|customers| {
             self.customer_terms(data, &per_x, shared_ends.as_deref(), customers)
         });
@@ -135,6 +128,27 @@ impl ParetoNbd {
             }
         }
         (total, gradient)
+    }
+
+    /// The terms at T of every (x, T) pair of `data`, on up to `threads` threads (each pair on
+    /// its own: the same bits on any number).
+    fn shared_ends(&self, data: &CountData, per_x: &[PerX], threads: usize) -> Vec<AtEnd> {
+        // the pairs are sorted by x: the index of each pair's x in one pass
+        let mut k = 0;
+        let x_index: Vec<usize> = data
+            .x_t_pairs
+            .iter()
+            .map(|&(x, _)| {
+                while data.distinct_x[k] < x {
+                    k += 1;
+                }
+                k
+            })
+            .collect();
+        map_each(data.x_t_pairs.len(), threads, &|i| {
+            let (x, t) = data.x_t_pairs[i];
+            self.at_end(&per_x[x_index[i]], x, t)
+        })
     }
 
     /// The log-likelihood and gradient of the customers in `range` of `data`.
@@ -310,11 +324,37 @@ impl ParetoNbd {
             // no time to have died unseen after the last purchase
             return 1.0;
         }
+        let integral = self.valuation_integral(x);
+        let ln_at_last = self.ln_dropout_at(&integral, t_x);
+        let ln_at_end = self.ln_dropout_at(&integral, t);
+        self.p_alive_from(x, t, ln_at_last, ln_at_end)
+    }
+
+    /// [`ParetoNbd::p_alive`] (the same bits), with what customers share kept in `memo`.
+    pub fn p_alive_memo(&self, memo: &mut AliveMemo, x: f64, t_x: f64, t: f64) -> f64 {
+        if t_x >= t {
+            return 1.0;
+        }
+        let ln_at_last = memo.ln_dropout(self, x, t_x);
+        let ln_at_end = memo.ln_dropout(self, x, t);
+        self.p_alive_from(x, t, ln_at_last, ln_at_end)
+    }
+
+    /// The dropout integral of x prepared for every age from 0 on, so that one preparation serves
+    /// every customer with that x.
+    fn valuation_integral(&self, x: f64) -> DropoutIntegral {
+        self.dropout_integral(x, 0.0)
+    }
+
+    /// ln D(u) from the integral of the customer's x.
+    fn ln_dropout_at(&self, integral: &DropoutIntegral, u: f64) -> f64 {
+        let larger = self.alpha.max(self.beta);
+        integral.at(u, (larger + u).ln()).ln()
+    }
+
+    /// P(alive) from ln D(t_x) and ln D(T), t_x < T.
+    fn p_alive_from(&self, x: f64, t: f64, ln_at_last: f64, ln_at_end: f64) -> f64 {
         let ParetoNbd { r, alpha, s, beta } = *self;
-        let larger = alpha.max(beta);
-        let integral = self.dropout_integral(x, t_x);
-        let ln_at_last = integral.at(t_x, (larger + t_x).ln()).ln();
-        let ln_at_end = integral.at(t, (larger + t).ln()).ln();
         let alive = -(r + x) * (alpha + t).ln() - s * (beta + t).ln();
         let ln_died = s.ln() + ln_at_last + ln_1m_exp(ln_at_end - ln_at_last);
         1.0 / (1.0 + (ln_died - alive).exp())
@@ -322,7 +362,21 @@ impl ParetoNbd {
 
     /// E[Y(h) | x, t_x, T] for several horizons at once (P(alive), the costly part, once).
     pub fn expected_purchases_many(&self, hs: &[f64], x: f64, t_x: f64, t: f64, out: &mut [f64]) {
-        let alive = self.p_alive(x, t_x, t);
+        self.expected_given_alive(hs, x, t, self.p_alive(x, t_x, t), out);
+    }
+
+    /// [`ParetoNbd::expected_purchases_many`] with what customers share kept in `memo`.
+    pub fn expected_purchases_many_memo(
+        &self,
+        memo: &mut AliveMemo,
+        hs: &[f64],
+        [x, t_x, t]: [f64; 3],
+        out: &mut [f64],
+    ) {
+        self.expected_given_alive(hs, x, t, self.p_alive_memo(memo, x, t_x, t), out);
+    }
+
+    fn expected_given_alive(&self, hs: &[f64], x: f64, t: f64, alive: f64, out: &mut [f64]) {
         for (o, h) in out.iter_mut().zip(hs) {
             *o = self.expected_if_alive(*h, x, t) * alive;
         }
@@ -345,6 +399,17 @@ impl ParetoNbd {
     /// E[Y(h) | x, t_x, T]: expected purchases in the next `h` time units.
     pub fn expected_purchases(&self, h: f64, x: f64, t_x: f64, t: f64) -> f64 {
         self.expected_if_alive(h, x, t) * self.p_alive(x, t_x, t)
+    }
+
+    /// [`ParetoNbd::expected_purchases`] (the same bits) with what customers share kept in
+    /// `memo`.
+    pub fn expected_purchases_memo(
+        &self,
+        memo: &mut AliveMemo,
+        h: f64,
+        [x, t_x, t]: [f64; 3],
+    ) -> f64 {
+        self.expected_if_alive(h, x, t) * self.p_alive_memo(memo, x, t_x, t)
     }
 }
 

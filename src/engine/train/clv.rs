@@ -7,6 +7,7 @@ use crate::engine::clv::data::{self as clv_data, Customer};
 use crate::engine::clv::gamma_gamma::GammaGamma;
 use crate::engine::clv::model::{check_fit, ClvModel, CountModel};
 use crate::engine::clv::optimize::FitOptions;
+use crate::engine::clv::pareto_nbd::AliveMemo;
 use crate::engine::codec::{ModelArtifact, Task};
 use crate::engine::drift::BinProfile;
 use crate::engine::error::{EngineError, ErrorKind, Result};
@@ -246,9 +247,14 @@ fn predict_summary(
     algorithm: Algorithm,
 ) -> Result<Vec<f64>> {
     let n_inputs = model.n_inputs();
+    // customers share their (x, t_x) and (x, T) pairs: Pareto/NBD's integrals once per pair
+    let mut memo = AliveMemo::default();
     let predictions: Vec<f64> = customers
         .iter()
-        .map(|c| model.value(&[c.frequency, c.recency, c.t, c.monetary_value][..n_inputs]))
+        .map(|c| {
+            let input = [c.frequency, c.recency, c.t, c.monetary_value];
+            model.value_memo(&input[..n_inputs], &mut memo)
+        })
         .collect();
     if let Some(i) = predictions.iter().position(|p| !p.is_finite() || *p < 0.0) {
         return Err(EngineError::new(
