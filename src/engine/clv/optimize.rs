@@ -368,20 +368,10 @@ pub fn minimize_smooth(
             set_identity(&mut h, n);
             continue;
         }
-        // Near a stationary point, a quasi-Newton step that must shrink far below 1 to decrease
-        // the objective meets its rounding noise rather than its slope (a million customers'
-        // likelihood at a boundary of the parameter space wobbles by 1e-8 relative): a short
-        // line search, whose failure there means convergence.
-        let near_stationary = g.iter().all(|v| v.abs() <= NEAR_STATIONARY);
-        let halvings = if near_stationary {
-            NOISE_HALVINGS
-        } else {
-            MAX_HALVINGS
-        };
         let line = (&x[..], value, &direction[..], slope);
-        let Some(v) = armijo_step(fg, line, halvings, &mut x_new, &mut g_new) else {
+        let Some(v) = armijo_step(fg, line, halvings_from(&g), &mut x_new, &mut g_new) else {
             // no decrease along the direction: at the optimum up to rounding, or stuck
-            if near_stationary {
+            if near_stationary(&g) {
                 return Ok(Minimum {
                     x,
                     value,
@@ -400,8 +390,7 @@ pub fn minimize_smooth(
         // converged when the objective stops moving and the gradient is small (summed over
         // many customers, it carries rounding error), or when it has stopped improving whatever
         // the gradient says: parameters running to a boundary
-        if (previous - value).abs() <= 1e-13 * (1.0 + value.abs())
-            && g.iter().all(|v| v.abs() <= 1e-5)
+        if (previous - value).abs() <= 1e-13 * (1.0 + value.abs()) && near_stationary(&g)
             || stall.stalled(iteration + 1, value)
         {
             return Ok(Minimum {
@@ -422,12 +411,30 @@ pub fn minimize_smooth(
 }
 
 /// A gradient (of the mean objective, in log-parameters) this small is a stationary point up to
-/// rounding when the line search finds no decrease.
+/// rounding (summed over many customers, it carries rounding error) when the line search finds
+/// no decrease or the objective stops moving.
 const NEAR_STATIONARY: f64 = 1e-5;
 /// Halvings of the step a line search tries: far from a stationary point …
 const MAX_HALVINGS: usize = 60;
 /// … and near one (a step of 1/32 of the quasi-Newton step at most).
 const NOISE_HALVINGS: usize = 5;
+
+/// Whether `g` is a stationary point's gradient up to rounding ([`NEAR_STATIONARY`]).
+fn near_stationary(g: &[f64]) -> bool {
+    g.iter().all(|v| v.abs() <= NEAR_STATIONARY)
+}
+
+/// The halvings a line search from a point with gradient `g` tries. Near a stationary point, a
+/// quasi-Newton step that must shrink far below 1 to decrease the objective meets its rounding
+/// noise rather than its slope (a million customers' likelihood at a boundary of the parameter
+/// space wobbles by 1e-8 relative): a short search, whose failure there means convergence.
+fn halvings_from(g: &[f64]) -> usize {
+    if near_stationary(g) {
+        NOISE_HALVINGS
+    } else {
+        MAX_HALVINGS
+    }
+}
 
 /// Iterations after which an objective that has not improved by [`STALL_TOLERANCE`] (relative)
 /// ends a BFGS run.
