@@ -417,6 +417,7 @@ impl ParetoNbd {
 mod tests {
     use super::super::bgnbd::tests::{cdnow_sample, uniform};
     use super::super::data::log_add_exp;
+    use super::super::model::CountModel;
     use super::*;
     use crate::engine::stats::SplitMix64;
 
@@ -740,21 +741,15 @@ mod tests {
         }
     }
 
-    #[test]
-    fn recovers_parameters_from_100k_simulated_customers() {
-        let truth = ParetoNbd {
-            r: 0.6,
-            alpha: 8.0,
-            s: 0.8,
-            beta: 12.0,
-        };
-        let mut rng = SplitMix64::new(17);
+    /// `n` Pareto/NBD customers of `truth`, observed for 20 to 40 time units.
+    fn simulate(truth: &ParetoNbd, n: usize, seed: u64) -> Vec<Customer> {
+        let mut rng = SplitMix64::new(seed);
         let gamma = |rng: &mut SplitMix64, shape: f64, rate: f64| {
             // sum of exponentials is not enough for fractional shapes: use the inverse-rate trick
             // of the BG/NBD tests through a Marsaglia–Tsang sampler
             super::super::bgnbd::tests::gamma_for_tests(rng, shape, rate)
         };
-        let customers: Vec<Customer> = (0..100_000)
+        (0..n)
             .map(|_| {
                 let t = 20.0 + 20.0 * uniform(&mut rng);
                 let lambda = gamma(&mut rng, truth.r, truth.alpha);
@@ -772,7 +767,52 @@ mod tests {
                 }
                 Customer::one(x, t_x, t, 0.0)
             })
-            .collect();
+            .collect()
+    }
+
+    /// Customers who all drop out at one rate (s, β → ∞ with s/β = 0.05): the fit reaches a
+    /// verdict within 100 iterations — kept with s/β as simulated (and the limit model named when
+    /// s is past 1e5; a sample of 10,000 may also stop inside, at a large finite s), or refused
+    /// with the limit named in the detail.
+    #[test]
+    fn a_fit_on_the_dropout_boundary_reaches_a_verdict_naming_the_limit() {
+        let truth = ParetoNbd {
+            r: 0.7,
+            alpha: 12.0,
+            s: 1e9,
+            beta: 2e10,
+        };
+        let limit = "every customer drops out at the same rate (s, beta → ∞, s/beta = ";
+        // seed 23 runs on to β = 2.1e8 and is refused; seed 24 stops at s = 92, β = 1,788
+        for seed in [23, 24] {
+            let customers = simulate(&truth, 10_000, seed);
+            let algorithm = crate::engine::models::Algorithm::ParetoNbd;
+            let mut iterations = 0;
+            let fit = CountModel::fit(algorithm, &customers, &FitOptions::default(), &mut || {
+                iterations += 1
+            });
+            assert!(iterations <= 100, "{seed}: {iterations} iterations");
+            match fit {
+                Ok(Some((model @ CountModel::ParetoNbd(m), _))) => {
+                    let named = model.limit().is_some_and(|l| l.starts_with(limit));
+                    assert!(named || m.s < 1e5, "{m:?}");
+                    assert!((m.s / m.beta - 0.05).abs() < 0.005, "{m:?}");
+                }
+                Err(e) => assert!(e.detail.is_some_and(|d| d.contains(limit)), "{seed}"),
+                Ok(other) => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn recovers_parameters_from_100k_simulated_customers() {
+        let truth = ParetoNbd {
+            r: 0.6,
+            alpha: 8.0,
+            s: 0.8,
+            beta: 12.0,
+        };
+        let customers = simulate(&truth, 100_000, 17);
         let (m, _) = ParetoNbd::fit(&customers, &FitOptions::default(), &mut || {}).unwrap();
         for (got, want) in m.params().iter().zip(truth.params()) {
             assert!(
