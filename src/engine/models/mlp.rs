@@ -74,7 +74,7 @@ impl OutputActivation {
 }
 
 /// Most outputs a network has (the zero-inflated lognormal's three).
-const MAX_OUTPUTS: usize = 3;
+pub(crate) const MAX_OUTPUTS: usize = 3;
 
 /// Smallest standardised σ of the zero-inflated lognormal (as Keras' reference implementation
 /// floors its softplus): keeps the likelihood finite when one buyer's spend is fitted exactly.
@@ -114,7 +114,7 @@ impl From<Loss> for Objective {
 }
 
 impl Objective {
-    fn output(self) -> OutputActivation {
+    pub(crate) fn output(self) -> OutputActivation {
         match self {
             Objective::SquaredError => OutputActivation::Identity,
             Objective::LogLoss => OutputActivation::Sigmoid,
@@ -655,7 +655,11 @@ fn output_loss(
 
 /// One example's loss and its gradient with respect to the outputs `z`.
 #[inline]
-fn row_loss(objective: Objective, z: ArrayView1<f64>, y: f64) -> (f64, [f64; MAX_OUTPUTS]) {
+pub(crate) fn row_loss(
+    objective: Objective,
+    z: ArrayView1<f64>,
+    y: f64,
+) -> (f64, [f64; MAX_OUTPUTS]) {
     match objective {
         // 0.5·(z - y)² per row, as scikit-learn; the gradient is then z - y
         Objective::SquaredError => (0.5 * (z[0] - y) * (z[0] - y), [z[0] - y, 0.0, 0.0]),

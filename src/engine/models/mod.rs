@@ -11,6 +11,7 @@ pub mod hurdle;
 pub mod importance;
 pub mod linear;
 pub mod mlp;
+pub mod sequence;
 pub mod ziln;
 
 use gbm::GbmOptions;

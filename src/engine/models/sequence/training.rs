@@ -1,0 +1,518 @@
+//! Training a [`SequenceNetwork`]: mini-batch Adam on the mlp's losses, early stopping on a
+//! validation set the caller chooses (for a log, the latest cut-off: a time-based window, never
+//! a random one), a time budget, and the caller's interrupt before every mini-batch.
+
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::cnn::TemporalConvolution;
+use super::gru::Gru;
+use super::network::{Encoder, SequenceNetwork};
+use crate::engine::error::{EngineError, ErrorKind, Result};
+use crate::engine::models::mlp::Objective;
+use crate::engine::stats::SplitMix64;
+
+const ADAM_BETA1: f64 = 0.9;
+const ADAM_BETA2: f64 = 0.999;
+const ADAM_EPSILON: f64 = 1e-8;
+/// A validation loss must beat the best by this fraction to reset the patience (as the mlp).
+const MIN_RELATIVE_IMPROVEMENT: f64 = 1e-4;
+
+/// Which encoder reads the sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EncoderKind {
+    Gru,
+    Cnn,
+}
+
+/// The hyperparameters of a sequence network, named like the `options` keys.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SequenceOptions {
+    pub encoder: EncoderKind,
+    /// GRU hidden units, or CNN filters.
+    pub units: usize,
+    /// Periods a CNN filter spans.
+    pub kernel_width: usize,
+    /// Width of the hidden layer between the encoding (with the static features) and the output.
+    pub head_units: usize,
+    pub learning_rate: f64,
+    pub epochs: usize,
+    pub batch_size: usize,
+    /// Epochs without improvement of the validation loss before training stops.
+    pub patience: usize,
+    pub seed: u64,
+    /// Seconds training may take (the best network so far is kept); None: no limit.
+    pub time_budget: Option<f64>,
+}
+
+impl SequenceOptions {
+    pub fn defaults(encoder: EncoderKind) -> SequenceOptions {
+        SequenceOptions {
+            encoder,
+            units: 16,
+            kernel_width: 4,
+            head_units: 16,
+            learning_rate: 0.003,
+            epochs: 200,
+            batch_size: 64,
+            patience: 10,
+            seed: 42,
+            time_budget: None,
+        }
+    }
+
+    /// Checks every value's range; the error names the option.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |name: &str, why: &str| {
+            Err(EngineError::invalid_parameter(format!(
+                "option \"{name}\" {why}"
+            )))
+        };
+        let in_range = |v: usize, low: usize, high: usize| (low..=high).contains(&v);
+        if !in_range(self.units, 1, 256) {
+            return bad(
+                "units",
+                &format!("must be from 1 to 256, got {}", self.units),
+            );
+        }
+        if !in_range(self.head_units, 1, 512) {
+            return bad(
+                "head_units",
+                &format!("must be from 1 to 512, got {}", self.head_units),
+            );
+        }
+        if !in_range(self.kernel_width, 1, 52) {
+            return bad(
+                "kernel_width",
+                &format!("must be from 1 to 52, got {}", self.kernel_width),
+            );
+        }
+        if !(self.learning_rate.is_finite()
+            && self.learning_rate > 0.0
+            && self.learning_rate <= 1.0)
+        {
+            return bad(
+                "learning_rate",
+                &format!("must be in (0, 1], got {}", self.learning_rate),
+            );
+        }
+        if !in_range(self.epochs, 1, 10_000) || !in_range(self.batch_size, 1, 65_536) {
+            return bad(
+                "epochs",
+                "and \"batch_size\" must be from 1 to 10000 and 1 to 65536",
+            );
+        }
+        if self
+            .time_budget
+            .is_some_and(|t| !(t.is_finite() && t > 0.0))
+        {
+            return bad("time_budget", "must be a number of seconds above 0");
+        }
+        Ok(())
+    }
+}
+
+/// Examples of equal shape: each a sequence (steps × channels), static features and a target
+/// as the objective's loss reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SequenceData {
+    pub steps: usize,
+    pub channels: usize,
+    pub n_statics: usize,
+    pub sequences: Vec<f64>,
+    pub statics: Vec<f64>,
+    pub y: Vec<f64>,
+}
+
+impl SequenceData {
+    pub fn len(&self) -> usize {
+        self.y.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.y.is_empty()
+    }
+
+    /// Example `i`: its sequence, its static features and its target.
+    pub fn example(&self, i: usize) -> (&[f64], &[f64], f64) {
+        let span = self.steps * self.channels;
+        let s = self.n_statics;
+        (
+            &self.sequences[i * span..(i + 1) * span],
+            &self.statics[i * s..(i + 1) * s],
+            self.y[i],
+        )
+    }
+}
+
+/// How training went.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SequenceReport {
+    pub epochs: usize,
+    pub best_epoch: usize,
+    pub best_validation_loss: f64,
+    /// Why training stopped: "patience", "epochs" or "time_budget".
+    pub stopped_by: &'static str,
+}
+
+/// Adam's moments, one vector per parameter slice of the network.
+struct Adam {
+    lr: f64,
+    m: Vec<Vec<f64>>,
+    v: Vec<Vec<f64>>,
+    beta1_power: f64,
+    beta2_power: f64,
+}
+
+impl Adam {
+    fn new(net: &mut SequenceNetwork, lr: f64) -> Adam {
+        let shapes: Vec<Vec<f64>> = net
+            .parameters_mut()
+            .iter()
+            .map(|p| vec![0.0; p.len()])
+            .collect();
+        Adam {
+            lr,
+            m: shapes.clone(),
+            v: shapes,
+            beta1_power: 1.0,
+            beta2_power: 1.0,
+        }
+    }
+
+    /// One step along `grads`, a gradient of the same shape as `net` (already averaged).
+    fn step(&mut self, net: &mut SequenceNetwork, grads: &mut SequenceNetwork) {
+        self.beta1_power *= ADAM_BETA1;
+        self.beta2_power *= ADAM_BETA2;
+        let (c1, c2) = (1.0 - self.beta1_power, 1.0 - self.beta2_power);
+        let parts = net.parameters_mut().into_iter().zip(grads.parameters_mut());
+        for ((p, g), (m, v)) in parts.zip(self.m.iter_mut().zip(&mut self.v)) {
+            for k in 0..p.len() {
+                m[k] = ADAM_BETA1 * m[k] + (1.0 - ADAM_BETA1) * g[k];
+                v[k] = ADAM_BETA2 * v[k] + (1.0 - ADAM_BETA2) * g[k] * g[k];
+                p[k] -= self.lr * (m[k] / c1) / ((v[k] / c2).sqrt() + ADAM_EPSILON);
+            }
+        }
+    }
+}
+
+/// The untrained network `options` describe for data shaped like `data`.
+fn initial_network(
+    data: &SequenceData,
+    objective: Objective,
+    options: &SequenceOptions,
+    rng: &mut SplitMix64,
+) -> SequenceNetwork {
+    let encoder = match options.encoder {
+        EncoderKind::Gru => Encoder::Gru(Gru::new(data.channels, options.units, rng)),
+        EncoderKind::Cnn => Encoder::Cnn(TemporalConvolution::new(
+            data.channels,
+            options.units,
+            options.kernel_width,
+            rng,
+        )),
+    };
+    SequenceNetwork::new(encoder, data.n_statics, options.head_units, objective, rng)
+}
+
+/// The mean loss of `net` on `data`.
+fn mean_loss(net: &SequenceNetwork, objective: Objective, data: &SequenceData) -> f64 {
+    let mut trace = net.trace();
+    let mut scratch = net.zeros_like();
+    let total: f64 = (0..data.len())
+        .map(|i| net.loss_and_gradient(objective, data.example(i), &mut trace, &mut scratch))
+        .sum();
+    total / data.len() as f64
+}
+
+/// One pass over `fit` in shuffled mini-batches; `interrupt` before each.
+fn train_epoch(
+    net: &mut SequenceNetwork,
+    adam: &mut Adam,
+    (objective, fit): (Objective, &SequenceData),
+    order: &[usize],
+    batch_size: usize,
+    interrupt: &mut dyn FnMut(),
+) {
+    let mut trace = net.trace();
+    for batch in order.chunks(batch_size) {
+        interrupt();
+        let mut grads = net.zeros_like();
+        for &i in batch {
+            net.loss_and_gradient(objective, fit.example(i), &mut trace, &mut grads);
+        }
+        let scale = 1.0 / batch.len() as f64;
+        for part in grads.parameters_mut() {
+            part.iter_mut().for_each(|g| *g *= scale);
+        }
+        adam.step(net, &mut grads);
+    }
+}
+
+/// Trains a sequence network on `fit`, stopping early on the loss over `validation`; returns
+/// the network of the best validation loss. Errors: invalid options, too few examples, shapes
+/// that disagree, and a loss that stops being a number (naming the epoch).
+pub fn fit_sequence_network(
+    fit: &SequenceData,
+    validation: &SequenceData,
+    objective: Objective,
+    options: &SequenceOptions,
+    interrupt: &mut dyn FnMut(),
+) -> Result<(SequenceNetwork, SequenceReport)> {
+    options.validate()?;
+    check_shapes(fit, validation, options)?;
+    let started = Instant::now();
+    let budget = options.time_budget.map(Duration::from_secs_f64);
+    let mut rng = SplitMix64::new(options.seed);
+    let mut net = initial_network(fit, objective, options, &mut rng);
+    let mut adam = Adam::new(&mut net, options.learning_rate);
+    let mut order: Vec<usize> = (0..fit.len()).collect();
+    let mut best = (net.clone(), mean_loss(&net, objective, validation), 0);
+    let mut report = SequenceReport {
+        epochs: 0,
+        best_epoch: 0,
+        best_validation_loss: best.1,
+        stopped_by: "epochs",
+    };
+    for epoch in 1..=options.epochs {
+        rng.shuffle(&mut order);
+        let data = (objective, fit);
+        train_epoch(
+            &mut net,
+            &mut adam,
+            data,
+            &order,
+            options.batch_size,
+            interrupt,
+        );
+        interrupt();
+        let loss = mean_loss(&net, objective, validation);
+        report.epochs = epoch;
+        if !loss.is_finite() {
+            return Err(diverged(epoch));
+        }
+        if loss < best.1 {
+            let improved = loss < best.1 * (1.0 - MIN_RELATIVE_IMPROVEMENT.copysign(best.1));
+            let since = if improved { epoch } else { best.2 };
+            best = (net.clone(), loss, since);
+            report.best_epoch = epoch;
+            report.best_validation_loss = loss;
+        }
+        if epoch - best.2 >= options.patience {
+            report.stopped_by = "patience";
+            break;
+        }
+        if budget.is_some_and(|b| started.elapsed() >= b) {
+            report.stopped_by = "time_budget";
+            break;
+        }
+    }
+    Ok((best.0, report))
+}
+
+fn diverged(epoch: usize) -> EngineError {
+    EngineError::new(
+        ErrorKind::FitFailed,
+        format!("the sequence network's loss stopped being a number at epoch {epoch}"),
+    )
+    .with_hint("Try a lower learning_rate.")
+}
+
+/// Both sets hold examples of one shape, with at least one example each, sequences long enough
+/// for a CNN filter and finite values.
+fn check_shapes(
+    fit: &SequenceData,
+    validation: &SequenceData,
+    options: &SequenceOptions,
+) -> Result<()> {
+    if fit.len() < 2 || validation.is_empty() {
+        return Err(EngineError::insufficient_data(format!(
+            "a sequence network needs at least 2 training and 1 validation examples, got {} and {}",
+            fit.len(),
+            validation.len()
+        )));
+    }
+    let shape = |d: &SequenceData| (d.steps, d.channels, d.n_statics);
+    let consistent = |d: &SequenceData| {
+        d.sequences.len() == d.len() * d.steps * d.channels
+            && d.statics.len() == d.len() * d.n_statics
+    };
+    if shape(fit) != shape(validation) || !consistent(fit) || !consistent(validation) {
+        return Err(EngineError::invalid_parameter(
+            "the training and validation sequences differ in shape",
+        ));
+    }
+    for (name, d) in [("training", fit), ("validation", validation)] {
+        if let Some(k) = d
+            .sequences
+            .iter()
+            .chain(&d.statics)
+            .position(|v| !v.is_finite())
+        {
+            return Err(EngineError::new(
+                ErrorKind::NonFiniteValue,
+                format!("a {name} input is not a finite number (value {k} of the set)"),
+            ));
+        }
+    }
+    if options.encoder == EncoderKind::Cnn && fit.steps < options.kernel_width {
+        return Err(EngineError::invalid_parameter(format!(
+            "option \"kernel_width\" ({}) is longer than the sequences ({} periods)",
+            options.kernel_width, fit.steps
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Examples whose target is the sum of channel 0 over the newest three of 12 periods, with a
+    /// second channel and a static feature that carry nothing: only an encoder that reads the
+    /// sequence by position can predict it.
+    fn recent_sum_data(n: usize, seed: u64) -> SequenceData {
+        let (steps, channels) = (12, 2);
+        let mut rng = SplitMix64::new(seed);
+        let sequences: Vec<f64> = (0..n * steps * channels).map(|_| rng.next_f64()).collect();
+        let statics: Vec<f64> = (0..n).map(|_| rng.next_f64()).collect();
+        let y = (0..n)
+            .map(|i| {
+                let s = &sequences[i * steps * channels..(i + 1) * steps * channels];
+                (steps - 3..steps).map(|t| s[t * channels]).sum::<f64>() - 1.5
+            })
+            .collect();
+        SequenceData {
+            steps,
+            channels,
+            n_statics: 1,
+            sequences,
+            statics,
+            y,
+        }
+    }
+
+    fn variance(y: &[f64]) -> f64 {
+        let mean = y.iter().sum::<f64>() / y.len() as f64;
+        y.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / y.len() as f64
+    }
+
+    #[test]
+    fn both_encoders_learn_what_only_the_sequence_tells() {
+        let (fit, validation) = (recent_sum_data(600, 1), recent_sum_data(150, 2));
+        for kind in [EncoderKind::Gru, EncoderKind::Cnn] {
+            let options = SequenceOptions {
+                epochs: 60,
+                ..SequenceOptions::defaults(kind)
+            };
+            let (_, report) = fit_sequence_network(
+                &fit,
+                &validation,
+                Objective::SquaredError,
+                &options,
+                &mut || {},
+            )
+            .unwrap();
+            // the loss is half the squared error: a constant prediction scores variance / 2
+            let constant = variance(&validation.y) / 2.0;
+            assert!(
+                report.best_validation_loss < 0.1 * constant,
+                "{kind:?}: {report:?} vs a constant's {constant}"
+            );
+        }
+    }
+
+    #[test]
+    fn one_seed_one_network_and_cancel_is_polled_every_batch() {
+        let (fit, validation) = (recent_sum_data(200, 3), recent_sum_data(50, 4));
+        let options = SequenceOptions {
+            epochs: 3,
+            batch_size: 32,
+            ..SequenceOptions::defaults(EncoderKind::Gru)
+        };
+        let mut polls = 0;
+        let (a, _) = fit_sequence_network(
+            &fit,
+            &validation,
+            Objective::SquaredError,
+            &options,
+            &mut || polls += 1,
+        )
+        .unwrap();
+        let (b, _) = fit_sequence_network(
+            &fit,
+            &validation,
+            Objective::SquaredError,
+            &options,
+            &mut || {},
+        )
+        .unwrap();
+        assert_eq!(a, b);
+        // 7 batches and one validation pass per epoch
+        assert!(polls >= 3 * 8, "{polls}");
+    }
+
+    #[test]
+    fn a_time_budget_stops_after_the_first_epoch() {
+        let (fit, validation) = (recent_sum_data(100, 5), recent_sum_data(20, 6));
+        let options = SequenceOptions {
+            time_budget: Some(1e-9),
+            ..SequenceOptions::defaults(EncoderKind::Cnn)
+        };
+        let (_, report) = fit_sequence_network(
+            &fit,
+            &validation,
+            Objective::SquaredError,
+            &options,
+            &mut || {},
+        )
+        .unwrap();
+        assert_eq!((report.epochs, report.stopped_by), (1, "time_budget"));
+    }
+
+    #[test]
+    fn bad_options_and_data_are_errors_that_name_them() {
+        let (fit, validation) = (recent_sum_data(20, 7), recent_sum_data(5, 8));
+        let fit_with = |options: &SequenceOptions, fit: &SequenceData| {
+            fit_sequence_network(
+                fit,
+                &validation,
+                Objective::SquaredError,
+                options,
+                &mut || {},
+            )
+            .map(|_| ())
+            .unwrap_err()
+        };
+        let gru = SequenceOptions::defaults(EncoderKind::Gru);
+        let e = fit_with(
+            &SequenceOptions {
+                units: 0,
+                ..gru.clone()
+            },
+            &fit,
+        );
+        assert_eq!(e.kind, ErrorKind::InvalidParameter);
+        assert!(e.message.contains("\"units\""), "{}", e.message);
+        let e = fit_with(
+            &SequenceOptions {
+                learning_rate: f64::NAN,
+                ..gru.clone()
+            },
+            &fit,
+        );
+        assert!(e.message.contains("learning_rate"), "{}", e.message);
+        let cnn = SequenceOptions {
+            kernel_width: 13,
+            ..SequenceOptions::defaults(EncoderKind::Cnn)
+        };
+        assert!(fit_with(&cnn, &fit).message.contains("kernel_width"));
+        let mut broken = fit.clone();
+        broken.sequences[7] = f64::NAN;
+        assert_eq!(fit_with(&gru, &broken).kind, ErrorKind::NonFiniteValue);
+        let mut short = fit.clone();
+        short.steps = 11;
+        assert_eq!(fit_with(&gru, &short).kind, ErrorKind::InvalidParameter);
+    }
+}
