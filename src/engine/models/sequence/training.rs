@@ -393,6 +393,21 @@ mod tests {
         }
     }
 
+    /// Trains on squared error without interrupting.
+    fn fit_squared(
+        fit: &SequenceData,
+        validation: &SequenceData,
+        options: &SequenceOptions,
+    ) -> Result<(SequenceNetwork, SequenceReport)> {
+        fit_sequence_network(
+            fit,
+            validation,
+            Objective::SquaredError,
+            options,
+            &mut || {},
+        )
+    }
+
     fn variance(y: &[f64]) -> f64 {
         let mean = y.iter().sum::<f64>() / y.len() as f64;
         y.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / y.len() as f64
@@ -406,14 +421,7 @@ mod tests {
                 epochs: 60,
                 ..SequenceOptions::defaults(kind)
             };
-            let (_, report) = fit_sequence_network(
-                &fit,
-                &validation,
-                Objective::SquaredError,
-                &options,
-                &mut || {},
-            )
-            .unwrap();
+            let (_, report) = fit_squared(&fit, &validation, &options).unwrap();
             // the loss is half the squared error: a constant prediction scores variance / 2
             let constant = variance(&validation.y) / 2.0;
             assert!(
@@ -440,14 +448,7 @@ mod tests {
             &mut || polls += 1,
         )
         .unwrap();
-        let (b, _) = fit_sequence_network(
-            &fit,
-            &validation,
-            Objective::SquaredError,
-            &options,
-            &mut || {},
-        )
-        .unwrap();
+        let (b, _) = fit_squared(&fit, &validation, &options).unwrap();
         assert_eq!(a, b);
         // 7 batches and one validation pass per epoch
         assert!(polls >= 3 * 8, "{polls}");
@@ -460,14 +461,7 @@ mod tests {
             time_budget: Some(1e-9),
             ..SequenceOptions::defaults(EncoderKind::Cnn)
         };
-        let (_, report) = fit_sequence_network(
-            &fit,
-            &validation,
-            Objective::SquaredError,
-            &options,
-            &mut || {},
-        )
-        .unwrap();
+        let (_, report) = fit_squared(&fit, &validation, &options).unwrap();
         assert_eq!((report.epochs, report.stopped_by), (1, "time_budget"));
     }
 
