@@ -1,7 +1,8 @@
-//! Sums over customers split across the training's threads (`customer_value.training_threads`).
+//! Work over customers split across the training's threads (`customer_value.training_threads`).
 //!
-//! The split is fixed by the data alone — chunks of [`CHUNK`] customers, summed in chunk order —
-//! so one thread and several give the same bits. The helper threads are scoped to one call, start
+//! Sums ([`map_chunks`]) are split by the data alone — chunks of [`CHUNK`] customers, summed in
+//! chunk order — so one thread and several give the same bits; items computed each on its own
+//! ([`map_each`]) may be split any way. The helper threads are scoped to one call, start
 //! with every signal blocked (Postgres' handlers are written for the backend's thread) and only
 //! compute; the calling thread takes its share too and polls nothing: a call lasts milliseconds,
 //! and the optimiser checks for cancel between calls.
