@@ -97,11 +97,15 @@ impl SequenceOptions {
                 &format!("must be in (0, 1], got {}", self.learning_rate),
             );
         }
-        if !in_range(self.epochs, 1, 10_000) || !in_range(self.batch_size, 1, 65_536) {
+        if !in_range(self.epochs, 1, 10_000) {
             return bad(
                 "epochs",
-                "and \"batch_size\" must be from 1 to 10000 and 1 to 65536",
+                &format!("must be from 1 to 10000, got {}", self.epochs),
             );
+        }
+        if !in_range(self.batch_size, 1, 65_536) {
+            let got = self.batch_size;
+            return bad("batch_size", &format!("must be from 1 to 65536, got {got}"));
         }
         if self
             .time_budget
@@ -497,6 +501,18 @@ mod tests {
             &fit,
         );
         assert!(e.message.contains("learning_rate"), "{}", e.message);
+        let e = fit_with(
+            &SequenceOptions {
+                batch_size: 0,
+                ..gru.clone()
+            },
+            &fit,
+        );
+        assert!(
+            e.message.contains("\"batch_size\" must be from 1"),
+            "{}",
+            e.message
+        );
         let cnn = SequenceOptions {
             kernel_width: 13,
             ..SequenceOptions::defaults(EncoderKind::Cnn)
