@@ -163,9 +163,14 @@ impl CountModel {
 
     /// [`CountModel::expected_purchases`] (the same bits), with what valuing many customers
     /// shares kept in `memo` (Pareto/NBD's dropout integrals; the other models have closed forms).
-    pub fn expected_purchases_memo(&self, memo: &mut AliveMemo, h: f64, xs: [f64; 3]) -> f64 {
-        match self {
-            CountModel::ParetoNbd(m) => m.expected_purchases_memo(memo, h, xs),
+    pub fn expected_purchases_memo(
+        &self,
+        memo: Option<&mut AliveMemo>,
+        h: f64,
+        xs: [f64; 3],
+    ) -> f64 {
+        match (self, memo) {
+            (CountModel::ParetoNbd(m), Some(memo)) => m.expected_purchases_memo(memo, h, xs),
             _ => self.expected_purchases(h, xs[0], xs[1], xs[2]),
         }
     }
@@ -173,13 +178,15 @@ impl CountModel {
     /// [`CountModel::expected_purchases_many`] with a memo, as [`CountModel::expected_purchases_memo`].
     pub fn expected_purchases_many_memo(
         &self,
-        memo: &mut AliveMemo,
+        memo: Option<&mut AliveMemo>,
         hs: &[f64],
         xs: [f64; 3],
         out: &mut [f64],
     ) {
-        match self {
-            CountModel::ParetoNbd(m) => m.expected_purchases_many_memo(memo, hs, xs, out),
+        match (self, memo) {
+            (CountModel::ParetoNbd(m), Some(memo)) => {
+                m.expected_purchases_many_memo(memo, hs, xs, out)
+            }
             _ => self.expected_purchases_many(hs, xs[0], xs[1], xs[2], out),
         }
     }
@@ -258,12 +265,17 @@ impl ClvModel {
     /// for `clv`, expected purchases over the horizon for a count model, expected mean spend for
     /// a spend model.
     pub fn value(&self, input: &[f64]) -> f64 {
-        self.value_memo(input, &mut AliveMemo::default())
+        // one row: no memo to fill and throw away
+        self.value_with(input, None)
     }
 
     /// [`ClvModel::value`] (the same bits) for one of many customers, with what they share kept
     /// in `memo`.
     pub fn value_memo(&self, input: &[f64], memo: &mut AliveMemo) -> f64 {
+        self.value_with(input, Some(memo))
+    }
+
+    fn value_with(&self, input: &[f64], memo: Option<&mut AliveMemo>) -> f64 {
         let xs = [input[0], input[1], input[2]];
         match (&self.count, &self.spend) {
             (Some(count), Some(spend)) => {
@@ -277,7 +289,12 @@ impl ClvModel {
     }
 
     /// Σ over monthly steps of the purchases expected in the step, discounted to today.
-    fn discounted_purchases(&self, count: &CountModel, xs: [f64; 3], memo: &mut AliveMemo) -> f64 {
+    fn discounted_purchases(
+        &self,
+        count: &CountModel,
+        xs: [f64; 3],
+        memo: Option<&mut AliveMemo>,
+    ) -> f64 {
         if self.discount_rate == 0.0 {
             return count.expected_purchases_memo(memo, self.horizon, xs);
         }

@@ -42,11 +42,11 @@ pub const MIN_FIT_ROWS: usize = 10;
 /// A validation loss must beat the best so far by this fraction to reset the patience counter
 /// (scikit-learn uses an absolute `tol`; a relative one works for any target scale). Any
 /// improvement, however small, still becomes the restored "best" weights.
-const MIN_RELATIVE_IMPROVEMENT: f64 = 1e-4;
+pub(crate) const MIN_RELATIVE_IMPROVEMENT: f64 = 1e-4;
 
-const ADAM_BETA1: f64 = 0.9;
-const ADAM_BETA2: f64 = 0.999;
-const ADAM_EPSILON: f64 = 1e-8;
+pub(crate) const ADAM_BETA1: f64 = 0.9;
+pub(crate) const ADAM_BETA2: f64 = 0.999;
+pub(crate) const ADAM_EPSILON: f64 = 1e-8;
 
 /// The output unit's activation, stored in the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -10,14 +10,11 @@ use super::cnn::TemporalConvolution;
 use super::gru::Gru;
 use super::network::{Encoder, SequenceNetwork};
 use crate::engine::error::{EngineError, ErrorKind, Result};
-use crate::engine::models::mlp::Objective;
+// Adam's settings and the early-stopping threshold are the mlp's
+use crate::engine::models::mlp::{
+    Objective, ADAM_BETA1, ADAM_BETA2, ADAM_EPSILON, MIN_RELATIVE_IMPROVEMENT,
+};
 use crate::engine::stats::SplitMix64;
-
-const ADAM_BETA1: f64 = 0.9;
-const ADAM_BETA2: f64 = 0.999;
-const ADAM_EPSILON: f64 = 1e-8;
-/// A validation loss must beat the best by this fraction to reset the patience (as the mlp).
-const MIN_RELATIVE_IMPROVEMENT: f64 = 1e-4;
 
 /// Which encoder reads the sequence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
