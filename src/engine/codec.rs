@@ -296,6 +296,9 @@ impl ModelArtifact {
             Predictor::Mlp(_) | Predictor::Ziln(_) => {
                 return unavailable("a neural network has no exact additive explanation")
             }
+            Predictor::Sequence(_) => {
+                return unavailable("integrated-gradient explanations of sequence models are not built yet (issue #14)")
+            }
             Predictor::OneVsRest(_) => {
                 return unavailable("a multi-class model has one explanation per class, not one per prediction")
             }
@@ -612,7 +615,54 @@ mod tests {
                 tiers,
             ),
             with_segments,
+            sample_sequence_model(),
         ]
+    }
+
+    /// A GRU over a 4-period history `h` beside one static feature, with random weights.
+    fn sample_sequence_model() -> ModelArtifact {
+        use crate::engine::models::mlp::{Objective, OutputActivation};
+        use crate::engine::models::sequence::gru::Gru;
+        use crate::engine::models::sequence::model::{InputScaling, SequenceLayout};
+        use crate::engine::models::sequence::network::{Encoder, SequenceNetwork};
+        use crate::engine::models::SequenceModel;
+        let mut specs = features(1);
+        specs.extend((0..4).map(|position| FeatureSpec {
+            name: format!("h[{}]", position + 1),
+            sql_type: "double precision[]".into(),
+            encoding: Encoding::Element {
+                column: "h".into(),
+                position,
+                length: 4,
+                pad: true,
+            },
+            impute: Some(0.0),
+        }));
+        let mut rng = crate::engine::stats::SplitMix64::new(5);
+        let encoder = Encoder::Gru(Gru::new(1, 3, &mut rng));
+        let network = SequenceNetwork::new(encoder, 1, 4, Objective::SquaredError, &mut rng);
+        let model = SequenceModel {
+            layout: SequenceLayout::of(&specs, "gru").unwrap(),
+            scaling: InputScaling {
+                channel_mean: vec![1.0],
+                channel_scale: vec![2.0],
+                static_mean: vec![0.5],
+                static_scale: vec![1.5],
+            },
+            network,
+            target_mean: 10.0,
+            target_scale: 4.0,
+            output: OutputActivation::Identity,
+        };
+        let tiers = TierSpec::default().fit(&[1.0, 2.0, 3.0, 4.0]);
+        ModelArtifact::new(
+            Algorithm::Gru,
+            Task::Regression,
+            Some("spend".into()),
+            specs,
+            Predictor::Sequence(model),
+            tiers,
+        )
     }
 
     fn from_hex(hex: &str) -> Vec<u8> {

@@ -131,6 +131,7 @@ fn kind(m: &ModelArtifact) -> &'static str {
         Predictor::OneVsRest(_) => "one_vs_rest",
         Predictor::Hurdle(_) => "hurdle",
         Predictor::Ziln(_) => "ziln",
+        Predictor::Sequence(_) => "sequence",
         Predictor::Clv(c) => match (&c.count, &c.spend) {
             (Some(CountModel::BgNbd(_)), None) => "bgnbd",
             (Some(CountModel::ParetoNbd(_)), None) => "pareto_nbd",
@@ -1151,7 +1152,8 @@ fn mutations_of_every_model_kind_are_refused_or_accepted_as_specified() {
         subjects.push((format!("sample model {i}"), m));
     }
     let covered: Vec<&str> = subjects.iter().map(|(_, m)| kind(m)).collect();
-    for k in KINDS {
+    // the kinds of format version 3 have sample models only (no released bytes yet)
+    for k in KINDS.into_iter().chain(["sequence"]) {
         assert!(
             covered.contains(&k),
             "the fuzz test has no model of kind {k}"

@@ -46,6 +46,8 @@ pub enum ErrorKind {
     OutOfMemory,
     /// The system refused another resource, e.g. a thread under a process limit (53000).
     InsufficientResources,
+    /// An array of another length or shape than a feature array needs (2202E).
+    ArrayShape,
     /// Two values that must be told apart are not, e.g. two customer keys that print alike
     /// (21000).
     CardinalityViolation,

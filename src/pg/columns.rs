@@ -7,7 +7,7 @@
 use pgrx::pg_sys;
 use pgrx::spi::quote_identifier;
 
-use crate::engine::features::SqlType;
+use crate::engine::features::{FeatureSpec, SqlType};
 
 /// `column` of `sql_type` as its raw value in SQL: float8, or text for a text column.
 pub fn raw_value_sql(column: &str, sql_type: &SqlType) -> String {
@@ -20,6 +20,113 @@ pub fn raw_value_sql(column: &str, sql_type: &SqlType) -> String {
         format!("({quoted})::text")
     } else {
         format!("({quoted})::float8")
+    }
+}
+
+/// A model feature's raw value in SQL, read from a column of `sql_type`: an array element at
+/// its position in the array as the model reads it (see [`element_value_sql`]), any other
+/// feature as [`raw_value_sql`] of its column.
+pub fn feature_value_sql(feature: &FeatureSpec, sql_type: &SqlType) -> String {
+    match feature.array_element() {
+        Some((shape, position)) => element_value_sql(feature.column(), position, shape.length),
+        None => raw_value_sql(feature.column(), sql_type),
+    }
+}
+
+/// Position `position` (0-based, oldest first) of array column `column` as a model of arrays
+/// of `length` reads it — the array's last `length` elements, padded on the left with 0 — as
+/// float8; NULL for a NULL array. The arrays' shape is checked before (`array_stats_sql`).
+pub fn element_value_sql(column: &str, position: usize, length: usize) -> String {
+    let c = quote_identifier(column);
+    let back = length.saturating_sub(position + 1);
+    format!(
+        "(CASE WHEN {c} IS NULL THEN NULL ELSE COALESCE(({c})[pg_catalog.array_upper({c}, 1) - {back}]::float8, 0) END)"
+    )
+}
+
+/// One row of the shape of array column `column` over a source (an `ArrayStats`): the
+/// shortest and longest array, the rows with a NULL element and the most dimensions.
+pub fn array_stats_sql(column: &str, from_clause: &str) -> String {
+    let c = quote_identifier(column);
+    format!(
+        "SELECT pg_catalog.min(pg_catalog.cardinality({c}))::int8,
+                pg_catalog.max(pg_catalog.cardinality({c}))::int8,
+                pg_catalog.count(*) FILTER (WHERE EXISTS (SELECT 1 FROM pg_catalog.unnest({c}) AS e WHERE e IS NULL)),
+                COALESCE(pg_catalog.max(pg_catalog.array_ndims({c})), 0)::int8
+           FROM {from_clause}"
+    )
+}
+
+/// How to read the elements of an array column of numbers in place (scoring).
+#[derive(Debug, Clone, Copy)]
+pub struct ArrayReader {
+    element: Reader,
+    element_type: pg_sys::Oid,
+    length: i16,
+    by_value: bool,
+    align: std::ffi::c_char,
+}
+
+impl ArrayReader {
+    /// The reader of arrays of `type_id`, when it is an array type of numbers.
+    pub fn for_type(type_id: pg_sys::Oid) -> Option<ArrayReader> {
+        // SAFETY: catalog lookups; each returns InvalidOid or fills the out-parameters
+        unsafe {
+            let element_type = pg_sys::get_element_type(pg_sys::getBaseType(type_id));
+            if element_type == pg_sys::InvalidOid {
+                return None;
+            }
+            let sql_type = super::types::sql_type_of(element_type);
+            let element = Reader::for_type(&sql_type).filter(|_| sql_type.is_number())?;
+            let (mut length, mut by_value, mut align) = (0i16, false, 0 as std::ffi::c_char);
+            pg_sys::get_typlenbyvalalign(element_type, &mut length, &mut by_value, &mut align);
+            Some(ArrayReader {
+                element,
+                element_type,
+                length,
+                by_value,
+                align,
+            })
+        }
+    }
+
+    /// Reads the elements of the (non-NULL) array `datum` into `out`, in storage order, NULL
+    /// elements as `None`; returns its number of dimensions.
+    ///
+    /// # Safety
+    /// `datum` must be a non-NULL array of the type this reader was made for.
+    pub unsafe fn read(&self, datum: pg_sys::Datum, out: &mut Vec<Option<f64>>) -> usize {
+        unsafe {
+            let array = pg_sys::pg_detoast_datum(datum.cast_mut_ptr()) as *mut pg_sys::ArrayType;
+            let mut values: *mut pg_sys::Datum = std::ptr::null_mut();
+            let mut nulls: *mut bool = std::ptr::null_mut();
+            let mut n: i32 = 0;
+            pg_sys::deconstruct_array(
+                array,
+                self.element_type,
+                self.length.into(),
+                self.by_value,
+                self.align,
+                &mut values,
+                &mut nulls,
+                &mut n,
+            );
+            out.clear();
+            for k in 0..n.max(0) as usize {
+                out.push(if *nulls.add(k) {
+                    None
+                } else {
+                    Some(self.element.read(*values.add(k)))
+                });
+            }
+            if !values.is_null() {
+                pg_sys::pfree(values.cast());
+            }
+            if !nulls.is_null() {
+                pg_sys::pfree(nulls.cast());
+            }
+            (*array).ndim.max(0) as usize
+        }
     }
 }
 
@@ -56,7 +163,7 @@ impl Reader {
             SqlType::Date => Reader::Date,
             SqlType::Timestamp | SqlType::TimestampTz => Reader::Timestamp,
             SqlType::Text => Reader::Text,
-            SqlType::Other(_) => return None,
+            SqlType::NumberArray(_) | SqlType::Other(_) => return None,
         })
     }
 

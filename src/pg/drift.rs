@@ -8,7 +8,7 @@ use crate::engine::drift::{level, BinProfile, TrainingProfile};
 use crate::engine::error::{EngineError, ErrorKind, Result};
 use crate::engine::features::{Encoding, FeatureEncoder, Purpose};
 
-use super::columns::raw_value_sql;
+use super::columns::{feature_value_sql, raw_value_sql};
 use super::errors::OrRaise;
 use super::evaluate::score_expression;
 use super::source::{missing_column, resolve_source, scan_values, source_columns};
@@ -100,7 +100,10 @@ fn compute(model: &str, source: &str) -> Result<(Vec<DriftRow>, i64, i64)> {
                 ),
             ));
         }
-        select.push(raw_value_sql(column, &sql_type));
+        select.push(match spec {
+            Some(f) => feature_value_sql(f, &sql_type),
+            None => raw_value_sql(column, &sql_type),
+        });
         encoders.push(spec.map(|f| FeatureEncoder::new(f, Purpose::Profile { now_days })));
     }
     select.push(score_expression(&row.id.to_string()));

@@ -28,6 +28,7 @@ pub fn sqlstate(kind: ErrorKind) -> PgSqlErrorCode {
         ErrorKind::OutOfMemory => ERRCODE_OUT_OF_MEMORY,
         ErrorKind::InsufficientResources => ERRCODE_INSUFFICIENT_RESOURCES,
         ErrorKind::CardinalityViolation => ERRCODE_CARDINALITY_VIOLATION,
+        ErrorKind::ArrayShape => ERRCODE_ARRAY_ELEMENT_ERROR, // 2202E, array_subscript_error
         ErrorKind::Internal => ERRCODE_INTERNAL_ERROR,
     }
 }

@@ -13,8 +13,8 @@ use crate::engine::codec::ModelArtifact;
 use crate::engine::drift::{BinProfile, TrainingProfile};
 use crate::engine::error::{EngineError, ErrorKind, Result};
 use crate::engine::features::{
-    encoders, Encoding, FeatureEncoder, FeatureSpec, Purpose, RawTable, RawValue, SqlType,
-    MAX_CATEGORIES,
+    encoders, ArrayShape, ArrayStats, Encoding, FeatureEncoder, FeatureSpec, Purpose, RawTable,
+    RawValue, SqlType, MAX_CATEGORIES,
 };
 use crate::engine::memory::BYTES_PER_CUSTOMER;
 use crate::engine::metrics::HoldoutMetrics;
@@ -23,7 +23,7 @@ use crate::engine::options::TrainOptions;
 use crate::engine::target::{settle_target, TargetReading};
 use crate::engine::train::{train_clv, train_owned, TrainOutcome};
 
-use super::columns::raw_value_sql;
+use super::columns::{array_stats_sql, element_value_sql, feature_value_sql, raw_value_sql};
 use super::errors::OrRaise;
 use super::progress::Progress;
 use super::source::{
@@ -105,6 +105,58 @@ pub(crate) fn categories_of(source: &Source, column: &str) -> Vec<String> {
     })
 }
 
+/// The shape of array column `column` of `source`, from one pass over its rows: what training
+/// takes as the feature's length, or why its arrays cannot be a feature.
+pub(crate) fn array_shape(source: &Source, column: &str, pad: bool) -> Result<ArrayShape> {
+    let query = array_stats_sql(column, &source.from_clause);
+    let stats = Spi::connect(|client| {
+        let row = client.select(&query, Some(1), &[]).or_raise().first();
+        let get = |i: usize| row.get::<i64>(i).or_raise().map(|v| v.max(0) as u64);
+        ArrayStats {
+            lengths: get(1).zip(get(2)).map(|(a, b)| (a as usize, b as usize)),
+            rows_with_null_elements: get(3).unwrap_or(0),
+            most_dimensions: get(4).unwrap_or(0) as usize,
+        }
+    });
+    ArrayShape::from_training(column, &stats, pad)
+}
+
+/// One column the training read selects: a feature column as it is, or one position of an
+/// array column.
+struct ReadColumn {
+    name: String,
+    sql_type: SqlType,
+    element: Option<(String, ArrayShape, usize)>,
+}
+
+/// The feature columns with each array column spread into its positions, oldest first.
+fn spread_arrays(
+    source: &Source,
+    features: Vec<(String, SqlType)>,
+    pad: bool,
+) -> Result<Vec<ReadColumn>> {
+    let mut out = Vec::with_capacity(features.len());
+    for (name, sql_type) in features {
+        if !matches!(sql_type, SqlType::NumberArray(_)) {
+            out.push(ReadColumn {
+                name,
+                sql_type,
+                element: None,
+            });
+            continue;
+        }
+        let shape = array_shape(source, &name, pad)?;
+        for position in 0..shape.length {
+            out.push(ReadColumn {
+                name: ArrayShape::element_name(&name, position),
+                sql_type: sql_type.clone(),
+                element: Some((name.clone(), shape, position)),
+            });
+        }
+    }
+    Ok(out)
+}
+
 /// The reference time of date features, in days since 1970-01-01: `options->>'as_of'`, else now.
 fn as_of_days(as_of: Option<&str>) -> Result<f64> {
     // Postgres parses the text (every date/time format it knows); a bad one is caught in a
@@ -184,6 +236,7 @@ impl ChampionInputs {
     fn of(
         champion: &ModelArtifact,
         options: &TrainOptions,
+        source: &Source,
         columns: &[(String, pg_sys::Oid)],
     ) -> std::result::Result<ChampionInputs, String> {
         let classes_now = if options.classes.is_empty() && champion.classes.len() == 2 {
@@ -219,7 +272,10 @@ impl ChampionInputs {
                     f.sql_type
                 ));
             }
-            select.push(raw_value_sql(column, &sql_type));
+            if let Some((trained, 0)) = f.array_element() {
+                arrays_still_fit(source, column, trained)?;
+            }
+            select.push(feature_value_sql(f, &sql_type));
         }
         Ok(ChampionInputs {
             select,
@@ -235,6 +291,23 @@ impl ChampionInputs {
             .map(|(e, v)| e.encode(*v))
             .collect()
     }
+}
+
+/// Whether the arrays of `column` today are what a model of arrays of shape `trained` reads:
+/// else why not, as `customer_value(row)` would refuse them.
+fn arrays_still_fit(
+    source: &Source,
+    column: &str,
+    trained: ArrayShape,
+) -> std::result::Result<(), String> {
+    let now = array_shape(source, column, true).map_err(|e| e.message)?;
+    if trained.pad || now.length == trained.length && array_shape(source, column, false).is_ok() {
+        return Ok(());
+    }
+    Err(format!(
+        "its array column \"{column}\" no longer holds arrays of {} elements only",
+        trained.length
+    ))
 }
 
 /// What reading and fitting produced.
@@ -257,7 +330,7 @@ pub(crate) fn fit_from_source(
     let columns = source_columns(&source)?;
     let (mut options, target) = settle(spec, parsed, &source, &columns)?;
     options.gbm.threads = super::guc::training_threads();
-    let inputs = champion.map(|c| ChampionInputs::of(c, &options, &columns));
+    let inputs = champion.map(|c| ChampionInputs::of(c, &options, &source, &columns));
     let usable = match &inputs {
         Some(Ok(inputs)) => Some(inputs),
         _ => None,
@@ -353,17 +426,28 @@ fn read_table(
     champion: Option<&ChampionInputs>,
     options: &TrainOptions,
 ) -> Result<(RawTable, Vec<Vec<Option<f64>>>)> {
+    let columns = spread_arrays(source, features, options.pad)?;
     let mut select: Vec<String> = vec![target.select.clone()];
     let mut categories = Vec::new();
-    for (j, (name, sql_type)) in features.iter().enumerate() {
-        if *sql_type == SqlType::Text {
-            categories.push((j, categories_of(source, name)));
+    for (j, c) in columns.iter().enumerate() {
+        if c.sql_type == SqlType::Text {
+            categories.push((j, categories_of(source, &c.name)));
         }
-        select.push(raw_value_sql(name, sql_type));
+        select.push(match &c.element {
+            Some((array, shape, position)) => element_value_sql(array, *position, shape.length),
+            None => raw_value_sql(&c.name, &c.sql_type),
+        });
     }
-    let has_dates = features.iter().any(|(_, t)| t.is_time());
-    let n_features = features.len();
+    let has_dates = columns.iter().any(|c| c.sql_type.is_time());
+    let n_features = columns.len();
+    let elements: Vec<_> = columns.iter().map(|c| c.element.clone()).collect();
+    let features = columns.into_iter().map(|c| (c.name, c.sql_type)).collect();
     let mut table = RawTable::new(&target.name, features)?;
+    for (j, element) in elements.into_iter().enumerate() {
+        if let Some((array, shape, position)) = element {
+            table.set_array_element(j, &array, shape, position);
+        }
+    }
     let budget = super::guc::training_budget();
     if let Some(rows) = estimated_rows(source, options.sample) {
         budget.check_rows(rows, table.bytes_per_row(), true)?;

@@ -21,11 +21,11 @@ use pgrx::{pg_getarg, pg_getarg_datum_raw, pg_sys};
 use crate::engine::clv::model::ClvQuantity;
 use crate::engine::codec::{ModelArtifact, Task};
 use crate::engine::error::{EngineError, ErrorKind, Result};
-use crate::engine::features::{Encoding, FeatureEncoder, FeatureSpec, Purpose};
+use crate::engine::features::{ArrayShape, Encoding, FeatureEncoder, FeatureSpec, Purpose};
 use crate::engine::models::Predictor;
 use crate::engine::segments::RfmScores;
 
-use super::columns::Reader;
+use super::columns::{ArrayReader, Reader};
 use super::errors::OrRaise;
 use super::store::{self, ModelRow};
 use super::types::sql_type_of;
@@ -111,8 +111,19 @@ struct FeatureSlot {
     /// 0-based index of the value in the call site's `values`: the row's attribute, or the
     /// column argument (counted from [`COLUMNS_FROM`]).
     attribute: usize,
-    reader: Reader,
+    reader: SlotReader,
     encoder: FeatureEncoder,
+}
+
+/// How a slot's value is read from its datum.
+enum SlotReader {
+    Scalar(Reader),
+    /// Position `position` of an array, placed by the model's `shape`.
+    Element {
+        array: ArrayReader,
+        shape: ArrayShape,
+        position: usize,
+    },
 }
 
 /// The composite type of the rows a call site scored last.
@@ -198,6 +209,9 @@ struct CallSite {
     values: Vec<pg_sys::Datum>,
     nulls: Vec<bool>,
     x: Vec<f64>,
+    /// The elements of the array read last, and its positions as the model reads them.
+    elements: Vec<Option<f64>>,
+    window: Vec<f64>,
 }
 
 unsafe extern "C-unwind" fn drop_call_site(arg: *mut std::ffi::c_void) {
@@ -217,6 +231,8 @@ unsafe fn call_site<'a>(fcinfo: pg_sys::FunctionCallInfo) -> &'a mut CallSite {
                 values: Vec::new(),
                 nulls: Vec::new(),
                 x: Vec::new(),
+                elements: Vec::new(),
+                window: Vec::new(),
             }));
             let callback = pg_sys::MemoryContextAlloc(
                 memory,
@@ -438,9 +454,23 @@ fn find_attribute(
 }
 
 /// How to read a column of type `type_id` for `feature`: an error when its type cannot feed it.
-fn reader_for(type_id: pg_sys::Oid, feature: &FeatureSpec, loaded: &LoadedModel) -> Result<Reader> {
+fn reader_for(
+    type_id: pg_sys::Oid,
+    feature: &FeatureSpec,
+    loaded: &LoadedModel,
+) -> Result<SlotReader> {
     let sql_type = sql_type_of(type_id);
-    Reader::for_type(&sql_type)
+    let reader = match feature.array_element() {
+        Some((shape, position)) => {
+            ArrayReader::for_type(type_id).map(|array| SlotReader::Element {
+                array,
+                shape,
+                position,
+            })
+        }
+        None => Reader::for_type(&sql_type).map(SlotReader::Scalar),
+    };
+    reader
         .filter(|_| feature.encoding.accepts(&sql_type))
         .ok_or_else(|| {
             let column = feature.column();
@@ -593,16 +623,36 @@ impl CallSite {
         let (Some(layout), Some(loaded)) = (self.layout.as_ref(), self.model.as_ref()) else {
             unreachable!("layout and model resolved first")
         };
+        let mut window_of = None;
         for (j, slot) in layout.slots.iter().enumerate() {
             let (datum, null) = (self.values[slot.attribute], self.nulls[slot.attribute]);
-            let encoded = if slot.encoder.reads_text() {
-                slot.encoder.text((!null).then(|| unsafe {
-                    let text = pg_sys::pg_detoast_datum_packed(datum.cast_mut_ptr());
-                    pgrx::varlena::varlena_to_byte_slice(text)
-                }))
-            } else {
-                slot.encoder
-                    .number((!null).then(|| unsafe { slot.reader.read(datum) }))
+            let encoded = match &slot.reader {
+                SlotReader::Element {
+                    array,
+                    shape,
+                    position,
+                } => slot.encoder.number((!null).then(|| {
+                    // the array is read and placed once per row, for its first position
+                    if window_of != Some(slot.attribute) {
+                        let dimensions = unsafe { array.read(datum, &mut self.elements) };
+                        self.window.resize(shape.length, 0.0);
+                        let column = loaded.inputs[j].column();
+                        shape
+                            .window(column, &self.elements, dimensions, &mut self.window)
+                            .or_raise();
+                        window_of = Some(slot.attribute);
+                    }
+                    self.window[*position]
+                })),
+                SlotReader::Scalar(_) if slot.encoder.reads_text() => {
+                    slot.encoder.text((!null).then(|| unsafe {
+                        let text = pg_sys::pg_detoast_datum_packed(datum.cast_mut_ptr());
+                        pgrx::varlena::varlena_to_byte_slice(text)
+                    }))
+                }
+                SlotReader::Scalar(reader) => slot
+                    .encoder
+                    .number((!null).then(|| unsafe { reader.read(datum) })),
             };
             let Some(v) = encoded else {
                 null_refused(loaded, j)

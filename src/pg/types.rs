@@ -22,8 +22,16 @@ pub fn sql_type_of(type_oid: pg_sys::Oid) -> SqlType {
         pg_sys::DATEOID => SqlType::Date,
         pg_sys::TIMESTAMPOID => SqlType::Timestamp,
         pg_sys::TIMESTAMPTZOID => SqlType::TimestampTz,
+        other if is_number_array(other) => SqlType::NumberArray(type_name(other)),
         other => SqlType::Other(type_name(other)),
     }
+}
+
+/// Whether `base` is an array type of numbers (`integer[]`, `numeric[]`, …; of a domain over a
+/// number too).
+fn is_number_array(base: pg_sys::Oid) -> bool {
+    let element = unsafe { pg_sys::get_element_type(base) };
+    element != pg_sys::InvalidOid && sql_type_of(element).is_number()
 }
 
 /// `format_type_be`: the SQL spelling of a type.

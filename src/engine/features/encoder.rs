@@ -123,7 +123,8 @@ impl FeatureEncoder {
             (Encoding::DaysBefore { .. }, Purpose::Profile { now_days }) => {
                 Kind::Age { as_of: now_days }
             }
-            (Encoding::Number | Encoding::Boolean, _) => Kind::Plain,
+            // an array element arrives as a number, placed by its ArrayShape
+            (Encoding::Number | Encoding::Boolean | Encoding::Element { .. }, _) => Kind::Plain,
         };
         FeatureEncoder {
             kind,

@@ -22,6 +22,9 @@ pub enum SqlType {
     Date,
     Timestamp,
     TimestampTz,
+    /// A one-dimensional array of numbers (e.g. `integer[]`), by its SQL name: an array feature
+    /// ([`ArrayShape`]).
+    NumberArray(String),
     /// Any other type, by its SQL name (e.g. `jsonb`).
     Other(String),
 }
@@ -41,7 +44,7 @@ impl SqlType {
             SqlType::Date => "date",
             SqlType::Timestamp => "timestamp without time zone",
             SqlType::TimestampTz => "timestamp with time zone",
-            SqlType::Other(name) => name,
+            SqlType::NumberArray(name) | SqlType::Other(name) => name,
         }
     }
 
@@ -93,6 +96,15 @@ pub enum Encoding {
     DaysBefore {
         as_of: f64,
     },
+    /// Position `position` (0-based, oldest first) of a numeric array column, in arrays of
+    /// `length` elements (`pad`: shorter ones padded on the left with 0, longer ones cut to their
+    /// last elements; see [`ArrayShape`]). Appended: stored models decode by index.
+    Element {
+        column: String,
+        position: u32,
+        length: u32,
+        pad: bool,
+    },
 }
 
 impl Encoding {
@@ -111,6 +123,14 @@ impl Encoding {
             })
         } else if sql_type.is_time() {
             Ok(Encoding::DaysBefore { as_of: 0.0 })
+        } else if let SqlType::NumberArray(_) = sql_type {
+            // the shape is known after the pre-pass over the training rows
+            Ok(Encoding::Element {
+                column: column.to_string(),
+                position: 0,
+                length: 0,
+                pad: false,
+            })
         } else {
             Err(EngineError::new(
                 ErrorKind::NotSupported,
@@ -119,7 +139,7 @@ impl Encoding {
                     sql_type.sql_name()
                 ),
             )
-            .with_detail("Features must be numeric, boolean, text (categories) or date/timestamp columns.")
+            .with_detail("Features must be numeric, boolean, text (categories), date/timestamp or numeric array columns.")
             .with_hint(format!(
                 "Cast the column to a number in a SELECT source, or leave it out with options => '{{\"exclude\": [\"{column}\"]}}'."
             )))
@@ -133,6 +153,7 @@ impl Encoding {
             Encoding::Indicator { .. } => "one_hot",
             Encoding::TargetMean { .. } => "target_mean",
             Encoding::DaysBefore { .. } => "days_before",
+            Encoding::Element { .. } => "array_element",
         }
     }
 
@@ -146,6 +167,7 @@ impl Encoding {
             Encoding::Boolean => *sql_type == SqlType::Boolean,
             Encoding::Indicator { .. } | Encoding::TargetMean { .. } => *sql_type == SqlType::Text,
             Encoding::DaysBefore { .. } => sql_type.is_time(),
+            Encoding::Element { .. } => matches!(sql_type, SqlType::NumberArray(_)),
         }
     }
 }
@@ -167,8 +189,27 @@ impl FeatureSpec {
     /// The column the feature is read from (a one-hot indicator reads its text column).
     pub fn column(&self) -> &str {
         match &self.encoding {
-            Encoding::Indicator { column, .. } => column,
+            Encoding::Indicator { column, .. } | Encoding::Element { column, .. } => column,
             _ => &self.name,
+        }
+    }
+
+    /// The array shape and position of an array element feature.
+    pub fn array_element(&self) -> Option<(ArrayShape, usize)> {
+        match &self.encoding {
+            Encoding::Element {
+                position,
+                length,
+                pad,
+                ..
+            } => Some((
+                ArrayShape {
+                    length: *length as usize,
+                    pad: *pad,
+                },
+                *position as usize,
+            )),
+            _ => None,
         }
     }
 }
@@ -181,10 +222,12 @@ pub const DEFAULT_MAX_ONE_HOT: usize = 10;
 /// had this many more rows at the overall mean.
 pub const TARGET_MEAN_SMOOTHING: f64 = 20.0;
 
+mod array;
 mod dataset;
 mod encoder;
 mod table;
 
+pub use array::{ArrayShape, ArrayStats, MAX_ARRAY_LENGTH};
 pub use dataset::Dataset;
 pub use encoder::{encoders, FeatureEncoder, Purpose, RawValue};
 pub use table::{DatasetWithProfiles, Imputation, RawTable};
@@ -217,6 +260,16 @@ pub fn schema_json(features: &[FeatureSpec]) -> Value {
                     }
                     Encoding::DaysBefore { as_of } => {
                         entry["as_of_epoch_days"] = json!(as_of);
+                    }
+                    Encoding::Element {
+                        position,
+                        length,
+                        pad,
+                        ..
+                    } => {
+                        entry["position"] = json!(position + 1);
+                        entry["length"] = json!(length);
+                        entry["pad"] = json!(pad);
                     }
                     _ => {}
                 }

@@ -7,7 +7,7 @@ use super::super::drift::BinProfile;
 use super::super::error::{EngineError, ErrorKind, Result};
 use super::super::memory::{try_filled, try_grow, MemoryBudget, BYTES_PER_VALUE};
 use super::super::stats;
-use super::{Dataset, Encoding, FeatureSpec, RawValue, SqlType, DEFAULT_MAX_ONE_HOT};
+use super::{ArrayShape, Dataset, Encoding, FeatureSpec, RawValue, SqlType, DEFAULT_MAX_ONE_HOT};
 
 /// Feature specs, the dataset, and each feature's distribution as read.
 pub type DatasetWithProfiles = (Vec<FeatureSpec>, Dataset, Vec<(String, BinProfile)>);
@@ -36,6 +36,8 @@ pub struct RawTable {
     max_one_hot: usize,
     imputation: Vec<(String, Imputation)>,
     budget: MemoryBudget,
+    /// Per column: the array column and position it holds, for an array element.
+    elements: Vec<Option<Encoding>>,
 }
 
 /// How a feature column's NULLs are filled (`options->'impute'`); the value is computed on
@@ -110,8 +112,9 @@ impl RawTable {
                 "Every column of the source is the target \"{target_name}\", part of the primary key, or excluded."
             )));
         }
-        let columns = vec![Vec::new(); names.len()];
-        let categories = vec![Vec::new(); names.len()];
+        let n = names.len();
+        let columns = vec![Vec::new(); n];
+        let categories = vec![Vec::new(); n];
         let codes = vec![HashMap::new(); names.len()];
         Ok(RawTable {
             names,
@@ -126,6 +129,7 @@ impl RawTable {
             max_one_hot: DEFAULT_MAX_ONE_HOT,
             imputation: Vec::new(),
             budget: MemoryBudget::UNLIMITED,
+            elements: vec![None; n],
         })
     }
 
@@ -143,6 +147,24 @@ impl RawTable {
     }
 
     /// The labels of a class target: a text target value is kept as its 0-based position here.
+    /// Column `j` holds position `position` of array column `column`, of shape `shape`.
+    pub fn set_array_element(
+        &mut self,
+        j: usize,
+        column: &str,
+        shape: ArrayShape,
+        position: usize,
+    ) {
+        if let Some(e) = self.elements.get_mut(j) {
+            *e = Some(Encoding::Element {
+                column: column.to_string(),
+                position: position as u32,
+                length: shape.length as u32,
+                pad: shape.pad,
+            });
+        }
+    }
+
     pub fn set_target_classes(&mut self, classes: &[String]) {
         self.classes = positions(classes, 0);
     }
@@ -169,7 +191,13 @@ impl RawTable {
     /// How NULLs of named columns are imputed (others: the median).
     pub fn set_imputation(&mut self, rules: Vec<(String, Imputation)>) -> Result<()> {
         for (column, _) in &rules {
-            match self.names.iter().position(|n| n == column) {
+            let array_of = |j: usize| match &self.elements[j] {
+                Some(Encoding::Element { column, .. }) => Some(column),
+                _ => None,
+            };
+            let found = (0..self.names.len())
+                .find(|&j| self.names[j] == *column || array_of(j) == Some(column));
+            match found {
                 None => {
                     return Err(EngineError::new(
                         ErrorKind::UndefinedColumn,
@@ -343,7 +371,9 @@ impl RawTable {
             ))
             .with_hint(leave_out));
         };
-        if present.iter().any(|&v| v != first) {
+        // a position that is always 0 (the oldest period of padded histories) belongs to its
+        // array all the same: a sequence model reads every position
+        if present.iter().any(|&v| v != first) || self.elements[j].is_some() {
             return Ok(());
         }
         let shown = match self.types[j] {
@@ -439,13 +469,20 @@ impl RawTable {
         out: &mut EncodedColumns,
     ) -> Result<()> {
         let (name, sql_type) = (&self.names[j], &self.types[j]);
+        let element = self.elements[j].clone();
+        let column = match &element {
+            Some(Encoding::Element { column, .. }) => column,
+            _ => name,
+        };
         let rule = self
             .imputation
             .iter()
-            .find(|(c, _)| c == name)
+            .find(|(c, _)| c == column)
             .map_or(&Imputation::Median, |(_, r)| r);
         let impute = rule.value(present);
-        let encoding = if sql_type.is_time() {
+        let encoding = if let Some(element) = element {
+            element
+        } else if sql_type.is_time() {
             Encoding::DaysBefore { as_of: self.as_of }
         } else {
             Encoding::for_column(name, sql_type)?

@@ -63,7 +63,35 @@ pub enum OutputActivation {
     ZeroInflatedLognormal,
 }
 
+impl ZilnParts {
+    /// The parts from the output layer `z` of a network whose buyers' ln(spend) was
+    /// standardised by `(mean, scale)`.
+    #[inline]
+    pub(crate) fn of(z: &[f64; MAX_OUTPUTS], (mean, scale): (f64, f64)) -> ZilnParts {
+        ZilnParts {
+            buy_probability: sigmoid(z[0]),
+            log_mean: mean + scale * z[1],
+            log_sd: scale * softplus(z[2]).clamp(SIGMA_FLOOR, SIGMA_CEILING),
+        }
+    }
+}
+
 impl OutputActivation {
+    /// The prediction from the output layer `z` of a network whose target was standardised by
+    /// `target` (mean, scale): the value, a probability, or the zero-inflated lognormal mean.
+    #[inline]
+    pub(crate) fn prediction(self, z: &[f64; MAX_OUTPUTS], target: (f64, f64)) -> f64 {
+        match self {
+            OutputActivation::Identity => target.0 + target.1 * z[0],
+            OutputActivation::Sigmoid => sigmoid(z[0]),
+            OutputActivation::ZeroInflatedLognormal => {
+                let parts = ZilnParts::of(z, target);
+                let log_sd = parts.log_sd;
+                parts.buy_probability * (parts.log_mean + log_sd * log_sd / 2.0).exp()
+            }
+        }
+    }
+
     /// Units of the output layer.
     pub fn width(self) -> usize {
         match self {
@@ -323,15 +351,8 @@ impl MlpModel {
         if !self.outputs(x.iter().copied(), &mut z) {
             return f64::NAN;
         }
-        match self.output {
-            OutputActivation::Identity => self.target_mean + self.target_scale * z[0],
-            OutputActivation::Sigmoid => sigmoid(z[0]),
-            OutputActivation::ZeroInflatedLognormal => {
-                let parts = self.ziln_parts_of(&z);
-                let log_sd = parts.log_sd;
-                parts.buy_probability * (parts.log_mean + log_sd * log_sd / 2.0).exp()
-            }
-        }
+        self.output
+            .prediction(&z, (self.target_mean, self.target_scale))
     }
 
     /// P(buy) and a buyer's lognormal μ and σ, from a zero-inflated lognormal network reading
@@ -348,11 +369,7 @@ impl MlpModel {
     /// a network extrapolating beyond its data inflate a prediction.
     #[inline]
     fn ziln_parts_of(&self, z: &[f64; MAX_OUTPUTS]) -> ZilnParts {
-        ZilnParts {
-            buy_probability: sigmoid(z[0]),
-            log_mean: self.target_mean + self.target_scale * z[1],
-            log_sd: self.target_scale * softplus(z[2]).clamp(SIGMA_FLOOR, SIGMA_CEILING),
-        }
+        ZilnParts::of(z, (self.target_mean, self.target_scale))
     }
 
     /// Writes the output layer's pre-activations into `z`; false when the network does not
@@ -852,7 +869,7 @@ fn column_moments(data: &Dataset, j: usize) -> (f64, f64) {
 
 /// A standard deviation usable as a divisor: a constant (or denormal-spread) column gets 1,
 /// so it becomes a constant 0 input instead of a division by zero.
-fn usable_scale(sd: f64) -> f64 {
+pub(crate) fn usable_scale(sd: f64) -> f64 {
     if sd.is_normal() {
         sd
     } else {
@@ -1099,7 +1116,7 @@ impl Scaling {
 }
 
 /// Mean and usable standard deviation of a target to standardise.
-fn target_moments(values: &[f64]) -> Result<(f64, f64)> {
+pub(crate) fn target_moments(values: &[f64]) -> Result<(f64, f64)> {
     let n = values.len() as f64;
     let mean = values.iter().sum::<f64>() / n;
     let var = values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n;

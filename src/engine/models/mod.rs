@@ -26,6 +26,8 @@ pub use forest::{ForestParams, TreeEnsemble};
 use crate::engine::clv::model::ClvModel;
 pub use linear::{LinearModel, PenaltyOptions};
 pub use mlp::{MlpModel, MlpOptions};
+pub use sequence::model::SequenceModel;
+use sequence::training::SequenceOptions;
 
 /// The algorithms a user can name in `customer_value.train`.
 /// What a model minimises on a value or 0/1 target: squared error (the prediction is the
@@ -101,10 +103,14 @@ pub enum Algorithm {
     Logistic,
     /// Modified BG/NBD purchase-count model (appended: stored models decode by index).
     MbgNbd,
+    /// A gated recurrent network over a history (array features), with the static features.
+    Gru,
+    /// A temporal convolution network over a history (array features), with the static features.
+    Cnn,
 }
 
 impl Algorithm {
-    pub const ALL: [Algorithm; 14] = [
+    pub const ALL: [Algorithm; 16] = [
         Algorithm::Linear,
         Algorithm::Ridge,
         Algorithm::Lasso,
@@ -113,6 +119,8 @@ impl Algorithm {
         Algorithm::RandomForest,
         Algorithm::Gbm,
         Algorithm::Mlp,
+        Algorithm::Gru,
+        Algorithm::Cnn,
         Algorithm::Auto,
         Algorithm::BgNbd,
         Algorithm::MbgNbd,
@@ -145,6 +153,8 @@ impl Algorithm {
             Algorithm::Gbm => "gbm",
             Algorithm::Mlp => "mlp",
             Algorithm::Logistic => "logistic",
+            Algorithm::Gru => "gru",
+            Algorithm::Cnn => "cnn",
         }
     }
 
@@ -161,8 +171,15 @@ impl Algorithm {
                 | Algorithm::RandomForest
                 | Algorithm::Gbm
                 | Algorithm::Mlp
+                | Algorithm::Gru
+                | Algorithm::Cnn
                 | Algorithm::Auto
         )
+    }
+
+    /// The networks that read a history: a sequence of periods from array features.
+    pub fn reads_sequence(self) -> bool {
+        matches!(self, Algorithm::Gru | Algorithm::Cnn)
     }
 
     /// The keys of the algorithm's own options type (the registry: one line per algorithm);
@@ -175,6 +192,8 @@ impl Algorithm {
             Algorithm::RandomForest => ForestParams::KEYS,
             Algorithm::Gbm => GbmOptions::KEYS,
             Algorithm::Mlp => MlpOptions::KEYS,
+            Algorithm::Gru => SequenceOptions::GRU_KEYS,
+            Algorithm::Cnn => SequenceOptions::CNN_KEYS,
             Algorithm::BgNbd | Algorithm::MbgNbd | Algorithm::ParetoNbd | Algorithm::GammaGamma => {
                 &[]
             }
@@ -229,6 +248,8 @@ pub enum Predictor {
     /// The zero-inflated lognormal network (option `loss: "ziln"` of `mlp`; appended: stored
     /// models decode by index).
     Ziln(ziln::ZilnModel),
+    /// A GRU or CNN over a history with the static features (appended).
+    Sequence(SequenceModel),
 }
 
 /// One class's binary model in a [`Predictor::OneVsRest`].
@@ -285,6 +306,7 @@ impl Predictor {
                 .fold(f64::NAN, f64::max),
             Predictor::Hurdle(m) => m.predict(x),
             Predictor::Ziln(m) => m.predict(x),
+            Predictor::Sequence(m) => m.predict(x),
         }
     }
 
@@ -312,6 +334,7 @@ impl Predictor {
             }
             Predictor::Hurdle(m) => m.validate(n_features),
             Predictor::Ziln(m) => m.validate(n_features),
+            Predictor::Sequence(m) => m.validate(n_features),
         }
     }
 
@@ -345,6 +368,7 @@ impl Predictor {
             }),
             Predictor::Hurdle(m) => m.params(feature_names),
             Predictor::Ziln(m) => m.params(),
+            Predictor::Sequence(m) => m.params(),
         }
     }
 }
@@ -364,7 +388,7 @@ mod tests {
         assert_eq!(err.message, "unknown algorithm \"xgboost\"");
         assert_eq!(
             err.hint.as_deref(),
-            Some("Valid algorithms are: linear, ridge, lasso, elastic_net, logistic, random_forest, gbm, mlp, auto, bgnbd, mbgnbd, pareto_nbd, gamma_gamma, clv.")
+            Some("Valid algorithms are: linear, ridge, lasso, elastic_net, logistic, random_forest, gbm, mlp, gru, cnn, auto, bgnbd, mbgnbd, pareto_nbd, gamma_gamma, clv.")
         );
     }
 }

@@ -14,6 +14,8 @@ use super::models::forest::ForestParams;
 use super::models::gbm::GbmOptions;
 use super::models::linear::PenaltyOptions;
 use super::models::mlp::MlpOptions;
+use super::models::sequence::model::SequenceLayout;
+use super::models::sequence::training::{EncoderKind, SequenceOptions};
 use super::models::Algorithm;
 use super::models::ValueLoss;
 use super::tiers::TierSpec;
@@ -60,6 +62,16 @@ pub struct TrainOptions {
     pub forest: ForestParams,
     pub gbm: GbmOptions,
     pub mlp: MlpOptions,
+    /// The network options of `gru` and `cnn`, and the share of a table's rows that early
+    /// stopping watches.
+    pub sequence: SequenceOptions,
+    pub sequence_validation: f64,
+    /// Where `gru` and `cnn` find the history among the features: set by the trainer from the
+    /// feature schema (never an option).
+    pub sequence_layout: Option<SequenceLayout>,
+    /// The training rows early stopping watches when the trainer chooses them (the latest
+    /// cut-off of a log): never an option.
+    pub sequence_latest_rows: Option<usize>,
     /// `target_transform`: train on ln(1 + y) and predict e^p − 1 (skewed spend).
     pub target_transform: TargetTransform,
     /// `loss` of gbm and mlp value models: least squares, the two-part hurdle model, or (mlp)
@@ -83,6 +95,10 @@ pub struct TrainOptions {
     /// `max_one_hot`: text columns with at most this many categories are one-hot encoded, more
     /// are target (mean) encoded.
     pub max_one_hot: usize,
+    /// `pad`: array features of varying length are padded on the left with 0 to the longest
+    /// training array (longer ones at scoring keep their last elements); without it every
+    /// array must have the trained length.
+    pub pad: bool,
     /// `time_budget` (seconds): `auto` starts no further candidate once it is spent.
     pub time_budget: Option<f64>,
     /// `search`: hyperparameter search with k-fold cross-validation.
@@ -109,6 +125,10 @@ impl Default for TrainOptions {
             forest: ForestParams::default(),
             gbm: GbmOptions::default(),
             mlp: MlpOptions::default(),
+            sequence: SequenceOptions::defaults(EncoderKind::Gru),
+            sequence_validation: 0.1,
+            sequence_layout: None,
+            sequence_latest_rows: None,
             target_transform: TargetTransform::Identity,
             loss: ValueLoss::SquaredError,
             task: None,
@@ -118,6 +138,7 @@ impl Default for TrainOptions {
             as_of: None,
             impute: Vec::new(),
             max_one_hot: DEFAULT_MAX_ONE_HOT,
+            pad: false,
             time_budget: None,
             search: None,
             candidates: Algorithm::CANDIDATES.to_vec(),
@@ -128,7 +149,7 @@ impl Default for TrainOptions {
 }
 
 /// The options every machine-learning algorithm accepts, in the order error hints list them.
-const COMMON_KEYS: [&str; 13] = [
+const COMMON_KEYS: [&str; 14] = [
     "test_size",
     "sample",
     "seed",
@@ -142,6 +163,7 @@ const COMMON_KEYS: [&str; 13] = [
     "as_of",
     "max_one_hot",
     "impute",
+    "pad",
 ];
 /// The objective of a value model: `gbm` and `mlp` (and `auto`, for those candidates).
 const LOSS_KEYS: [&str; 1] = ["loss"];
@@ -162,7 +184,10 @@ pub fn valid_keys(algorithm: Algorithm) -> Vec<&'static str> {
     if algorithm.has_hyperparameters() {
         keys.extend(SEARCH_KEYS);
     }
-    if matches!(algorithm, Algorithm::Gbm | Algorithm::Mlp | Algorithm::Auto) {
+    if matches!(
+        algorithm,
+        Algorithm::Gbm | Algorithm::Mlp | Algorithm::Gru | Algorithm::Cnn | Algorithm::Auto
+    ) {
         keys.extend(LOSS_KEYS);
     }
     if algorithm == Algorithm::Auto {
@@ -285,6 +310,15 @@ impl TrainOptions {
         if matches!(algorithm, Algorithm::Gbm | Algorithm::Auto) {
             self.gbm = GbmOptions::from_options(map)?;
         }
+        let encoder = match algorithm {
+            Algorithm::Cnn => Some(EncoderKind::Cnn),
+            Algorithm::Gru => Some(EncoderKind::Gru),
+            _ => None,
+        };
+        if let Some(encoder) = encoder {
+            (self.sequence, self.sequence_validation) =
+                SequenceOptions::from_options(map, encoder, self.seed)?;
+        }
         self.mlp = if algorithm == Algorithm::Mlp {
             MlpOptions::from_options(map, self.seed)?
         } else {
@@ -331,9 +365,15 @@ impl TrainOptions {
                 "loss \"{name}\" is for a value (regression) target, not a classification"
             )));
         }
-        if self.loss == ValueLoss::Ziln && !matches!(algorithm, Algorithm::Mlp | Algorithm::Auto) {
+        let networks = [
+            Algorithm::Mlp,
+            Algorithm::Gru,
+            Algorithm::Cnn,
+            Algorithm::Auto,
+        ];
+        if self.loss == ValueLoss::Ziln && !networks.contains(&algorithm) {
             return Err(EngineError::invalid_parameter(format!(
-                "loss \"ziln\" is for algorithm mlp (a network with three outputs), not {}",
+                "loss \"ziln\" is for the networks mlp, gru and cnn (three outputs), not {}",
                 algorithm.name()
             ))
             .with_hint("Use loss \"hurdle\" for the two-part model of gbm."));
@@ -341,7 +381,8 @@ impl TrainOptions {
         Ok(())
     }
 
-    /// `as_of`, `impute`, `max_one_hot`: how dates, NULLs and categories are encoded.
+    /// `as_of`, `impute`, `max_one_hot`, `pad`: how dates, NULLs, categories and arrays are
+    /// encoded.
     fn parse_encoding(&mut self, map: &Map<String, Value>) -> Result<()> {
         if let Some(v) = map.get("as_of") {
             let text = v.as_str().filter(|s| !s.trim().is_empty()).ok_or_else(|| {
@@ -368,6 +409,11 @@ impl TrainOptions {
         }
         if let Some(n) = integer(map, "max_one_hot", 1, 100)? {
             self.max_one_hot = n as usize;
+        }
+        if let Some(v) = map.get("pad") {
+            self.pad = v
+                .as_bool()
+                .ok_or_else(|| option_error("pad", "true or false", v))?;
         }
         Ok(())
     }

@@ -9,7 +9,8 @@ use crate::engine::models::explain::node_covers;
 use crate::engine::models::forest::fit_random_forest;
 use crate::engine::models::gbm::fit_gbm;
 use crate::engine::models::hurdle::HurdleModel;
-use crate::engine::models::mlp::fit_mlp;
+use crate::engine::models::mlp::{fit_mlp, Objective};
+use crate::engine::models::sequence::model::{SequenceModel, Validation};
 use crate::engine::models::ziln::ZilnModel;
 use crate::engine::models::{Algorithm, ClassModel, LinearModel, Loss, Predictor, ValueLoss};
 use crate::engine::options::TrainOptions;
@@ -73,6 +74,9 @@ fn fit_classifier(
             let (model, _report) = fit_mlp(train, Loss::LogLoss, &options.mlp, interrupt)?;
             Ok(Fit::from(Predictor::Mlp(model)))
         }
+        Algorithm::Gru | Algorithm::Cnn => {
+            fit_sequence(train, options, Objective::LogLoss, interrupt)
+        }
         // a forest of regression trees on 0/1 labels averages them into a probability
         Algorithm::RandomForest => fit(algorithm, train, options, interrupt),
         other => Err(cannot_classify(other)),
@@ -88,6 +92,11 @@ fn fit_hurdle(
     options: &TrainOptions,
     interrupt: &mut dyn FnMut(),
 ) -> Result<Fit> {
+    // the parts learn from subsets, whose last rows are not the latest cut-off's
+    let options = &TrainOptions {
+        sequence_latest_rows: None,
+        ..options.clone()
+    };
     if let Some(y) = train.y.iter().find(|y| **y < 0.0) {
         return Err(EngineError::invalid_parameter(format!(
             "loss \"hurdle\" needs a target of 0 or more (spend); the target holds {y}"
@@ -197,12 +206,25 @@ pub(super) fn fit(
     if options.task == Some(Task::Classification) && algorithm != Algorithm::RandomForest {
         return fit_classifier(algorithm, train, options, interrupt);
     }
-    if options.loss == ValueLoss::Hurdle && matches!(algorithm, Algorithm::Gbm | Algorithm::Mlp) {
+    let two_parts = [
+        Algorithm::Gbm,
+        Algorithm::Mlp,
+        Algorithm::Gru,
+        Algorithm::Cnn,
+    ];
+    if options.loss == ValueLoss::Hurdle && two_parts.contains(&algorithm) {
         return fit_hurdle(algorithm, train, options, interrupt);
     }
     if options.loss == ValueLoss::Ziln && algorithm == Algorithm::Mlp {
         let model = ZilnModel::fit(train, &options.mlp, interrupt)?;
         return Ok(Fit::from(Predictor::Ziln(model)));
+    }
+    if algorithm.reads_sequence() {
+        let objective = match options.loss {
+            ValueLoss::Ziln => Objective::ZeroInflatedLognormal,
+            _ => Objective::SquaredError,
+        };
+        return fit_sequence(train, options, objective, interrupt);
     }
     let linear = |m: Result<LinearModel>| m.map(|m| Fit::from(Predictor::Linear(m)));
     match algorithm {
@@ -243,6 +265,31 @@ pub(super) fn fit(
             format!("{} is not a regression algorithm", other.name()),
         )),
     }
+}
+
+/// A GRU or CNN over the history the options' layout names, trained on `objective`.
+fn fit_sequence(
+    train: &Dataset,
+    options: &TrainOptions,
+    objective: Objective,
+    interrupt: &mut dyn FnMut(),
+) -> Result<Fit> {
+    let layout = options.sequence_layout.as_ref().ok_or_else(|| {
+        EngineError::new(ErrorKind::Internal, "a sequence model without its layout")
+    })?;
+    let validation = match options.sequence_latest_rows {
+        Some(rows) => Validation::Latest(rows),
+        None => Validation::Random(options.sequence_validation),
+    };
+    let (model, _report) = SequenceModel::fit(
+        train,
+        layout,
+        objective,
+        &options.sequence,
+        validation,
+        interrupt,
+    )?;
+    Ok(Fit::from(Predictor::Sequence(model)))
 }
 
 pub(super) fn predict_all(predictor: &Predictor, data: &Dataset) -> Result<Vec<f64>> {

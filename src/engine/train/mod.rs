@@ -12,6 +12,7 @@ use crate::engine::drift::BinProfile;
 use crate::engine::error::{EngineError, ErrorKind, Result};
 use crate::engine::features::{Dataset, FeatureSpec};
 use crate::engine::metrics::HoldoutMetrics;
+use crate::engine::models::sequence::model::SequenceLayout;
 use crate::engine::models::Algorithm;
 use crate::engine::options::TrainOptions;
 use crate::engine::stats::SplitMix64;
@@ -112,6 +113,16 @@ pub fn train_owned(
     interrupt: &mut dyn FnMut(),
 ) -> Result<(TrainOutcome, Vec<f64>)> {
     check_enough_rows(&data)?;
+    let with_layout;
+    let options = if algorithm.reads_sequence() {
+        with_layout = TrainOptions {
+            sequence_layout: Some(SequenceLayout::of(&features, algorithm.name())?),
+            ..options.clone()
+        };
+        &with_layout
+    } else {
+        options
+    };
     let kind = TargetKind::of(options);
     kind.check_metric(options)?;
     kind.check_labels(&data, algorithm, options)?;
@@ -266,7 +277,7 @@ impl Split {
 mod tests {
     use super::*;
     use crate::engine::codec::Task;
-    use crate::engine::features::{RawTable, SqlType};
+    use crate::engine::features::{Encoding, RawTable, SqlType};
     use crate::engine::metrics::Metric;
     use crate::engine::models::Predictor;
     use crate::engine::stats::SplitMix64;
@@ -421,6 +432,109 @@ mod tests {
         assert!(gbm > 0.98, "gbm r² {gbm}");
         let mlp = r2(Algorithm::Mlp);
         assert!(mlp > 0.95, "mlp r² {mlp}");
+    }
+
+    /// Rows of a history `h` (8 periods as array features) and a static `age`; the target is
+    /// the sum of the newest three periods minus the oldest three: only the order carries it.
+    fn history_table(n: usize) -> (Vec<FeatureSpec>, Dataset) {
+        use crate::engine::features::ArrayShape;
+        let steps = 8;
+        let mut columns = vec![("age".to_string(), SqlType::Integer)];
+        columns.extend((0..steps).map(|t| {
+            (
+                ArrayShape::element_name("h", t),
+                SqlType::NumberArray("integer[]".into()),
+            )
+        }));
+        let mut raw = RawTable::new("y", columns).unwrap();
+        let shape = ArrayShape {
+            length: steps,
+            pad: false,
+        };
+        for t in 0..steps {
+            raw.set_array_element(t + 1, "h", shape, t);
+        }
+        let mut rng = SplitMix64::new(9);
+        for _ in 0..n {
+            let h: Vec<f64> = (0..steps).map(|_| rng.below(5) as f64).collect();
+            let y = h[5..].iter().sum::<f64>() - h[..3].iter().sum::<f64>();
+            let mut row = vec![Some(rng.below(60) as f64)];
+            row.extend(h.iter().map(|v| Some(*v)));
+            raw.push_row(&row, Some(y)).unwrap();
+        }
+        raw.into_dataset().unwrap()
+    }
+
+    #[test]
+    fn gru_and_cnn_read_array_features_as_a_history() {
+        let (specs, data) = history_table(1500);
+        assert_eq!(specs[3].name, "h[3]");
+        assert_eq!(
+            specs[3].array_element().map(|(s, p)| (s.length, p)),
+            Some((8, 2))
+        );
+        for algorithm in [Algorithm::Gru, Algorithm::Cnn] {
+            let options = TrainOptions::parse(&json!({"epochs": 60}), algorithm).unwrap();
+            let out = train(
+                specs.clone(),
+                &data,
+                algorithm,
+                Some("y"),
+                &options,
+                &mut || {},
+            )
+            .unwrap();
+            let r2 = out.metrics.unwrap().r2.unwrap();
+            assert!(r2 > 0.9, "{} r² {r2}", algorithm.name());
+            let Predictor::Sequence(model) = &out.artifact.predictor else {
+                panic!("{} stored {:?}", algorithm.name(), out.artifact.predictor)
+            };
+            assert_eq!(model.layout.steps, 8);
+            assert_eq!(model.layout.statics, vec![0]);
+            // the stored model survives its bytes and scores the same
+            let decoded = ModelArtifact::decode(&out.artifact.encode().unwrap()).unwrap();
+            assert_eq!(
+                decoded.predict(data.row(0)),
+                out.artifact.predict(data.row(0))
+            );
+        }
+    }
+
+    #[test]
+    fn sequence_models_need_a_history_of_one_length() {
+        let (plain_specs, plain) = table(50).into_dataset().unwrap();
+        let options = TrainOptions::parse(&json!({}), Algorithm::Gru).unwrap();
+        let err = train(
+            plain_specs,
+            &plain,
+            Algorithm::Gru,
+            Some("spend"),
+            &options,
+            &mut || {},
+        )
+        .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidParameter);
+        assert!(
+            err.message.starts_with("algorithm gru reads a history"),
+            "{}",
+            err.message
+        );
+        let (specs, data) = history_table(50);
+        let options = TrainOptions::parse(&json!({}), Algorithm::Cnn).unwrap();
+        let mut two = specs.clone();
+        for (t, spec) in two[6..].iter_mut().enumerate() {
+            spec.encoding = Encoding::Element {
+                column: "g".into(),
+                position: t as u32,
+                length: 3,
+                pad: false,
+            };
+        }
+        let err = train(two, &data, Algorithm::Cnn, Some("y"), &options, &mut || {}).unwrap_err();
+        assert_eq!(
+            err.message,
+            "algorithm cnn reads its arrays as one sequence: \"h\" has 5 periods, \"g\" has 3"
+        );
     }
 
     #[test]
@@ -696,7 +810,7 @@ mod tests {
         let err = TrainOptions::parse(&json!({"loss": "ziln"}), Algorithm::Gbm).unwrap_err();
         assert_eq!(
             err.message,
-            "loss \"ziln\" is for algorithm mlp (a network with three outputs), not gbm"
+            "loss \"ziln\" is for the networks mlp, gru and cnn (three outputs), not gbm"
         );
     }
 

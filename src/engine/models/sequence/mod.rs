@@ -17,6 +17,7 @@
 
 pub mod cnn;
 pub mod gru;
+pub mod model;
 pub mod network;
 pub mod training;
 

@@ -118,6 +118,65 @@ impl SequenceNetwork {
         all
     }
 
+    /// Weights plus biases.
+    pub fn n_parameters(&self) -> usize {
+        let encoder = match &self.encoder {
+            Encoder::Gru(g) => g.w.len() + g.u.len() + g.b.len(),
+            Encoder::Cnn(c) => c.w.len() + c.b.len(),
+        };
+        encoder + self.w1.len() + self.b1.len() + self.w2.len() + self.b2.len()
+    }
+
+    /// Checks that every weight has the length a pass over `steps` periods of `channels`
+    /// channels, with `statics` static inputs and `outputs` outputs, indexes, and is finite:
+    /// else why not (a model decoded from bytes).
+    pub fn validate(
+        &self,
+        (steps, channels): (usize, usize),
+        statics: usize,
+        outputs: usize,
+    ) -> std::result::Result<(), String> {
+        let encoder_ok = match &self.encoder {
+            Encoder::Gru(g) => {
+                g.inputs == channels
+                    && g.hidden > 0
+                    && g.w.len() == 3 * g.hidden * g.inputs
+                    && g.u.len() == 3 * g.hidden * g.hidden
+                    && g.b.len() == 3 * g.hidden
+            }
+            Encoder::Cnn(c) => {
+                c.channels == channels
+                    && c.filters > 0
+                    && (1..=steps).contains(&c.width)
+                    && c.w.len() == c.filters * c.width * c.channels
+                    && c.b.len() == c.filters
+            }
+        };
+        if !encoder_ok {
+            return Err("its encoder does not match its inputs".into());
+        }
+        let (hidden, joined) = (self.b1.len(), self.encoder.width() + statics);
+        if self.static_inputs != statics
+            || hidden == 0
+            || self.w1.len() != hidden * joined
+            || self.b2.len() != outputs
+            || self.w2.len() != outputs * hidden
+        {
+            return Err("its layers do not fit together".into());
+        }
+        let encoder: Vec<&Vec<f64>> = match &self.encoder {
+            Encoder::Gru(g) => vec![&g.w, &g.u, &g.b],
+            Encoder::Cnn(c) => vec![&c.w, &c.b],
+        };
+        let mut weights = encoder
+            .into_iter()
+            .chain([&self.w1, &self.b1, &self.w2, &self.b2]);
+        if weights.any(|p| p.iter().any(|v| !v.is_finite())) {
+            return Err("a weight is not a finite number".into());
+        }
+        Ok(())
+    }
+
     /// An empty trace for this network's passes.
     pub fn trace(&self) -> Trace {
         Trace {

@@ -44,6 +44,65 @@ pub struct SequenceOptions {
 }
 
 impl SequenceOptions {
+    /// The option keys of `gru` and `cnn` (`kernel_width`: cnn only).
+    pub const GRU_KEYS: &'static [&'static str] = &[
+        "units",
+        "head_units",
+        "learning_rate",
+        "epochs",
+        "batch_size",
+        "patience",
+        "validation_fraction",
+        "time_budget",
+    ];
+    pub const CNN_KEYS: &'static [&'static str] = &[
+        "units",
+        "kernel_width",
+        "head_units",
+        "learning_rate",
+        "epochs",
+        "batch_size",
+        "patience",
+        "validation_fraction",
+        "time_budget",
+    ];
+
+    /// Reads the options of `encoder` from an options object, each checked and named when
+    /// wrong; `seed` seeds the weights and mini-batches. Returns the share of a table's rows
+    /// that early stopping watches (`validation_fraction`, default 0.1) too.
+    pub fn from_options(
+        map: &serde_json::Map<String, serde_json::Value>,
+        encoder: EncoderKind,
+        seed: u64,
+    ) -> Result<(SequenceOptions, f64)> {
+        use crate::engine::options::values::{integer, number};
+        let mut o = SequenceOptions {
+            seed,
+            ..SequenceOptions::defaults(encoder)
+        };
+        let count = |key: &str, hi: u64| -> Result<Option<usize>> {
+            Ok(integer(map, key, 1, hi)?.map(|n| n as usize))
+        };
+        o.units = count("units", 256)?.unwrap_or(o.units);
+        o.kernel_width = count("kernel_width", 52)?.unwrap_or(o.kernel_width);
+        o.head_units = count("head_units", 512)?.unwrap_or(o.head_units);
+        o.epochs = count("epochs", 10_000)?.unwrap_or(o.epochs);
+        o.batch_size = count("batch_size", 65_536)?.unwrap_or(o.batch_size);
+        o.patience = count("patience", 10_000)?.unwrap_or(o.patience);
+        let rate = number(map, "learning_rate", 1e-9, 1.0, "a number from 1e-9 to 1")?;
+        o.learning_rate = rate.unwrap_or(o.learning_rate);
+        o.time_budget = number(map, "time_budget", 0.001, 1e7, "a number of seconds > 0")?;
+        let share = number(
+            map,
+            "validation_fraction",
+            0.01,
+            0.5,
+            "a number from 0.01 to 0.5",
+        )?;
+        o.validate()?;
+        Ok((o, share.unwrap_or(0.1)))
+    }
+
     pub fn defaults(encoder: EncoderKind) -> SequenceOptions {
         SequenceOptions {
             encoder,

@@ -1,0 +1,359 @@
+//! A trained sequence model as stored and scored: which of the model's features form the
+//! sequence (each array feature is one channel, its positions the periods, oldest first) and
+//! which are static, how each is standardised, the network, and how its outputs become the
+//! prediction (the mlp's output layers: a value, a probability or the zero-inflated lognormal).
+
+use serde::{Deserialize, Serialize};
+
+use super::network::{Encoder, SequenceNetwork};
+use super::training::{fit_sequence_network, SequenceData, SequenceOptions, SequenceReport};
+use crate::engine::error::{EngineError, ErrorKind, Result};
+use crate::engine::features::{Dataset, FeatureSpec};
+use crate::engine::models::mlp::{
+    target_moments, usable_scale, Objective, OutputActivation, MAX_OUTPUTS, MIN_ZILN_BUYERS,
+};
+use crate::engine::stats::SplitMix64;
+
+/// Where a sequence model finds its inputs among the model's features.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SequenceLayout {
+    /// Periods of every channel.
+    pub steps: u32,
+    /// Per channel (an array column, by name), the features of its periods, oldest first.
+    pub channels: Vec<(String, Vec<u32>)>,
+    /// The features that are not part of the sequence.
+    pub statics: Vec<u32>,
+}
+
+impl SequenceLayout {
+    /// The layout of `features`: each array column a channel, everything else static. An error
+    /// when there is no array feature, or the arrays differ in length.
+    pub fn of(features: &[FeatureSpec], algorithm: &str) -> Result<SequenceLayout> {
+        let mut channels: Vec<(String, Vec<u32>)> = Vec::new();
+        let mut statics = Vec::new();
+        for (j, f) in features.iter().enumerate() {
+            let Some((_, position)) = f.array_element() else {
+                statics.push(j as u32);
+                continue;
+            };
+            let column = f.column();
+            if !channels.iter().any(|(c, _)| c == column) {
+                channels.push((column.to_string(), Vec::new()));
+            }
+            if let Some((_, positions)) = channels.iter_mut().find(|(c, _)| c == column) {
+                if positions.len() != position {
+                    return Err(EngineError::new(
+                        ErrorKind::Internal,
+                        format!("the positions of array \"{column}\" are out of order"),
+                    ));
+                }
+                positions.push(j as u32);
+            }
+        }
+        let Some((first, positions)) = channels.first() else {
+            return Err(EngineError::invalid_parameter(format!(
+                "algorithm {algorithm} reads a history: it needs an array feature (one value per period, oldest first)"
+            ))
+            .with_hint("Give the source a numeric array column, e.g. spend by week as float8[]; train_from_log builds one from a purchase log."));
+        };
+        let steps = positions.len();
+        if let Some((other, p)) = channels.iter().find(|(_, p)| p.len() != steps) {
+            return Err(EngineError::invalid_parameter(format!(
+                "algorithm {algorithm} reads its arrays as one sequence: \"{first}\" has {steps} periods, \"{other}\" has {}",
+                p.len()
+            ))
+            .with_hint("Give every array feature the same length, or leave one out with options => '{\"exclude\": [...]}'."));
+        }
+        Ok(SequenceLayout {
+            steps: steps as u32,
+            channels,
+            statics,
+        })
+    }
+
+    fn n_channels(&self) -> usize {
+        self.channels.len()
+    }
+
+    /// Feature `(t, c)`'s position: period `t`, channel `c`.
+    fn at(&self, t: usize, c: usize) -> usize {
+        self.channels[c].1[t] as usize
+    }
+
+    /// One row's sequence (steps × channels, row-major) and static features, standardised.
+    fn gather(&self, x: &[f64], scaling: &InputScaling, sequence: &mut [f64], statics: &mut [f64]) {
+        let channels = self.n_channels();
+        for t in 0..self.steps as usize {
+            for c in 0..channels {
+                sequence[t * channels + c] = scaling.channel(c, x[self.at(t, c)]);
+            }
+        }
+        for (k, &j) in self.statics.iter().enumerate() {
+            statics[k] = scaling.static_value(k, x[j as usize]);
+        }
+    }
+}
+
+/// Standardisation of the inputs: one mean and scale per channel (every period alike, so a
+/// shift in time keeps its meaning) and per static feature.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InputScaling {
+    pub channel_mean: Vec<f64>,
+    pub channel_scale: Vec<f64>,
+    pub static_mean: Vec<f64>,
+    pub static_scale: Vec<f64>,
+}
+
+impl InputScaling {
+    fn measure(data: &Dataset, rows: &[usize], layout: &SequenceLayout) -> InputScaling {
+        let moments = |columns: &mut dyn Iterator<Item = usize>| {
+            let columns: Vec<usize> = columns.collect();
+            let values = || {
+                rows.iter()
+                    .flat_map(|&i| columns.iter().map(move |&j| data.row(i)[j]))
+            };
+            let n = (rows.len() * columns.len()).max(1) as f64;
+            let mean = values().sum::<f64>() / n;
+            let variance = values().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n;
+            (mean, usable_scale(variance.sqrt()))
+        };
+        let steps = layout.steps as usize;
+        let channels: Vec<(f64, f64)> = (0..layout.n_channels())
+            .map(|c| moments(&mut (0..steps).map(|t| layout.at(t, c))))
+            .collect();
+        let statics: Vec<(f64, f64)> = layout
+            .statics
+            .iter()
+            .map(|&j| moments(&mut std::iter::once(j as usize)))
+            .collect();
+        InputScaling {
+            channel_mean: channels.iter().map(|m| m.0).collect(),
+            channel_scale: channels.iter().map(|m| m.1).collect(),
+            static_mean: statics.iter().map(|m| m.0).collect(),
+            static_scale: statics.iter().map(|m| m.1).collect(),
+        }
+    }
+
+    #[inline]
+    fn channel(&self, c: usize, v: f64) -> f64 {
+        (v - self.channel_mean[c]) / self.channel_scale[c]
+    }
+
+    #[inline]
+    fn static_value(&self, k: usize, v: f64) -> f64 {
+        (v - self.static_mean[k]) / self.static_scale[k]
+    }
+}
+
+/// A GRU or CNN over the history, with the static features, and an mlp output layer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SequenceModel {
+    pub layout: SequenceLayout,
+    pub scaling: InputScaling,
+    pub network: SequenceNetwork,
+    pub target_mean: f64,
+    pub target_scale: f64,
+    pub output: OutputActivation,
+}
+
+/// Which training rows decide early stopping.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Validation {
+    /// A seeded random share of the rows (a table of customers).
+    Random(f64),
+    /// The last `n` rows: the latest cut-off of a log, so that the network is stopped on the
+    /// future it will be used for, never on a random mix of periods.
+    Latest(usize),
+}
+
+impl SequenceModel {
+    /// Trains on `data` (features laid out by `layout`) for `objective`; `validation` picks the
+    /// rows early stopping watches. Errors name the option or the data at fault.
+    pub fn fit(
+        data: &Dataset,
+        layout: &SequenceLayout,
+        objective: Objective,
+        options: &SequenceOptions,
+        validation: Validation,
+        interrupt: &mut dyn FnMut(),
+    ) -> Result<(SequenceModel, SequenceReport)> {
+        let (fit_rows, check_rows) = split(data.n_rows, validation, options.seed)?;
+        let scaling = InputScaling::measure(data, &fit_rows, layout);
+        let target = target_scaling(data, &fit_rows, objective)?;
+        let standardised =
+            |rows: &[usize]| standardise(data, rows, layout, &scaling, objective, target);
+        let (fit, check) = (standardised(&fit_rows), standardised(&check_rows));
+        let (network, report) = fit_sequence_network(&fit, &check, objective, options, interrupt)?;
+        let model = SequenceModel {
+            layout: layout.clone(),
+            scaling,
+            network,
+            target_mean: target.0,
+            target_scale: target.1,
+            output: objective.output(),
+        };
+        Ok((model, report))
+    }
+
+    /// Predicts one row of the model's features (as the mlp: a value, a probability or the
+    /// zero-inflated lognormal mean).
+    pub fn predict(&self, x: &[f64]) -> f64 {
+        let mut z = [0.0; MAX_OUTPUTS];
+        let outputs = self.outputs(x);
+        z[..outputs.len()].copy_from_slice(&outputs);
+        self.output
+            .prediction(&z, (self.target_mean, self.target_scale))
+    }
+
+    /// The network's outputs for one row.
+    fn outputs(&self, x: &[f64]) -> Vec<f64> {
+        let layout = &self.layout;
+        let mut sequence = vec![0.0; layout.steps as usize * layout.n_channels()];
+        let mut statics = vec![0.0; layout.statics.len()];
+        layout.gather(x, &self.scaling, &mut sequence, &mut statics);
+        let mut trace = self.network.trace();
+        self.network
+            .forward(&sequence, &statics, &mut trace)
+            .to_vec()
+    }
+
+    /// Checks every index and length scoring relies on, for a model decoded from bytes.
+    pub fn validate(&self, n_features: usize) -> Result<()> {
+        let bad = |why: &str| {
+            Err(EngineError::corrupted(format!(
+                "sequence model is invalid: {why}"
+            )))
+        };
+        let l = &self.layout;
+        let s = &self.scaling;
+        let indices_ok = l
+            .channels
+            .iter()
+            .flat_map(|(_, p)| p)
+            .chain(&l.statics)
+            .all(|&j| (j as usize) < n_features);
+        if !indices_ok || l.channels.iter().any(|(_, p)| p.len() != l.steps as usize) {
+            return bad("its inputs do not match the features");
+        }
+        let scales_ok = |m: &[f64], sc: &[f64], n: usize| {
+            m.len() == n
+                && sc.len() == n
+                && m.iter().all(|v| v.is_finite())
+                && sc.iter().all(|v| v.is_finite() && *v > 0.0)
+        };
+        if !scales_ok(&s.channel_mean, &s.channel_scale, l.n_channels())
+            || !scales_ok(&s.static_mean, &s.static_scale, l.statics.len())
+        {
+            return bad("its scaling does not match its inputs");
+        }
+        if !(self.target_mean.is_finite()
+            && self.target_scale.is_finite()
+            && self.target_scale > 0.0)
+        {
+            return bad("its target scaling is not valid");
+        }
+        let shape = (l.steps as usize, l.n_channels());
+        self.network
+            .validate(shape, l.statics.len(), self.output.width())
+            .map_err(|why| EngineError::corrupted(format!("sequence model is invalid: {why}")))
+    }
+
+    pub fn params(&self) -> serde_json::Value {
+        let (encoder, units) = match &self.network.encoder {
+            Encoder::Gru(g) => ("gru", g.hidden),
+            Encoder::Cnn(c) => ("cnn", c.filters),
+        };
+        serde_json::json!({
+            "encoder": encoder,
+            "units": units,
+            "periods": self.layout.steps,
+            "channels": self.layout.channels.iter().map(|(c, _)| c).collect::<Vec<_>>(),
+            "static_features": self.layout.statics.len(),
+            "head_units": self.network.b1.len(),
+            "parameters": self.network.n_parameters(),
+        })
+    }
+}
+
+/// Fitting and validation rows.
+fn split(n: usize, validation: Validation, seed: u64) -> Result<(Vec<usize>, Vec<usize>)> {
+    let n_check = match validation {
+        Validation::Random(share) => ((n as f64 * share).round() as usize).max(1),
+        Validation::Latest(rows) => rows,
+    };
+    if n_check == 0 || n_check + 2 > n {
+        return Err(EngineError::insufficient_data(format!(
+            "a sequence model needs at least 2 training rows beside its {n_check} validation rows; it has {n} in all"
+        )));
+    }
+    let mut order: Vec<usize> = (0..n).collect();
+    if let Validation::Random(_) = validation {
+        SplitMix64::new(seed ^ 0x5345_5155).shuffle(&mut order);
+    }
+    let check = order.split_off(n - n_check);
+    Ok((order, check))
+}
+
+/// The target's (mean, scale) as the objective reads it: the value, nothing for a label, and
+/// ln(spend) of the buyers for the zero-inflated lognormal.
+fn target_scaling(data: &Dataset, rows: &[usize], objective: Objective) -> Result<(f64, f64)> {
+    let y = rows.iter().map(|&i| data.y[i]);
+    match objective {
+        Objective::SquaredError => target_moments(&y.collect::<Vec<_>>()),
+        Objective::LogLoss => Ok((0.0, 1.0)),
+        Objective::ZeroInflatedLognormal => {
+            if let Some(v) = data.y.iter().find(|v| **v < 0.0) {
+                return Err(EngineError::invalid_parameter(format!(
+                    "loss \"ziln\" needs a target of 0 or more (spend); the target holds {v}"
+                )));
+            }
+            let logs: Vec<f64> = y.filter(|v| *v > 0.0).map(f64::ln).collect();
+            if logs.len() < MIN_ZILN_BUYERS {
+                return Err(EngineError::insufficient_data(format!(
+                    "loss \"ziln\" needs at least {MIN_ZILN_BUYERS} training rows with a target above 0; there are {}",
+                    logs.len()
+                )));
+            }
+            target_moments(&logs)
+        }
+    }
+}
+
+/// `rows` of `data` as standardised sequences, statics and targets.
+fn standardise(
+    data: &Dataset,
+    rows: &[usize],
+    layout: &SequenceLayout,
+    scaling: &InputScaling,
+    objective: Objective,
+    (mean, scale): (f64, f64),
+) -> SequenceData {
+    let (steps, channels) = (layout.steps as usize, layout.n_channels());
+    let n_statics = layout.statics.len();
+    let mut out = SequenceData {
+        steps,
+        channels,
+        n_statics,
+        sequences: vec![0.0; rows.len() * steps * channels],
+        statics: vec![0.0; rows.len() * n_statics],
+        y: Vec::with_capacity(rows.len()),
+    };
+    for (k, &i) in rows.iter().enumerate() {
+        let span = steps * channels;
+        layout.gather(
+            data.row(i),
+            scaling,
+            &mut out.sequences[k * span..(k + 1) * span],
+            &mut out.statics[k * n_statics..(k + 1) * n_statics],
+        );
+        let y = data.y[i];
+        // ln 0 = −∞ stands for "no purchase" in the zero-inflated lognormal's loss
+        let read = if objective == Objective::ZeroInflatedLognormal {
+            y.ln()
+        } else {
+            y
+        };
+        out.y.push((read - mean) / scale);
+    }
+    out
+}
