@@ -20,6 +20,7 @@ use crate::engine::model_name::check_model_name;
 use crate::engine::options::TrainOptions;
 use crate::engine::purchases::attributes::Attributes;
 use crate::engine::purchases::options::LogOptions;
+use crate::engine::purchases::sequence::{SequenceShape, CHANNELS};
 use crate::engine::purchases::snapshot::{Snapshot, FEATURES};
 use crate::engine::purchases::{date_text, PurchaseDay, PurchaseLog};
 use crate::engine::train::train_from_log as train_log_model;
@@ -486,7 +487,20 @@ fn create_log_features(
     )
     .or_raise();
     let attributes = attribute_source(&log_options, &spec).or_raise();
-    create_feature_table(&table_name, &spec, &read, &snapshot, attributes.as_ref()).or_raise()
+    let inputs = FeatureInputs {
+        snapshot: &snapshot,
+        attributes: attributes.as_ref(),
+        sequence: log_options.sequence,
+    };
+    create_feature_table(&table_name, &spec, &read, &inputs).or_raise()
+}
+
+/// What the feature table holds beside the log features.
+struct FeatureInputs<'a> {
+    snapshot: &'a Snapshot,
+    attributes: Option<&'a AttributeSource>,
+    /// The histories of a sequence model, as the `float8[]` columns [`CHANNELS`].
+    sequence: Option<SequenceShape>,
 }
 
 extension_sql!(
@@ -498,18 +512,45 @@ COMMENT ON FUNCTION customer_value.create_log_features(text, text, timestamptz) 
     requires = [create_log_features]
 );
 
+/// Every customer's history as of the snapshot: per channel, one flat array of `length`
+/// values per customer, in the snapshot's order.
+fn histories_of(log: &PurchaseLog, snapshot: &Snapshot, shape: SequenceShape) -> [Vec<f64>; 2] {
+    let mut out = [
+        vec![0.0; snapshot.len() * shape.length],
+        vec![0.0; snapshot.len() * shape.length],
+    ];
+    let [purchases, spend] = &mut out;
+    let periods = purchases
+        .chunks_exact_mut(shape.length)
+        .zip(spend.chunks_exact_mut(shape.length));
+    for (i, (p, s)) in periods.enumerate() {
+        shape.fill(log.history(snapshot.customers[i]), snapshot.cutoff, [p, s]);
+    }
+    out
+}
+
 /// The INSERT of the feature table's rows: the keys ($1) and one float8 array per log feature,
-/// unnested, with the attributes joined by the key's text.
+/// unnested, with the attributes joined by the key's text; a history channel arrives as one
+/// flat array of `length` values per customer (the next parameters), cut into its row's slice.
 fn insert_features_sql(
     table_name: &str,
     key_type: &str,
     attributes: Option<&AttributeSource>,
+    sequence_length: Option<usize>,
 ) -> String {
     let unnest: Vec<String> = (0..=FEATURES.len())
         .map(|i| format!("${}::float8[]", i + 1))
         .collect();
     let names: Vec<String> = FEATURES.iter().map(|f| quote_identifier(*f)).collect();
-    let features: Vec<String> = names.iter().map(|n| format!("u.{n}")).collect();
+    let mut features: Vec<String> = names.iter().map(|n| format!("u.{n}")).collect();
+    if let Some(length) = sequence_length {
+        for c in 0..CHANNELS.len() {
+            let parameter = FEATURES.len() + 2 + c;
+            features.push(format!(
+                "(${parameter}::float8[])[((u.ord - 1) * {length} + 1):(u.ord * {length})]"
+            ));
+        }
+    }
     let (attribute_columns, join) = match attributes {
         Some(a) => (
             format!(", {}", a.select_list("a").join(", ")),
@@ -519,7 +560,7 @@ fn insert_features_sql(
     };
     format!(
         "INSERT INTO {table_name} SELECT u.k::{key_type}, {features}{attribute_columns}
-           FROM unnest($1::text[], {arrays}) AS u(k, {names}) {join}",
+           FROM unnest($1::text[], {arrays}) WITH ORDINALITY AS u(k, {names}, ord) {join}",
         features = features.join(", "),
         arrays = unnest[1..].join(", "),
         names = names.join(", "),
@@ -531,11 +572,16 @@ fn create_feature_table(
     table_name: &str,
     spec: &LogSpec,
     read: &ReadLog,
-    snapshot: &Snapshot,
-    attributes: Option<&AttributeSource>,
+    inputs: &FeatureInputs<'_>,
 ) -> Result<i64> {
+    let FeatureInputs {
+        snapshot,
+        attributes,
+        sequence,
+    } = *inputs;
     let key = quote_identifier(&spec.customer_column);
-    if FEATURES.contains(&spec.customer_column.as_str()) {
+    let column = spec.customer_column.as_str();
+    if FEATURES.contains(&column) || CHANNELS.contains(&column) {
         return Err(EngineError::invalid_parameter(format!(
             "the customer column \"{}\" has the name of a feature",
             spec.customer_column
@@ -546,6 +592,9 @@ fn create_feature_table(
         .iter()
         .map(|f| format!("{} float8", quote_identifier(f)))
         .collect();
+    if sequence.is_some() {
+        definitions.extend(CHANNELS.iter().map(|c| format!("{c} float8[]")));
+    }
     definitions.extend(
         attributes
             .map(AttributeSource::definitions)
@@ -559,7 +608,13 @@ fn create_feature_table(
     let column_values = |j: usize| -> Vec<Option<f64>> {
         (0..snapshot.len()).map(|i| snapshot.row(i)[j]).collect()
     };
-    let insert = insert_features_sql(table_name, &read.key_type, attributes);
+    let insert = insert_features_sql(
+        table_name,
+        &read.key_type,
+        attributes,
+        sequence.map(|s| s.length),
+    );
+    let histories = sequence.map(|shape| histories_of(&read.log, snapshot, shape));
     let colocation = super::citus::hash_distribution(read.relation.as_deref());
     Spi::connect_mut(|client| {
         client
@@ -579,6 +634,9 @@ fn create_feature_table(
         let mut args: Vec<pgrx::datum::DatumWithOid> = vec![keys.clone().into()];
         for j in 0..FEATURES.len() {
             args.push(column_values(j).into());
+        }
+        for channel in histories.into_iter().flatten() {
+            args.push(channel.into());
         }
         client.update(&insert, None, &args).or_raise();
     });

@@ -12,6 +12,7 @@ use crate::engine::memory::try_grow;
 pub mod attributes;
 pub mod options;
 pub mod plan;
+pub mod sequence;
 pub mod snapshot;
 
 /// One day of a customer's history.

@@ -8,9 +8,11 @@ use serde_json::{json, Map, Value};
 use crate::engine::clv::model::CountModel;
 use crate::engine::error::{EngineError, Result};
 use crate::engine::metrics::Metric;
-use crate::engine::models::Algorithm;
+use crate::engine::models::{Algorithm, ValueLoss};
 use crate::engine::options::values::{choice, integer, option_error};
 use crate::engine::options::TrainOptions;
+
+use super::sequence::{SequenceShape, MAX_PERIODS};
 
 /// Longest horizon: 100 years of days.
 pub const MAX_HORIZON_DAYS: u64 = 36_525;
@@ -35,6 +37,9 @@ pub struct LogOptions {
     /// `attributes`: a table, view or query of static customer attributes, joined by the
     /// log's customer column.
     pub attributes: Option<String>,
+    /// `sequence_period`, `sequence_length`: the history the sequence models (`gru`, `cnn`)
+    /// read beside the features (default: 52 weeks); `None` for the other algorithms.
+    pub sequence: Option<SequenceShape>,
 }
 
 impl Default for LogOptions {
@@ -47,12 +52,13 @@ impl Default for LogOptions {
             count_model: Algorithm::BgNbd,
             algorithm: Algorithm::Auto,
             attributes: None,
+            sequence: None,
         }
     }
 }
 
 impl LogOptions {
-    pub const KEYS: [&'static str; 7] = [
+    pub const KEYS: [&'static str; 9] = [
         "algorithm",
         "horizon_days",
         "window_days",
@@ -60,6 +66,8 @@ impl LogOptions {
         "cutoff_step_days",
         "count_model",
         "attributes",
+        "sequence_period",
+        "sequence_length",
     ];
     /// Training options that have no meaning here: the holdout is a time window, and the
     /// features are computed as of each cut-off.
@@ -142,15 +150,22 @@ impl LogOptions {
             })?;
             o.attributes = Some(source.to_string());
         }
+        o.sequence = sequence_shape(map, o.algorithm)?;
         Ok(o)
     }
 
     /// The training options of a log model: `rest` (what [`LogOptions::split`] left) parsed for
-    /// `algorithm`, with this default of its own: `auto` and the deploy decision compare
-    /// models by their backtest **Gini** unless `metric` says otherwise — spend is heavy-tailed,
-    /// and the RMSE of a backtest window is decided by its few largest customers.
+    /// `algorithm`, with these defaults of its own: a sequence model's loss is `ziln`; `auto`
+    /// and the deploy decision compare models by their backtest **Gini** unless `metric` says
+    /// otherwise — spend is heavy-tailed, and the RMSE of a backtest window is decided by its
+    /// few largest customers.
     pub fn training_options(&self, rest: &Value) -> Result<TrainOptions> {
         let mut options = TrainOptions::parse(rest, self.algorithm)?;
+        // a sequence network predicts spend, 0 or more, through the zero-inflated lognormal
+        // (the mlp family's loss for customer value) unless told otherwise
+        if self.algorithm.reads_sequence() && rest.get("loss").is_none() {
+            options.loss = ValueLoss::Ziln;
+        }
         crate::engine::target::check_value_algorithm(self.algorithm, &options)?;
         if !options.metric_given {
             options.metric = Metric::Gini;
@@ -168,8 +183,50 @@ impl LogOptions {
             "count_model": self.count_model.name(),
             "algorithm": self.algorithm.name(),
             "attributes": self.attributes,
+            "sequence_period": self.sequence.map(|s| s.period_days),
+            "sequence_length": self.sequence.map(|s| s.length),
         })
     }
+}
+
+/// Days of a `sequence_period`: "day", "week", "month" (30 days) or a number of days.
+const PERIODS: [(&str, i32); 3] = [("day", 1), ("week", 7), ("month", 30)];
+
+/// The history a sequence model reads: `sequence_period` (default a week) and
+/// `sequence_length` (default 52 periods); for another algorithm, an error if either is given.
+fn sequence_shape(map: &Map<String, Value>, algorithm: Algorithm) -> Result<Option<SequenceShape>> {
+    let period = match map.get("sequence_period") {
+        None => None,
+        Some(Value::String(name)) => PERIODS.iter().find(|(n, _)| n == name).map(|(_, d)| *d),
+        Some(v) => v
+            .as_u64()
+            .filter(|d| (1..=366).contains(d))
+            .map(|d| d as i32),
+    };
+    if let (None, Some(v)) = (period, map.get("sequence_period")) {
+        return Err(option_error(
+            "sequence_period",
+            "\"day\", \"week\", \"month\" (30 days) or a number of days from 1 to 366",
+            v,
+        ));
+    }
+    let length = integer(map, "sequence_length", 1, MAX_PERIODS as u64)?;
+    if !algorithm.reads_sequence() {
+        if let Some(key) = ["sequence_period", "sequence_length"]
+            .into_iter()
+            .find(|k| map.contains_key(*k))
+        {
+            return Err(EngineError::invalid_parameter(format!(
+                "option \"{key}\" applies to the sequence models gru and cnn, not {}",
+                algorithm.name()
+            )));
+        }
+        return Ok(None);
+    }
+    Ok(Some(SequenceShape {
+        period_days: period.unwrap_or(7),
+        length: length.map_or(52, |n| n as usize),
+    }))
 }
 
 #[cfg(test)]
@@ -211,6 +268,30 @@ mod tests {
     }
 
     #[test]
+    fn sequence_models_read_52_weeks_unless_told() {
+        let (o, _) = LogOptions::split(&json!({"algorithm": "gru"})).unwrap();
+        assert_eq!(
+            o.sequence,
+            Some(SequenceShape {
+                period_days: 7,
+                length: 52
+            })
+        );
+        let (o, _) = LogOptions::split(
+            &json!({"algorithm": "cnn", "sequence_period": "month", "sequence_length": 12}),
+        )
+        .unwrap();
+        assert_eq!(
+            o.sequence.map(|s| (s.period_days, s.length)),
+            Some((30, 12))
+        );
+        let (o, _) =
+            LogOptions::split(&json!({"algorithm": "gru", "sequence_period": 14})).unwrap();
+        assert_eq!(o.sequence.map(|s| s.period_days), Some(14));
+        assert_eq!(LogOptions::split(&json!({})).unwrap().0.sequence, None);
+    }
+
+    #[test]
     fn bad_log_options_name_the_key() {
         for (options, needle) in [
             (json!({"horizon_days": 0}), "\"horizon_days\""),
@@ -219,6 +300,22 @@ mod tests {
             (json!({"window_days": 400}), "must not exceed"),
             (json!({"cutoffs": 0}), "\"cutoffs\""),
             (json!({"count_model": "gbm"}), "\"count_model\""),
+            (
+                json!({"algorithm": "gru", "sequence_period": "year"}),
+                "\"sequence_period\"",
+            ),
+            (
+                json!({"algorithm": "gru", "sequence_period": 0}),
+                "\"sequence_period\"",
+            ),
+            (
+                json!({"algorithm": "cnn", "sequence_length": 0}),
+                "\"sequence_length\"",
+            ),
+            (
+                json!({"algorithm": "gbm", "sequence_length": 8}),
+                "applies to the sequence models",
+            ),
             (json!({"test_size": 0.2}), "does not apply"),
             (json!([1]), "JSON object"),
         ] {

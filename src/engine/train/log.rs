@@ -27,8 +27,10 @@ use crate::engine::target::TargetKind;
 
 use super::candidates::{self, Candidate};
 use super::fit::fit;
+use super::log_inputs::Histories;
 use super::report::{metrics_object, profile_of};
 use super::{artifact, log_inputs, search, Split, TrainOutcome};
+use crate::engine::models::sequence::model::SequenceLayout;
 
 /// The target column's name in the model (the spend over the horizon).
 pub const LOG_TARGET: &str = "spend";
@@ -226,12 +228,37 @@ fn dataset(
     examples: &Examples,
     kept: &[usize],
     attributes: &Attributes,
+    history: Option<(Histories<'_>, usize)>,
 ) -> Result<(Vec<FeatureSpec>, Dataset)> {
     let rows = examples
         .rows
         .iter()
         .map(|e| (e.snapshot, e.i, e.window_spend * e.scale));
-    log_inputs::training_table(&examples.snapshots, rows, kept, attributes)
+    log_inputs::training_table(&examples.snapshots, rows, kept, attributes, history)
+}
+
+/// `options` for fitting `algorithm` on `rows` (in cut-off order): for a sequence model, where
+/// its history is among `features`, and that early stopping watches the rows of the latest
+/// cut-off — the time-based validation window, never a random mix of periods. With a single
+/// cut-off (a short log) there is no later window: a seeded random share of it is watched.
+fn with_sequence(
+    options: &TrainOptions,
+    algorithm: Algorithm,
+    features: &[FeatureSpec],
+    examples: &Examples,
+    rows: &[usize],
+) -> Result<TrainOptions> {
+    if !algorithm.reads_sequence() {
+        return Ok(options.clone());
+    }
+    let cutoff = |r: usize| examples.snapshots[examples.rows[r].snapshot].cutoff;
+    let latest = rows.iter().map(|&r| cutoff(r)).max();
+    let latest_rows = rows.iter().filter(|&&r| Some(cutoff(r)) == latest).count();
+    Ok(TrainOptions {
+        sequence_layout: Some(SequenceLayout::of(features, algorithm.name())?),
+        sequence_latest_rows: (latest_rows < rows.len()).then_some(latest_rows),
+        ..options.clone()
+    })
 }
 
 /// The dataset with its target-encoded categories (attributes of many values) learnt from the
@@ -362,6 +389,7 @@ fn select_on_backtest(
     interrupt: &mut dyn FnMut(),
 ) -> Result<Selected> {
     let kind = TargetKind::Value;
+    let options = &with_sequence(options, algorithm, features, examples, &rows.backtest)?;
     let (data, _) = encoded_on(data, features, &rows.backtest);
     let split = Split::new(data, &rows.backtest, &rows.holdout, options)?;
     let searched = search::search(algorithm, &split, kind, options, interrupt)?;
@@ -388,24 +416,28 @@ fn select_on_backtest(
 
 /// The stored model: the chosen algorithm learnt from the cut-offs moved forward, its tiers
 /// cut on the customers as of `as_of` (`scoring`); returns it with their predictions.
+#[allow(clippy::too_many_arguments)]
 fn refit(
     selected: &Selected,
+    examples: &Examples,
     rows: &RowSets,
     data: &Dataset,
     features: &[FeatureSpec],
     attributes: &Attributes,
-    scoring: &Snapshot,
+    (scoring, histories): (&Snapshot, Option<Histories<'_>>),
     interrupt: &mut dyn FnMut(),
 ) -> Result<(ModelArtifact, Vec<f64>)> {
     let (data, features) = encoded_on(data, features, &rows.training);
-    let split = Split::new(data, &rows.training, &rows.holdout, &selected.options)?;
-    let fitted = fit(
-        selected.algorithm,
-        &split.train,
+    let options = with_sequence(
         &selected.options,
-        interrupt,
+        selected.algorithm,
+        &features,
+        examples,
+        &rows.training,
     )?;
-    let population = predict_snapshot(scoring, &features, attributes, &split, &fitted)?;
+    let split = Split::new(data, &rows.training, &rows.holdout, &options)?;
+    let fitted = fit(selected.algorithm, &split.train, &options, interrupt)?;
+    let population = predict_snapshot(scoring, &features, attributes, histories, &split, &fitted)?;
     let artifact = artifact::build(
         selected.algorithm,
         fitted,
@@ -448,14 +480,29 @@ pub fn train_from_log(
     let examples = Examples::build(log, &plan, log_options, interrupt)?;
     let rows = RowSets::of(&examples, &plan)?;
     let (kept, left_out) = chosen_features(&examples, &[&rows.backtest, &rows.training], options)?;
-    let (features, data) = dataset(&examples, &kept, attributes)?;
+    let histories = log_options.sequence.map(|s| Histories {
+        log,
+        period_days: s.period_days,
+    });
+    let history = histories.zip(log_options.sequence.map(|s| s.length));
+    let (features, data) = dataset(&examples, &kept, attributes, history)?;
     let selected = select_on_backtest(
         log, &examples, &plan, &rows, &data, &features, algorithm, options, interrupt,
     )?;
-    let champion = champion.map(|c| champion_on_holdout(c, &examples, attributes, &rows.holdout));
+    let champion = champion.map(|c| {
+        let inputs = (attributes, histories);
+        champion_on_holdout(c, &examples, inputs, &rows.holdout)
+    });
     let scoring = Snapshot::at(log, as_of, plan.horizon, log_options.count_model, interrupt)?;
     let (mut artifact, population) = refit(
-        &selected, &rows, &data, &features, attributes, &scoring, interrupt,
+        &selected,
+        &examples,
+        &rows,
+        &data,
+        &features,
+        attributes,
+        (&scoring, histories),
+        interrupt,
     )?;
     artifact.segments = Some(segments_of(&scoring)?);
     let mut extra = Map::new();
@@ -477,7 +524,8 @@ pub fn train_from_log(
     let facts = log_facts(log, &examples, &left_out, as_of, &scoring, attributes);
     extra.insert("log".into(), facts);
     super::artifact::validate_trained(&artifact)?;
-    let feature_profiles = log_inputs::feature_profiles(&scoring, &artifact.features, attributes)?;
+    let feature_profiles =
+        log_inputs::feature_profiles(&scoring, &artifact.features, attributes, histories)?;
     let outcome = TrainOutcome {
         artifact,
         metrics: Some(selected.backtest.model.clone()),
@@ -501,10 +549,10 @@ pub fn train_from_log(
 fn champion_on_holdout(
     champion: &ModelArtifact,
     examples: &Examples,
-    attributes: &Attributes,
+    (attributes, histories): (&Attributes, Option<Histories<'_>>),
     holdout: &[usize],
 ) -> std::result::Result<HoldoutMetrics, String> {
-    let mut input = log_inputs::champion_input(champion, attributes)?;
+    let mut input = log_inputs::champion_input(champion, attributes, histories)?;
     let (mut actual, mut predicted) = (Vec::new(), Vec::new());
     for &r in holdout {
         let e = &examples.rows[r];
@@ -600,10 +648,11 @@ fn predict_snapshot(
     snapshot: &Snapshot,
     features: &[FeatureSpec],
     attributes: &Attributes,
+    histories: Option<Histories<'_>>,
     split: &Split,
     fitted: &super::fit::Fit,
 ) -> Result<Vec<f64>> {
-    let mut input = log_inputs::own_input(features, attributes)?;
+    let mut input = log_inputs::own_input(features, attributes, histories)?;
     let mut out = Vec::with_capacity(snapshot.len());
     for i in 0..snapshot.len() {
         let x = input.row(snapshot, i);
@@ -682,6 +731,7 @@ fn skipped_detail(examples: &Examples) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::models::Predictor;
     use crate::engine::purchases::PurchaseDay;
     use crate::engine::stats::SplitMix64;
 
@@ -850,6 +900,59 @@ mod tests {
         )
         .unwrap();
         assert!(retrained.champion.unwrap().unwrap_err().contains("\"age\""));
+    }
+
+    #[test]
+    fn sequence_models_learn_from_the_history_by_period() {
+        let log = up_to_day(&synthetic_log(1200, 7), 540, None);
+        for algorithm in [Algorithm::Gru, Algorithm::Cnn] {
+            let (log_options, rest) = LogOptions::split(&json!({
+                "algorithm": algorithm.name(), "horizon_days": 90, "sequence_period": 14,
+                "sequence_length": 12, "epochs": 30
+            }))
+            .unwrap();
+            let train_options = log_options.training_options(&rest).unwrap();
+            let trained = train_from_log(
+                &log,
+                &Attributes::none(),
+                540,
+                &log_options,
+                algorithm,
+                &train_options,
+                None,
+                &mut || {},
+            )
+            .unwrap();
+            let out = &trained.outcome;
+            let gini = out.metrics.as_ref().unwrap().gini.unwrap();
+            assert!(gini > 0.3, "{} gini {gini}", algorithm.name());
+            let features = &out.artifact.features;
+            let names: Vec<&str> = features.iter().map(|f| f.name.as_str()).collect();
+            assert!(names.contains(&"sequence_purchases[12]"), "{names:?}");
+            assert!(names.contains(&"sequence_spend[1]"), "{names:?}");
+            let Predictor::Sequence(model) = &out.artifact.predictor else {
+                panic!("{:?}", out.artifact.predictor)
+            };
+            assert_eq!(model.layout.steps, 12);
+            assert_eq!(model.layout.channels.len(), 2);
+            // the histories are profiled for drift like any feature
+            assert_eq!(trained.feature_profiles.len(), features.len());
+            // and it retrains against itself as champion, reading the histories again
+            let retrained = train_from_log(
+                &log,
+                &Attributes::none(),
+                540,
+                &log_options,
+                algorithm,
+                &train_options,
+                Some(&out.artifact),
+                &mut || {},
+            )
+            .unwrap();
+            let champion = retrained.champion.unwrap().unwrap();
+            assert_eq!(champion.n, retrained.outcome.n_test);
+            assert!(champion.gini.unwrap() > 0.3, "{champion:?}");
+        }
     }
 
     #[test]
