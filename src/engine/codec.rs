@@ -124,6 +124,11 @@ pub struct Explanation {
     pub contributions: Vec<f64>,
     /// "value", "log_odds" (a classifier with a logistic link) or "log1p" (a log1p target).
     pub scale: &'static str,
+    /// `prediction − baseline − Σ contributions` of an approximate method (integrated
+    /// gradients); `None` for the exact ones.
+    pub residual: Option<f64>,
+    /// The key each contribution is reported under (by column, or a sequence's period).
+    pub keys: Vec<String>,
 }
 
 /// Format version 1 (customer_value 0.1), frozen: never change it.
@@ -296,8 +301,18 @@ impl ModelArtifact {
             Predictor::Mlp(_) | Predictor::Ziln(_) => {
                 return unavailable("a neural network has no exact additive explanation")
             }
-            Predictor::Sequence(_) => {
-                return unavailable("integrated-gradient explanations of sequence models are not built yet (issue #14)")
+            Predictor::Sequence(m) => {
+                let (baseline, contributions) = m.integrated_gradients(x);
+                let prediction = self.predict_raw_output(x);
+                let residual = prediction - baseline - contributions.iter().sum::<f64>();
+                return Ok(Explanation {
+                    baseline,
+                    prediction,
+                    contributions,
+                    scale: self.explanation_scale(),
+                    residual: Some(residual),
+                    keys: m.contribution_keys(&self.features),
+                });
             }
             Predictor::OneVsRest(_) => {
                 return unavailable("a multi-class model has one explanation per class, not one per prediction")
@@ -309,17 +324,27 @@ impl ModelArtifact {
                 return unavailable("a CLV model's value follows from frequency, recency and t by its formula (see model_params)")
             }
         };
-        let scale = match (self.link, self.target_transform) {
-            (Link::Logistic, _) => "log_odds",
-            (_, TargetTransform::Log1p) => "log1p",
-            _ => "value",
-        };
         Ok(Explanation {
             baseline,
             prediction: self.predict_raw_output(x),
             contributions,
-            scale,
+            scale: self.explanation_scale(),
+            residual: None,
+            keys: self
+                .features
+                .iter()
+                .map(|f| f.column().to_string())
+                .collect(),
         })
+    }
+
+    /// The scale explanations add up on.
+    fn explanation_scale(&self) -> &'static str {
+        match (self.link, self.target_transform) {
+            (Link::Logistic, _) => "log_odds",
+            (_, TargetTransform::Log1p) => "log1p",
+            _ => "value",
+        }
     }
 
     /// The predicted class label of a classifier (binary: by the 0.5 cut; multi-class: the most

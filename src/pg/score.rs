@@ -926,15 +926,16 @@ pub(super) unsafe fn explanation(
 ) -> pgrx::JsonB {
     let (x, model) = unsafe { read_row(fcinfo, source) };
     let e = model.explain(x).or_raise();
-    // by column: a text column's one-hot indicators add up to its one contribution
+    // by key: a text column's one-hot indicators add up to its one contribution (a sequence
+    // model's channels to their period's)
     let mut contributions = serde_json::Map::new();
-    for (f, c) in model.features.iter().zip(&e.contributions) {
+    for (key, c) in e.keys.iter().zip(&e.contributions) {
         let total = contributions
-            .get(f.column())
+            .get(key)
             .and_then(serde_json::Value::as_f64)
             .unwrap_or(0.0)
             + c;
-        contributions.insert(f.column().to_string(), serde_json::json!(total));
+        contributions.insert(key.clone(), serde_json::json!(total));
     }
     let site = unsafe { call_site(fcinfo) };
     let (name, version) = site
@@ -942,7 +943,7 @@ pub(super) unsafe fn explanation(
         .as_ref()
         .map(|m| (m.row.name.clone(), m.row.version))
         .unwrap_or_default();
-    pgrx::JsonB(serde_json::json!({
+    let mut out = serde_json::json!({
         "model": name,
         "version": version,
         "baseline": e.baseline,
@@ -950,7 +951,12 @@ pub(super) unsafe fn explanation(
         "contributions": contributions,
         "scale": e.scale,
         "value": finite_or_raise(fcinfo, model.predict(x)),
-    }))
+    });
+    if let Some(residual) = e.residual {
+        out["residual"] = serde_json::json!(residual);
+        out["method"] = serde_json::json!("integrated_gradients");
+    }
+    pgrx::JsonB(out)
 }
 
 #[pg_extern(sql = false)]

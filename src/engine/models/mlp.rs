@@ -92,6 +92,38 @@ impl OutputActivation {
         }
     }
 
+    /// The gradient of [`OutputActivation::prediction`] with respect to `z` (for explanations
+    /// along a path of inputs).
+    pub(crate) fn prediction_gradient(
+        self,
+        z: &[f64; MAX_OUTPUTS],
+        target: (f64, f64),
+    ) -> [f64; MAX_OUTPUTS] {
+        match self {
+            OutputActivation::Identity => [target.1, 0.0, 0.0],
+            OutputActivation::Sigmoid => {
+                let p = sigmoid(z[0]);
+                [p * (1.0 - p), 0.0, 0.0]
+            }
+            OutputActivation::ZeroInflatedLognormal => {
+                let prediction = self.prediction(z, target);
+                let parts = ZilnParts::of(z, target);
+                let sd = softplus(z[2]);
+                // σ is clamped: outside the clamp it does not move with z₂
+                let d_sd = if sd > SIGMA_FLOOR && sd < SIGMA_CEILING {
+                    target.1 * sigmoid(z[2])
+                } else {
+                    0.0
+                };
+                [
+                    prediction * (1.0 - parts.buy_probability),
+                    prediction * target.1,
+                    prediction * parts.log_sd * d_sd,
+                ]
+            }
+        }
+    }
+
     /// Units of the output layer.
     pub fn width(self) -> usize {
         match self {

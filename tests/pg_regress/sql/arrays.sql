@@ -80,6 +80,24 @@ SELECT abs(customer_value(s, 'browsing_gru') - s.spend) < 0.2 * s.spend AS close
 SELECT max(abs(customer_value(s, 'browsing_gru') - customer_value(x, 'browsing_gru'))) AS gru_difference,
        max(abs(customer_value(s, 'browsing_cnn') - customer_value(x, 'browsing_cnn'))) AS cnn_difference
   FROM shoppers s JOIN (SELECT * FROM shoppers OFFSET 0) x USING (shopper_id);
+-- explain: integrated gradients from the training means to the row, per period of the
+-- history and per static column; the path integral's small rounding is reported as residual
+SELECT (SELECT array_agg(k ORDER BY k) FROM jsonb_object_keys(e -> 'contributions') k) AS keys,
+       e ->> 'method' AS method,
+       abs((e ->> 'baseline')::float8 + (SELECT sum(value::float8) FROM jsonb_each_text(e -> 'contributions'))
+           + (e ->> 'residual')::float8 - (e ->> 'prediction')::float8) < 1e-9 AS adds_up,
+       abs((e ->> 'residual')::float8) < 0.02 * abs((e ->> 'prediction')::float8 - (e ->> 'baseline')::float8) AS residual_small
+  FROM (SELECT customer_value.explain(s, 'browsing_gru') AS e FROM shoppers s WHERE shopper_id = 7) x;
+-- spend follows the last two weeks (then age, 0.2 a year): the largest contributions, on average
+-- over 100 shoppers, are theirs — for both networks
+SELECT m AS model, string_agg(key, ', ' ORDER BY rank) AS largest
+  FROM (SELECT m, key, rank() OVER (PARTITION BY m ORDER BY avg(abs(value::float8)) DESC) AS rank
+          FROM (VALUES ('browsing_gru'), ('browsing_cnn')) AS v(m),
+               LATERAL (SELECT customer_value.explain(s, v.m) AS e FROM shoppers s WHERE shopper_id <= 100) x,
+               LATERAL jsonb_each_text(x.e -> 'contributions') c
+         GROUP BY m, key) r
+ WHERE rank <= 3
+ GROUP BY m ORDER BY m;
 SELECT customer_value(r, 'browsing_cnn') FROM (SELECT 27 AS age, ARRAY[1, 2, 3] AS browse_counts) r;
 \echo :LAST_ERROR_SQLSTATE
 SELECT * FROM customer_value.train('no_history', 'SELECT shopper_id, age, spend FROM shoppers', 'spend', 'gru');

@@ -44,6 +44,13 @@ SELECT count(*) AS customers, count(*) FILTER (WHERE customer_value(f, 'cdnow_gr
        max(abs(customer_value(f, 'cdnow_gru') - customer_value(g, 'cdnow_gru'))) AS largest_difference
   FROM gru_features f JOIN (SELECT * FROM gru_features OFFSET 0) g USING (customer_id);
 SELECT customer_tier(f, 'cdnow_gru') AS tier, count(*) FROM gru_features f GROUP BY 1 ORDER BY 1;
+-- explain: per period of the history (both channels summed; sequence[13] is the newest) and
+-- per log feature; customer 19's purchases were in periods 4, 6, 8 and 11
+SELECT e ->> 'method' AS method,
+       abs((e ->> 'baseline')::float8 + (SELECT sum(value::float8) FROM jsonb_each_text(e -> 'contributions'))
+           + (e ->> 'residual')::float8 - (e ->> 'prediction')::float8) < 1e-9 AS adds_up,
+       (SELECT count(*) FROM jsonb_object_keys(e -> 'contributions') k WHERE k LIKE 'sequence[%') AS periods
+  FROM (SELECT customer_value.explain(f, 'cdnow_gru') AS e FROM gru_features f WHERE customer_id = 19) x;
 -- a history of another length is refused by name
 UPDATE gru_features SET sequence_spend = sequence_spend[2:] WHERE customer_id = 19;
 SELECT customer_value(f, 'cdnow_gru') FROM gru_features f WHERE customer_id = 19;

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::network::{Encoder, SequenceNetwork};
+use super::network::{Encoder, SequenceNetwork, Trace};
 use super::training::{fit_sequence_network, SequenceData, SequenceOptions, SequenceReport};
 use crate::engine::error::{EngineError, ErrorKind, Result};
 use crate::engine::features::{Dataset, FeatureSpec};
@@ -13,6 +13,9 @@ use crate::engine::models::mlp::{
     target_moments, usable_scale, Objective, OutputActivation, MAX_OUTPUTS, MIN_ZILN_BUYERS,
 };
 use crate::engine::stats::SplitMix64;
+
+/// Steps of the integrated-gradient path of an explanation.
+pub const PATH_STEPS: usize = 256;
 
 /// Where a sequence model finds its inputs among the model's features.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -198,23 +201,110 @@ impl SequenceModel {
     /// Predicts one row of the model's features (as the mlp: a value, a probability or the
     /// zero-inflated lognormal mean).
     pub fn predict(&self, x: &[f64]) -> f64 {
-        let mut z = [0.0; MAX_OUTPUTS];
-        let outputs = self.outputs(x);
-        z[..outputs.len()].copy_from_slice(&outputs);
-        self.output
-            .prediction(&z, (self.target_mean, self.target_scale))
+        let (sequence, statics) = self.standardised(x);
+        self.prediction_at(&sequence, &statics)
     }
 
-    /// The network's outputs for one row.
-    fn outputs(&self, x: &[f64]) -> Vec<f64> {
+    /// One row's sequence and static features, standardised as the network reads them.
+    fn standardised(&self, x: &[f64]) -> (Vec<f64>, Vec<f64>) {
         let layout = &self.layout;
         let mut sequence = vec![0.0; layout.steps as usize * layout.n_channels()];
         let mut statics = vec![0.0; layout.statics.len()];
         layout.gather(x, &self.scaling, &mut sequence, &mut statics);
+        (sequence, statics)
+    }
+
+    /// The network's outputs for standardised inputs, and its trace.
+    fn outputs_at(&self, sequence: &[f64], statics: &[f64]) -> ([f64; MAX_OUTPUTS], Trace) {
         let mut trace = self.network.trace();
-        self.network
-            .forward(&sequence, &statics, &mut trace)
-            .to_vec()
+        let outputs = self.network.forward(sequence, statics, &mut trace);
+        let mut z = [0.0; MAX_OUTPUTS];
+        z[..outputs.len()].copy_from_slice(outputs);
+        (z, trace)
+    }
+
+    fn prediction_at(&self, sequence: &[f64], statics: &[f64]) -> f64 {
+        let (z, _) = self.outputs_at(sequence, statics);
+        self.output
+            .prediction(&z, (self.target_mean, self.target_scale))
+    }
+
+    /// The gradient of the prediction with respect to the standardised inputs.
+    fn input_gradient(&self, sequence: &[f64], statics: &[f64]) -> (Vec<f64>, Vec<f64>) {
+        let (z, trace) = self.outputs_at(sequence, statics);
+        let target = (self.target_mean, self.target_scale);
+        let d_outputs = self.output.prediction_gradient(&z, target);
+        let mut scratch = self.network.zeros_like();
+        let (mut d_sequence, mut d_statics) = (vec![0.0; sequence.len()], vec![0.0; statics.len()]);
+        let width = self.output.width();
+        let d_inputs = Some((&mut d_sequence[..], &mut d_statics[..]));
+        let network = &self.network;
+        network.backward(
+            sequence,
+            &trace,
+            &d_outputs[..width],
+            &mut scratch,
+            d_inputs,
+        );
+        (d_sequence, d_statics)
+    }
+
+    /// Integrated gradients (Sundararajan, Taly & Yan 2017) of the prediction for `x`, along
+    /// the straight path from the training means (every standardised input 0) to `x`, by the
+    /// midpoint rule in [`PATH_STEPS`] steps: the baseline (the prediction at the means) and
+    /// each feature's contribution. They add up to the prediction up to the rule's error,
+    /// which the caller reports.
+    pub fn integrated_gradients(&self, x: &[f64]) -> (f64, Vec<f64>) {
+        let (sequence, statics) = self.standardised(x);
+        let baseline = self.prediction_at(&vec![0.0; sequence.len()], &vec![0.0; statics.len()]);
+        let (mut along_sequence, mut along_statics) =
+            (vec![0.0; sequence.len()], vec![0.0; statics.len()]);
+        let scaled = |v: &[f64], a: f64| v.iter().map(|x| a * x).collect::<Vec<f64>>();
+        for step in 0..PATH_STEPS {
+            let a = (step as f64 + 0.5) / PATH_STEPS as f64;
+            let (g_sequence, g_statics) =
+                self.input_gradient(&scaled(&sequence, a), &scaled(&statics, a));
+            along_sequence
+                .iter_mut()
+                .zip(g_sequence)
+                .for_each(|(s, g)| *s += g);
+            along_statics
+                .iter_mut()
+                .zip(g_statics)
+                .for_each(|(s, g)| *s += g);
+        }
+        let n = PATH_STEPS as f64;
+        let mut contributions = vec![0.0; x.len()];
+        let channels = self.layout.n_channels();
+        for t in 0..self.layout.steps as usize {
+            for c in 0..channels {
+                let k = t * channels + c;
+                contributions[self.layout.at(t, c)] = sequence[k] * along_sequence[k] / n;
+            }
+        }
+        for (k, &j) in self.layout.statics.iter().enumerate() {
+            contributions[j as usize] = statics[k] * along_statics[k] / n;
+        }
+        (baseline, contributions)
+    }
+
+    /// The key under which each feature's contribution is reported: a static feature's column,
+    /// and for the history its period — `column[t]` with one channel, `sequence[t]` with
+    /// several (the channels of a period are summed), 1 the oldest.
+    pub fn contribution_keys(&self, features: &[FeatureSpec]) -> Vec<String> {
+        let mut keys: Vec<String> = features.iter().map(|f| f.column().to_string()).collect();
+        let prefix = match self.layout.channels.as_slice() {
+            [(column, _)] => column.as_str(),
+            _ => "sequence",
+        };
+        for (_, positions) in &self.layout.channels {
+            for (t, &j) in positions.iter().enumerate() {
+                if let Some(key) = keys.get_mut(j as usize) {
+                    *key = format!("{prefix}[{}]", t + 1);
+                }
+            }
+        }
+        keys
     }
 
     /// Checks every index and length scoring relies on, for a model decoded from bytes.
@@ -356,4 +446,136 @@ fn standardise(
         out.y.push((read - mean) / scale);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::cnn::TemporalConvolution;
+    use super::super::gradient_check::assert_matches;
+    use super::super::gru::Gru;
+    use super::*;
+    use crate::engine::features::Encoding;
+
+    /// Features: a static `age`, a history `h` of 5 periods and a second channel `g`.
+    fn specs() -> Vec<FeatureSpec> {
+        let element = |column: &str, position: u32| FeatureSpec {
+            name: format!("{column}[{}]", position + 1),
+            sql_type: "double precision[]".into(),
+            encoding: Encoding::Element {
+                column: column.into(),
+                position,
+                length: 5,
+                pad: false,
+            },
+            impute: Some(0.0),
+        };
+        let mut out = vec![FeatureSpec {
+            name: "age".into(),
+            sql_type: "integer".into(),
+            encoding: Encoding::Number,
+            impute: Some(30.0),
+        }];
+        out.extend((0..5).map(|t| element("h", t)));
+        out.extend((0..5).map(|t| element("g", t)));
+        out
+    }
+
+    /// A model with random weights for `objective`, a GRU (`gru`) or a CNN.
+    fn model(objective: Objective, gru: bool) -> SequenceModel {
+        let mut rng = SplitMix64::new(3);
+        let encoder = if gru {
+            Encoder::Gru(Gru::new(2, 4, &mut rng))
+        } else {
+            Encoder::Cnn(TemporalConvolution::new(2, 3, 2, &mut rng))
+        };
+        SequenceModel {
+            layout: SequenceLayout::of(&specs(), "gru").unwrap(),
+            scaling: InputScaling {
+                channel_mean: vec![1.0, 2.0],
+                channel_scale: vec![2.0, 0.5],
+                static_mean: vec![40.0],
+                static_scale: vec![10.0],
+            },
+            network: SequenceNetwork::new(encoder, 1, 6, objective, &mut rng),
+            target_mean: 1.5,
+            target_scale: 0.8,
+            output: objective.output(),
+        }
+    }
+
+    const OBJECTIVES: [Objective; 3] = [
+        Objective::SquaredError,
+        Objective::LogLoss,
+        Objective::ZeroInflatedLognormal,
+    ];
+
+    fn row() -> Vec<f64> {
+        vec![55.0, 0.0, 3.0, 1.0, 4.0, 2.0, 2.5, 1.0, 3.0, 2.0, 0.5]
+    }
+
+    #[test]
+    fn the_layout_takes_each_array_as_a_channel_and_the_rest_as_statics() {
+        let layout = SequenceLayout::of(&specs(), "gru").unwrap();
+        assert_eq!(layout.steps, 5);
+        assert_eq!(layout.statics, vec![0]);
+        assert_eq!(layout.channels[0], ("h".to_string(), vec![1, 2, 3, 4, 5]));
+        assert_eq!(layout.channels[1], ("g".to_string(), vec![6, 7, 8, 9, 10]));
+    }
+
+    #[test]
+    fn the_prediction_gradient_equals_central_differences_for_every_output() {
+        for objective in OBJECTIVES {
+            for gru in [true, false] {
+                let m = model(objective, gru);
+                let (mut sequence, statics) = m.standardised(&row());
+                let (d_sequence, d_statics) = m.input_gradient(&sequence, &statics);
+                let what = format!("{objective:?} gru={gru}");
+                let mut predict = |s: &[f64]| m.prediction_at(s, &statics);
+                assert_matches(&what, &mut sequence, &d_sequence, &mut predict);
+                let mut statics = statics.clone();
+                let mut predict = |s: &[f64]| m.prediction_at(&sequence, s);
+                assert_matches(&what, &mut statics, &d_statics, &mut predict);
+            }
+        }
+    }
+
+    #[test]
+    fn integrated_gradients_add_up_and_give_inputs_at_their_mean_nothing() {
+        for objective in OBJECTIVES {
+            for gru in [true, false] {
+                let m = model(objective, gru);
+                let mut x = row();
+                // h[2] at its channel's mean, age at its own: standardised 0 on every path point
+                x[2] = 1.0;
+                x[0] = 40.0;
+                let (baseline, contributions) = m.integrated_gradients(&x);
+                let prediction = m.predict(&x);
+                let zeros = (vec![0.0; 10], vec![0.0]);
+                assert_eq!(baseline, m.prediction_at(&zeros.0, &zeros.1));
+                let total: f64 = contributions.iter().sum();
+                let gap = prediction - baseline - total;
+                // the midpoint rule's error (the explanation reports it): small against what is
+                // explained (measured: 0.08 % to 1.0 % on these random networks, the largest
+                // where a ReLU of the CNN switches on the path)
+                let explained = (prediction - baseline).abs();
+                assert!(
+                    gap.abs() < 0.02 * explained,
+                    "{objective:?} gru={gru}: gap {gap}"
+                );
+                assert_eq!(contributions[2], 0.0);
+                assert_eq!(contributions[0], 0.0);
+                assert!(contributions.iter().any(|c| c.abs() > 1e-6));
+            }
+        }
+    }
+
+    #[test]
+    fn contributions_are_keyed_by_period_and_static_column() {
+        let m = model(Objective::SquaredError, true);
+        let keys = m.contribution_keys(&specs());
+        assert_eq!(keys[0], "age");
+        assert_eq!(keys[1], "sequence[1]");
+        assert_eq!(keys[6], "sequence[1]");
+        assert_eq!(keys[10], "sequence[5]");
+    }
 }

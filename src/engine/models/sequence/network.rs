@@ -231,14 +231,15 @@ impl SequenceNetwork {
     }
 
     /// The gradient of the pass in `trace`, given the gradient of the loss with respect to the
-    /// outputs: added to `grads`, and with respect to the sequence to `d_sequence` if given.
+    /// outputs: added to `grads`, and with respect to the inputs (sequence, statics) to
+    /// `d_inputs` if given (for explanations).
     pub fn backward(
         &self,
         sequence: &[f64],
         trace: &Trace,
         d_outputs: &[f64],
         grads: &mut SequenceNetwork,
-        d_sequence: Option<&mut [f64]>,
+        d_inputs: Option<(&mut [f64], &mut [f64])>,
     ) {
         add_outer(&mut grads.w2, d_outputs, &trace.hidden);
         for (g, d) in grads.b2.iter_mut().zip(d_outputs) {
@@ -257,7 +258,16 @@ impl SequenceNetwork {
         }
         let mut d_joined = vec![0.0; trace.joined.len()];
         add_transposed_product(&self.w1, &d_hidden, &mut d_joined);
-        let d_encoding = &d_joined[..self.encoder.width()];
+        let (d_encoding, d_static) = d_joined.split_at(self.encoder.width());
+        let d_sequence = match d_inputs {
+            Some((d_sequence, d_statics)) => {
+                for (d, g) in d_statics.iter_mut().zip(d_static) {
+                    *d += g;
+                }
+                Some(d_sequence)
+            }
+            None => None,
+        };
         match (&self.encoder, &trace.encoder, &mut grads.encoder) {
             (Encoder::Gru(g), EncoderTrace::Gru(t), Encoder::Gru(gg)) => {
                 g.backward(sequence, t, d_encoding, gg, d_sequence)
