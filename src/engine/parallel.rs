@@ -44,8 +44,9 @@ pub fn map_each<R: Send>(n: usize, threads: usize, work: &(dyn Fn(usize) -> R + 
     parts.into_iter().flatten().collect()
 }
 
-/// `work` on every range, the results in range order, on up to `threads` threads.
-fn map_ranges<R: Send>(
+/// `work` on every range, the results in range order, on up to `threads` threads (a sum over
+/// ranges cut by the data alone, added in order, is the same for any number of threads).
+pub(crate) fn map_ranges<R: Send>(
     ranges: Vec<Range<usize>>,
     threads: usize,
     work: &(dyn Fn(Range<usize>) -> R + Sync),

@@ -11,6 +11,7 @@ use crate::engine::models::gbm::fit_gbm;
 use crate::engine::models::hurdle::HurdleModel;
 use crate::engine::models::mlp::{fit_mlp, Objective};
 use crate::engine::models::sequence::model::{SequenceModel, Validation};
+use crate::engine::models::sequence::training::SequenceOptions;
 use crate::engine::models::ziln::ZilnModel;
 use crate::engine::models::{Algorithm, ClassModel, LinearModel, Loss, Predictor, ValueLoss};
 use crate::engine::options::TrainOptions;
@@ -281,11 +282,16 @@ fn fit_sequence(
         Some(rows) => Validation::Latest(rows),
         None => Validation::Random(options.sequence_validation),
     };
+    // the training's threads (customer_value.training_threads, set by the glue)
+    let network_options = SequenceOptions {
+        threads: options.gbm.threads.max(1),
+        ..options.sequence.clone()
+    };
     let (model, _report) = SequenceModel::fit(
         train,
         layout,
         objective,
-        &options.sequence,
+        &network_options,
         validation,
         interrupt,
     )?;

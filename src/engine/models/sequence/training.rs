@@ -11,10 +11,13 @@ use super::gru::Gru;
 use super::network::{Encoder, SequenceNetwork};
 use crate::engine::error::{EngineError, ErrorKind, Result};
 // Adam's settings and the early-stopping threshold are the mlp's
+use crate::engine::models::mlp::row_loss;
 use crate::engine::models::mlp::{
     Objective, ADAM_BETA1, ADAM_BETA2, ADAM_EPSILON, MIN_RELATIVE_IMPROVEMENT,
 };
+use crate::engine::parallel::map_ranges;
 use crate::engine::stats::SplitMix64;
+use ndarray::ArrayView1;
 
 /// Which encoder reads the sequence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,6 +44,9 @@ pub struct SequenceOptions {
     pub seed: u64,
     /// Seconds training may take (the best network so far is kept); None: no limit.
     pub time_budget: Option<f64>,
+    /// Threads a mini-batch's gradient is computed on (`customer_value.training_threads`, set
+    /// by the trainer; never an option). Any number gives the same network.
+    pub threads: usize,
 }
 
 impl SequenceOptions {
@@ -115,6 +121,7 @@ impl SequenceOptions {
             patience: 10,
             seed: 42,
             time_budget: None,
+            threads: 1,
         }
     }
 
@@ -277,13 +284,67 @@ fn initial_network(
 }
 
 /// The mean loss of `net` on `data`.
-fn mean_loss(net: &SequenceNetwork, objective: Objective, data: &SequenceData) -> f64 {
-    let mut trace = net.trace();
-    let mut scratch = net.zeros_like();
-    let total: f64 = (0..data.len())
-        .map(|i| net.loss_and_gradient(objective, data.example(i), &mut trace, &mut scratch))
+/// Examples per unit of parallel work: a batch or a validation set is cut into pieces of this
+/// size whatever the threads, and their sums added in order, so that any number of threads
+/// gives the same bits.
+const PIECE: usize = 16;
+
+/// `rows` cut into pieces of [`PIECE`].
+fn pieces(rows: usize) -> Vec<std::ops::Range<usize>> {
+    (0..rows.div_ceil(PIECE))
+        .map(|k| k * PIECE..((k + 1) * PIECE).min(rows))
+        .collect()
+}
+
+/// The mean loss over `data` (forward passes only), on `threads` threads.
+fn mean_loss(
+    net: &SequenceNetwork,
+    objective: Objective,
+    data: &SequenceData,
+    threads: usize,
+) -> f64 {
+    let partial = |range: std::ops::Range<usize>| {
+        let mut trace = net.trace();
+        range
+            .map(|i| {
+                let (sequence, statics, y) = data.example(i);
+                let outputs = net.forward(sequence, statics, &mut trace);
+                row_loss(objective, ArrayView1::from(outputs), y).0
+            })
+            .sum::<f64>()
+    };
+    let total: f64 = map_ranges(pieces(data.len()), threads, &partial)
+        .into_iter()
         .sum();
     total / data.len() as f64
+}
+
+/// The summed gradient of the examples `batch` of `fit`, on `threads` threads.
+fn batch_gradient(
+    net: &SequenceNetwork,
+    (objective, fit): (Objective, &SequenceData),
+    batch: &[usize],
+    threads: usize,
+) -> SequenceNetwork {
+    let partial = |range: std::ops::Range<usize>| {
+        let (mut trace, mut grads) = (net.trace(), net.zeros_like());
+        for &i in &batch[range] {
+            net.loss_and_gradient(objective, fit.example(i), &mut trace, &mut grads);
+        }
+        grads
+    };
+    let mut parts = map_ranges(pieces(batch.len()), threads, &partial).into_iter();
+    let mut total = parts.next().unwrap_or_else(|| net.zeros_like());
+    for mut part in parts {
+        for (t, p) in total
+            .parameters_mut()
+            .into_iter()
+            .zip(part.parameters_mut())
+        {
+            t.iter_mut().zip(p.iter()).for_each(|(a, b)| *a += b);
+        }
+    }
+    total
 }
 
 /// One pass over `fit` in shuffled mini-batches; `interrupt` before each.
@@ -292,16 +353,12 @@ fn train_epoch(
     adam: &mut Adam,
     (objective, fit): (Objective, &SequenceData),
     order: &[usize],
-    batch_size: usize,
+    (batch_size, threads): (usize, usize),
     interrupt: &mut dyn FnMut(),
 ) {
-    let mut trace = net.trace();
     for batch in order.chunks(batch_size) {
         interrupt();
-        let mut grads = net.zeros_like();
-        for &i in batch {
-            net.loss_and_gradient(objective, fit.example(i), &mut trace, &mut grads);
-        }
+        let mut grads = batch_gradient(net, (objective, fit), batch, threads);
         let scale = 1.0 / batch.len() as f64;
         for part in grads.parameters_mut() {
             part.iter_mut().for_each(|g| *g *= scale);
@@ -328,7 +385,12 @@ pub fn fit_sequence_network(
     let mut net = initial_network(fit, objective, options, &mut rng);
     let mut adam = Adam::new(&mut net, options.learning_rate);
     let mut order: Vec<usize> = (0..fit.len()).collect();
-    let mut best = (net.clone(), mean_loss(&net, objective, validation), 0);
+    let threads = options.threads.max(1);
+    let mut best = (
+        net.clone(),
+        mean_loss(&net, objective, validation, threads),
+        0,
+    );
     let mut report = SequenceReport {
         epochs: 0,
         best_epoch: 0,
@@ -343,11 +405,11 @@ pub fn fit_sequence_network(
             &mut adam,
             data,
             &order,
-            options.batch_size,
+            (options.batch_size, threads),
             interrupt,
         );
         interrupt();
-        let loss = mean_loss(&net, objective, validation);
+        let loss = mean_loss(&net, objective, validation, threads);
         report.epochs = epoch;
         if !loss.is_finite() {
             return Err(diverged(epoch));
@@ -512,6 +574,16 @@ mod tests {
         assert_eq!(a, b);
         // 7 batches and one validation pass per epoch
         assert!(polls >= 3 * 8, "{polls}");
+        // the threads share the batches' pieces, summed in order: the same bits
+        for threads in [2, 3] {
+            let parallel = SequenceOptions {
+                threads,
+                ..options.clone()
+            };
+            let (c, report) = fit_squared(&fit, &validation, &parallel).unwrap();
+            assert_eq!(a, c, "{threads} threads");
+            assert_eq!(report.epochs, 3);
+        }
     }
 
     #[test]
