@@ -6,14 +6,16 @@
 #     lifetimes (BG/NBD and Pareto/NBD × Gamma-Gamma), scikit-learn (gbm and linear on RFM
 #     features from an earlier window) and the oracle (bench/accuracy_reference.py, in a
 #     throwaway venv under bench/.venv).
+#     The sequence models (gru, cnn) read each customer's history by week beside the features.
 #  2. UCI Online Retail, when ../shared/data/online_retail is there (a check of generality, not a
 #     tuning target): as of 2011-09-09, the next 91 days.
-# Prints one table and writes bench/results/accuracy.csv.
+# Prints one table and writes bench/results/accuracy.csv: accuracy, training seconds and the
+# scoring rate of customer_value(row, model) over the feature table (one core).
 # Usage: bench/accuracy.sh [--no-python] [--algorithms "linear gbm gbm:hurdle auto"] (algorithm:loss)
 source "$(dirname "$0")/../scripts/common.sh"
 lock_install
 cd "$ROOT"
-python=1 algorithms="linear ridge random_forest gbm gbm:hurdle mlp mlp:hurdle mlp:ziln auto"
+python=1 algorithms="linear ridge random_forest gbm gbm:hurdle mlp mlp:hurdle mlp:ziln gru cnn auto"
 bench_flags "$@"
 ensure_toolchain
 install_extension >/dev/null
@@ -21,13 +23,25 @@ start_cluster "shared_buffers = '1GB'" "work_mem = '256MB'"
 psql_run -c "CREATE EXTENSION customer_value"
 mkdir -p bench/results
 CSV=bench/results/accuracy.csv
-echo "dataset,approach,gini,total_error_pct,decile_mape,spearman,top_decile_capture,seconds" > "$CSV"
+echo "dataset,approach,gini,total_error_pct,decile_mape,spearman,top_decile_capture,seconds,score_rows_per_s" > "$CSV"
 
-# evaluate_row DATASET APPROACH MODEL TABLE SECONDS: one CSV line from customer_value.evaluate
+# score_rate MODEL TABLE: rows per second of customer_value(row, MODEL) over TABLE (one core)
+score_rate() {
+    local started rows
+    started=$(date +%s.%N)
+    rows=$(psql_run -At -c "SET max_parallel_workers_per_gather = 0;
+                            SELECT count(customer_value(t, '$1')) FROM $2 t")
+    awk "BEGIN { printf \"%.0f\", $rows / ($(date +%s.%N) - $started) }"
+}
+
+# evaluate_row DATASET APPROACH MODEL TABLE SECONDS: one CSV line from customer_value.evaluate,
+# with the scoring rate over TABLE
 evaluate_row() {
+    local rate
+    rate=$(score_rate "$3" "$4")
     psql_run -At -F, -c "SELECT '$1', '$2', round((e->>'gini')::numeric, 4), round((e->>'total_error_pct')::numeric, 2),
                                 round((e->>'decile_mape')::numeric, 4), round((e->>'spearman')::numeric, 4),
-                                round((e->>'top_decile_capture')::numeric, 4), $5
+                                round((e->>'top_decile_capture')::numeric, 4), $5, $rate
                            FROM customer_value.evaluate('$3', '$4', 'holdout_spend') e" >> "$CSV"
 }
 

@@ -460,14 +460,24 @@ pub fn decile_mape(actual: &[f64], predicted: &[f64]) -> Option<f64> {
     }
     let mut order: Vec<usize> = (0..n).collect();
     order.sort_by(|&a, &b| predicted[a].total_cmp(&predicted[b]).then(a.cmp(&b)));
+    // customers predicted alike cannot be told apart: a tie cut by a decile boundary counts
+    // in both deciles at its mean, so the figure does not depend on the rows' order
+    let mut tied_actual = vec![0.0; n];
+    let mut k = 0;
+    while k < n {
+        let tie = order[k..].partition_point(|&i| predicted[i] == predicted[order[k]]);
+        let mean = order[k..k + tie].iter().map(|&i| actual[i]).sum::<f64>() / tie as f64;
+        tied_actual[k..k + tie].fill(mean);
+        k += tie;
+    }
     let (size, larger) = (n / 10, n % 10);
     let mut start = 0;
     let mut errors = Vec::with_capacity(10);
     for group in 0..10 {
         let len = size + usize::from(group < larger);
         let members = &order[start..start + len];
+        let mean_actual = tied_actual[start..start + len].iter().sum::<f64>() / len as f64;
         start += len;
-        let mean_actual = members.iter().map(|&i| actual[i]).sum::<f64>() / len as f64;
         let mean_predicted = members.iter().map(|&i| predicted[i]).sum::<f64>() / len as f64;
         if mean_actual != 0.0 {
             errors.push((mean_predicted - mean_actual).abs() / mean_actual.abs());
@@ -673,12 +683,35 @@ mod tests {
     }
 
     #[test]
+    fn decile_mape_does_not_depend_on_the_order_of_tied_predictions() {
+        // 25 customers predicted 1 (a tie over deciles 1, 2 and half of 3), actuals 0 … 24
+        // (mean 12); 75 predicted exactly (2 … 76)
+        let mut predicted = vec![1.0; 25];
+        predicted.extend((2..77).map(f64::from));
+        let mut actual: Vec<f64> = (0..25).map(f64::from).collect();
+        actual.extend((2..77).map(f64::from));
+        // deciles 1, 2: actual 12 (the tie's mean), predicted 1; decile 3: five tied (12 each)
+        // and 2 … 6, actual (60 + 20) / 10 = 8, predicted (5 + 20) / 10 = 2.5; the rest exact
+        let expected = (2.0 * (11.0 / 12.0) + 5.5 / 8.0) / 10.0;
+        let forward = decile_mape(&actual, &predicted).unwrap();
+        assert!(
+            (forward - expected).abs() < 1e-12,
+            "{forward} vs {expected}"
+        );
+        actual[..25].reverse();
+        assert_eq!(decile_mape(&actual, &predicted).unwrap(), forward);
+    }
+
+    #[test]
     fn decile_mape_by_hand() {
         // one customer per decile: the mean of |p − a| / a over the ten customers
         let actual = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0];
         let predicted = [2.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 5.0];
-        // customer 0: |2 − 1| / 1 = 1; customer 9: |5 − 10| / 10 = 0.5; the rest 0
-        assert!((decile_mape(&actual, &predicted).unwrap() - 0.15).abs() < 1e-12);
+        // two ties, each decile holding its tie's mean actual: customers 0 and 1 (predicted 2,
+        // mean actual 1.5: |2 − 1.5| / 1.5 = 1/3 twice), customers 4 and 9 (predicted 5, mean
+        // actual 7.5: 1/3 twice); the rest 0
+        let expected = (4.0 / 3.0) / 10.0;
+        assert!((decile_mape(&actual, &predicted).unwrap() - expected).abs() < 1e-12);
         // 20 customers, two per decile in prediction order: decile k holds the customers
         // predicted 2k and 2k + 1 (actual 0 and 4k + 2, mean 2k + 1, predicted mean 2k + 0.5)
         let predicted: Vec<f64> = (0..20).map(f64::from).collect();
@@ -691,9 +724,9 @@ mod tests {
             / 10.0;
         assert!((decile_mape(&actual, &predicted).unwrap() - expected).abs() < 1e-12);
         // a decile with no actual value is left out; fewer than ten customers have none
-        let mut actual = [1.0; 10];
-        actual[0] = 0.0;
-        assert_eq!(decile_mape(&actual, &[1.0; 10]), Some(0.0));
+        let (mut actual, mut predicted) = ([1.0; 10], [1.0; 10]);
+        (actual[0], predicted[0]) = (0.0, 0.5);
+        assert_eq!(decile_mape(&actual, &predicted), Some(0.0));
         assert_eq!(decile_mape(&[1.0; 9], &[1.0; 9]), None);
         // the totals' error
         let m = HoldoutMetrics::compute(&[1.0, 3.0], &[2.0, 4.0]);
