@@ -30,7 +30,7 @@ score_rate() {
     local started rows
     started=$(date +%s.%N)
     rows=$(psql_run -At -c "SET max_parallel_workers_per_gather = 0;
-                            SELECT count(customer_value(t, '$1')) FROM $2 t")
+                            SELECT count(customer_value(cv_row, '$1')) FROM $2 cv_row")
     awk "BEGIN { printf \"%.0f\", $rows / ($(date +%s.%N) - $started) }"
 }
 

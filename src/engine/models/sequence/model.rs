@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::network::{Encoder, SequenceNetwork, Trace};
-use super::training::{fit_sequence_network, SequenceData, SequenceOptions, SequenceReport};
+use super::training::{fit_sequence_network, Examples, SequenceOptions, SequenceReport};
 use crate::engine::error::{EngineError, ErrorKind, Result};
 use crate::engine::features::{Dataset, FeatureSpec};
 use crate::engine::models::mlp::{
@@ -183,9 +183,15 @@ impl SequenceModel {
         let (fit_rows, check_rows) = split(data.n_rows, validation, options.seed)?;
         let scaling = InputScaling::measure(data, &fit_rows, layout);
         let target = target_scaling(data, &fit_rows, objective)?;
-        let standardised =
-            |rows: &[usize]| standardise(data, rows, layout, &scaling, objective, target);
-        let (fit, check) = (standardised(&fit_rows), standardised(&check_rows));
+        let rows = |rows: Vec<usize>| StandardisedRows {
+            data,
+            rows,
+            layout,
+            scaling: &scaling,
+            objective,
+            target,
+        };
+        let (fit, check) = (rows(fit_rows), rows(check_rows));
         let (network, report) = fit_sequence_network(&fit, &check, objective, options, interrupt)?;
         let model = SequenceModel {
             layout: layout.clone(),
@@ -409,43 +415,41 @@ fn target_scaling(data: &Dataset, rows: &[usize], objective: Objective) -> Resul
     }
 }
 
-/// `rows` of `data` as standardised sequences, statics and targets.
-fn standardise(
-    data: &Dataset,
-    rows: &[usize],
-    layout: &SequenceLayout,
-    scaling: &InputScaling,
+/// Rows of a dataset as a network's examples, standardised as each is read: the rows are not
+/// copied (the dataset is the one copy of the training data).
+struct StandardisedRows<'a> {
+    data: &'a Dataset,
+    rows: Vec<usize>,
+    layout: &'a SequenceLayout,
+    scaling: &'a InputScaling,
     objective: Objective,
-    (mean, scale): (f64, f64),
-) -> SequenceData {
-    let (steps, channels) = (layout.steps as usize, layout.n_channels());
-    let n_statics = layout.statics.len();
-    let mut out = SequenceData {
-        steps,
-        channels,
-        n_statics,
-        sequences: vec![0.0; rows.len() * steps * channels],
-        statics: vec![0.0; rows.len() * n_statics],
-        y: Vec::with_capacity(rows.len()),
-    };
-    for (k, &i) in rows.iter().enumerate() {
-        let span = steps * channels;
-        layout.gather(
-            data.row(i),
-            scaling,
-            &mut out.sequences[k * span..(k + 1) * span],
-            &mut out.statics[k * n_statics..(k + 1) * n_statics],
-        );
-        let y = data.y[i];
+    /// The target's (mean, scale).
+    target: (f64, f64),
+}
+
+impl Examples for StandardisedRows<'_> {
+    fn shape(&self) -> (usize, usize, usize) {
+        let l = self.layout;
+        (l.steps as usize, l.n_channels(), l.statics.len())
+    }
+
+    fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    fn read(&self, i: usize, sequence: &mut [f64], statics: &mut [f64]) -> f64 {
+        let row = self.rows[i];
+        let x = self.data.row(row);
+        self.layout.gather(x, self.scaling, sequence, statics);
+        let y = self.data.y[row];
         // ln 0 = −∞ stands for "no purchase" in the zero-inflated lognormal's loss
-        let read = if objective == Objective::ZeroInflatedLognormal {
+        let read = if self.objective == Objective::ZeroInflatedLognormal {
             y.ln()
         } else {
             y
         };
-        out.y.push((read - mean) / scale);
+        (read - self.target.0) / self.target.1
     }
-    out
 }
 
 #[cfg(test)]

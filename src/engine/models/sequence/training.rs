@@ -180,8 +180,27 @@ impl SequenceOptions {
     }
 }
 
-/// Examples of equal shape: each a sequence (steps × channels), static features and a target
-/// as the objective's loss reads it.
+/// Examples of equal shape, read one at a time: each a sequence (steps × channels), static
+/// features and a target as the objective's loss reads it. A trainer's examples are read from
+/// its rows as they are needed (standardised on the fly), never copied out whole.
+pub trait Examples: Sync {
+    /// (steps, channels, static features) of every example.
+    fn shape(&self) -> (usize, usize, usize);
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Example `i` into `sequence` (steps × channels) and `statics`; returns its target.
+    fn read(&self, i: usize, sequence: &mut [f64], statics: &mut [f64]) -> f64;
+}
+
+/// Buffers of one example of `data`'s shape.
+fn buffers(data: &dyn Examples) -> (Vec<f64>, Vec<f64>) {
+    let (steps, channels, statics) = data.shape();
+    (vec![0.0; steps * channels], vec![0.0; statics])
+}
+
+/// Examples of equal shape held in memory (tests, small sets).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SequenceData {
     pub steps: usize,
@@ -210,6 +229,23 @@ impl SequenceData {
             &self.statics[i * s..(i + 1) * s],
             self.y[i],
         )
+    }
+}
+
+impl Examples for SequenceData {
+    fn shape(&self) -> (usize, usize, usize) {
+        (self.steps, self.channels, self.n_statics)
+    }
+
+    fn len(&self) -> usize {
+        self.y.len()
+    }
+
+    fn read(&self, i: usize, sequence: &mut [f64], statics: &mut [f64]) -> f64 {
+        let (s, x, y) = self.example(i);
+        sequence.copy_from_slice(s);
+        statics.copy_from_slice(x);
+        y
     }
 }
 
@@ -266,21 +302,22 @@ impl Adam {
 
 /// The untrained network `options` describe for data shaped like `data`.
 fn initial_network(
-    data: &SequenceData,
+    data: &dyn Examples,
     objective: Objective,
     options: &SequenceOptions,
     rng: &mut SplitMix64,
 ) -> SequenceNetwork {
+    let (_, channels, statics) = data.shape();
     let encoder = match options.encoder {
-        EncoderKind::Gru => Encoder::Gru(Gru::new(data.channels, options.units, rng)),
+        EncoderKind::Gru => Encoder::Gru(Gru::new(channels, options.units, rng)),
         EncoderKind::Cnn => Encoder::Cnn(TemporalConvolution::new(
-            data.channels,
+            channels,
             options.units,
             options.kernel_width,
             rng,
         )),
     };
-    SequenceNetwork::new(encoder, data.n_statics, options.head_units, objective, rng)
+    SequenceNetwork::new(encoder, statics, options.head_units, objective, rng)
 }
 
 /// The mean loss of `net` on `data`.
@@ -300,15 +337,16 @@ fn pieces(rows: usize) -> Vec<std::ops::Range<usize>> {
 fn mean_loss(
     net: &SequenceNetwork,
     objective: Objective,
-    data: &SequenceData,
+    data: &dyn Examples,
     threads: usize,
 ) -> f64 {
     let partial = |range: std::ops::Range<usize>| {
         let mut trace = net.trace();
+        let (mut sequence, mut statics) = buffers(data);
         range
             .map(|i| {
-                let (sequence, statics, y) = data.example(i);
-                let outputs = net.forward(sequence, statics, &mut trace);
+                let y = data.read(i, &mut sequence, &mut statics);
+                let outputs = net.forward(&sequence, &statics, &mut trace);
                 row_loss(objective, ArrayView1::from(outputs), y).0
             })
             .sum::<f64>()
@@ -322,14 +360,17 @@ fn mean_loss(
 /// The summed gradient of the examples `batch` of `fit`, on `threads` threads.
 fn batch_gradient(
     net: &SequenceNetwork,
-    (objective, fit): (Objective, &SequenceData),
+    (objective, fit): (Objective, &dyn Examples),
     batch: &[usize],
     threads: usize,
 ) -> SequenceNetwork {
     let partial = |range: std::ops::Range<usize>| {
         let (mut trace, mut grads) = (net.trace(), net.zeros_like());
+        let (mut sequence, mut statics) = buffers(fit);
         for &i in &batch[range] {
-            net.loss_and_gradient(objective, fit.example(i), &mut trace, &mut grads);
+            let y = fit.read(i, &mut sequence, &mut statics);
+            let example = (&sequence[..], &statics[..], y);
+            net.loss_and_gradient(objective, example, &mut trace, &mut grads);
         }
         grads
     };
@@ -351,7 +392,7 @@ fn batch_gradient(
 fn train_epoch(
     net: &mut SequenceNetwork,
     adam: &mut Adam,
-    (objective, fit): (Objective, &SequenceData),
+    (objective, fit): (Objective, &dyn Examples),
     order: &[usize],
     (batch_size, threads): (usize, usize),
     interrupt: &mut dyn FnMut(),
@@ -371,8 +412,8 @@ fn train_epoch(
 /// the network of the best validation loss. Errors: invalid options, too few examples, shapes
 /// that disagree, and a loss that stops being a number (naming the epoch).
 pub fn fit_sequence_network(
-    fit: &SequenceData,
-    validation: &SequenceData,
+    fit: &dyn Examples,
+    validation: &dyn Examples,
     objective: Objective,
     options: &SequenceOptions,
     interrupt: &mut dyn FnMut(),
@@ -444,8 +485,8 @@ fn diverged(epoch: usize) -> EngineError {
 /// Both sets hold examples of one shape, with at least one example each, sequences long enough
 /// for a CNN filter and finite values.
 fn check_shapes(
-    fit: &SequenceData,
-    validation: &SequenceData,
+    fit: &dyn Examples,
+    validation: &dyn Examples,
     options: &SequenceOptions,
 ) -> Result<()> {
     if fit.len() < 2 || validation.is_empty() {
@@ -455,33 +496,28 @@ fn check_shapes(
             validation.len()
         )));
     }
-    let shape = |d: &SequenceData| (d.steps, d.channels, d.n_statics);
-    let consistent = |d: &SequenceData| {
-        d.sequences.len() == d.len() * d.steps * d.channels
-            && d.statics.len() == d.len() * d.n_statics
-    };
-    if shape(fit) != shape(validation) || !consistent(fit) || !consistent(validation) {
+    if fit.shape() != validation.shape() {
         return Err(EngineError::invalid_parameter(
             "the training and validation sequences differ in shape",
         ));
     }
     for (name, d) in [("training", fit), ("validation", validation)] {
-        if let Some(k) = d
-            .sequences
-            .iter()
-            .chain(&d.statics)
-            .position(|v| !v.is_finite())
-        {
-            return Err(EngineError::new(
-                ErrorKind::NonFiniteValue,
-                format!("a {name} input is not a finite number (value {k} of the set)"),
-            ));
+        let (mut sequence, mut statics) = buffers(d);
+        for i in 0..d.len() {
+            d.read(i, &mut sequence, &mut statics);
+            if sequence.iter().chain(&statics).any(|v| !v.is_finite()) {
+                return Err(EngineError::new(
+                    ErrorKind::NonFiniteValue,
+                    format!("a {name} input is not a finite number (example {})", i + 1),
+                ));
+            }
         }
     }
-    if options.encoder == EncoderKind::Cnn && fit.steps < options.kernel_width {
+    let steps = fit.shape().0;
+    if options.encoder == EncoderKind::Cnn && steps < options.kernel_width {
         return Err(EngineError::invalid_parameter(format!(
-            "option \"kernel_width\" ({}) is longer than the sequences ({} periods)",
-            options.kernel_width, fit.steps
+            "option \"kernel_width\" ({}) is longer than the sequences ({steps} periods)",
+            options.kernel_width
         )));
     }
     Ok(())
