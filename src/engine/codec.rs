@@ -131,6 +131,26 @@ pub struct Explanation {
     pub keys: Vec<String>,
 }
 
+/// An array element's position lies within its length, and every element of one array column
+/// agrees on its shape (scoring places the array once per row, for all of them).
+fn check_array_element(f: &FeatureSpec, earlier: &[FeatureSpec]) -> Result<()> {
+    let Some((shape, position)) = f.array_element() else {
+        return Ok(());
+    };
+    let bad = !(1..=super::features::MAX_ARRAY_LENGTH).contains(&shape.length)
+        || position >= shape.length
+        || earlier
+            .iter()
+            .any(|g| g.column() == f.column() && g.array_element().is_none_or(|(s, _)| s != shape));
+    if bad {
+        return Err(EngineError::corrupted(format!(
+            "array feature \"{}\" does not fit its array's shape",
+            f.name
+        )));
+    }
+    Ok(())
+}
+
 /// Format version 1 (customer_value 0.1), frozen: never change it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelArtifactV1 {
@@ -437,6 +457,7 @@ impl ModelArtifact {
                     f.name
                 )));
             }
+            check_array_element(f, &self.features[..i])?;
         }
         self.predictor.validate(self.features.len())?;
         let n_nodes = match &self.predictor {
@@ -688,6 +709,35 @@ mod tests {
             Predictor::Sequence(model),
             tiers,
         )
+    }
+
+    #[test]
+    fn array_elements_out_of_their_shape_are_refused() {
+        let model = sample_sequence_model();
+        assert!(model.validate().is_ok());
+        let set = |k: usize, position: u32, length: u32| {
+            let mut m = model.clone();
+            if let Encoding::Element {
+                position: p,
+                length: l,
+                ..
+            } = &mut m.features[k].encoding
+            {
+                (*p, *l) = (position, length);
+            }
+            m.validate().map_err(|e| (e.kind, e.message))
+        };
+        let refused = |name: &str| {
+            Err((
+                ErrorKind::DataCorrupted,
+                format!("array feature \"{name}\" does not fit its array's shape"),
+            ))
+        };
+        assert_eq!(set(2, 4, 4), refused("h[2]"));
+        assert_eq!(set(1, 0, 0), refused("h[1]"));
+        // the first element's shape differs from the others'
+        assert_eq!(set(1, 0, 5), refused("h[2]"));
+        assert!(set(1, 0, 4).is_ok());
     }
 
     fn from_hex(hex: &str) -> Vec<u8> {
