@@ -290,3 +290,9 @@ CREATE AGGREGATE customer_value.rfm_periods(period_start timestamp, amount float
 );
 COMMENT ON AGGREGATE customer_value.rfm_periods(timestamp, float8, boolean, timestamp) IS
     'One customer''s purchase periods, summarised as rfm() reads them: {distinct calibration periods, seconds from the first to the last, seconds from the first to calibration_end, calibration spend, spend in the first period, calibration transactions, distinct holdout periods, holdout spend}';
+
+-- explain: the sequence models' integrated gradients and their residual (issue #14)
+COMMENT ON FUNCTION customer_value.explain(record) IS
+    'Why this prediction: {"baseline", "prediction", "contributions": {feature: value}, "scale", "value"} with baseline + sum of contributions = prediction (exact: linear coefficients or TreeSHAP; gru and cnn: integrated gradients by period of the history, plus their "residual"), default model';
+COMMENT ON FUNCTION customer_value.explain(record, text) IS
+    'Why this prediction, with the named model: per-feature contributions adding up to prediction - baseline (with "residual" for the integrated gradients of gru and cnn)';

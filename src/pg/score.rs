@@ -971,7 +971,7 @@ CREATE FUNCTION customer_value.explain("row" record) RETURNS jsonb
     SUPPORT customer_value.score_support
     AS 'MODULE_PATHNAME', 'cv_explain_default_wrapper';
 COMMENT ON FUNCTION customer_value.explain(record) IS
-    'Why this prediction: {"baseline", "prediction", "contributions": {feature: value}, "scale", "value"} with baseline + sum of contributions = prediction (exact: linear coefficients or TreeSHAP), default model';
+    'Why this prediction: {"baseline", "prediction", "contributions": {feature: value}, "scale", "value"} with baseline + sum of contributions = prediction (exact: linear coefficients or TreeSHAP; gru and cnn: integrated gradients by period of the history, plus their "residual"), default model';
 "#,
     name = "cv_explain_default_sql",
     requires = ["schema", "cv_score_support_sql"]
@@ -989,7 +989,7 @@ CREATE FUNCTION customer_value.explain("row" record, model text) RETURNS jsonb
     SUPPORT customer_value.score_support
     AS 'MODULE_PATHNAME', 'cv_explain_named_wrapper';
 COMMENT ON FUNCTION customer_value.explain(record, text) IS
-    'Why this prediction, with the named model: per-feature contributions adding up to prediction - baseline';
+    'Why this prediction, with the named model: per-feature contributions adding up to prediction - baseline (with "residual" for the integrated gradients of gru and cnn)';
 "#,
     name = "cv_explain_named_sql",
     requires = ["schema", "cv_score_support_sql"]
