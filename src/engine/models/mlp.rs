@@ -967,7 +967,7 @@ fn fit_network(
         task,
         fit: &fit_part,
         validation: (n_val > 0).then_some(&val_part),
-        target: (scaling.target_mean, scaling.target_scale),
+        target: (scaling.target.mean, scaling.target.scale),
         p,
     };
     let (net, report) = train_epochs(net, &data, options, &mut rng, interrupt)?;
@@ -975,8 +975,8 @@ fn fit_network(
         layers: net.to_layers(),
         input_mean: scaling.input_mean,
         input_scale: scaling.input_scale,
-        target_mean: scaling.target_mean,
-        target_scale: scaling.target_scale,
+        target_mean: scaling.target.mean,
+        target_scale: scaling.target.scale,
         output,
     };
     model.validate(p).map_err(|e| {
@@ -1052,7 +1052,7 @@ fn check_training_data(
 }
 
 /// The zero-inflated lognormal's target: spend, 0 or more, with enough buyers.
-fn check_spend_target(train: &Dataset) -> Result<()> {
+pub(crate) fn check_spend_target(train: &Dataset) -> Result<()> {
     if let Some(y) = train.y.iter().find(|y| **y < 0.0) {
         return Err(EngineError::invalid_parameter(format!(
             "loss \"ziln\" needs a target of 0 or more (spend); the target holds {y}"
@@ -1075,9 +1075,43 @@ fn check_spend_target(train: &Dataset) -> Result<()> {
 struct Scaling {
     input_mean: Vec<f64>,
     input_scale: Vec<f64>,
-    target_mean: f64,
-    target_scale: f64,
-    log_target: bool,
+    target: TargetScale,
+}
+
+/// How a network reads its target (the mlp's and the sequence networks'): standardised by
+/// `mean` and `scale` — of the value (squared error), of nothing (a 0/1 label), or of ln(spend)
+/// of the buyers (the zero-inflated lognormal, which reads ln 0 = −∞ as "no purchase").
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TargetScale {
+    pub mean: f64,
+    pub scale: f64,
+    log: bool,
+}
+
+impl TargetScale {
+    /// The scale of the targets `y` for `objective`.
+    pub(crate) fn measure(y: impl Iterator<Item = f64>, objective: Objective) -> Result<Self> {
+        let (mean, scale) = match objective {
+            Objective::SquaredError => target_moments(&y.collect::<Vec<f64>>())?,
+            Objective::LogLoss => (0.0, 1.0),
+            Objective::ZeroInflatedLognormal => {
+                let log_spend: Vec<f64> = y.filter(|y| *y > 0.0).map(f64::ln).collect();
+                target_moments(&log_spend)?
+            }
+        };
+        Ok(TargetScale {
+            mean,
+            scale,
+            log: objective == Objective::ZeroInflatedLognormal,
+        })
+    }
+
+    /// `y` as the network's loss reads it.
+    #[inline]
+    pub(crate) fn read(&self, y: f64) -> f64 {
+        let target = if self.log { y.ln() } else { y };
+        (target - self.mean) / self.scale
+    }
 }
 
 impl Scaling {
@@ -1100,25 +1134,10 @@ impl Scaling {
             input_mean.push(mean);
             input_scale.push(usable_scale(sd));
         }
-        let (target_mean, target_scale) = match task {
-            Objective::SquaredError => target_moments(&train.y)?,
-            Objective::LogLoss => (0.0, 1.0),
-            Objective::ZeroInflatedLognormal => {
-                let log_spend: Vec<f64> = train
-                    .y
-                    .iter()
-                    .filter(|y| **y > 0.0)
-                    .map(|y| y.ln())
-                    .collect();
-                target_moments(&log_spend)?
-            }
-        };
         Ok(Scaling {
             input_mean,
             input_scale,
-            target_mean,
-            target_scale,
-            log_target: task == Objective::ZeroInflatedLognormal,
+            target: TargetScale::measure(train.y.iter().copied(), task)?,
         })
     }
 
@@ -1135,20 +1154,14 @@ impl Scaling {
                     .zip(&self.input_scale)
                     .map(|((v, m), s)| (v - m) / s),
             );
-            // ln 0 = −∞ stands for "no purchase" in the zero-inflated lognormal's loss
-            let target = if self.log_target {
-                train.y[i].ln()
-            } else {
-                train.y[i]
-            };
-            y.push((target - self.target_mean) / self.target_scale);
+            y.push(self.target.read(train.y[i]));
         }
         Part { x, y }
     }
 }
 
 /// Mean and usable standard deviation of a target to standardise.
-pub(crate) fn target_moments(values: &[f64]) -> Result<(f64, f64)> {
+fn target_moments(values: &[f64]) -> Result<(f64, f64)> {
     let n = values.len() as f64;
     let mean = values.iter().sum::<f64>() / n;
     let var = values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n;

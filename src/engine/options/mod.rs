@@ -69,9 +69,10 @@ pub struct TrainOptions {
     /// Where `gru` and `cnn` find the history among the features: set by the trainer from the
     /// feature schema (never an option).
     pub sequence_layout: Option<SequenceLayout>,
-    /// The training rows early stopping watches when the trainer chooses them (the latest
-    /// cut-off of a log): never an option.
-    pub sequence_latest_rows: Option<usize>,
+    /// For the rows of a log's fit (cut-off order): `(rows, latest)`, the last `latest` of
+    /// those `rows` being the latest cut-off's, which early stopping watches. A fit on other rows
+    /// (a subset: a fold, the buyers of a hurdle) watches a random share. Never an option.
+    pub sequence_latest_rows: Option<(usize, usize)>,
     /// `target_transform`: train on ln(1 + y) and predict e^p − 1 (skewed spend).
     pub target_transform: TargetTransform,
     /// `loss` of gbm and mlp value models: least squares, the two-part hurdle model, or (mlp)

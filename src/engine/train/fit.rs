@@ -93,11 +93,6 @@ fn fit_hurdle(
     options: &TrainOptions,
     interrupt: &mut dyn FnMut(),
 ) -> Result<Fit> {
-    // the parts learn from subsets, whose last rows are not the latest cut-off's
-    let options = &TrainOptions {
-        sequence_latest_rows: None,
-        ..options.clone()
-    };
     if let Some(y) = train.y.iter().find(|y| **y < 0.0) {
         return Err(EngineError::invalid_parameter(format!(
             "loss \"hurdle\" needs a target of 0 or more (spend); the target holds {y}"
@@ -278,9 +273,11 @@ fn fit_sequence(
     let layout = options.sequence_layout.as_ref().ok_or_else(|| {
         EngineError::new(ErrorKind::Internal, "a sequence model without its layout")
     })?;
+    // the latest cut-off's rows end the rows they were counted for; a subset of them (a fold,
+    // the buyers of a hurdle) has no such end
     let validation = match options.sequence_latest_rows {
-        Some(rows) => Validation::Latest(rows),
-        None => Validation::Random(options.sequence_validation),
+        Some((rows, latest)) if rows == train.n_rows => Validation::Latest(latest),
+        _ => Validation::Random(options.sequence_validation),
     };
     // the training's threads (customer_value.training_threads, set by the glue)
     let network_options = SequenceOptions {

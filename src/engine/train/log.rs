@@ -256,7 +256,7 @@ fn with_sequence(
     let latest_rows = rows.iter().filter(|&&r| Some(cutoff(r)) == latest).count();
     Ok(TrainOptions {
         sequence_layout: Some(SequenceLayout::of(features, algorithm.name())?),
-        sequence_latest_rows: (latest_rows < rows.len()).then_some(latest_rows),
+        sequence_latest_rows: (latest_rows < rows.len()).then_some((rows.len(), latest_rows)),
         ..options.clone()
     })
 }

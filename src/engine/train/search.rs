@@ -110,12 +110,7 @@ fn cross_validate(
         }
         let fit_set = split.train.subset(&fit_rows)?;
         let val_set = split.train.subset(&val_rows)?;
-        // a fold's rows are a shuffle: its last rows are no latest cut-off
-        let fold_options = TrainOptions {
-            sequence_latest_rows: None,
-            ..combo.clone()
-        };
-        let fitted = fit(algorithm, &fit_set, &fold_options, interrupt)?;
+        let fitted = fit(algorithm, &fit_set, combo, interrupt)?;
         // the training rows' targets are on the fitted (transformed) scale
         let actual: Vec<f64> = val_set.y.iter().map(|y| back(*y)).collect();
         let m = evaluate_fit(&fitted, &val_set, &actual, kind, &back)?;

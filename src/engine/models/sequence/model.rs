@@ -10,7 +10,7 @@ use super::training::{fit_sequence_network, Examples, SequenceOptions, SequenceR
 use crate::engine::error::{EngineError, ErrorKind, Result};
 use crate::engine::features::{Dataset, FeatureSpec};
 use crate::engine::models::mlp::{
-    target_moments, usable_scale, Objective, OutputActivation, MAX_OUTPUTS, MIN_ZILN_BUYERS,
+    check_spend_target, usable_scale, Objective, OutputActivation, TargetScale, MAX_OUTPUTS,
 };
 use crate::engine::stats::SplitMix64;
 
@@ -182,13 +182,16 @@ impl SequenceModel {
     ) -> Result<(SequenceModel, SequenceReport)> {
         let (fit_rows, check_rows) = split(data.n_rows, validation, options.seed)?;
         let scaling = InputScaling::measure(data, &fit_rows, layout);
-        let target = target_scaling(data, &fit_rows, objective)?;
+        if objective == Objective::ZeroInflatedLognormal {
+            check_spend_target(data)?;
+        }
+        let y = fit_rows.iter().map(|&i| data.y[i]);
+        let target = TargetScale::measure(y, objective)?;
         let rows = |rows: Vec<usize>| StandardisedRows {
             data,
             rows,
             layout,
             scaling: &scaling,
-            objective,
             target,
         };
         let (fit, check) = (rows(fit_rows), rows(check_rows));
@@ -197,8 +200,8 @@ impl SequenceModel {
             layout: layout.clone(),
             scaling,
             network,
-            target_mean: target.0,
-            target_scale: target.1,
+            target_mean: target.mean,
+            target_scale: target.scale,
             output: objective.output(),
         };
         Ok((model, report))
@@ -390,31 +393,6 @@ fn split(n: usize, validation: Validation, seed: u64) -> Result<(Vec<usize>, Vec
     Ok((order, check))
 }
 
-/// The target's (mean, scale) as the objective reads it: the value, nothing for a label, and
-/// ln(spend) of the buyers for the zero-inflated lognormal.
-fn target_scaling(data: &Dataset, rows: &[usize], objective: Objective) -> Result<(f64, f64)> {
-    let y = rows.iter().map(|&i| data.y[i]);
-    match objective {
-        Objective::SquaredError => target_moments(&y.collect::<Vec<_>>()),
-        Objective::LogLoss => Ok((0.0, 1.0)),
-        Objective::ZeroInflatedLognormal => {
-            if let Some(v) = data.y.iter().find(|v| **v < 0.0) {
-                return Err(EngineError::invalid_parameter(format!(
-                    "loss \"ziln\" needs a target of 0 or more (spend); the target holds {v}"
-                )));
-            }
-            let logs: Vec<f64> = y.filter(|v| *v > 0.0).map(f64::ln).collect();
-            if logs.len() < MIN_ZILN_BUYERS {
-                return Err(EngineError::insufficient_data(format!(
-                    "loss \"ziln\" needs at least {MIN_ZILN_BUYERS} training rows with a target above 0; there are {}",
-                    logs.len()
-                )));
-            }
-            target_moments(&logs)
-        }
-    }
-}
-
 /// Rows of a dataset as a network's examples, standardised as each is read: the rows are not
 /// copied (the dataset is the one copy of the training data).
 struct StandardisedRows<'a> {
@@ -422,9 +400,7 @@ struct StandardisedRows<'a> {
     rows: Vec<usize>,
     layout: &'a SequenceLayout,
     scaling: &'a InputScaling,
-    objective: Objective,
-    /// The target's (mean, scale).
-    target: (f64, f64),
+    target: TargetScale,
 }
 
 impl Examples for StandardisedRows<'_> {
@@ -441,14 +417,7 @@ impl Examples for StandardisedRows<'_> {
         let row = self.rows[i];
         let x = self.data.row(row);
         self.layout.gather(x, self.scaling, sequence, statics);
-        let y = self.data.y[row];
-        // ln 0 = −∞ stands for "no purchase" in the zero-inflated lognormal's loss
-        let read = if self.objective == Objective::ZeroInflatedLognormal {
-            y.ln()
-        } else {
-            y
-        };
-        (read - self.target.0) / self.target.1
+        self.target.read(self.data.y[row])
     }
 }
 

@@ -50,20 +50,9 @@ pub struct SequenceOptions {
 }
 
 impl SequenceOptions {
-    /// The option keys of `gru` and `cnn` (`kernel_width`: cnn only).
-    pub const GRU_KEYS: &'static [&'static str] = &[
-        "units",
-        "head_units",
-        "learning_rate",
-        "epochs",
-        "batch_size",
-        "patience",
-        "validation_fraction",
-        "time_budget",
-    ];
+    /// The option keys of `cnn`; `gru` has the same but `kernel_width` (the last).
     pub const CNN_KEYS: &'static [&'static str] = &[
         "units",
-        "kernel_width",
         "head_units",
         "learning_rate",
         "epochs",
@@ -71,7 +60,12 @@ impl SequenceOptions {
         "patience",
         "validation_fraction",
         "time_budget",
+        "kernel_width",
     ];
+    pub const GRU_KEYS: &'static [&'static str] = match Self::CNN_KEYS.split_last() {
+        Some((_, keys)) => keys,
+        None => &[],
+    };
 
     /// Reads the options of `encoder` from an options object, each checked and named when
     /// wrong; `seed` seeds the weights and mini-batches. Returns the share of a table's rows
