@@ -8,6 +8,12 @@ mod pg;
 
 pgrx::pg_module_magic!();
 
+/// Large blocks are mapped and unmapped directly, so a training gives its memory back when it
+/// ends (see `engine::big_blocks`); the test build's counting allocator wraps the same one.
+#[cfg(not(test))]
+#[global_allocator]
+static ALLOCATOR: engine::big_blocks::BigBlocks = engine::big_blocks::BigBlocks;
+
 /// Schema `customer_value` holds the model store and every function but the two scoring
 /// functions, which live in the extension's schema (public by default) so that
 /// `customer_value(c)` and `customer_tier(c)` resolve unqualified.

@@ -76,11 +76,17 @@ pub fn try_with_capacity<T>(n: usize, what: &str) -> Result<Vec<T>> {
 /// Room for one more value in `v` (amortised growth), or a 53200 error naming `what`.
 #[inline]
 pub fn try_grow<T>(v: &mut Vec<T>, what: &str) -> Result<()> {
-    if v.len() < v.capacity() {
+    try_grow_by(v, 1, what)
+}
+
+/// Room for `n` more values in `v` (amortised growth), or a 53200 error naming `what`.
+#[inline]
+pub fn try_grow_by<T>(v: &mut Vec<T>, n: usize, what: &str) -> Result<()> {
+    if v.capacity() - v.len() >= n {
         return Ok(());
     }
-    v.try_reserve(1)
-        .map_err(|_| out_of_memory(what, v.len() + 1, std::mem::size_of::<T>()))
+    v.try_reserve(n)
+        .map_err(|_| out_of_memory(what, v.len() + n, std::mem::size_of::<T>()))
 }
 
 fn out_of_memory(what: &str, n: usize, size: usize) -> EngineError {
@@ -134,8 +140,10 @@ pub fn pool_threads_on_caller_account() -> impl Fn(usize) + Send + Sync + 'stati
 /// [`pool_threads_on_caller_account`], so tests running in parallel do not disturb it.
 #[cfg(test)]
 pub mod tracking {
-    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::alloc::{GlobalAlloc, Layout};
     use std::cell::Cell;
+
+    use super::super::big_blocks::BigBlocks;
     use std::sync::atomic::{AtomicI64, Ordering};
 
     /// Bytes allocated and not yet freed, their peak in the current phase and overall.
@@ -191,12 +199,12 @@ pub mod tracking {
     #[global_allocator]
     static ALLOCATOR: Counting = Counting;
 
-    // SAFETY: every call is forwarded unchanged to the system allocator; the counting only
+    // SAFETY: every call is forwarded unchanged to the release build's allocator; the counting only
     // reads and writes atomics and a const-initialised thread-local without a destructor, so
     // it never allocates itself.
     unsafe impl GlobalAlloc for Counting {
         unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-            let p = System.alloc(layout);
+            let p = BigBlocks.alloc(layout);
             if !p.is_null() {
                 record(layout.size() as i64);
             }
@@ -204,7 +212,7 @@ pub mod tracking {
         }
 
         unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-            let p = System.alloc_zeroed(layout);
+            let p = BigBlocks.alloc_zeroed(layout);
             if !p.is_null() {
                 record(layout.size() as i64);
             }
@@ -212,12 +220,12 @@ pub mod tracking {
         }
 
         unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-            System.dealloc(ptr, layout);
+            BigBlocks.dealloc(ptr, layout);
             record(-(layout.size() as i64));
         }
 
         unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-            let p = System.realloc(ptr, layout, new_size);
+            let p = BigBlocks.realloc(ptr, layout, new_size);
             if !p.is_null() {
                 record(new_size as i64 - layout.size() as i64);
             }

@@ -2,6 +2,7 @@
 //! Nothing here knows about Postgres; the `pg` module turns SQL values into these types and
 //! [`error::EngineError`]s into `ereport`s.
 
+pub mod big_blocks;
 pub mod champion;
 pub mod clv;
 pub mod codec;

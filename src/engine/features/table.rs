@@ -5,7 +5,9 @@ use std::collections::HashMap;
 
 use super::super::drift::BinProfile;
 use super::super::error::{EngineError, ErrorKind, Result};
-use super::super::memory::{try_filled, try_grow, MemoryBudget, BYTES_PER_VALUE};
+use super::super::memory::{
+    try_grow, try_grow_by, try_with_capacity, MemoryBudget, BYTES_PER_VALUE,
+};
 use super::super::stats;
 use super::{ArrayShape, Dataset, Encoding, FeatureSpec, RawValue, SqlType, DEFAULT_MAX_ONE_HOT};
 
@@ -17,12 +19,23 @@ pub type DatasetWithProfiles = (Vec<FeatureSpec>, Dataset, Vec<(String, BinProfi
 ///
 /// Values are checked as they arrive so that a NaN or infinity is reported with its column and
 /// row, not discovered later as a mysterious fit failure.
+///
+/// Rows are stored as they arrive in the row-major layout of the encoded matrix the models
+/// train on, so encoding happens in place: the table *becomes* the [`Dataset`], and training
+/// holds one copy of the values, not a raw copy beside an encoded one. A column takes the
+/// slots its encoding will fill: one, or one per indicator of a one-hot text column, whose
+/// category code waits in the block's first slot until [`RawTable::into_dataset`].
 #[derive(Debug, Clone)]
 pub struct RawTable {
     names: Vec<String>,
     types: Vec<SqlType>,
     target_name: String,
-    columns: Vec<Vec<f64>>,
+    /// Row-major, `width` values a row; empty until [`RawTable::fix_layout`].
+    rows: Vec<f64>,
+    /// Per column: its first slot in a row (set by the first row, when the categories and
+    /// `max_one_hot` that decide the widths are known).
+    slots: Vec<usize>,
+    width: usize,
     target: Vec<f64>,
     /// Per text column: its categories, most frequent first; its values are 1-based codes.
     categories: Vec<Vec<String>>,
@@ -113,14 +126,15 @@ impl RawTable {
             )));
         }
         let n = names.len();
-        let columns = vec![Vec::new(); n];
         let categories = vec![Vec::new(); n];
         let codes = vec![HashMap::new(); names.len()];
         Ok(RawTable {
             names,
             types,
             target_name: target_name.to_string(),
-            columns,
+            rows: Vec::new(),
+            slots: Vec::new(),
+            width: 0,
             target: Vec::new(),
             categories,
             codes,
@@ -246,40 +260,50 @@ impl RawTable {
         let row_number = self.target.len() + 1;
         self.budget
             .check_rows(row_number as u64, self.bytes_per_row(), false)?;
+        if self.slots.is_empty() {
+            self.fix_layout();
+        }
+        let start = self.rows.len();
+        try_grow_by(&mut self.rows, self.width, "the feature matrix")?;
+        // the other slots of a one-hot block are written when it is encoded
+        self.rows.resize(start + self.width, 0.0);
         for (i, value) in features.iter().enumerate() {
             let value = match *value {
                 RawValue::Null => f64::NAN,
                 RawValue::Number(v) if !v.is_finite() => {
-                    return Err(non_finite(&self.names[i], v, row_number))
+                    self.rows.truncate(start);
+                    return Err(non_finite(&self.names[i], v, row_number));
                 }
                 RawValue::Number(v) => v,
                 RawValue::Text(t) => self.codes[i].get(t).copied().unwrap_or(f64::NAN),
             };
-            try_grow(&mut self.columns[i], "a feature column")?;
-            self.columns[i].push(value);
+            self.rows[start + self.slots[i]] = value;
         }
         let target = match target {
             RawValue::Null => None,
             RawValue::Number(v) => Some(v),
             RawValue::Text(t) => self.classes.get(t).copied(),
         };
-        if let Some(v) = target {
-            if !v.is_finite() {
-                return Err(non_finite(&self.target_name, v, row_number));
-            }
+        if let Some(v) = target.filter(|v| !v.is_finite()) {
+            self.rows.truncate(start);
+            return Err(non_finite(&self.target_name, v, row_number));
         }
         try_grow(&mut self.target, "the target column")?;
         self.target.push(target.unwrap_or(f64::NAN));
         Ok(target.is_some())
     }
 
-    /// Each feature's distribution as read (NULLs included), for drift.
-    pub fn profiles(&self) -> Vec<(String, BinProfile)> {
-        self.names
-            .iter()
-            .zip(&self.columns)
-            .map(|(name, column)| (name.clone(), BinProfile::of_nan(column)))
-            .collect()
+    /// Each column's first slot in a row, from the widths its encoding will take (see
+    /// [`RawTable::encoded_width`]); at least one slot, so that a column about to be refused
+    /// (a text column of one category) still holds its values until it is.
+    fn fix_layout(&mut self) {
+        self.slots.clear();
+        let mut next = 0;
+        for j in 0..self.names.len() {
+            self.slots.push(next);
+            next += self.column_width(j).max(1);
+        }
+        self.width = next;
     }
 
     /// Drops rows whose target is NULL, encodes and imputes every feature column and checks
@@ -294,22 +318,22 @@ impl RawTable {
     pub fn into_dataset_with_profiles(mut self) -> Result<DatasetWithProfiles> {
         let n_kept = self.rows_with_target()?;
         let dropped_null_target = self.target.len() - n_kept;
-        // Memory: the raw columns lose their growth slack, then each drops the rows without a
-        // target in place and is released as soon as it is written into the matrix, so the
-        // peak is the raw table plus the matrix, not the matrix twice.
-        let mut raw_columns = std::mem::take(&mut self.columns);
-        let mut target = std::mem::take(&mut self.target);
-        raw_columns.iter_mut().for_each(Vec::shrink_to_fit);
-        target.shrink_to_fit();
-        let mut out = EncodedColumns::new(n_kept, self.encoded_width())?;
-        for (j, mut column) in raw_columns.into_iter().enumerate() {
-            if dropped_null_target > 0 {
-                let mut row = 0;
-                column.retain(|_| {
-                    row += 1;
-                    !target[row - 1].is_nan()
-                });
+        // Memory: the rows without a target leave the matrix in place and every column is
+        // encoded into its own slots, so besides the matrix only one column's values are
+        // copied out at a time.
+        self.drop_rows_without_target();
+        let matrix = std::mem::take(&mut self.rows);
+        let mut out = EncodedColumns::new(n_kept, self.width, matrix);
+        for j in 0..self.names.len() {
+            // the columns before j filled exactly the slots before j's (a text column of one
+            // category, the only one wider in the layout than encoded, is refused)
+            if out.specs.len() != self.slots[j] {
+                return Err(EngineError::new(
+                    ErrorKind::Internal,
+                    format!("feature column \"{}\" is out of place", self.names[j]),
+                ));
             }
+            let mut column = out.column(self.slots[j])?;
             if self.types[j].is_time() {
                 // ages; NULL stays NaN (as_of − NaN is NaN)
                 column.iter_mut().for_each(|v| *v = self.as_of - *v);
@@ -322,25 +346,39 @@ impl RawTable {
                 self.encode_numbers(j, &column, &present, &mut out)?;
             }
         }
-        target.retain(|v| !v.is_nan());
-        target.shrink_to_fit();
+        let target = std::mem::take(&mut self.target);
         out.into_dataset(target, dropped_null_target)
     }
 
-    /// The number of encoded columns: one per category but the most frequent for a one-hot
-    /// text column, one for any other.
-    fn encoded_width(&self) -> usize {
-        self.types
-            .iter()
-            .zip(&self.categories)
-            .map(|(sql_type, categories)| {
-                if *sql_type == SqlType::Text && categories.len() <= self.max_one_hot {
-                    categories.len().saturating_sub(1)
-                } else {
-                    1
-                }
-            })
-            .sum()
+    /// Removes the rows whose target is NULL, moving the others up within the matrix.
+    fn drop_rows_without_target(&mut self) {
+        let p = self.width;
+        let mut kept = 0;
+        for i in 0..self.target.len() {
+            if self.target[i].is_nan() {
+                continue;
+            }
+            if kept != i {
+                self.rows.copy_within(i * p..(i + 1) * p, kept * p);
+                self.target[kept] = self.target[i];
+            }
+            kept += 1;
+        }
+        self.rows.truncate(kept * p);
+        self.target.truncate(kept);
+        self.rows.shrink_to_fit();
+        self.target.shrink_to_fit();
+    }
+
+    /// The number of encoded columns of feature column `j`: one per category but the most
+    /// frequent for a one-hot text column, one for any other.
+    fn column_width(&self, j: usize) -> usize {
+        let categories = self.categories[j].len();
+        if self.types[j] == SqlType::Text && categories <= self.max_one_hot {
+            categories.saturating_sub(1)
+        } else {
+            1
+        }
     }
 
     /// The number of rows whose target is not NULL (an error when there are none).
@@ -504,7 +542,7 @@ impl RawTable {
 }
 
 /// Encoded feature columns as they are built (a text column may become several), written
-/// straight into the row-major matrix.
+/// into the row-major matrix the rows were read into, column `j` into slot `j` of every row.
 struct EncodedColumns {
     specs: Vec<FeatureSpec>,
     profiles: Vec<(String, BinProfile)>,
@@ -515,15 +553,22 @@ struct EncodedColumns {
 }
 
 impl EncodedColumns {
-    fn new(n_rows: usize, width: usize) -> Result<EncodedColumns> {
-        Ok(EncodedColumns {
+    fn new(n_rows: usize, width: usize, x: Vec<f64>) -> EncodedColumns {
+        EncodedColumns {
             specs: Vec::new(),
             profiles: Vec::new(),
-            x: try_filled(n_rows.saturating_mul(width), 0.0, "the feature matrix")?,
+            x,
             n_rows,
             width,
             pending_target_means: Vec::new(),
-        })
+        }
+    }
+
+    /// A copy of the values in `slot` of every row.
+    fn column(&self, slot: usize) -> Result<Vec<f64>> {
+        let mut values = try_with_capacity(self.n_rows, "a feature column")?;
+        values.extend(self.x.iter().skip(slot).step_by(self.width.max(1)));
+        Ok(values)
     }
 
     /// The next column's spec, profile and values (one per row).
@@ -751,6 +796,81 @@ mod encoding_tests {
         // dates become ages at as_of: row i was i days before
         assert_eq!(data.row(7)[3], 7.0);
         assert_eq!(specs[3].encoding, Encoding::DaysBefore { as_of: 20_000.0 });
+    }
+
+    #[test]
+    fn rows_without_a_target_leave_the_matrix_and_every_block_keeps_its_slots() {
+        // a number, a one-hot block of two indicators, a number: rows 1 and 3 have no target
+        let mut raw = RawTable::new(
+            "y",
+            vec![
+                ("n".into(), SqlType::Double),
+                ("s".into(), SqlType::Text),
+                ("m".into(), SqlType::Double),
+            ],
+        )
+        .unwrap();
+        raw.set_categories(1, vec!["a".into(), "b".into(), "c".into()]);
+        let rows: [(f64, RawValue<'_>, f64, Option<f64>); 6] = [
+            (1.0, RawValue::Text(b"c"), 10.0, Some(1.0)),
+            (2.0, RawValue::Text(b"b"), 20.0, None),
+            (3.0, RawValue::Null, 30.0, Some(3.0)),
+            (4.0, RawValue::Text(b"a"), 40.0, None),
+            (5.0, RawValue::Text(b"b"), 50.0, Some(5.0)),
+            (6.0, RawValue::Text(b"zz"), 60.0, Some(6.0)),
+        ];
+        for (n, s, m, y) in rows {
+            raw.push_values(&[RawValue::Number(n), s, RawValue::Number(m)], y.into())
+                .unwrap();
+        }
+        let (specs, data) = raw.into_dataset().unwrap();
+        let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["n", "s=b", "s=c", "m"]);
+        assert_eq!((data.n_rows, data.dropped_null_target), (4, 2));
+        // kept s: c, NULL, b, unseen → present b and c once each: shares 1/2
+        assert_eq!(
+            data.x,
+            [
+                [1.0, 0.0, 1.0, 10.0],
+                [3.0, 0.5, 0.5, 30.0],
+                [5.0, 1.0, 0.0, 50.0],
+                [6.0, 0.5, 0.5, 60.0],
+            ]
+            .concat()
+        );
+        assert_eq!(data.y, [1.0, 3.0, 5.0, 6.0]);
+    }
+
+    #[test]
+    fn a_text_column_of_one_category_is_refused_by_name_between_others() {
+        let mut raw = RawTable::new(
+            "y",
+            vec![
+                ("n".into(), SqlType::Double),
+                ("s".into(), SqlType::Text),
+                ("m".into(), SqlType::Double),
+            ],
+        )
+        .unwrap();
+        raw.set_categories(1, vec!["only".into()]);
+        for i in 0..4 {
+            let v = f64::from(i);
+            raw.push_values(
+                &[
+                    RawValue::Number(v),
+                    RawValue::Text(b"only"),
+                    RawValue::Number(v),
+                ],
+                RawValue::Number(v),
+            )
+            .unwrap();
+        }
+        let err = raw.into_dataset().unwrap_err();
+        assert!(
+            err.message.contains("\"s\" is constant (\"only\")"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]
