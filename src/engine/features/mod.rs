@@ -228,7 +228,7 @@ mod encoder;
 mod table;
 
 pub use array::{ArrayShape, ArrayStats, MAX_ARRAY_LENGTH};
-pub use dataset::Dataset;
+pub use dataset::{Dataset, F32Rows};
 pub use encoder::{encoders, FeatureEncoder, Purpose, RawValue};
 pub use table::{DatasetWithProfiles, Imputation, RawTable};
 

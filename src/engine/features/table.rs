@@ -609,6 +609,7 @@ impl EncodedColumns {
             y,
             dropped_null_target,
             pending_target_means: self.pending_target_means,
+            compact: None,
         };
         Ok((self.specs, data, self.profiles))
     }

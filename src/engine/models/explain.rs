@@ -581,6 +581,7 @@ mod tests {
                 y: vec![0.0; n],
                 dropped_null_target: 0,
                 pending_target_means: Vec::new(),
+                compact: None,
             };
             let covers = node_covers(&e, &data).unwrap();
             let explainer = TreeExplainer::new(&e, &covers).unwrap();
@@ -618,6 +619,7 @@ mod tests {
             y,
             dropped_null_target: 0,
             pending_target_means: Vec::new(),
+            compact: None,
         };
         let params = ForestParams {
             n_trees: 15,
@@ -680,6 +682,7 @@ mod tests {
             y: vec![0.0; 10],
             dropped_null_target: 0,
             pending_target_means: Vec::new(),
+            compact: None,
         };
         assert_eq!(node_covers(&e, &data).unwrap(), covers.to_vec());
     }
@@ -738,6 +741,7 @@ mod tests {
             y: vec![0.0],
             dropped_null_target: 0,
             pending_target_means: Vec::new(),
+            compact: None,
         };
         assert!(node_covers(&e, &data).is_err());
     }
@@ -755,6 +759,7 @@ mod tests {
             y: vec![0.0, 0.0],
             dropped_null_target: 0,
             pending_target_means: Vec::new(),
+            compact: None,
         };
         let means = feature_means(&data);
         assert_eq!(means, vec![2.0, 1.0]);

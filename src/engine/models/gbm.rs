@@ -30,6 +30,7 @@
 
 use std::ops::ControlFlow;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -42,7 +43,7 @@ use hessboost::tree::Node as LibraryNode;
 use serde_json::{Map, Value};
 
 use crate::engine::error::{EngineError, ErrorKind, Result};
-use crate::engine::features::Dataset;
+use crate::engine::features::{Dataset, F32Rows};
 use crate::engine::guard::catch_library_panic;
 use crate::engine::memory;
 use crate::engine::options::values::{fraction, integer};
@@ -241,12 +242,17 @@ fn check_data(train: &Dataset, loss: Loss, options: &GbmOptions) -> Result<()> {
             options.min_samples_leaf, train.n_rows
         )));
     }
-    if train.x.len() != train.n_rows * train.n_features || train.y.len() != train.n_rows {
+    let n_values = match &train.compact {
+        Some(rows) => rows.as_slice().len(),
+        None => train.x.len(),
+    };
+    if n_values != train.n_rows * train.n_features || train.y.len() != train.n_rows {
         return Err(EngineError::new(
             ErrorKind::Internal,
             "dataset shape does not match its values",
         ));
     }
+    // compact rows are finite f32 values by construction
     let limit = f64::from(f32::MAX);
     if let Some(i) = train.x.iter().position(|v| v.is_nan() || v.abs() > limit) {
         return Err(EngineError::new(
@@ -344,11 +350,19 @@ impl Worker {
     }
 }
 
+/// Features (row-major) rounded to `f32`, the library's input format; routing stays exact
+/// (see [`f64_threshold`]).
+enum BoostingFeatures {
+    /// A copy, freed once the library has binned it.
+    Copied(Vec<f32>),
+    /// A compact dataset's own rows, shared with the library without a copy.
+    Shared(Arc<F32Rows>),
+}
+
 /// Everything the training thread needs, owned: it runs beside the caller and borrows nothing.
 struct BoostingJob {
-    /// Features (row-major) and target, rounded to `f32`, the library's input format; routing
-    /// stays exact (see [`f64_threshold`]).
-    x: Vec<f32>,
+    x: BoostingFeatures,
+    /// The target rounded to `f32`.
     y: Vec<f32>,
     n_rows: usize,
     n_features: usize,
@@ -363,7 +377,10 @@ struct BoostingJob {
 impl BoostingJob {
     fn new(train: &Dataset, loss: Loss, options: &GbmOptions, rounds: Sender<usize>) -> Self {
         BoostingJob {
-            x: train.x.iter().map(|&v| v as f32).collect(),
+            x: match &train.compact {
+                Some(rows) => BoostingFeatures::Shared(Arc::clone(rows)),
+                None => BoostingFeatures::Copied(train.x.iter().map(|&v| v as f32).collect()),
+            },
             y: train.y.iter().map(|&v| v as f32).collect(),
             n_rows: train.n_rows,
             n_features: train.n_features,
@@ -392,10 +409,16 @@ impl BoostingJob {
     /// The library's training proper, reporting every round on `rounds`.
     fn boost(self) -> Result<BoostedModel> {
         let params = training_params(self.loss, &self.options, self.min_child_weight)?;
-        let values = DMatrix::from_dense_vec(self.x, self.n_rows, self.n_features)
-            .map_err(|e| library_error("training matrix", e))?;
+        let values = match self.x {
+            BoostingFeatures::Copied(x) => DMatrix::from_dense_vec(x, self.n_rows, self.n_features),
+            BoostingFeatures::Shared(rows) => {
+                DMatrix::from_dense_shared(rows, self.n_rows, self.n_features, f32::NAN)
+            }
+        }
+        .map_err(|e| library_error("training matrix", e))?;
         // histogram growth reads the bins only: training on them is training on the values,
-        // bit for bit, and the values (4 bytes each) are freed before the first round
+        // bit for bit, and the library lets go of the values (4 bytes each) before the first
+        // round (a copy is freed; shared rows stay with the dataset)
         let dtrain = BinnedMatrix::new(&values, params.max_bin)
             .and_then(|d| d.with_labels(&self.y))
             .map_err(|e| library_error("training matrix", e))?;
@@ -637,6 +660,38 @@ mod tests {
             y,
             dropped_null_target: 0,
             pending_target_means: Vec::new(),
+            compact: None,
+        }
+    }
+
+    #[test]
+    fn a_compact_dataset_trains_the_same_model_and_predicts_the_same_bits() {
+        for (classify, loss) in [(false, Loss::SquaredError), (true, Loss::LogLoss)] {
+            let mut plain = data(3000, 7, classify);
+            // values that f32 rounds, at and beside the rounding boundaries
+            plain.x[0] = 0.1;
+            plain.x[5] = 1.0 + f64::EPSILON;
+            plain.x[10] = f64::from(f32::MAX);
+            let options = GbmOptions {
+                n_trees: 20,
+                threads: 2,
+                ..GbmOptions::default()
+            };
+            let from_f64 = fit_gbm(&plain, loss, &options, &mut || {}).unwrap();
+            let mut compact = plain.clone();
+            assert!(compact.compact_to_f32());
+            assert!(compact.x.is_empty());
+            let from_f32 = fit_gbm(&compact, loss, &options, &mut || {}).unwrap();
+            assert_eq!(from_f64, from_f32);
+            let mut buffer = Vec::new();
+            for i in 0..plain.n_rows {
+                let row = compact.row_values(i, &mut buffer);
+                assert_eq!(
+                    from_f64.ensemble.predict(plain.row(i)).to_bits(),
+                    from_f32.ensemble.predict(row).to_bits(),
+                    "row {i}"
+                );
+            }
         }
     }
 
@@ -1068,6 +1123,7 @@ mod tests {
             y: vec![0.0, 1.0],
             dropped_null_target: 0,
             pending_target_means: Vec::new(),
+            compact: None,
         };
         // two rows are enough to fit (one split)
         let fit = fit_gbm(&two, Loss::SquaredError, &one_leaf, &mut || {}).unwrap();

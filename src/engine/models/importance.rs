@@ -165,6 +165,7 @@ mod tests {
             y: vec![0.0; 3],
             dropped_null_target: 0,
             pending_target_means: Vec::new(),
+            compact: None,
         };
         let imp = shap_importance(&explainer, &data, &mut || {}).unwrap();
         assert!((imp[0] - 17.5 / 3.0).abs() < 1e-12, "{imp:?}");
@@ -193,6 +194,7 @@ mod tests {
             y,
             dropped_null_target: 0,
             pending_target_means: Vec::new(),
+            compact: None,
         };
         let mean = (0..n).map(|i| data.row(i)[0]).sum::<f64>() / n as f64;
         let var = (0..n).map(|i| (data.row(i)[0] - mean).powi(2)).sum::<f64>() / n as f64;

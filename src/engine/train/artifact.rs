@@ -7,7 +7,6 @@ use crate::engine::codec::{ModelArtifact, Task};
 use crate::engine::error::{EngineError, ErrorKind, Result};
 use crate::engine::features::{Dataset, FeatureSpec};
 use crate::engine::metrics::ClassificationMetrics;
-use crate::engine::models::explain::feature_means;
 use crate::engine::models::importance::{
     gain_importance, mean_squared_error, permutation_importance,
 };
@@ -19,7 +18,7 @@ use crate::engine::tiers::{Tier, TierScheme, TierSpec};
 use super::fit::Fit;
 
 /// The model artifact of the chosen `fit`; tiers are cut on `population` (the predictions on
-/// every training row), feature means taken from the training rows `train`.
+/// every training row); `feature_means` are the training rows' (`explain::feature_means`).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn build(
     algorithm: Algorithm,
@@ -29,7 +28,7 @@ pub(super) fn build(
     kind: TargetKind,
     options: &TrainOptions,
     population: &[f64],
-    train: &Dataset,
+    feature_means: Vec<f64>,
 ) -> Result<ModelArtifact> {
     let task = if kind == TargetKind::Value {
         Task::Regression
@@ -57,7 +56,7 @@ pub(super) fn build(
     };
     artifact.covers = fit.covers;
     artifact.gains = fit.gains;
-    artifact.feature_means = feature_means(train);
+    artifact.feature_means = feature_means;
     Ok(artifact)
 }
 

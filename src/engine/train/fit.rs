@@ -190,6 +190,15 @@ fn fit_one_vs_rest(
     Ok(Fit::from(Predictor::OneVsRest(models)))
 }
 
+/// Whether [`fit`] trains `algorithm` as one boosting fit on the training rows themselves,
+/// which reads nothing of them but their features rounded to `f32` and routes a rounded value
+/// where the original goes: the rows may then be compacted (`Dataset::compact_to_f32`). Not
+/// one-vs-rest or hurdle fits, which take copies and subsets of the rows.
+pub(super) fn boosts_on_f32_only(algorithm: Algorithm, options: &TrainOptions) -> bool {
+    let one_vs_rest = options.task == Some(Task::Classification) && options.classes.len() > 2;
+    algorithm == Algorithm::Gbm && !one_vs_rest && options.loss != ValueLoss::Hurdle
+}
+
 pub(super) fn fit(
     algorithm: Algorithm,
     train: &Dataset,

@@ -14,6 +14,7 @@ use crate::engine::drift::BinProfile;
 use crate::engine::error::{EngineError, ErrorKind, Result};
 use crate::engine::features::{Dataset, FeatureSpec};
 use crate::engine::metrics::HoldoutMetrics;
+use crate::engine::models::explain::feature_means;
 use crate::engine::models::Algorithm;
 use crate::engine::models::ValueLoss;
 use crate::engine::options::TrainOptions;
@@ -446,7 +447,7 @@ fn refit(
         TargetKind::Value,
         &selected.options,
         &population,
-        &split.train,
+        feature_means(&split.train),
     )?;
     Ok((artifact, population))
 }

@@ -12,6 +12,7 @@ use crate::engine::drift::BinProfile;
 use crate::engine::error::{EngineError, ErrorKind, Result};
 use crate::engine::features::{Dataset, FeatureSpec};
 use crate::engine::metrics::HoldoutMetrics;
+use crate::engine::models::explain::feature_means;
 use crate::engine::models::sequence::model::SequenceLayout;
 use crate::engine::models::Algorithm;
 use crate::engine::options::TrainOptions;
@@ -131,12 +132,17 @@ pub fn train_owned(
     let mut features = features;
     data.encode_target_means(&mut features, &train_idx);
     let dropped_null_target = data.dropped_null_target;
-    let split = Split::new(data, &train_idx, &test_idx, options)?;
+    let mut split = Split::new(data, &train_idx, &test_idx, options)?;
     let searched = search::search(algorithm, &split, kind, options, interrupt)?;
     let (options, search_report) = match &searched {
         Some((combo, report)) => (combo, Some(report.clone())),
         None => (options, None),
     };
+    let means = feature_means(&split.train);
+    if fit::boosts_on_f32_only(algorithm, options) {
+        // half the training rows' memory for the fit, with the same model and predictions
+        split.train.compact_to_f32();
+    }
     let best = candidates::best_candidate(algorithm, &split, kind, options, interrupt)?;
     let population = split.predict_population(&best.fit, &train_idx, &test_idx)?;
     let artifact = artifact::build(
@@ -147,7 +153,7 @@ pub fn train_owned(
         kind,
         options,
         &population,
-        &split.train,
+        means,
     )?;
     let mut extra = serde_json::Map::new();
     if let Some(report) = search_report {
@@ -252,9 +258,10 @@ impl Split {
             f64::NAN,
             "the predictions on the training rows",
         )?;
+        let mut buffer = Vec::new();
         for (set, rows) in [(&self.train, train_idx), (&self.test, test_idx)] {
             for (k, &i) in rows.iter().enumerate() {
-                raw[i] = fit.predictor.predict(set.row(k));
+                raw[i] = fit.predictor.predict(set.row_values(k, &mut buffer));
             }
         }
         let population: Vec<f64> = check_predictions(raw)?
