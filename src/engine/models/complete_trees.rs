@@ -821,6 +821,7 @@ mod tests {
             y,
             dropped_null_target: 0,
             pending_target_means: Vec::new(),
+            compact: None,
         }
     }
 
