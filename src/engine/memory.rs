@@ -3,6 +3,9 @@
 //! memory is an error (53200) — never an allocation failure that aborts the backend and makes
 //! the postmaster restart every connection.
 
+use std::alloc::{GlobalAlloc, Layout};
+
+use super::big_blocks::BigBlocks;
 use super::error::{EngineError, ErrorKind, Result};
 
 /// Bytes one value of the training table is counted for: 8 as read (NULL as NaN), 8 in the
@@ -87,6 +90,32 @@ pub fn try_grow_by<T>(v: &mut Vec<T>, n: usize, what: &str) -> Result<()> {
     }
     v.try_reserve(n)
         .map_err(|_| out_of_memory(what, v.len() + n, std::mem::size_of::<T>()))
+}
+
+/// Checks that `bytes` more could be allocated now, for a library's working memory, which it
+/// allocates without a way to fail cleanly (an allocation failure there aborts the backend and
+/// restarts every connection): maps and unmaps them at once, untouched, or returns a 53200
+/// error naming `what`. Where the kernel overcommits this always passes, and the training
+/// budget (`customer_value.max_training_memory`) is the guard; under an address-space or strict
+/// commit limit it turns the library's failure into an error before the library runs.
+pub fn check_headroom(bytes: u64, what: &str) -> Result<()> {
+    let refused = || out_of_memory(what, usize::try_from(bytes).unwrap_or(usize::MAX), 1);
+    let Ok(size) = usize::try_from(bytes) else {
+        return Err(refused());
+    };
+    if size == 0 {
+        return Ok(());
+    }
+    let layout = Layout::from_size_align(size, 16).map_err(|_| refused())?;
+    // the allocator itself, not the test build's counting wrapper: nothing is held
+    // SAFETY: the layout is not empty; the block is freed at once with the same layout and
+    // never read or written
+    let block = unsafe { BigBlocks.alloc(layout) };
+    if block.is_null() {
+        return Err(refused());
+    }
+    unsafe { BigBlocks.dealloc(block, layout) };
+    Ok(())
 }
 
 fn out_of_memory(what: &str, n: usize, size: usize) -> EngineError {
@@ -265,6 +294,21 @@ pub mod tracking {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn headroom_is_checked_without_holding_it() {
+        assert!(check_headroom(0, "nothing").is_ok());
+        assert!(check_headroom(64 << 20, "64 MiB").is_ok());
+        // more than any address space: refused by name, as an error
+        let err = check_headroom(1 << 62, "a library's working memory").unwrap_err();
+        assert_eq!(err.kind, ErrorKind::OutOfMemory);
+        assert!(
+            err.message.contains("for a library's working memory"),
+            "{}",
+            err.message
+        );
+        assert!(check_headroom(u64::MAX, "everything").is_err());
+    }
 
     #[test]
     fn the_budget_refuses_rows_beyond_it_by_name() {

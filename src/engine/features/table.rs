@@ -338,7 +338,8 @@ impl RawTable {
                 // ages; NULL stays NaN (as_of − NaN is NaN)
                 column.iter_mut().for_each(|v| *v = self.as_of - *v);
             }
-            let present: Vec<f64> = column.iter().copied().filter(|v| !v.is_nan()).collect();
+            let mut present = try_with_capacity(column.len(), "a feature column")?;
+            present.extend(column.iter().copied().filter(|v| !v.is_nan()));
             self.check_informative(j, &present)?;
             if self.types[j] == SqlType::Text {
                 self.encode_categories(j, &column, &present, &mut out)?;

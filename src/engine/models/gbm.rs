@@ -375,12 +375,22 @@ struct BoostingJob {
 }
 
 impl BoostingJob {
-    fn new(train: &Dataset, loss: Loss, options: &GbmOptions, rounds: Sender<usize>) -> Self {
-        BoostingJob {
-            x: match &train.compact {
-                Some(rows) => BoostingFeatures::Shared(Arc::clone(rows)),
-                None => BoostingFeatures::Copied(train.x.iter().map(|&v| v as f32).collect()),
-            },
+    fn new(
+        train: &Dataset,
+        loss: Loss,
+        options: &GbmOptions,
+        rounds: Sender<usize>,
+    ) -> Result<Self> {
+        let x = match &train.compact {
+            Some(rows) => BoostingFeatures::Shared(Arc::clone(rows)),
+            None => {
+                let mut x = memory::try_with_capacity(train.x.len(), "the rows rounded to f32")?;
+                x.extend(train.x.iter().map(|&v| v as f32));
+                BoostingFeatures::Copied(x)
+            }
+        };
+        Ok(BoostingJob {
+            x,
             y: train.y.iter().map(|&v| v as f32).collect(),
             n_rows: train.n_rows,
             n_features: train.n_features,
@@ -388,7 +398,7 @@ impl BoostingJob {
             min_child_weight: min_child_weight(train, loss, options),
             options: options.clone(),
             rounds,
-        }
+        })
     }
 
     /// Runs on the training thread: boosts, then converts the model to our format.
@@ -434,6 +444,23 @@ impl BoostingJob {
             .map_err(|e| library_error("training", e))?;
         Ok(result.model)
     }
+}
+
+/// Checks that there is memory for what hessboost allocates without a way to fail cleanly: its
+/// histogram index (a u16 global and a u8 local bin per value, a row pointer per row),
+/// gradients, margins and partitions — measured at 82 bytes a row for 10 features, asked for as
+/// 8 a value and 32 a row — plus the `f32` copy of rows that are not compact.
+fn check_library_headroom(train: &Dataset) -> Result<()> {
+    let (rows, features) = (train.n_rows as u64, train.n_features as u64);
+    let copy = if train.compact.is_some() {
+        0
+    } else {
+        4 * rows * features
+    };
+    memory::check_headroom(
+        rows * (8 * features + 32) + copy,
+        "gradient_boosting's working memory",
+    )
 }
 
 /// hessboost bounds the hessian sum of a leaf, not its rows: the hessian `min_samples_leaf` rows
@@ -490,8 +517,9 @@ pub fn fit_gbm(
     check_data(train, loss, options)?;
     interrupt();
 
+    check_library_headroom(train)?;
     let (sender, receiver) = mpsc::channel::<usize>();
-    let job = BoostingJob::new(train, loss, options, sender);
+    let job = BoostingJob::new(train, loss, options, sender)?;
     let handle =
         spawn_with_signals_blocked("customer_value gbm", move || job.run()).map_err(|e| {
             EngineError::new(
