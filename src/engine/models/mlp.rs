@@ -24,6 +24,7 @@ use serde_json::{Map, Value};
 
 use crate::engine::error::{EngineError, ErrorKind, Result};
 use crate::engine::features::Dataset;
+use crate::engine::memory;
 use crate::engine::options::values::{integer, number, option_error};
 use crate::engine::stats::{sigmoid, SplitMix64};
 
@@ -950,6 +951,10 @@ fn fit_network(
 ) -> Result<(Net, MlpModel, MlpReport)> {
     options.validate()?;
     let (n_val, output) = check_training_data(train, task, options)?;
+    // the standardised copy of the rows and targets (ndarray allocates it without a way to
+    // fail) and the rows' order: 8 bytes a value, 24 a row
+    let (rows, features) = (train.n_rows as u64, train.n_features as u64);
+    memory::check_headroom(rows * (features + 3) * 8, "the mlp's standardised rows")?;
     let scaling = Scaling::measure(train, task)?;
     let p = train.n_features;
     let mut rng = SplitMix64::new(options.seed);
