@@ -47,14 +47,34 @@ impl BinProfile {
         )
     }
 
+    /// [`BinProfile::of_nan`] for a caller that already holds the non-NaN values of `values`
+    /// sorted ascending (`sorted_present`): no second copy or sort of them.
+    pub fn of_nan_sorted(values: &[f64], sorted_present: &[f64]) -> BinProfile {
+        Self::of_sorted(
+            sorted_present,
+            values.iter().map(|&v| (!v.is_nan()).then_some(v)),
+            values.len(),
+        )
+    }
+
     /// [`BinProfile::of`] for the `len` values `values` yields.
     fn of_values(values: impl Iterator<Item = Option<f64>> + Clone, len: usize) -> BinProfile {
         let mut present: Vec<f64> = values.clone().flatten().collect();
-        present.sort_by(f64::total_cmp);
+        present.sort_unstable_by(f64::total_cmp);
+        Self::of_sorted(&present, values, len)
+    }
+
+    /// The profile of the `len` values `values` yields, whose non-NULL values sorted ascending
+    /// are `present`.
+    fn of_sorted(
+        present: &[f64],
+        values: impl Iterator<Item = Option<f64>>,
+        len: usize,
+    ) -> BinProfile {
         let edges = if present.is_empty() {
             Vec::new()
         } else {
-            decile_edges(|q| quantile_sorted(&present, q))
+            decile_edges(|q| quantile_sorted(present, q))
         };
         let mut profile = BinProfile {
             edges,

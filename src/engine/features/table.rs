@@ -81,13 +81,17 @@ impl Imputation {
         }
     }
 
-    fn value(&self, present: &[f64]) -> f64 {
+    /// The value NULLs become, from a column's non-NULL values `present` (in the order read),
+    /// which it leaves sorted ascending — the mean is summed in the order read first.
+    fn value_sorting(&self, present: &mut [f64]) -> f64 {
+        let mean = present.iter().sum::<f64>() / present.len().max(1) as f64;
+        // pdqsort: ties are equal bits under total_cmp, so the order is the stable sort's
+        present.sort_unstable_by(f64::total_cmp);
+        let sorted: &[f64] = present;
         match self {
-            Imputation::Median => stats::median(present),
-            Imputation::Mean => present.iter().sum::<f64>() / present.len().max(1) as f64,
+            Imputation::Median => stats::quantile_sorted(sorted, 0.5),
+            Imputation::Mean => mean,
             Imputation::Mode => {
-                let mut sorted = present.to_vec();
-                sorted.sort_by(f64::total_cmp);
                 let (mut best, mut best_n) = (sorted[0], 0usize);
                 let mut i = 0;
                 while i < sorted.len() {
@@ -344,7 +348,7 @@ impl RawTable {
             if self.types[j] == SqlType::Text {
                 self.encode_categories(j, &column, &present, &mut out)?;
             } else {
-                self.encode_numbers(j, &column, &present, &mut out)?;
+                self.encode_numbers(j, &column, &mut present, &mut out)?;
             }
         }
         let target = std::mem::take(&mut self.target);
@@ -500,11 +504,12 @@ impl RawTable {
     }
 
     /// A number, boolean or date column (dates already as ages): NULLs imputed by its rule.
+    /// `present` (the non-NULL values of `kept`) is left sorted.
     fn encode_numbers(
         &self,
         j: usize,
         kept: &[f64],
-        present: &[f64],
+        present: &mut [f64],
         out: &mut EncodedColumns,
     ) -> Result<()> {
         let (name, sql_type) = (&self.names[j], &self.types[j]);
@@ -518,7 +523,7 @@ impl RawTable {
             .iter()
             .find(|(c, _)| c == column)
             .map_or(&Imputation::Median, |(_, r)| r);
-        let impute = rule.value(present);
+        let impute = rule.value_sorting(present);
         let encoding = if let Some(element) = element {
             element
         } else if sql_type.is_time() {
@@ -533,7 +538,7 @@ impl RawTable {
                 encoding,
                 impute: Some(impute),
             },
-            BinProfile::of_nan(kept),
+            BinProfile::of_nan_sorted(kept, present),
             &kept
                 .iter()
                 .map(|&v| if v.is_nan() { impute } else { v })

@@ -16,6 +16,7 @@ use crate::engine::models::explain::feature_means;
 use crate::engine::models::sequence::model::SequenceLayout;
 use crate::engine::models::Algorithm;
 use crate::engine::options::TrainOptions;
+use crate::engine::parallel;
 use crate::engine::stats::SplitMix64;
 use crate::engine::target::TargetKind;
 
@@ -144,7 +145,8 @@ pub fn train_owned(
         split.train.compact_to_f32();
     }
     let best = candidates::best_candidate(algorithm, &split, kind, options, interrupt)?;
-    let population = split.predict_population(&best.fit, &train_idx, &test_idx)?;
+    let population =
+        split.predict_population(&best.fit, &train_idx, &test_idx, options.gbm.threads)?;
     let artifact = artifact::build(
         best.algorithm,
         best.fit,
@@ -252,16 +254,23 @@ impl Split {
         fit: &Fit,
         train_idx: &[usize],
         test_idx: &[usize],
+        threads: usize,
     ) -> Result<Vec<f64>> {
         let mut raw = try_filled(
             train_idx.len() + test_idx.len(),
             f64::NAN,
             "the predictions on the training rows",
         )?;
-        let mut buffer = Vec::new();
         for (set, rows) in [(&self.train, train_idx), (&self.test, test_idx)] {
-            for (k, &i) in rows.iter().enumerate() {
-                raw[i] = fit.predictor.predict(set.row_values(k, &mut buffer));
+            // each row on its own: any split across the threads gives the same bits
+            let parts = parallel::map_ranges(parallel::chunks(rows.len()), threads, &|range| {
+                let mut buffer = Vec::new();
+                range
+                    .map(|k| fit.predictor.predict(set.row_values(k, &mut buffer)))
+                    .collect::<Vec<f64>>()
+            });
+            for (&i, p) in rows.iter().zip(parts.into_iter().flatten()) {
+                raw[i] = p;
             }
         }
         let population: Vec<f64> = check_predictions(raw)?
