@@ -460,6 +460,7 @@ fn read_table(
         table.set_target_classes(classes);
     }
     table.set_max_one_hot(options.max_one_hot);
+    table.set_threads(options.gbm.threads);
     table.set_imputation(options.impute.clone())?;
     if has_dates || options.as_of.is_some() {
         table.set_as_of(as_of_days(options.as_of.as_deref())?);

@@ -8,6 +8,7 @@ use super::super::error::{EngineError, ErrorKind, Result};
 use super::super::memory::{
     try_grow, try_grow_by, try_with_capacity, MemoryBudget, BYTES_PER_VALUE,
 };
+use super::super::parallel;
 use super::super::stats;
 use super::{ArrayShape, Dataset, Encoding, FeatureSpec, RawValue, SqlType, DEFAULT_MAX_ONE_HOT};
 
@@ -47,6 +48,8 @@ pub struct RawTable {
     /// days since 1970-01-01 too.
     as_of: f64,
     max_one_hot: usize,
+    /// Threads number columns are encoded on, a column each (`customer_value.training_threads`).
+    threads: usize,
     imputation: Vec<(String, Imputation)>,
     budget: MemoryBudget,
     /// Per column: the array column and position it holds, for an array element.
@@ -145,6 +148,7 @@ impl RawTable {
             classes: HashMap::new(),
             as_of: 0.0,
             max_one_hot: DEFAULT_MAX_ONE_HOT,
+            threads: 1,
             imputation: Vec::new(),
             budget: MemoryBudget::UNLIMITED,
             elements: vec![None; n],
@@ -200,6 +204,11 @@ impl RawTable {
     /// Bytes one row is counted for (see [`BYTES_PER_VALUE`]).
     pub fn bytes_per_row(&self) -> u64 {
         (self.names.len() as u64 + 1) * BYTES_PER_VALUE
+    }
+
+    /// Threads to encode number columns on, one column each (1: the calling thread only).
+    pub fn set_threads(&mut self, threads: usize) {
+        self.threads = threads.max(1);
     }
 
     pub fn set_max_one_hot(&mut self, n: usize) {
@@ -328,31 +337,62 @@ impl RawTable {
         self.drop_rows_without_target();
         let matrix = std::mem::take(&mut self.rows);
         let mut out = EncodedColumns::new(n_kept, self.width, matrix);
-        for j in 0..self.names.len() {
-            // the columns before j filled exactly the slots before j's (a text column of one
-            // category, the only one wider in the layout than encoded, is refused)
-            if out.specs.len() != self.slots[j] {
-                return Err(EngineError::new(
-                    ErrorKind::Internal,
-                    format!("feature column \"{}\" is out of place", self.names[j]),
-                ));
-            }
-            let mut column = out.column(self.slots[j])?;
-            if self.types[j].is_time() {
-                // ages; NULL stays NaN (as_of − NaN is NaN)
-                column.iter_mut().for_each(|v| *v = self.as_of - *v);
-            }
-            let mut present = try_with_capacity(column.len(), "a feature column")?;
-            present.extend(column.iter().copied().filter(|v| !v.is_nan()));
-            self.check_informative(j, &present)?;
+        let n = self.names.len();
+        let mut j = 0;
+        while j < n {
             if self.types[j] == SqlType::Text {
+                self.check_slot(j, &out)?;
+                let (column, present) = self.read_column(j, &out)?;
+                self.check_informative(j, &present)?;
                 self.encode_categories(j, &column, &present, &mut out)?;
-            } else {
-                self.encode_numbers(j, &column, &mut present, &mut out)?;
+                j += 1;
+                continue;
             }
+            // the next number columns, one per thread, each computed on its own (the same bits
+            // on any number of threads), then written in column order
+            let end = (j..n)
+                .take(self.threads)
+                .take_while(|&k| self.types[k] != SqlType::Text)
+                .last()
+                .map_or(j + 1, |k| k + 1);
+            let encoded = parallel::map_each(end - j, self.threads, &|k| {
+                let (column, present) = self.read_column(j + k, &out)?;
+                self.check_informative(j + k, &present)?;
+                self.number_column(j + k, column, present)
+            });
+            for (k, column) in encoded.into_iter().enumerate() {
+                let (spec, profile, values) = column?;
+                self.check_slot(j + k, &out)?;
+                out.push(spec, profile, &values)?;
+            }
+            j = end;
         }
         let target = std::mem::take(&mut self.target);
         out.into_dataset(target, dropped_null_target)
+    }
+
+    /// Checks that the columns before `j` filled exactly the slots before j's (a text column
+    /// of one category, the only one wider in the layout than encoded, is refused).
+    fn check_slot(&self, j: usize, out: &EncodedColumns) -> Result<()> {
+        if out.specs.len() == self.slots[j] {
+            return Ok(());
+        }
+        Err(EngineError::new(
+            ErrorKind::Internal,
+            format!("feature column \"{}\" is out of place", self.names[j]),
+        ))
+    }
+
+    /// Column `j`'s values as read (a date's as ages; NULL as NaN) and its non-NULL values.
+    fn read_column(&self, j: usize, out: &EncodedColumns) -> Result<(Vec<f64>, Vec<f64>)> {
+        let mut column = out.column(self.slots[j])?;
+        if self.types[j].is_time() {
+            // NULL stays NaN (as_of − NaN is NaN)
+            column.iter_mut().for_each(|v| *v = self.as_of - *v);
+        }
+        let mut present = try_with_capacity(column.len(), "a feature column")?;
+        present.extend(column.iter().copied().filter(|v| !v.is_nan()));
+        Ok((column, present))
     }
 
     /// Removes the rows whose target is NULL, moving the others up within the matrix.
@@ -503,27 +543,27 @@ impl RawTable {
         Ok(())
     }
 
-    /// A number, boolean or date column (dates already as ages): NULLs imputed by its rule.
-    /// `present` (the non-NULL values of `kept`) is left sorted.
-    fn encode_numbers(
+    /// A number, boolean or date column (dates already as ages) encoded: its spec, its
+    /// distribution before imputation (for drift) and its values with NULLs imputed by its rule.
+    /// `present` holds the non-NULL values of `column`.
+    fn number_column(
         &self,
         j: usize,
-        kept: &[f64],
-        present: &mut [f64],
-        out: &mut EncodedColumns,
-    ) -> Result<()> {
+        mut column: Vec<f64>,
+        mut present: Vec<f64>,
+    ) -> Result<(FeatureSpec, BinProfile, Vec<f64>)> {
         let (name, sql_type) = (&self.names[j], &self.types[j]);
         let element = self.elements[j].clone();
-        let column = match &element {
+        let source = match &element {
             Some(Encoding::Element { column, .. }) => column,
             _ => name,
         };
         let rule = self
             .imputation
             .iter()
-            .find(|(c, _)| c == column)
+            .find(|(c, _)| c == source)
             .map_or(&Imputation::Median, |(_, r)| r);
-        let impute = rule.value_sorting(present);
+        let impute = rule.value_sorting(&mut present);
         let encoding = if let Some(element) = element {
             element
         } else if sql_type.is_time() {
@@ -531,19 +571,19 @@ impl RawTable {
         } else {
             Encoding::for_column(name, sql_type)?
         };
-        out.push(
-            FeatureSpec {
-                name: name.clone(),
-                sql_type: sql_type.sql_name().to_string(),
-                encoding,
-                impute: Some(impute),
-            },
-            BinProfile::of_nan_sorted(kept, present),
-            &kept
-                .iter()
-                .map(|&v| if v.is_nan() { impute } else { v })
-                .collect::<Vec<f64>>(),
-        )
+        let profile = BinProfile::of_nan_sorted(&column, &present);
+        drop(present);
+        column
+            .iter_mut()
+            .filter(|v| v.is_nan())
+            .for_each(|v| *v = impute);
+        let spec = FeatureSpec {
+            name: name.clone(),
+            sql_type: sql_type.sql_name().to_string(),
+            encoding,
+            impute: Some(impute),
+        };
+        Ok((spec, profile, column))
     }
 }
 
@@ -878,6 +918,68 @@ mod encoding_tests {
             "{}",
             err.message
         );
+    }
+
+    /// Number columns around a one-hot block, with NULLs, a date and a mean imputation.
+    fn mixed_table(threads: usize, constant: &[usize]) -> RawTable {
+        let names = ["a", "b", "s", "c", "d", "e"];
+        let types = [
+            SqlType::Double,
+            SqlType::Date,
+            SqlType::Text,
+            SqlType::Double,
+            SqlType::Integer,
+            SqlType::Double,
+        ];
+        let columns = names
+            .iter()
+            .zip(types)
+            .map(|(n, t)| (n.to_string(), t))
+            .collect();
+        let mut raw = RawTable::new("y", columns).unwrap();
+        raw.set_categories(2, vec!["x".into(), "y".into(), "z".into()]);
+        raw.set_as_of(20_000.0);
+        raw.set_imputation(vec![("d".into(), Imputation::Mean)])
+            .unwrap();
+        raw.set_threads(threads);
+        let mut rng = crate::engine::stats::SplitMix64::new(17);
+        for i in 0..3000 {
+            let mut number = |j: usize| {
+                if constant.contains(&j) {
+                    RawValue::Number(1.0)
+                } else if i % (7 + j) == 0 {
+                    RawValue::Null
+                } else {
+                    RawValue::Number((rng.next_f64() * 1000.0).round() / 10.0)
+                }
+            };
+            let (a, b, c, d, e) = (number(0), number(1), number(3), number(4), number(5));
+            let s = [RawValue::Text(b"x"), RawValue::Text(b"z"), RawValue::Null][i % 3];
+            raw.push_values(&[a, b, s, c, d, e], RawValue::Number(i as f64))
+                .unwrap();
+        }
+        raw
+    }
+
+    #[test]
+    fn number_columns_encode_to_the_same_bits_on_any_number_of_threads() {
+        let (specs, data, profiles) = mixed_table(1, &[]).into_dataset_with_profiles().unwrap();
+        for threads in [2, 3, 8] {
+            let (s, d, p) = mixed_table(threads, &[])
+                .into_dataset_with_profiles()
+                .unwrap();
+            assert_eq!(s, specs);
+            assert_eq!(p, profiles);
+            let bits = |x: &[f64]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&d.x), bits(&data.x), "{threads} threads");
+        }
+        // the first column at fault in column order is named, whatever finishes first
+        for threads in [1, 3] {
+            let err = mixed_table(threads, &[4, 3])
+                .into_dataset_with_profiles()
+                .unwrap_err();
+            assert!(err.message.contains("\"c\" is constant"), "{}", err.message);
+        }
     }
 
     #[test]
