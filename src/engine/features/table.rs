@@ -845,9 +845,8 @@ mod encoding_tests {
         assert_eq!(specs[3].encoding, Encoding::DaysBefore { as_of: 20_000.0 });
     }
 
-    #[test]
-    fn rows_without_a_target_leave_the_matrix_and_every_block_keeps_its_slots() {
-        // a number, a one-hot block of two indicators, a number: rows 1 and 3 have no target
+    /// Columns n (a number), s (text of `categories`) and m (a number).
+    fn text_between_numbers(categories: &[&str]) -> RawTable {
         let mut raw = RawTable::new(
             "y",
             vec![
@@ -857,7 +856,14 @@ mod encoding_tests {
             ],
         )
         .unwrap();
-        raw.set_categories(1, vec!["a".into(), "b".into(), "c".into()]);
+        raw.set_categories(1, categories.iter().map(|c| c.to_string()).collect());
+        raw
+    }
+
+    #[test]
+    fn rows_without_a_target_leave_the_matrix_and_every_block_keeps_its_slots() {
+        // a number, a one-hot block of two indicators, a number: rows 1 and 3 have no target
+        let mut raw = text_between_numbers(&["a", "b", "c"]);
         let rows: [(f64, RawValue<'_>, f64, Option<f64>); 6] = [
             (1.0, RawValue::Text(b"c"), 10.0, Some(1.0)),
             (2.0, RawValue::Text(b"b"), 20.0, None),
@@ -890,16 +896,7 @@ mod encoding_tests {
 
     #[test]
     fn a_text_column_of_one_category_is_refused_by_name_between_others() {
-        let mut raw = RawTable::new(
-            "y",
-            vec![
-                ("n".into(), SqlType::Double),
-                ("s".into(), SqlType::Text),
-                ("m".into(), SqlType::Double),
-            ],
-        )
-        .unwrap();
-        raw.set_categories(1, vec!["only".into()]);
+        let mut raw = text_between_numbers(&["only"]);
         for i in 0..4 {
             let v = f64::from(i);
             raw.push_values(

@@ -698,6 +698,32 @@ mod tests {
         }
     }
 
+    /// A dataset of the rows `x` (10 values each) and their targets `y`.
+    fn ten_features(x: Vec<f64>, y: Vec<f64>) -> Dataset {
+        Dataset {
+            n_rows: y.len(),
+            n_features: 10,
+            x,
+            y,
+            dropped_null_target: 0,
+            pending_target_means: Vec::new(),
+            compact: None,
+        }
+    }
+
+    /// A squared-error gbm of `n_trees` trees of depth 6 fitted on `train`.
+    fn depth_six_gbm(train: &Dataset, n_trees: usize, min_samples_leaf: usize) -> TreeEnsemble {
+        let options = GbmOptions {
+            n_trees,
+            max_depth: 6,
+            min_samples_leaf,
+            ..GbmOptions::default()
+        };
+        fit_gbm(train, Loss::SquaredError, &options, &mut || {})
+            .unwrap()
+            .ensemble
+    }
+
     /// y from ten features with thresholds, interactions and many ties (rounded features).
     fn ten_feature_data(n: usize, seed: u64) -> Dataset {
         let mut rng = SplitMix64::new(seed);
@@ -720,15 +746,7 @@ mod tests {
             );
             x.extend(row);
         }
-        Dataset {
-            n_rows: n,
-            n_features: 10,
-            x,
-            y,
-            dropped_null_target: 0,
-            pending_target_means: Vec::new(),
-            compact: None,
-        }
+        ten_features(x, y)
     }
 
     fn assert_same_on_rows_and_thresholds(e: &TreeEnsemble, rows: &Dataset) {
@@ -745,14 +763,7 @@ mod tests {
     fn a_trained_gbm_and_forest_predict_the_node_walk_to_the_bit() {
         let train = ten_feature_data(3_000, 1);
         let rows = ten_feature_data(2_000, 2);
-        let options = GbmOptions {
-            n_trees: 60,
-            max_depth: 6,
-            ..GbmOptions::default()
-        };
-        let gbm = fit_gbm(&train, Loss::SquaredError, &options, &mut || {})
-            .unwrap()
-            .ensemble;
+        let gbm = depth_six_gbm(&train, 60, GbmOptions::default().min_samples_leaf);
         assert_eq!(gbm.max_depth(), 6);
         let layout = gbm.complete.get_or_build(&gbm).unwrap();
         assert!(layout
@@ -814,15 +825,7 @@ mod tests {
             y.push((mu + 0.6 * normal(&mut rng)).exp());
             x.extend(f);
         }
-        Dataset {
-            n_rows: n,
-            n_features: 10,
-            x,
-            y,
-            dropped_null_target: 0,
-            pending_target_means: Vec::new(),
-            compact: None,
-        }
+        ten_features(x, y)
     }
 
     /// Best of `runs` passes over `rows`, in ns per row (the sum keeps the work observable).
@@ -845,15 +848,7 @@ mod tests {
     fn scoring_speed() {
         let train = customer_like_data(100_000, 1);
         let rows = customer_like_data(100_000, 2);
-        let options = GbmOptions {
-            n_trees: 100,
-            max_depth: 6,
-            min_samples_leaf: 20,
-            ..GbmOptions::default()
-        };
-        let gbm = fit_gbm(&train, Loss::SquaredError, &options, &mut || {})
-            .unwrap()
-            .ensemble;
+        let gbm = depth_six_gbm(&train, 100, 20);
         let forest = fit_random_forest(
             &customer_like_data(20_000, 3),
             &ForestParams {
