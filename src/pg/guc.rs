@@ -51,8 +51,8 @@ struct IntSetting {
     flags: GucFlags,
 }
 
-/// `customer_value.training_threads`: threads a gradient-boosting training uses (0: the
-/// machine's cores, capped by `max_parallel_workers`).
+/// `customer_value.training_threads`: threads a training uses for gradient boosting, encoding
+/// and predicting its rows (0: the machine's cores, capped by `max_parallel_workers`).
 pub static TRAINING_THREADS: GucSetting<i32> = GucSetting::<i32>::new(0);
 
 /// The threads a training may use now: the setting, or for 0 the machine's cores capped by
@@ -92,7 +92,7 @@ static INT_SETTINGS: [IntSetting; 4] = [
     },
     IntSetting {
         name: c"customer_value.training_threads",
-        short: c"Threads a gradient-boosting training uses (0: the machine's cores, capped by max_parallel_workers).",
+        short: c"Threads a training uses for gradient boosting, encoding its rows and predicting them (0: the machine's cores, capped by max_parallel_workers).",
         long: c"The threads never touch the database and have signals blocked; the backend checks for cancel while they run.",
         value: &TRAINING_THREADS,
         min: 0,
