@@ -20,7 +20,8 @@
 //! keeps every index in its tree, [`CompleteTrees::build`] checks that every split feature is
 //! below the ensemble's feature count, and the walk checks the row is that long. The walk is
 //! bound by the instructions it issues (about ten a step, eight trees' steps in flight), so
-//! what does not shorten a step does not help: measured on a 100-tree depth-6 gbm, quantising
+//! what does not shorten a step does not help: timed once in development (end-to-end scoring is
+//! measured by bench/models.sh) on a 100-tree depth-6 gbm, quantising
 //! the row into per-feature threshold ranks (u16 splits, 4× less memory) was 14 % slower
 //! (ranking ten features costs as much as it saves), AVX2 gathers of eight trees 65 % slower,
 //! walking two levels per step (three comparisons, half the latency) 15 % slower, and dropping
@@ -788,87 +789,6 @@ mod tests {
                 .iter()
                 .all(|g| matches!(g.layout, GroupLayout::Complete { .. }) == complete));
             assert_same_on_rows_and_thresholds(&forest, &rows);
-        }
-    }
-
-    /// Ten features shaped like bench/models.sh's customers (counts, days, ages, log-normal
-    /// amounts, rates and noise) and a spend target non-linear in them.
-    fn customer_like_data(n: usize, seed: u64) -> Dataset {
-        let mut rng = SplitMix64::new(seed);
-        let normal = |rng: &mut SplitMix64| {
-            let (u, v) = (1.0 - rng.next_f64(), rng.next_f64());
-            (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
-        };
-        let mut x = Vec::with_capacity(n * 10);
-        let mut y = Vec::with_capacity(n);
-        for _ in 0..n {
-            let f = [
-                (-(1.0 - rng.next_f64()).ln() * 6.0).floor(),
-                (rng.next_f64() * 365.0).round(),
-                rng.next_f64() * 8.0,
-                (3.6 + 0.5 * normal(&mut rng)).exp(),
-                (-(1.0 - rng.next_f64()).ln() * 1.2).floor(),
-                rng.next_f64(),
-                18.0 + (rng.next_f64() * 62.0).floor(),
-                rng.next_f64().powi(2),
-                (1.5 + 0.8 * normal(&mut rng)).exp(),
-                normal(&mut rng),
-            ];
-            let mu = 2.2
-                + 0.45 * f[0].ln_1p()
-                + 0.5 * f[3].ln()
-                + 0.35 * (f[6] / 8.0).sin()
-                + 0.4 * f64::from(u8::from(f[1] < 60.0))
-                + 0.25 * f[2] * f[5]
-                - 0.5 * f[7] * f[7]
-                + 0.1 * f[8].ln();
-            y.push((mu + 0.6 * normal(&mut rng)).exp());
-            x.extend(f);
-        }
-        ten_features(x, y)
-    }
-
-    /// Best of `runs` passes over `rows`, in ns per row (the sum keeps the work observable).
-    fn ns_per_row(rows: &Dataset, runs: usize, predict: &dyn Fn(&[f64]) -> f64) -> f64 {
-        let mut best = f64::INFINITY;
-        for _ in 0..runs {
-            let start = std::time::Instant::now();
-            let sum: f64 = (0..rows.n_rows).map(|i| predict(rows.row(i))).sum();
-            std::hint::black_box(sum);
-            best = best.min(start.elapsed().as_nanos() as f64 / rows.n_rows as f64);
-        }
-        best
-    }
-
-    /// Per-row scoring time of the node walk and of the layout, measured alternately (the
-    /// machine may be busy): `cargo test --release --lib … complete_trees::tests::scoring_speed
-    /// -- --ignored --nocapture`.
-    #[test]
-    #[ignore]
-    fn scoring_speed() {
-        let train = customer_like_data(100_000, 1);
-        let rows = customer_like_data(100_000, 2);
-        let gbm = depth_six_gbm(&train, 100, 20);
-        let forest = fit_random_forest(
-            &customer_like_data(20_000, 3),
-            &ForestParams {
-                n_trees: 100,
-                max_depth: 8,
-                ..ForestParams::default()
-            },
-            &mut || {},
-        )
-        .unwrap();
-        for (name, e) in [
-            ("gbm 100 × depth 6", &gbm),
-            ("forest 100 × depth 8", &forest),
-        ] {
-            let (mut walk, mut layout) = (f64::INFINITY, f64::INFINITY);
-            for _ in 0..5 {
-                walk = walk.min(ns_per_row(&rows, 2, &|x| reference_predict(e, x)));
-                layout = layout.min(ns_per_row(&rows, 2, &|x| e.predict(x)));
-            }
-            println!("{name}: node walk {walk:.0} ns/row, layout {layout:.0} ns/row");
         }
     }
 }
